@@ -1,0 +1,6 @@
+//! Histories and the pure checkers that judge them.
+//!
+//! Every checker is a function from a [`history::History`] to a verdict with
+//! evidence. The simulator, the chaos runner and `fenced check` share them.
+
+pub mod history;
