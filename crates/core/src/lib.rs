@@ -1,1 +1,28 @@
-//! placeholder
+//! The pure core of fenced: the lock table as a deterministic state machine.
+//!
+//! Nothing here does I/O or reads a clock. Time enters only as values inside
+//! commands ([`command::Request::at_ms`]), and every replica that applies the same
+//! log produces the same state and the same responses, byte for byte. That is
+//! what lets a retried request get the original answer from any replica, and
+//! what lets the simulator replay a seed.
+//!
+//! - [`ids`]: lease ids, fencing tokens, names and their validation.
+//! - [`command`]: what goes into the replicated log.
+//! - [`response`]: what applying a command answers.
+//! - [`table`]: the lock table itself (`apply`).
+//! - [`token`]: signed fencing tokens (Ed25519), issue and verify.
+//! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
+//! - [`limits`]: the bounds on every collection in the table.
+
+pub mod clock;
+pub mod command;
+pub mod ids;
+pub mod limits;
+pub mod response;
+pub mod table;
+pub mod token;
+
+pub use command::{Command, Request};
+pub use ids::{ClientId, LeaseId, Token};
+pub use response::{Grant, Response, SmError};
+pub use table::LockTable;

@@ -1,0 +1,84 @@
+//! What goes into the replicated log.
+
+use crate::ids::{ClientId, LeaseId, Token};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One log entry's payload: a command, who sent it, and the proposer's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// `(client, request_id)` for deduplication. `None` for commands the
+    /// leader proposes on its own (expiry, handoff, checkpoints).
+    pub origin: Option<Origin>,
+    /// The proposing leader's wall clock, in ms since the Unix epoch. Used only
+    /// as the `issued_at` of signed tokens, for display. Never for timing.
+    pub at_ms: u64,
+    pub cmd: Command,
+}
+
+/// The sender of a client request and its per-client sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub client: ClientId,
+    pub request_id: u64,
+}
+
+/// A state-machine command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Install the cluster's Ed25519 signing key (32 secret bytes). Proposed
+    /// once by the node that initializes the cluster, and again to rotate.
+    SetSigningKey { secret: [u8; 32] },
+    /// Create a lease that lives `ttl_ms` after its last renewal.
+    LeaseGrant { ttl_ms: u64 },
+    /// Renew a lease for another full TTL.
+    LeaseKeepAlive { lease: LeaseId },
+    /// End a lease now, releasing its locks and leaving its queues.
+    LeaseRevoke { lease: LeaseId },
+    /// Acquire `lock` for `lease`. If held by another lease and `wait` is
+    /// true, join the FIFO queue; otherwise answer `Busy`.
+    Acquire { lock: String, lease: LeaseId, wait: bool, value: String },
+    /// Leave the queue of `lock` (a waiter gave up).
+    CancelWait { lock: String, lease: LeaseId },
+    /// Release `lock`, held by `lease` with `token`.
+    Release { lock: String, lease: LeaseId, token: Token },
+    /// Create-if-absent of a name. If `lease` is given the claim ends with it.
+    Claim { name: String, owner: String, lease: Option<LeaseId> },
+    /// Proposed by the leader when its monotonic timer for `lease` ran out.
+    /// `renewed` is the log index of the renewal the timer was based on: if the
+    /// lease was renewed since, the expiry is void.
+    Expire { lease: LeaseId, renewed: u64 },
+    /// Proposed by the leader: grant `lock` to the head of its queue. Needed
+    /// when one entry freed several locks, because an entry grants at most one.
+    Handoff { lock: String },
+    /// Proposed by the leader: the remaining TTL of each lease, measured on its
+    /// monotonic clock. A replica that restarts (and so lost its own timers)
+    /// resumes from these instead of the full TTL.
+    Checkpoint { remaining: Vec<(LeaseId, u64)> },
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(o) => write!(f, "{}#{}: ", o.client, o.request_id)?,
+            None => write!(f, "leader: ")?,
+        }
+        match &self.cmd {
+            Command::SetSigningKey { .. } => write!(f, "set-signing-key"),
+            Command::LeaseGrant { ttl_ms } => write!(f, "lease-grant ttl={ttl_ms}ms"),
+            Command::LeaseKeepAlive { lease } => write!(f, "keepalive lease={lease}"),
+            Command::LeaseRevoke { lease } => write!(f, "revoke lease={lease}"),
+            Command::Acquire { lock, lease, wait, .. } => {
+                write!(f, "acquire {lock} lease={lease} wait={wait}")
+            }
+            Command::CancelWait { lock, lease } => write!(f, "cancel-wait {lock} lease={lease}"),
+            Command::Release { lock, lease, token } => {
+                write!(f, "release {lock} lease={lease} token={token}")
+            }
+            Command::Claim { name, owner, .. } => write!(f, "claim {name} owner={owner}"),
+            Command::Expire { lease, renewed } => write!(f, "expire lease={lease} renewed={renewed}"),
+            Command::Handoff { lock } => write!(f, "handoff {lock}"),
+            Command::Checkpoint { remaining } => write!(f, "checkpoint leases={}", remaining.len()),
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! What applying a command answers. Deterministic: every replica computes the
+//! same response for the same entry, which is what makes deduplicated retries
+//! return the original result from any replica.
+
+use crate::ids::{LeaseId, Token};
+use serde::{Deserialize, Serialize};
+
+/// A lock grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub lock: String,
+    /// The fencing token: the log index of the granting entry.
+    pub token: Token,
+    pub lease: LeaseId,
+    /// The signed token (see [`crate::token`]) a resource can verify.
+    pub signed: String,
+    /// The holder's value (election proclamation), possibly empty.
+    pub value: String,
+}
+
+/// The answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    LeaseGranted {
+        lease: LeaseId,
+        ttl_ms: u64,
+    },
+    LeaseKept {
+        lease: LeaseId,
+        ttl_ms: u64,
+    },
+    LeaseRevoked {
+        lease: LeaseId,
+        released: Vec<String>,
+    },
+    Granted(Grant),
+    /// The lock is held and the caller joined the queue at `position` (0 = next).
+    Queued {
+        lock: String,
+        lease: LeaseId,
+        position: usize,
+    },
+    /// The lock is held by another lease and the caller asked not to wait.
+    Busy {
+        lock: String,
+        holder: LeaseId,
+        token: Token,
+    },
+    Released {
+        lock: String,
+        token: Token,
+    },
+    /// The waiter left the queue (or was not in it).
+    WaitCancelled {
+        lock: String,
+    },
+    Claimed {
+        name: String,
+        token: Token,
+        owner: String,
+    },
+    AlreadyClaimed {
+        name: String,
+        token: Token,
+        owner: String,
+    },
+    /// Leader bookkeeping (expire, handoff, checkpoint, key) took effect or was void.
+    Done,
+    Err(SmError),
+}
+
+/// A deterministic rejection. The state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SmError {
+    #[error("lease {0} does not exist (it expired, was revoked, or never existed)")]
+    NoSuchLease(LeaseId),
+    #[error("lock {lock:?} is not held by lease {lease} with token {token}")]
+    NotHolder { lock: String, lease: LeaseId, token: Token },
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("request {request_id} is older than the deduplication window; its outcome is unknown")]
+    RequestTooOld { request_id: u64 },
+    #[error("the cluster has no signing key yet")]
+    NoSigningKey,
+}
+
+impl SmError {
+    /// A stable machine-readable code, used in the HTTP API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SmError::NoSuchLease(_) => "no_such_lease",
+            SmError::NotHolder { .. } => "not_holder",
+            SmError::LimitExceeded(_) => "limit_exceeded",
+            SmError::Invalid(_) => "invalid_argument",
+            SmError::RequestTooOld { .. } => "request_too_old",
+            SmError::NoSigningKey => "no_signing_key",
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Signed fencing tokens.
+//!
+//! A bare fencing token is a number any client can make up (the seed's
+//! "lies"). A signed token lets a resource check that the lock service really
+//! issued `token` for `lock` to `lease`: Ed25519 over a fixed binary layout,
+//! with the cluster's key, which every replica holds in its replicated state.
+//! Ed25519 signing is deterministic, so every replica produces the same bytes.
+//!
+//! Text form: `fenced1.<base64url(payload)>.<base64url(signature)>`, where the
+//! payload is `MAGIC | key_id u32 | lock_len u16 | lock | token u64 | lease u64
+//! | issued_at_ms u64`, integers big-endian.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"fenced01";
+const PREFIX: &str = "fenced1.";
+const PUBKEY_PREFIX: &str = "ed25519:";
+
+/// What a signed token asserts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    /// Identifies the signing key (its first four bytes), so that a verifier
+    /// holding several keys during a rotation knows which one to use.
+    pub key_id: u32,
+    pub lock: String,
+    pub token: u64,
+    pub lease: u64,
+    /// Display only: the proposing leader's wall clock.
+    pub issued_at_ms: u64,
+}
+
+/// Why a signed token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed signed token: {0}")]
+    Malformed(&'static str),
+    #[error("signed token was made with key {0:08x}, which this verifier does not hold")]
+    UnknownKey(u32),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("malformed public key: {0}")]
+    BadPublicKey(&'static str),
+}
+
+/// The key id of a public key: its first four bytes.
+pub fn key_id(key: &VerifyingKey) -> u32 {
+    let b = key.as_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn payload(c: &TokenClaims) -> Vec<u8> {
+    let lock = c.lock.as_bytes();
+    let mut p = Vec::with_capacity(8 + 4 + 2 + lock.len() + 24);
+    p.extend_from_slice(MAGIC);
+    p.extend_from_slice(&c.key_id.to_be_bytes());
+    // Names are bounded well below 64 KiB by `Limits::name_len_max`.
+    p.extend_from_slice(&(lock.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    p.extend_from_slice(&lock[..lock.len().min(u16::MAX as usize)]);
+    p.extend_from_slice(&c.token.to_be_bytes());
+    p.extend_from_slice(&c.lease.to_be_bytes());
+    p.extend_from_slice(&c.issued_at_ms.to_be_bytes());
+    p
+}
+
+fn parse_payload(p: &[u8]) -> Result<TokenClaims, TokenError> {
+    let rest = p.strip_prefix(MAGIC.as_slice()).ok_or(TokenError::Malformed("bad magic"))?;
+    let take = |r: &[u8], n: usize| -> Result<(Vec<u8>, usize), TokenError> {
+        r.get(..n).map(|s| (s.to_vec(), n)).ok_or(TokenError::Malformed("truncated payload"))
+    };
+    let (kid, _) = take(rest, 4)?;
+    let rest = &rest[4..];
+    let (len, _) = take(rest, 2)?;
+    let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+    let rest = &rest[2..];
+    let (lock, _) = take(rest, len)?;
+    let rest = &rest[len..];
+    if rest.len() != 24 {
+        return Err(TokenError::Malformed("bad payload length"));
+    }
+    let u = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&rest[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(b)
+    };
+    Ok(TokenClaims {
+        key_id: u32::from_be_bytes([kid[0], kid[1], kid[2], kid[3]]),
+        lock: String::from_utf8(lock).map_err(|_| TokenError::Malformed("lock is not UTF-8"))?,
+        token: u(0),
+        lease: u(1),
+        issued_at_ms: u(2),
+    })
+}
+
+/// Sign claims; `claims.key_id` is overwritten with the key's id.
+pub fn sign(key: &SigningKey, mut claims: TokenClaims) -> String {
+    claims.key_id = key_id(&key.verifying_key());
+    let p = payload(&claims);
+    let sig = key.sign(&p);
+    format!("{PREFIX}{}.{}", B64.encode(&p), B64.encode(sig.to_bytes()))
+}
+
+/// Decode a signed token without verifying it (for display and for choosing
+/// the key). Never trust the result before [`verify`].
+pub fn decode(signed: &str) -> Result<(TokenClaims, Vec<u8>, Signature), TokenError> {
+    let body = signed.strip_prefix(PREFIX).ok_or(TokenError::Malformed("missing 'fenced1.' prefix"))?;
+    let (p, s) = body.split_once('.').ok_or(TokenError::Malformed("missing '.' separator"))?;
+    let p = B64.decode(p).map_err(|_| TokenError::Malformed("payload is not base64url"))?;
+    let s = B64.decode(s).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let s: [u8; 64] = s.try_into().map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
+    Ok((parse_payload(&p)?, p, Signature::from_bytes(&s)))
+}
+
+/// Verify a signed token against any of `keys` (several during a rotation).
+pub fn verify(keys: &[VerifyingKey], signed: &str) -> Result<TokenClaims, TokenError> {
+    let (claims, payload, sig) = decode(signed)?;
+    let key = keys.iter().find(|k| key_id(k) == claims.key_id).ok_or(TokenError::UnknownKey(claims.key_id))?;
+    key.verify(&payload, &sig).map_err(|_| TokenError::BadSignature)?;
+    Ok(claims)
+}
+
+/// The text form of a public key: `ed25519:<base64url>`.
+pub fn encode_public_key(key: &VerifyingKey) -> String {
+    format!("{PUBKEY_PREFIX}{}", B64.encode(key.as_bytes()))
+}
+
+/// Parse the text form of a public key.
+pub fn parse_public_key(s: &str) -> Result<VerifyingKey, TokenError> {
+    let b = s.trim().strip_prefix(PUBKEY_PREFIX).ok_or(TokenError::BadPublicKey("missing 'ed25519:' prefix"))?;
+    let b = B64.decode(b).map_err(|_| TokenError::BadPublicKey("not base64url"))?;
+    let b: [u8; 32] = b.try_into().map_err(|_| TokenError::BadPublicKey("not 32 bytes"))?;
+    VerifyingKey::from_bytes(&b).map_err(|_| TokenError::BadPublicKey("not a valid Ed25519 point"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> TokenClaims {
+        TokenClaims { key_id: 0, lock: "orders".into(), token: 34, lease: 7, issued_at_ms: 1 }
+    }
+
+    #[test]
+    fn round_trip_verifies() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let s = sign(&k, claims());
+        let c = verify(&[k.verifying_key()], &s).expect("verifies");
+        assert_eq!((c.lock.as_str(), c.token, c.lease), ("orders", 34, 7));
+    }
+
+    #[test]
+    fn forged_token_number_fails() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let s = sign(&k, claims());
+        let (mut c, _, sig) = decode(&s).expect("decodes");
+        c.token = 35;
+        let forged = format!("{PREFIX}{}.{}", B64.encode(payload(&c)), B64.encode(sig.to_bytes()));
+        assert_eq!(verify(&[k.verifying_key()], &forged), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn other_cluster_key_fails() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let s = sign(&other, claims());
+        assert!(matches!(verify(&[k.verifying_key()], &s), Err(TokenError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let k = SigningKey::from_bytes(&[7; 32]).verifying_key();
+        for s in ["", "fenced1.", "fenced1.AAAA.BBBB", "x.y.z", "fenced1.ZmVuY2VkMDE.AA"] {
+            assert!(verify(&[k], s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn public_key_text_round_trips() {
+        let k = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        assert_eq!(parse_public_key(&encode_public_key(&k)), Ok(k));
+    }
+}
