@@ -3,4 +3,9 @@
 //! Every checker is a function from a [`history::History`] to a verdict with
 //! evidence. The simulator, the chaos runner and `fenced check` share them.
 
+pub mod checkers;
 pub mod history;
+pub mod report;
+pub mod testgen;
+pub mod verdict;
+pub mod view;

@@ -1,0 +1,173 @@
+//! L1, availability: after the last fault heals with a majority up, every
+//! acquire completes within a bound (`Options::l1_bound`).
+//!
+//! The rule, in full (also in `docs/history.md`):
+//! - The heal is the last nemesis `stop` after which no fault is active
+//!   (a stop ends the faults of its `fault` kind; `heal-all` ends all). With
+//!   no nemesis events at all, the whole run counts as healed. If a fault is
+//!   still active at the end, or the last stop says `majority_up: false`, L1
+//!   is `unknown`: liveness is only promised with a majority up and healed.
+//! - Judged: acquires invoked at or after heal + `Options::l1_grace`.
+//! - An ok acquire must complete within the bound, measured from its invoke,
+//!   or from the latest ok release of the same lock that completed while it
+//!   waited (a blocking acquire waits for the holder; that is not
+//!   unavailability). A holder whose lease expired leaves no time in the
+//!   history, so the bound must cover the lease TTL where that happens.
+//! - A fail with `value.reason == "held"` is excused: the lock was held.
+//!   Any other fail is a violation.
+//! - An `info` completion, or no completion, is a violation if the client
+//!   waited at least the bound (to the info, or to the end of the history);
+//!   earlier than that it is inconclusive and not judged.
+
+use super::view_or_unknown;
+use crate::history::{History, Outcome};
+use crate::verdict::{Evidence, Options, Property, Verdict};
+use crate::view::Nemesis;
+use std::collections::BTreeMap;
+
+pub fn check(history: &History, opts: &Options) -> Verdict {
+    let view = match view_or_unknown(history, Property::L1) {
+        Ok(v) => v,
+        Err(v) => return v,
+    };
+    let heal = match heal_time(&view.nemesis) {
+        Ok(t) => t,
+        Err(why) => return Verdict::unknown(Property::L1, why),
+    };
+    let bound = duration_ns(opts.l1_bound);
+    let from = heal.saturating_add(duration_ns(opts.l1_grace));
+    let end_of_history = history.end_time();
+
+    // lock -> completion times of ok releases, sorted
+    let mut releases: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for r in view.releases.iter().filter(|r| r.op.outcome().is_ok()) {
+        if let Some(end) = r.op.end() {
+            releases.entry(r.lock).or_default().push(end);
+        }
+    }
+    releases.values_mut().for_each(|v| v.sort_unstable());
+
+    let (mut judged, mut held, mut inconclusive) = (0usize, 0usize, 0usize);
+    let mut evidence = Vec::new();
+    for a in view.acquires.iter().filter(|a| a.op.start() >= from) {
+        let start = a.op.start();
+        let problem = match a.op.outcome() {
+            Outcome::Ok => {
+                judged += 1;
+                let end = a.op.end().unwrap_or(start);
+                let waited_from = releases
+                    .get(a.lock)
+                    .map(|ends| ends[..ends.partition_point(|&t| t < end)].last().copied())
+                    .and_then(|t| t)
+                    .map_or(start, |t| t.max(start));
+                (end - waited_from > bound)
+                    .then(|| format!("took {} after the lock was free", fmt_ns(end - waited_from)))
+            }
+            Outcome::Fail if a.reason == Some("held") => {
+                held += 1;
+                None
+            }
+            Outcome::Fail => {
+                judged += 1;
+                Some(format!(
+                    "failed ({})",
+                    a.op.field("reason")
+                        .or_else(|| a.op.field("error"))
+                        .map_or_else(|| "no reason given".to_string(), |v| v.to_string())
+                ))
+            }
+            Outcome::Info | Outcome::Pending => {
+                let last = a.op.end().unwrap_or(end_of_history);
+                if last - start >= bound {
+                    judged += 1;
+                    Some(format!("had no answer after {}", fmt_ns(last - start)))
+                } else {
+                    inconclusive += 1;
+                    None
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            evidence.push(
+                Evidence::new(format!(
+                    "acquire of {:?} by process {} invoked {} after the heal {problem} (bound {})",
+                    a.lock,
+                    a.op.process(),
+                    fmt_ns(start - heal),
+                    fmt_ns(bound)
+                ))
+                .op(&a.op),
+            );
+        }
+    }
+    if evidence.is_empty() && judged == 0 {
+        return Verdict::unknown(
+            Property::L1,
+            format!(
+                "no acquire invoked after heal + grace ({}) could be judged ({held} found the lock held, {inconclusive} ended without an answer before the bound)",
+                fmt_ns(from)
+            ),
+        );
+    }
+    Verdict::from_violations(
+        Property::L1,
+        opts,
+        evidence,
+        format!(
+            "{judged} acquires after heal + grace completed within {} ({held} found the lock held, {inconclusive} inconclusive)",
+            fmt_ns(bound)
+        ),
+    )
+}
+
+/// The time of the final heal, or why there is none.
+fn heal_time(nemesis: &[Nemesis<'_>]) -> Result<u64, String> {
+    let mut active: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut last_stop: Option<&Nemesis<'_>> = None;
+    for n in nemesis {
+        if n.start {
+            *active.entry(n.fault.as_str()).or_default() += 1;
+            continue;
+        }
+        if n.fault == "heal-all" {
+            active.clear();
+        } else if let Some(c) = active.get_mut(n.fault.as_str()) {
+            *c -= 1;
+            if *c == 0 {
+                active.remove(n.fault.as_str());
+            }
+        }
+        last_stop = Some(n);
+    }
+    if !active.is_empty() {
+        let faults: Vec<&str> = active.keys().copied().collect();
+        return Err(format!(
+            "fault(s) {faults:?} still active at the end of the history: availability is only promised after the heal"
+        ));
+    }
+    match last_stop {
+        None if nemesis.is_empty() => Ok(0),
+        None => Err("the nemesis never stopped a fault".to_string()),
+        Some(n) if n.majority_up == Some(false) => {
+            Err(format!("the last heal (at {}) left no majority up: availability is not promised", fmt_ns(n.time)))
+        }
+        Some(n) => Ok(n.time),
+    }
+}
+
+fn duration_ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds for humans: `1.5s`, `20ms`, `800ns`.
+pub(crate) fn fmt_ns(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        format!("{}s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
+        format!("{}ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{}µs", ns as f64 / 1e3)
+    } else {
+        format!("{ns}ns")
+    }
+}

@@ -1,0 +1,135 @@
+import json
+MS = 1_000_000
+def e(kind, p, f, v, t, node=None):
+    d = {"type": kind, "process": p, "f": f, "value": v, "time": int(t * MS)}
+    if node: d["node"] = node
+    return d
+def log(f, lock, token, index):
+    return e("ok", "log", f, {"lock": lock, "token": token, "lease": token, "index": index}, 100)
+def final(key, value, token):
+    return e("ok", "final", "read", {"key": key, "value": value, "token": token, "version": token}, 100)
+def acq(p, lock, token, t0, t1, node="n1"):
+    return [e("invoke", p, "acquire", {"lock": lock}, t0), e("ok", p, "acquire", {"lock": lock, "token": token, "lease": token}, t1, node)]
+def write(p, key, token, value, t0, t1, outcome="ok", extra=None):
+    inv = {"key": key, "token": token, "value": value}
+    done = dict(inv)
+    if extra: done.update(extra)
+    return [e("invoke", p, "write", inv, t0), e(outcome, p, "write", done, t1)]
+def rel(p, lock, token, t0, t1):
+    return [e("invoke", p, "release", {"lock": lock, "token": token}, t0), e("ok", p, "release", {"lock": lock, "token": token}, t1)]
+def save(name, events, expect):
+    with open(name + ".jsonl", "w") as f:
+        for ev in events:
+            f.write(json.dumps(ev, separators=(",", ":")) + "\n")
+    with open(name + ".expect", "w") as f:
+        f.write(expect.strip() + "\n")
+ALL_VALID = "\n".join(f"{p} valid" for p in ["S1","S2","S3","S4","S5","S7","L1"])
+def expect(**kw):
+    lines = []
+    for p in ["S1","S2","S3","S4","S5","S7","L1"]:
+        lines.append(f"{p} {kw.get(p, 'valid')}")
+    return "\n".join(lines)
+
+# DDIA Figure 8-4 / 8-5: client 1 gets token 33, is paused past its lease; the
+# lease expires (log index 34); client 2 gets token 35 and writes; client 1
+# wakes up and writes with 33. After the pause ends, client 2 releases and
+# client 1 acquires again, so L1 has an acquire to judge.
+def figure(accept_stale):
+    ev = []
+    ev += acq(1, "file", 33, 1, 2)
+    ev.append(e("info", "nemesis", "start", {"fault": "pause", "targets": ["client-1"]}, 3))
+    ev += acq(2, "file", 35, 20, 21)
+    ev += write(2, "file", 35, "client 2", 22, 23)
+    ev.append(e("info", "nemesis", "stop", {"fault": "pause", "targets": ["client-1"], "majority_up": True}, 30))
+    if accept_stale:
+        ev += write(1, "file", 33, "client 1", 31, 32)
+    else:
+        ev += write(1, "file", 33, "client 1", 31, 32, "fail", {"code": "stale_token", "current": 35})
+    ev += rel(2, "file", 35, 40, 41)
+    ev += acq(1, "file", 37, 42, 43)
+    ev += [log("grant", "file", 33, 33), log("expire", "file", 33, 34), log("grant", "file", 35, 35),
+           log("release", "file", 35, 36), log("grant", "file", 37, 37)]
+    ev.append(final("file", "client 1" if accept_stale else "client 2", 33 if accept_stale else 35))
+    return ev
+save("fig-8-4-unfenced", figure(True), expect(S3="invalid", S5="invalid"))
+save("fig-8-5-fenced", figure(False), expect())
+
+# S1: two ok acquires with one token.
+ev = acq(1, "a", 5, 1, 2) + acq(2, "b", 5, 3, 4) + [log("grant", "a", 5, 5), log("grant", "b", 5, 5)]
+save("s1-duplicate-token", ev, expect(S1="invalid", S2="invalid"))
+
+# S1: two winners of one claim.
+ev = [e("invoke", 1, "claim", {"name": "leader", "owner": "p1"}, 1), e("invoke", 2, "claim", {"name": "leader", "owner": "p2"}, 1.5),
+      e("ok", 1, "claim", {"name": "leader", "owner": "p1"}, 2), e("ok", 2, "claim", {"name": "leader", "owner": "p2"}, 3)]
+save("s1-two-claim-winners", ev, expect(S1="invalid", S4="unknown", L1="unknown"))
+
+# S2: a later acquire got a lower token.
+ev = acq(1, "a", 9, 1, 2) + rel(1, "a", 9, 3, 4) + acq(2, "a", 7, 5, 6)
+ev += [log("grant", "a", 9, 9), log("release", "a", 9, 10), log("grant", "a", 7, 7)]
+save("s2-token-went-back", ev, expect(S2="invalid"))
+
+# S2: concurrent acquires may get tokens in either order.
+ev = [e("invoke", 1, "acquire", {"lock": "a"}, 1), e("invoke", 2, "acquire", {"lock": "b"}, 2),
+      e("ok", 2, "acquire", {"lock": "b", "token": 3, "lease": 3}, 3), e("ok", 1, "acquire", {"lock": "a", "token": 4, "lease": 4}, 4),
+      e("invoke", 3, "acquire", {"lock": "a"}, 5), e("fail", 3, "acquire", {"lock": "a", "reason": "held"}, 6),
+      log("grant", "b", 3, 3), log("grant", "a", 4, 4)]
+save("s2-concurrent-ok", ev, expect())
+
+# S3: two concurrent writes, the older token acknowledged last: not certain.
+ev = acq(1, "k", 4, 0, 0.5) + acq(2, "k2", 6, 0.6, 0.7)
+ev += [e("invoke", 1, "write", {"key": "k", "lock": "k", "token": 4, "value": "a"}, 1),
+       e("invoke", 2, "write", {"key": "k", "lock": "k", "token": 6, "value": "b"}, 2),
+       e("ok", 2, "write", None, 3), e("ok", 1, "write", None, 4)]
+ev += [log("grant", "k", 4, 4), log("expire", "k", 4, 5), log("grant", "k", 6, 6)]
+ev.append(final("k", "b", 6))
+# process 2's grant above is for "k2" in the client's eyes but the log says
+# "k": keep the client consistent with the log.
+ev[2]["value"]["lock"] = "k"; ev[3]["value"]["lock"] = "k"
+save("s3-concurrent-ok", ev, expect())
+
+# S4: the log grants a held lock.
+ev = acq(1, "a", 3, 1, 2) + acq(2, "a", 4, 3, 4) + [log("grant", "a", 3, 3), log("grant", "a", 4, 4)]
+save("s4-double-grant", ev, expect(S4="invalid"))
+
+# S5: an acknowledged grant missing from the log; S7 with no writes is valid.
+ev = acq(1, "a", 3, 1, 2) + acq(2, "b", 8, 3, 4) + [log("grant", "a", 3, 3)]
+save("s5-lost-grant", ev, expect(S5="invalid"))
+
+# S5, S4 and S7 cannot be judged without the log and final reads.
+ev = acq(1, "a", 3, 1, 2) + write(1, "a", 3, "x", 3, 4)
+save("s5-no-log", ev, expect(S4="unknown", S5="unknown", S7="unknown"))
+
+# S7: a forged token, and a token issued for another lock.
+ev = acq(1, "a", 3, 1, 2) + write(1, "a", 3, "x", 3, 4) + write(2, "a", 99, "forged", 5, 6) + write(3, "b", 3, "borrowed", 7, 8)
+ev += [log("grant", "a", 3, 3)]
+ev += [final("a", "forged", 99), final("b", "borrowed", 3)]
+save("s7-forged-and-borrowed", ev, expect(S7="invalid"))
+
+# L1: after the heal, one acquire takes 12 s (bound 10 s), one finds the lock
+# held (excused).
+ev = [e("info", "nemesis", "start", {"fault": "partition", "targets": ["n1", "n2"]}, 1),
+      e("info", "nemesis", "stop", {"fault": "heal-all", "majority_up": True}, 100)]
+ev += acq(1, "a", 3, 200, 12_200)
+ev += [e("invoke", 2, "acquire", {"lock": "a"}, 12_300), e("fail", 2, "acquire", {"lock": "a", "reason": "held"}, 12_301)]
+ev += [log("grant", "a", 3, 3)]
+save("l1-slow-after-heal", ev, expect(L1="invalid"))
+
+# L1: the last heal leaves no majority: availability is not promised.
+ev = [e("info", "nemesis", "start", {"fault": "kill", "targets": ["n1", "n2"]}, 1),
+      e("info", "nemesis", "stop", {"fault": "kill", "majority_up": False}, 100)]
+ev += [e("invoke", 1, "acquire", {"lock": "a"}, 200), e("info", 1, "acquire", None, 60_200)]
+save("l1-no-majority", ev, expect(S4="unknown", L1="unknown"))
+
+# Bad input.
+def bad(name, text, line, needle):
+    with open(name + ".jsonl", "w") as f:
+        f.write(text)
+    with open(name + ".expect", "w") as f:
+        f.write(f"error line {line} {needle}\n")
+good = [json.dumps(x, separators=(",", ":")) for x in acq(1, "a", 3, 1, 2)]
+bad("bad-truncated", good[0] + "\n" + good[1][:40], 2, "truncated")
+bad("bad-unknown-field", good[0] + "\n" + good[1][:-1] + ',"tokn":3}\n', 2, "unknown field `tokn`")
+bad("bad-orphan-completion", good[1] + "\n", 1, "no matching invoke")
+bad("bad-type", good[0].replace('"invoke"', '"invok"') + "\n", 1, "expected invoke, ok, fail or info")
+bad("bad-completion-first", good[1] + "\n" + good[0] + "\n", 1, "no matching invoke")
+bad("bad-missing-token", good[0] + "\n\n" + good[1].replace('"token":3,', "") + "\n", 3, "no integer field `token`")
