@@ -4,6 +4,7 @@
 //! evidence. The simulator, the chaos runner and `fenced check` share them.
 
 pub mod checkers;
+pub mod cli;
 pub mod history;
 pub mod report;
 pub mod testgen;

@@ -48,7 +48,16 @@ impl Property {
 
 impl fmt::Display for Property {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.pad(match self {
+            Property::S1 => "S1",
+            Property::S2 => "S2",
+            Property::S3 => "S3",
+            Property::S4 => "S4",
+            Property::S5 => "S5",
+            Property::S6 => "S6",
+            Property::S7 => "S7",
+            Property::L1 => "L1",
+        })
     }
 }
 
@@ -66,7 +75,7 @@ pub enum Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Status::Valid => "valid",
             Status::Invalid => "invalid",
             Status::Unknown => "unknown",

@@ -19,7 +19,7 @@
 //!   waited at least the bound (to the info, or to the end of the history);
 //!   earlier than that it is inconclusive and not judged.
 
-use super::view_or_unknown;
+use super::{fmt_ns, view_or_unknown};
 use crate::history::{History, Outcome};
 use crate::verdict::{Evidence, Options, Property, Verdict};
 use crate::view::Nemesis;
@@ -157,17 +157,4 @@ fn heal_time(nemesis: &[Nemesis<'_>]) -> Result<u64, String> {
 
 fn duration_ns(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Nanoseconds for humans: `1.5s`, `20ms`, `800ns`.
-pub(crate) fn fmt_ns(ns: u64) -> String {
-    if ns >= 1_000_000_000 {
-        format!("{}s", ns as f64 / 1e9)
-    } else if ns >= 1_000_000 {
-        format!("{}ms", ns as f64 / 1e6)
-    } else if ns >= 1_000 {
-        format!("{}µs", ns as f64 / 1e3)
-    } else {
-        format!("{ns}ns")
-    }
 }

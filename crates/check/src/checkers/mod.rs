@@ -77,6 +77,19 @@ pub(crate) fn realtime_violations(items: &[Timed], allow_equal: bool) -> Vec<(us
     out
 }
 
+/// Nanoseconds for humans: `1.5s`, `20ms`, `800ns`.
+pub fn fmt_ns(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        format!("{}s", ns as f64 / 1e9)
+    } else if ns >= 1_000_000 {
+        format!("{}ms", ns as f64 / 1e6)
+    } else if ns >= 1_000 {
+        format!("{}µs", ns as f64 / 1e3)
+    } else {
+        format!("{ns}ns")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

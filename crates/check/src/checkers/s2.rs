@@ -4,7 +4,7 @@
 //! Grants are ok acquires and ok claims that carry a token. Concurrent grants
 //! may come in any order. O(n log n), see [`super::realtime_violations`].
 
-use super::{realtime_violations, view_or_unknown, Timed};
+use super::{fmt_ns, realtime_violations, view_or_unknown, Timed};
 use crate::history::{History, Op};
 use crate::verdict::{Evidence, Options, Property, TokenScope, Verdict};
 use std::collections::BTreeMap;
@@ -36,9 +36,9 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
             let (oy, ly, ty) = grants[y];
             evidence.push(
                 Evidence::new(format!(
-                    "grant of {lx:?} with token {tx} completed at {} ns, before the acquire of {ly:?} was invoked at {} ns, yet that got token {ty}",
-                    ox.end().unwrap_or(0),
-                    oy.start()
+                    "grant of {lx:?} with token {tx} completed at {}, before the acquire of {ly:?} was invoked at {}, yet that got token {ty}",
+                    fmt_ns(ox.end().unwrap_or(0)),
+                    fmt_ns(oy.start())
                 ))
                 .op(&ox)
                 .op(&oy),

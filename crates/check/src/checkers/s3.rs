@@ -6,7 +6,7 @@
 //! completed ok before the lower-token write B was invoked, and B is ok too.
 //! Equal tokens are fine: a holder may write several times.
 
-use super::{realtime_violations, view_or_unknown, Timed};
+use super::{fmt_ns, realtime_violations, view_or_unknown, Timed};
 use crate::history::History;
 use crate::verdict::{Evidence, Options, Property, Verdict};
 use crate::view::Write;
@@ -31,13 +31,13 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
             let (a, b) = (writes[a], writes[b]);
             evidence.push(
                 Evidence::new(format!(
-                    "key {key:?}: write with token {} (process {}) was accepted at {} ns, then the store accepted an older token {} (process {}) invoked at {} ns",
+                    "key {key:?}: write with token {} (process {}) was accepted at {}, then the store accepted an older token {} (process {}) invoked at {}",
                     a.token,
                     a.op.process(),
-                    a.op.end().unwrap_or(0),
+                    fmt_ns(a.op.end().unwrap_or(0)),
                     b.token,
                     b.op.process(),
-                    b.op.start()
+                    fmt_ns(b.op.start())
                 ))
                 .op(&a.op)
                 .op(&b.op),

@@ -7,4 +7,4 @@ mod text;
 
 pub use html::render_html;
 pub use json::report_json;
-pub use text::render_text;
+pub use text::{render_text, render_text_with_lines};

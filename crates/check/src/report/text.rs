@@ -5,6 +5,12 @@ use std::fmt::Write;
 /// The human report: one line per property with its verdict, then the
 /// evidence, each event shown as its JSONL line.
 pub fn render_text(history: &History, verdicts: &[Verdict]) -> String {
+    render_text_with_lines(history, verdicts, None)
+}
+
+/// [`render_text`], naming events by their line in the input file (from
+/// [`History::parse_jsonl_with_lines`]) rather than by index.
+pub fn render_text_with_lines(history: &History, verdicts: &[Verdict], lines: Option<&[usize]>) -> String {
     let mut out = String::new();
     for v in verdicts {
         let _ = writeln!(
@@ -23,7 +29,11 @@ pub fn render_text(history: &History, verdicts: &[Verdict]) -> String {
             for &i in &ev.events {
                 if let Some(e) = history.events.get(i) {
                     let line = serde_json::to_string(e).unwrap_or_default();
-                    let _ = writeln!(out, "      event #{i}: {line}");
+                    match lines.and_then(|l| l.get(i)) {
+                        Some(n) => writeln!(out, "      line {n}: {line}"),
+                        None => writeln!(out, "      event #{i}: {line}"),
+                    }
+                    .ok();
                 }
             }
         }
