@@ -26,8 +26,8 @@ pub struct Origin {
 /// A state-machine command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Install the cluster's Ed25519 signing key (32 secret bytes). Proposed
-    /// once by the node that initializes the cluster, and again to rotate.
+    /// Install the cluster's Ed25519 signing key (32 secret bytes) if it has
+    /// none. Proposed by the first leader.
     SetSigningKey { secret: [u8; 32] },
     /// Create a lease that lives `ttl_ms` after its last renewal.
     LeaseGrant { ttl_ms: u64 },

@@ -14,6 +14,7 @@
 //! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
 //! - [`limits`]: the bounds on every collection in the table.
 
+pub mod api;
 pub mod clock;
 pub mod command;
 pub mod ids;

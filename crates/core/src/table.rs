@@ -168,6 +168,7 @@ impl LockTable {
 
     /// The public keys a resource should accept, newest last.
     pub fn public_keys(&self) -> Vec<VerifyingKey> {
+        // Newest last; only the newest signs.
         self.signing_keys.iter().map(|s| SigningKey::from_bytes(s).verifying_key()).collect()
     }
 
@@ -260,9 +261,10 @@ impl LockTable {
     fn try_execute(&mut self, index: u64, req: &Request, ev: &mut Vec<Event>) -> Result<Response, SmError> {
         match &req.cmd {
             Command::SetSigningKey { secret } => {
-                self.signing_keys.push(*secret);
-                if self.signing_keys.len() > 2 {
-                    self.signing_keys.remove(0);
+                // Install-if-absent: two leaders racing to install a key must
+                // not rotate it behind the verifiers' backs.
+                if self.signing_keys.is_empty() {
+                    self.signing_keys.push(*secret);
                 }
                 Ok(Response::Done)
             }

@@ -1,1 +1,21 @@
-//! placeholder
+//! A fenced replica: the lock table replicated by openraft.
+//!
+//! - [`types`]: openraft's type configuration.
+//! - [`log_store`]: the Raft log on disk (checksummed WAL, fsync before ack).
+//! - [`state_machine`]: the lock table, snapshots, and lease timers.
+//! - [`network`]: replica-to-replica RPC over the transport seam.
+//! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
+//! - [`leader`]: the leader's duties: expiry, handoff, checkpoints, signing key.
+//! - [`api`]: the HTTP API.
+//! - [`server`]: wiring it all together.
+//! - [`metrics`]: counters for `/metrics`.
+
+pub mod api;
+pub mod leader;
+pub mod log_store;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod server;
+pub mod state_machine;
+pub mod types;

@@ -1,0 +1,158 @@
+//! The JSON bodies of the HTTP API (`/v1/...`), shared by the replica and the
+//! client so that the two cannot drift apart. Requests reject unknown fields:
+//! a misspelled `wait_ms` must be an error, not a silent try-once.
+
+use crate::response::Grant;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseGrantRequest {
+    pub ttl_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+/// Keepalive and revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    pub lease: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquireRequest {
+    pub lock: String,
+    pub lease: u64,
+    /// How long to wait in the FIFO queue; 0 (the default) tries once.
+    #[serde(default)]
+    pub wait_ms: u64,
+    /// Attached to the grant (election proclamations).
+    #[serde(default)]
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub lock: String,
+    pub lease: u64,
+    pub token: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub name: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub lease: u64,
+    pub ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    pub lease: u64,
+    pub released: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    pub lock: String,
+    pub token: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockStatusResponse {
+    pub lock: String,
+    pub holder: Option<Grant>,
+    pub waiters: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimResponse {
+    pub name: String,
+    pub token: u64,
+    pub owner: String,
+    /// True if this request created the claim.
+    pub won: bool,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `busy`, `not_holder`, `no_such_lease`, ...
+    pub code: String,
+    /// What happened and what to do next.
+    pub message: String,
+    /// For `busy`: the holding lease and its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+    /// True if retrying the same request (same request id) may succeed.
+    #[serde(default)]
+    pub retry: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub id: u64,
+    pub state: String,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub members: BTreeMap<u64, String>,
+    pub public_key: Option<String>,
+    pub leases: usize,
+    pub locks_held: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyResponse {
+    /// The key that signs new tokens.
+    pub public_key: String,
+    /// Every key a resource should accept (rotation overlap), newest last.
+    pub public_keys: Vec<String>,
+}
+
+/// One message on a lock watch stream (`event: <kind>`, `data: <json>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// `held` (initial confirmation and periodic heartbeat) or `lost`.
+    pub kind: String,
+    pub lock: String,
+    pub token: u64,
+    /// For `lost`: `released`, `expired`, `revoked`, or `not_held`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The replica's applied index when it sent this.
+    pub applied: u64,
+}

@@ -1,0 +1,33 @@
+//! The system clock: `CLOCK_MONOTONIC` (via `std::time::Instant`) for
+//! durations, and the wall clock for display only.
+
+use fenced_core::clock::{Clock, Mono};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The production [`Clock`].
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    pub fn new() -> Self {
+        SystemClock { origin: Instant::now() }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Mono {
+        Mono(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn wall_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+}

@@ -1,0 +1,164 @@
+//! HTTP/1.1 over any [`Transport`]: a server loop for an axum `Router`, and a
+//! small pooled client with a deadline on every request.
+//!
+//! Every request has a timeout, and a connection that timed out is dropped,
+//! never reused: a reply that arrives late must not be read as the answer to
+//! the next request (and turmoil's TCP never retransmits).
+
+use crate::transport::{BoxConn, Listener, Transport};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The largest response body the client reads (snapshots included).
+pub const RESPONSE_BODY_MAX: usize = 256 << 20;
+/// Idle connections kept per address.
+const IDLE_PER_ADDR_MAX: usize = 32;
+
+/// Serve `router` on `listener` until `shutdown` becomes true. Connections
+/// are dropped at shutdown.
+pub async fn serve(mut listener: Box<dyn Listener>, router: axum::Router, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (conn, _peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let svc = TowerToHyperService::new(router.clone());
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(conn), svc);
+            tokio::select! {
+                r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("no response from {addr} within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+    #[error("HTTP error talking to {addr}: {source}")]
+    Protocol { addr: String, source: hyper::Error },
+    #[error("response body from {addr} is unreadable or larger than {RESPONSE_BODY_MAX} bytes")]
+    Body { addr: String },
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A pooled HTTP/1 client over a [`Transport`].
+#[derive(Clone)]
+pub struct HttpClient {
+    transport: Arc<dyn Transport>,
+    idle: Arc<Mutex<BTreeMap<String, Vec<SendRequest<Full<Bytes>>>>>>,
+}
+
+impl HttpClient {
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        HttpClient { transport, idle: Arc::default() }
+    }
+
+    async fn connection(&self, addr: &str) -> Result<SendRequest<Full<Bytes>>, HttpError> {
+        loop {
+            let pooled = self.idle.lock().ok().and_then(|mut m| m.get_mut(addr).and_then(Vec::pop));
+            match pooled {
+                Some(s) if !s.is_closed() && s.is_ready() => return Ok(s),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let conn: BoxConn =
+            self.transport.connect(addr).await.map_err(|source| HttpError::Connect { addr: addr.into(), source })?;
+        let (send, driver) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+            .await
+            .map_err(|source| HttpError::Protocol { addr: addr.into(), source })?;
+        tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "client connection ended");
+            }
+        });
+        Ok(send)
+    }
+
+    fn give_back(&self, addr: &str, s: SendRequest<Full<Bytes>>) {
+        if let Ok(mut m) = self.idle.lock() {
+            let v = m.entry(addr.to_string()).or_default();
+            if v.len() < IDLE_PER_ADDR_MAX {
+                v.push(s);
+            }
+        }
+    }
+
+    /// Send `req` to `addr` and read the whole response, within `timeout`.
+    pub async fn send(&self, addr: &str, req: Request<Bytes>, timeout: Duration) -> Result<HttpResponse, HttpError> {
+        let work = async {
+            let (resp, send) = self.start(addr, req).await?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, RESPONSE_BODY_MAX)
+                .collect()
+                .await
+                .map_err(|_| HttpError::Body { addr: addr.into() })?
+                .to_bytes();
+            self.give_back(addr, send);
+            Ok(HttpResponse { status: parts.status, headers: parts.headers, body })
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| HttpError::Timeout { addr: addr.into(), timeout })?
+    }
+
+    /// Send `req` and return as soon as the response head arrives, within
+    /// `timeout`; the body streams (watches). The connection is not pooled.
+    pub async fn send_streaming(
+        &self,
+        addr: &str,
+        req: Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, HttpError> {
+        let work = async { self.start(addr, req).await.map(|(r, _)| r) };
+        tokio::time::timeout(timeout, work).await.map_err(|_| HttpError::Timeout { addr: addr.into(), timeout })?
+    }
+
+    async fn start(
+        &self,
+        addr: &str,
+        req: Request<Bytes>,
+    ) -> Result<(Response<Incoming>, SendRequest<Full<Bytes>>), HttpError> {
+        let mut send = self.connection(addr).await?;
+        let (mut parts, body) = req.into_parts();
+        if let Ok(v) = addr.parse() {
+            parts.headers.insert(hyper::header::HOST, v);
+        }
+        let resp = send
+            .send_request(Request::from_parts(parts, Full::new(body)))
+            .await
+            .map_err(|source| HttpError::Protocol { addr: addr.into(), source })?;
+        Ok((resp, send))
+    }
+}

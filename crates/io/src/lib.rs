@@ -1,0 +1,16 @@
+//! The seams through which the outside world enters fenced.
+//!
+//! Production code and the simulator run the same replica, store and client;
+//! only these implementations differ:
+//! - [`transport`]: how bytes reach another host (TCP here, turmoil in the simulator);
+//! - [`http`]: an HTTP/1 server and a pooled client built on any transport;
+//! - [`disk`]: durable files with an explicit `sync` (fsync), so a simulated
+//!   disk can lose what was not synced at a crash;
+//! - [`clock`]: the system monotonic and wall clocks;
+//! - [`frame`]: the checksummed binary encoding used on disk and between replicas.
+
+pub mod clock;
+pub mod disk;
+pub mod frame;
+pub mod http;
+pub mod transport;

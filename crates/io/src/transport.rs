@@ -1,0 +1,69 @@
+//! The network seam: connect to and listen on `host:port` addresses.
+//!
+//! [`TcpTransport`] is real TCP. The simulator supplies a transport over
+//! turmoil's simulated network, so partitions, loss and delay reach the real
+//! replica, store and client code.
+
+use futures::future::BoxFuture;
+use std::io;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A bidirectional byte stream.
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+
+/// A boxed connection, so that code above the seam is not generic over it.
+pub type BoxConn = Box<dyn Conn>;
+
+/// Accepts incoming connections.
+pub trait Listener: Send + 'static {
+    /// The next connection and the peer's address.
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxConn, String)>>;
+    /// The address actually bound (useful after binding port 0).
+    fn local_addr(&self) -> io::Result<String>;
+}
+
+/// Opens connections and listeners.
+pub trait Transport: Send + Sync + 'static {
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxConn>>;
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+}
+
+/// Real TCP, with Nagle off: requests are small and latency matters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpTransport;
+
+struct TcpAcceptor(tokio::net::TcpListener);
+
+impl Listener for TcpAcceptor {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxConn, String)>> {
+        Box::pin(async move {
+            let (s, peer) = self.0.accept().await?;
+            s.set_nodelay(true)?;
+            Ok((Box::new(s) as BoxConn, peer.to_string()))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<String> {
+        Ok(self.0.local_addr()?.to_string())
+    }
+}
+
+impl Transport for TcpTransport {
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxConn>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxConn)
+        })
+    }
+
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let addr = addr.to_string();
+        Box::pin(async move {
+            let l = tokio::net::TcpListener::bind(&addr).await?;
+            Ok(Box::new(TcpAcceptor(l)) as Box<dyn Listener>)
+        })
+    }
+}

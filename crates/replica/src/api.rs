@@ -1,0 +1,580 @@
+//! The HTTP API: `/v1/...` for clients (JSON), `/raft/v1/...` for peers
+//! (binary frames), and `/metrics`.
+//!
+//! Bad input is answered with 4xx and `{code, message}` and never reaches the
+//! log. Every mutating request becomes one log entry through
+//! [`Replica::propose`], which forwards to the leader when needed.
+
+use crate::network::{SnapshotRequest, RAFT_PREFIX};
+use crate::node::{ProposeError, Replica};
+use crate::types::Snapshot;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request as AxRequest, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response as AxResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fenced_core::api::*;
+use fenced_core::command::{Command, Origin, Request};
+use fenced_core::table::{EndReason, Event};
+use fenced_core::token::encode_public_key;
+use fenced_core::{ClientId, LeaseId, Response, SmError, Token};
+use fenced_io::frame;
+use openraft::async_runtime::WatchReceiver;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Largest client request body. Names and values are far smaller.
+pub const CLIENT_BODY_MAX: usize = 64 << 10;
+/// Largest peer message (snapshots included).
+pub const PEER_BODY_MAX: usize = 256 << 20;
+/// Longest wait a client may ask for in one acquire.
+pub const WAIT_MAX: Duration = Duration::from_secs(300);
+
+type App = Arc<Replica>;
+
+/// An API error: status plus body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody { code: code.into(), message: message.into(), holder: None, token: None, retry: false },
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> AxResponse {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> Self {
+        let status = match e {
+            ProposeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut err = ApiError::new(status, e.code(), e.to_string());
+        err.body.retry = !matches!(e, ProposeError::Internal(_));
+        err
+    }
+}
+
+impl From<SmError> for ApiError {
+    fn from(e: SmError) -> Self {
+        let status = match &e {
+            SmError::NoSuchLease(_) => StatusCode::NOT_FOUND,
+            SmError::NotHolder { .. } => StatusCode::CONFLICT,
+            SmError::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            SmError::Invalid(_) => StatusCode::BAD_REQUEST,
+            SmError::RequestTooOld { .. } => StatusCode::GONE,
+            SmError::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut err = ApiError::new(status, e.code(), e.to_string());
+        err.body.retry = matches!(e, SmError::NoSigningKey);
+        err
+    }
+}
+
+/// `Json` that answers malformed bodies in our error format.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: AxRequest, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::BytesRejection(e)) => {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request(format!("{}; see the API in README.md", e.body_text()))),
+        }
+    }
+}
+
+fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+fn origin(client: Option<String>, request_id: Option<u64>) -> Result<Option<Origin>, ApiError> {
+    match (client, request_id) {
+        (Some(c), Some(r)) if !c.is_empty() && c.len() <= 128 => {
+            Ok(Some(Origin { client: ClientId(c), request_id: r }))
+        }
+        (Some(_), Some(_)) => Err(ApiError::bad_request("client must be 1 to 128 bytes")),
+        (None, None) => Ok(None),
+        _ => Err(ApiError::bad_request("client and request_id must be given together")),
+    }
+}
+
+async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Response, ApiError> {
+    let req = Request { origin, at_ms: app.seams.clock.wall_ms(), cmd };
+    match app.propose(req).await? {
+        Response::Err(e) => Err(e.into()),
+        r => Ok(r),
+    }
+}
+
+fn unexpected(r: Response) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected response {r:?}"))
+}
+
+async fn lease_grant(State(app): State<App>, ApiJson(b): ApiJson<LeaseGrantRequest>) -> Result<Json<LeaseResponse>, ApiError> {
+    match submit(&app, origin(b.client, b.request_id)?, Command::LeaseGrant { ttl_ms: b.ttl_ms }).await? {
+        Response::LeaseGranted { lease, ttl_ms } => Ok(Json(LeaseResponse { lease: lease.0, ttl_ms })),
+        r => Err(unexpected(r)),
+    }
+}
+
+async fn lease_keepalive(State(app): State<App>, ApiJson(b): ApiJson<LeaseRequest>) -> Result<Json<LeaseResponse>, ApiError> {
+    let cmd = Command::LeaseKeepAlive { lease: LeaseId(b.lease) };
+    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+        Response::LeaseKept { lease, ttl_ms } => Ok(Json(LeaseResponse { lease: lease.0, ttl_ms })),
+        r => Err(unexpected(r)),
+    }
+}
+
+async fn lease_revoke(State(app): State<App>, ApiJson(b): ApiJson<LeaseRequest>) -> Result<Json<RevokeResponse>, ApiError> {
+    match submit(&app, origin(b.client, b.request_id)?, Command::LeaseRevoke { lease: LeaseId(b.lease) }).await? {
+        Response::LeaseRevoked { lease, released } => Ok(Json(RevokeResponse { lease: lease.0, released })),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// Acquire, waiting in the FIFO queue up to `wait_ms`.
+async fn acquire(app: &App, b: AcquireRequest) -> Result<fenced_core::Grant, ApiError> {
+    let wait = Duration::from_millis(b.wait_ms);
+    if wait > WAIT_MAX {
+        return Err(ApiError::bad_request(format!("wait_ms {} exceeds the maximum {}", b.wait_ms, WAIT_MAX.as_millis())));
+    }
+    let lease = LeaseId(b.lease);
+    // Subscribe before proposing, so a grant applied right after the queueing
+    // entry cannot be missed.
+    let mut events = app.shared.subscribe();
+    let cmd = Command::Acquire { lock: b.lock.clone(), lease, wait: b.wait_ms > 0, value: b.value };
+    let started = app.seams.clock.now();
+    match submit(app, origin(b.client, b.request_id)?, cmd).await? {
+        Response::Granted(g) => return Ok(g),
+        Response::Busy { holder, token, .. } => {
+            let mut e = ApiError::new(
+                StatusCode::CONFLICT,
+                "busy",
+                format!("lock {:?} is held by lease {holder} (token {token}); pass wait_ms to queue", b.lock),
+            );
+            e.body.holder = Some(holder.0);
+            e.body.token = Some(token.0);
+            return Err(e);
+        }
+        Response::Queued { .. } => {}
+        r => return Err(unexpected(r)),
+    }
+    let held_by_us = |app: &App| app.shared.read(|t| t.lock_status(&b.lock).holder.filter(|h| h.lease == lease));
+    loop {
+        if let Some(g) = held_by_us(app) {
+            return Ok(g);
+        }
+        if app.shared.read(|t| t.lease(lease).is_none()) {
+            return Err(SmError::NoSuchLease(lease).into());
+        }
+        let left = wait.saturating_sub(app.seams.clock.now().since(started));
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    // Give up: leave the queue. If the grant won the race, report it.
+    let cmd = Command::CancelWait { lock: b.lock.clone(), lease };
+    match submit(app, None, cmd).await? {
+        Response::Granted(g) => Ok(g),
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wait_timeout",
+            format!("lock {:?} was not granted within {} ms; the request left the queue", b.lock, b.wait_ms),
+        )),
+    }
+}
+
+async fn lock_acquire(State(app): State<App>, ApiJson(b): ApiJson<AcquireRequest>) -> Result<Json<fenced_core::Grant>, ApiError> {
+    let g = acquire(&app, b).await?;
+    app.metrics.grants.inc();
+    Ok(Json(g))
+}
+
+async fn lock_release(State(app): State<App>, ApiJson(b): ApiJson<ReleaseRequest>) -> Result<Json<ReleaseResponse>, ApiError> {
+    let cmd = Command::Release { lock: b.lock, lease: LeaseId(b.lease), token: Token(b.token) };
+    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+        Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
+        r => Err(unexpected(r)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockQuery {
+    lock: String,
+}
+
+/// Serve a linearizable read here, or forward the whole request to the leader.
+async fn linearizable(app: &App, path_and_query: &str) -> Result<Option<AxResponse>, ApiError> {
+    match app.linearizable().await {
+        Ok(()) => Ok(None),
+        Err(Ok(leader)) => {
+            let req = hyper::Request::builder().uri(path_and_query).body(Bytes::new()).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+            let resp = app
+                .http
+                .send(&leader, req, Duration::from_secs(5))
+                .await
+                .map_err(|_| ApiError::from(ProposeError::NoLeader))?;
+            let mut out = AxResponse::new(Body::from(resp.body));
+            *out.status_mut() = resp.status;
+            out.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+            Ok(Some(out))
+        }
+        Err(Err(e)) => Err(e.into()),
+    }
+}
+
+async fn lock_status(
+    State(app): State<App>,
+    q: Result<Query<LockQuery>, QueryRejection>,
+    uri: axum::http::Uri,
+) -> Result<AxResponse, ApiError> {
+    let q = query(q)?;
+    if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
+        return Ok(forwarded);
+    }
+    let s = app.shared.read(|t| t.lock_status(&q.lock));
+    Ok(Json(LockStatusResponse { lock: s.lock, holder: s.holder, waiters: s.waiters.iter().map(|l| l.0).collect() })
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchQuery {
+    lock: String,
+    token: u64,
+}
+
+fn sse(kind: &str, ev: &WatchEvent) -> Bytes {
+    let data = serde_json::to_string(ev).unwrap_or_else(|_| "{}".into());
+    Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+}
+
+/// A stream that tells a holder the moment its lock is gone (etcd issue 6127:
+/// a holder must learn of the loss, not discover it at its next write).
+async fn lock_watch(State(app): State<App>, q: Result<Query<WatchQuery>, QueryRejection>) -> Result<AxResponse, ApiError> {
+    let q = query(q)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let mut events = app.shared.subscribe();
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        let app = app2;
+        let lost = |reason: &str| WatchEvent {
+            kind: "lost".into(),
+            lock: q.lock.clone(),
+            token: q.token,
+            reason: Some(reason.into()),
+            applied: app.shared.applied_index(),
+        };
+        loop {
+            let held = app.shared.read(|t| t.lock_status(&q.lock).holder.is_some_and(|h| h.token.0 == q.token));
+            if !held {
+                app.metrics.watches_lost_signalled.inc();
+                let _ = tx.send(sse("lost", &lost("not_held"))).await;
+                return;
+            }
+            let beat = WatchEvent {
+                kind: "held".into(),
+                lock: q.lock.clone(),
+                token: q.token,
+                reason: None,
+                applied: app.shared.applied_index(),
+            };
+            if tx.send(sse("held", &beat)).await.is_err() {
+                return;
+            }
+            let deadline = tokio::time::sleep(Duration::from_secs(1));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    ev = events.recv() => match ev {
+                        Ok(entry) => {
+                            let freed = entry.events.iter().find_map(|e| match e {
+                                Event::Freed { lock, token, reason, .. } if *lock == q.lock && token.0 == q.token => Some(*reason),
+                                _ => None,
+                            });
+                            if let Some(reason) = freed {
+                                let r = match reason { EndReason::Released => "released", EndReason::Expired => "expired", EndReason::Revoked => "revoked" };
+                                app.metrics.watches_lost_signalled.inc();
+                                let _ = tx.send(sse("lost", &lost(r))).await;
+                                return;
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    let mut resp = AxResponse::new(Body::from_stream(stream));
+    resp.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static header"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, "no-cache".parse().expect("static header"));
+    Ok(resp)
+}
+
+async fn claim(State(app): State<App>, ApiJson(b): ApiJson<ClaimRequest>) -> Result<Json<ClaimResponse>, ApiError> {
+    let cmd = Command::Claim { name: b.name, owner: b.owner, lease: b.lease.map(LeaseId) };
+    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+        Response::Claimed { name, token, owner } => Ok(Json(ClaimResponse { name, token: token.0, owner, won: true })),
+        Response::AlreadyClaimed { name, token, owner } => {
+            Ok(Json(ClaimResponse { name, token: token.0, owner, won: false }))
+        }
+        r => Err(unexpected(r)),
+    }
+}
+
+/// Elections are locks named `election:<name>`: campaigning is acquiring with
+/// a wait, the leader's proclamation is the grant's value, resigning is
+/// releasing, observing is reading the holder.
+fn election_lock(name: &str) -> String {
+    format!("election:{name}")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignRequest {
+    election: String,
+    lease: u64,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    wait_ms: u64,
+    client: Option<String>,
+    request_id: Option<u64>,
+}
+
+async fn campaign(State(app): State<App>, ApiJson(b): ApiJson<CampaignRequest>) -> Result<Json<fenced_core::Grant>, ApiError> {
+    let req = AcquireRequest {
+        lock: election_lock(&b.election),
+        lease: b.lease,
+        wait_ms: b.wait_ms,
+        value: b.value,
+        client: b.client,
+        request_id: b.request_id,
+    };
+    Ok(Json(acquire(&app, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResignRequest {
+    election: String,
+    lease: u64,
+    token: u64,
+    client: Option<String>,
+    request_id: Option<u64>,
+}
+
+async fn resign(State(app): State<App>, ApiJson(b): ApiJson<ResignRequest>) -> Result<Json<ReleaseResponse>, ApiError> {
+    let cmd = Command::Release { lock: election_lock(&b.election), lease: LeaseId(b.lease), token: Token(b.token) };
+    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+        Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
+        r => Err(unexpected(r)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ElectionQuery {
+    election: String,
+}
+
+async fn observe(
+    State(app): State<App>,
+    q: Result<Query<ElectionQuery>, QueryRejection>,
+    uri: axum::http::Uri,
+) -> Result<AxResponse, ApiError> {
+    let q = query(q)?;
+    if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
+        return Ok(forwarded);
+    }
+    let s = app.shared.read(|t| t.lock_status(&election_lock(&q.election)));
+    Ok(Json(LockStatusResponse { lock: s.lock, holder: s.holder, waiters: s.waiters.iter().map(|l| l.0).collect() })
+        .into_response())
+}
+
+fn cluster_status_of(app: &App) -> ClusterStatus {
+    let m = app.raft.metrics().borrow_watched().clone();
+    let (key, leases, locks_held) =
+        app.shared.read(|t| (t.public_keys().last().map(encode_public_key), t.leases().count(), t.held_locks().count()));
+    ClusterStatus {
+        id: app.config.id,
+        state: format!("{:?}", m.state),
+        leader: m.current_leader,
+        term: m.current_term,
+        commit_index: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
+        applied_index: app.shared.applied_index(),
+        last_log_index: m.last_log_index.unwrap_or(0),
+        members: m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
+        public_key: key,
+        leases,
+        locks_held,
+    }
+}
+
+async fn cluster_status(State(app): State<App>) -> Json<ClusterStatus> {
+    Json(cluster_status_of(&app))
+}
+
+async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiError> {
+    let keys: Vec<String> = app.shared.read(|t| t.public_keys().iter().map(encode_public_key).collect());
+    match keys.last() {
+        Some(k) => Ok(Json(KeyResponse { public_key: k.clone(), public_keys: keys })),
+        None => Err(SmError::NoSigningKey.into()),
+    }
+}
+
+async fn metrics(State(app): State<App>) -> AxResponse {
+    let s = cluster_status_of(&app);
+    let m = &app.metrics;
+    let is_leader = u64::from(s.leader == Some(s.id));
+    let lines = [
+        ("fenced_raft_term", "gauge", "Current Raft term.", s.term),
+        ("fenced_raft_commit_index", "gauge", "Highest committed log index.", s.commit_index),
+        ("fenced_raft_applied_index", "gauge", "Highest applied log index.", s.applied_index),
+        ("fenced_raft_is_leader", "gauge", "1 if this replica is the leader.", is_leader),
+        ("fenced_leases", "gauge", "Live leases.", s.leases as u64),
+        ("fenced_locks_held", "gauge", "Locks with a holder.", s.locks_held as u64),
+        ("fenced_proposals_total", "counter", "Proposals submitted here.", m.proposals.get()),
+        ("fenced_forwards_total", "counter", "Proposals forwarded to the leader.", m.forwards.get()),
+        ("fenced_grants_total", "counter", "Lock grants answered here.", m.grants.get()),
+        ("fenced_expiries_proposed_total", "counter", "Lease expiries proposed by this leader.", m.expiries_proposed.get()),
+        ("fenced_handoffs_proposed_total", "counter", "Lock handoffs proposed by this leader.", m.handoffs_proposed.get()),
+        ("fenced_checkpoints_proposed_total", "counter", "TTL checkpoints proposed.", m.checkpoints_proposed.get()),
+        ("fenced_watch_lost_total", "counter", "Lost-lock signals sent to watchers.", m.watches_lost_signalled.get()),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, v) in lines {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{replica=\"{}\"}} {v}\n", s.id));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Decode a peer frame, or answer 400.
+fn peer_decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AxResponse> {
+    frame::decode_exact(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("bad frame: {e}")).into_response())
+}
+
+fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxResponse {
+    match r {
+        Ok(v) => match frame::encode(&v) {
+            Ok(b) => (StatusCode::OK, b).into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn raft_append(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode(&body) {
+        Ok(rpc) => peer_reply(app.raft.append_entries(rpc).await),
+        Err(r) => r,
+    }
+}
+
+async fn raft_vote(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode(&body) {
+        Ok(rpc) => peer_reply(app.raft.vote(rpc).await),
+        Err(r) => r,
+    }
+}
+
+async fn raft_pre_vote(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode(&body) {
+        Ok(rpc) => peer_reply(app.raft.pre_vote(rpc).await),
+        Err(r) => r,
+    }
+}
+
+async fn raft_snapshot(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode::<SnapshotRequest>(&body) {
+        Ok(req) => {
+            let snap = Snapshot { meta: req.meta, snapshot: std::io::Cursor::new(req.data) };
+            peer_reply(app.raft.install_full_snapshot(req.vote, snap).await)
+        }
+        Err(r) => r,
+    }
+}
+
+async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode(&body) {
+        Ok(req) => peer_reply(app.raft.handle_transfer_leader(req).await),
+        Err(r) => r,
+    }
+}
+
+/// A proposal forwarded by a follower. Proposed here only, never forwarded on.
+async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode::<Request>(&body) {
+        Ok(req) => peer_reply(app.propose_local(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; the API is listed in README.md")
+}
+
+/// The whole router of a replica.
+pub fn router(app: App) -> Router {
+    let v1 = Router::new()
+        .route("/v1/lease/grant", post(lease_grant))
+        .route("/v1/lease/keepalive", post(lease_keepalive))
+        .route("/v1/lease/revoke", post(lease_revoke))
+        .route("/v1/lock/acquire", post(lock_acquire))
+        .route("/v1/lock/release", post(lock_release))
+        .route("/v1/lock/status", get(lock_status))
+        .route("/v1/lock/watch", get(lock_watch))
+        .route("/v1/claim", post(claim))
+        .route("/v1/election/campaign", post(campaign))
+        .route("/v1/election/resign", post(resign))
+        .route("/v1/election/observe", get(observe))
+        .route("/v1/cluster/status", get(cluster_status))
+        .route("/v1/cluster/key", get(cluster_key))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(CLIENT_BODY_MAX));
+    let peers = Router::new()
+        .route(&format!("{RAFT_PREFIX}/append"), post(raft_append))
+        .route(&format!("{RAFT_PREFIX}/vote"), post(raft_vote))
+        .route(&format!("{RAFT_PREFIX}/pre-vote"), post(raft_pre_vote))
+        .route(&format!("{RAFT_PREFIX}/snapshot"), post(raft_snapshot))
+        .route(&format!("{RAFT_PREFIX}/transfer-leader"), post(raft_transfer_leader))
+        .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
+        .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
+    v1.merge(peers).fallback(not_found).with_state(app)
+}

@@ -1,0 +1,245 @@
+//! The Raft log on disk: one write-ahead file of checksummed records.
+//!
+//! Every change (entries, vote, truncation, purge, committed index) is a
+//! record appended to `raft.wal` and fsynced before openraft is told it is
+//! durable, so a vote or an acknowledged entry survives `kill -9`. On start
+//! the file is replayed; a torn or corrupt tail (a crash mid-append) is
+//! detected by its checksum, reported, and cut off. The whole log is also
+//! kept in memory; snapshots let openraft purge it, and the file is rewritten
+//! when purged records dominate it.
+
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+use fenced_io::disk::Disk;
+use fenced_io::frame;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::entry::RaftEntry;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io;
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex};
+
+const WAL: &str = "raft.wal";
+/// Rewrite the WAL when it is this many times larger than its live content.
+const REWRITE_FACTOR: u64 = 4;
+/// ...and at least this large, so small logs are not rewritten constantly.
+const REWRITE_MIN_BYTES: u64 = 8 << 20;
+
+#[derive(Serialize, Deserialize)]
+enum Record {
+    Entries(Vec<Entry>),
+    Vote(Vote),
+    Committed(Option<LogId>),
+    TruncateAfter(Option<LogId>),
+    Purge(LogId),
+}
+
+#[derive(Default)]
+struct Inner {
+    log: BTreeMap<u64, Entry>,
+    vote: Option<Vote>,
+    committed: Option<LogId>,
+    last_purged: Option<LogId>,
+    /// Bytes in the WAL file, to decide when to rewrite it.
+    wal_bytes: u64,
+}
+
+/// The log store. Cloning shares it (openraft wants a separate reader).
+#[derive(Clone)]
+pub struct LogStore {
+    disk: Arc<dyn Disk>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl LogStore {
+    /// Open the log on `disk`, replaying and repairing the WAL.
+    pub fn open(disk: Arc<dyn Disk>) -> io::Result<Self> {
+        let bytes = disk.read(WAL)?.unwrap_or_default();
+        let mut inner = Inner::default();
+        let mut at = 0usize;
+        while at < bytes.len() {
+            match frame::decode::<Record>(&bytes[at..]) {
+                Ok((rec, n)) => {
+                    inner.replay(rec);
+                    at += n;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        offset = at,
+                        dropped_bytes = bytes.len() - at,
+                        error = %e,
+                        "raft log has a torn or corrupt tail (a crash during an append); truncating it"
+                    );
+                    disk.truncate(WAL, at as u64)?;
+                    break;
+                }
+            }
+        }
+        inner.wal_bytes = at as u64;
+        Ok(LogStore { disk, inner: Arc::new(Mutex::new(inner)) })
+    }
+
+    fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| io_err("log store lock poisoned"))
+    }
+
+    /// Append records and fsync: durable on return.
+    fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            frame::encode_into(r, &mut buf).map_err(io_err)?;
+        }
+        self.disk.append(WAL, &buf)?;
+        self.disk.sync(WAL)?;
+        inner.wal_bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Rewrite the WAL with only the live state, if it has grown stale.
+    fn maybe_rewrite(&self, inner: &mut Inner) -> io::Result<()> {
+        let live: u64 = 64 * inner.log.len() as u64 + 1024;
+        if inner.wal_bytes < REWRITE_MIN_BYTES || inner.wal_bytes < live * REWRITE_FACTOR {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        let mut recs = Vec::new();
+        if let Some(v) = &inner.vote {
+            recs.push(Record::Vote(v.clone()));
+        }
+        if let Some(p) = &inner.last_purged {
+            recs.push(Record::Purge(p.clone()));
+        }
+        recs.push(Record::Committed(inner.committed.clone()));
+        recs.push(Record::Entries(inner.log.values().cloned().collect()));
+        for r in &recs {
+            frame::encode_into(r, &mut buf).map_err(io_err)?;
+        }
+        self.disk.write_atomic(WAL, &buf)?;
+        tracing::info!(from = inner.wal_bytes, to = buf.len(), "rewrote raft log");
+        inner.wal_bytes = buf.len() as u64;
+        Ok(())
+    }
+
+    /// Every entry currently in the log, for `fenced` tooling and histories.
+    pub fn entries(&self) -> io::Result<Vec<Entry>> {
+        Ok(self.lock()?.log.values().cloned().collect())
+    }
+}
+
+impl Inner {
+    fn replay(&mut self, rec: Record) {
+        match rec {
+            Record::Entries(es) => {
+                for e in es {
+                    self.log.insert(e.log_id().index(), e);
+                }
+            }
+            Record::Vote(v) => self.vote = Some(v),
+            Record::Committed(c) => self.committed = c,
+            Record::TruncateAfter(after) => self.truncate_after(after.as_ref()),
+            Record::Purge(upto) => self.purge(&upto),
+        }
+    }
+
+    fn truncate_after(&mut self, after: Option<&LogId>) {
+        let from = after.map(|l| l.index() + 1).unwrap_or(0);
+        self.log.split_off(&from);
+    }
+
+    fn purge(&mut self, upto: &LogId) {
+        let keep = self.log.split_off(&(upto.index() + 1));
+        self.log = keep;
+        if self.last_purged.as_ref().is_none_or(|p| p.index() < upto.index()) {
+            self.last_purged = Some(upto.clone());
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        Ok(self.lock()?.log.range(range).map(|(_, e)| e.clone()).collect())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.lock()?.vote.clone())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let g = self.lock()?;
+        let last = g.log.values().next_back().map(|e| e.log_id().clone()).or_else(|| g.last_purged.clone());
+        Ok(LogState { last_purged_log_id: g.last_purged.clone(), last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let mut g = self.lock()?;
+        self.write(&mut g, &[Record::Vote(vote.clone())])?;
+        g.vote = Some(vote.clone());
+        Ok(())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // Not fsynced on its own: losing it only means re-learning the commit
+        // index from the leader. It rides along with the next synced append.
+        let mut g = self.lock()?;
+        let mut buf = Vec::new();
+        frame::encode_into(&Record::Committed(committed.clone()), &mut buf).map_err(io_err)?;
+        self.disk.append(WAL, &buf)?;
+        g.wal_bytes += buf.len() as u64;
+        g.committed = committed;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.lock()?.committed.clone())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let result = (|| {
+            let mut g = self.lock()?;
+            // Group commit: all entries of this call share one write and one fsync.
+            self.write(&mut g, &[Record::Entries(entries.clone())])?;
+            for e in entries {
+                g.log.insert(e.log_id().index(), e);
+            }
+            Ok::<(), io::Error>(())
+        })();
+        let report = result.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string()));
+        callback.io_completed(report);
+        result
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let mut g = self.lock()?;
+        self.write(&mut g, &[Record::TruncateAfter(last_log_id.clone())])?;
+        g.truncate_after(last_log_id.as_ref());
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let mut g = self.lock()?;
+        self.write(&mut g, &[Record::Purge(log_id.clone())])?;
+        g.purge(&log_id);
+        self.maybe_rewrite(&mut g)
+    }
+}

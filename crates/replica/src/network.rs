@@ -1,0 +1,138 @@
+//! Replica-to-replica RPC: openraft's messages as checksummed binary frames
+//! (postcard + CRC32C) in HTTP POST bodies, over the transport seam.
+//!
+//! The wire protocol carries a version in its path (`/raft/v1/...`); a
+//! replica answers an unknown version with 404, which the sender reports as
+//! unreachable rather than misreading the bytes.
+
+use crate::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use bytes::Bytes;
+use fenced_io::frame;
+use fenced_io::http::HttpClient;
+use hyper::{Method, Request, StatusCode};
+use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::time::Duration;
+
+/// Path prefix of the replica protocol, with its version.
+pub const RAFT_PREFIX: &str = "/raft/v1";
+
+/// A snapshot on the wire.
+#[derive(Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    pub vote: Vote,
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+/// Makes a [`PeerClient`] per peer.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    http: HttpClient,
+}
+
+impl PeerNetwork {
+    pub fn new(http: HttpClient) -> Self {
+        PeerNetwork { http }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+        PeerClient { http: self.http.clone(), target, addr: node.addr.clone() }
+    }
+}
+
+/// RPCs to one peer.
+pub struct PeerClient {
+    http: HttpClient,
+    target: NodeId,
+    addr: String,
+}
+
+fn unreachable(msg: impl ToString) -> Unreachable<TypeConfig> {
+    Unreachable::from_string(msg)
+}
+
+impl PeerClient {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        what: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, Unreachable<TypeConfig>> {
+        let body = frame::encode(req).map_err(unreachable)?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{RAFT_PREFIX}/{what}"))
+            .header("content-type", "application/x-fenced-frame")
+            .body(Bytes::from(body))
+            .map_err(unreachable)?;
+        let resp = self.http.send(&self.addr, req, timeout).await.map_err(unreachable)?;
+        if resp.status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&resp.body);
+            return Err(unreachable(format!("peer {} answered {}: {text}", self.target, resp.status)));
+        }
+        frame::decode_exact(&resp.body).map_err(unreachable)
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = crate::types::SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call("append", &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call("vote", &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call("pre-vote", &rpc, option.hard_ttl()).await?)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let req = SnapshotRequest { vote, meta: snapshot.meta, data: snapshot.snapshot.into_inner() };
+        // A snapshot may be large; give it the hard TTL at least, and a floor.
+        let timeout = option.hard_ttl().max(Duration::from_secs(10));
+        Ok(self.call("snapshot", &req, timeout).await?)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Ok(self.call("transfer-leader", &req, option.hard_ttl()).await?)
+    }
+}
+

@@ -1,0 +1,251 @@
+//! A running replica: openraft wired to our storage, network and clock, plus
+//! proposal forwarding and linearizable reads. The HTTP API ([`crate::api`])
+//! and the leader loop ([`crate::leader`]) sit on top of [`Replica`].
+
+use crate::log_store::LogStore;
+use crate::metrics::Metrics;
+use crate::network::{PeerNetwork, RAFT_PREFIX};
+use crate::state_machine::{Shared, StateMachine};
+use crate::types::{Node, NodeId, Raft};
+use bytes::Bytes;
+use fenced_core::clock::Clock;
+use fenced_core::command::Request;
+use fenced_core::limits::Limits;
+use fenced_core::table::LockTable;
+use fenced_core::Response;
+use fenced_io::disk::Disk;
+use fenced_io::frame;
+use fenced_io::http::HttpClient;
+use fenced_io::transport::Transport;
+use hyper::{Method, StatusCode};
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::async_runtime::WatchReceiver;
+use openraft::{Config, Instant as _, ReadPolicy, SnapshotPolicy};
+use openraft_rt::deterministic_rng::DeterministicRng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a replica is configured. All replicas of a cluster must agree on the
+/// peer set and the limits.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub id: NodeId,
+    /// The address this replica listens on (clients and peers).
+    pub listen: String,
+    /// Every voter, this one included: id -> address.
+    pub peers: BTreeMap<NodeId, String>,
+    pub heartbeat: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Take a snapshot (and purge the log) after this many entries.
+    pub snapshot_every_entries: u64,
+    /// How often the leader checkpoints remaining lease TTLs.
+    pub checkpoint_interval: Duration,
+    /// How often the leader scans for expired leases.
+    pub tick: Duration,
+    pub limits: Limits,
+}
+
+impl ReplicaConfig {
+    /// Sensible timings for a LAN; `fenced calibrate` recommends real ones.
+    pub fn new(id: NodeId, listen: String, peers: BTreeMap<NodeId, String>) -> Self {
+        ReplicaConfig {
+            id,
+            listen,
+            peers,
+            heartbeat: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(500),
+            election_timeout_max: Duration::from_millis(1000),
+            snapshot_every_entries: 10_000,
+            checkpoint_interval: Duration::from_secs(2),
+            tick: Duration::from_millis(50),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The seams: everything nondeterministic a replica touches.
+#[derive(Clone)]
+pub struct Seams {
+    pub transport: Arc<dyn Transport>,
+    pub disk: Arc<dyn Disk>,
+    pub clock: Arc<dyn Clock>,
+    /// Seeds openraft's RNG (election jitter) and the signing-key generator.
+    pub seed: u64,
+    /// Entropy for the cluster's signing key, if this replica creates it.
+    pub key_entropy: [u8; 32],
+}
+
+/// Why a proposal or read did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("no leader is known; the cluster may be electing one or may have lost its majority")]
+    NoLeader,
+    #[error("the outcome is unknown: the leader changed or could not be reached after the request was sent; retry with the same request id")]
+    Unknown,
+    #[error("this replica is shutting down")]
+    ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ProposeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProposeError::NoLeader => "no_leader",
+            ProposeError::Unknown => "unknown_outcome",
+            ProposeError::ShuttingDown => "shutting_down",
+            ProposeError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// A running replica.
+pub struct Replica {
+    pub config: ReplicaConfig,
+    pub raft: Raft,
+    pub shared: Arc<Shared>,
+    pub log: LogStore,
+    pub http: HttpClient,
+    pub metrics: Metrics,
+    pub seams: Seams,
+}
+
+/// How long a forwarded proposal may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Replica {
+    /// Open storage, start openraft, and initialize the cluster if this is
+    /// the lowest-numbered voter of a new one.
+    pub async fn start(config: ReplicaConfig, seams: Seams) -> std::io::Result<Arc<Replica>> {
+        let raft_config = Config {
+            cluster_name: "fenced".into(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: config.election_timeout_min.as_millis() as u64,
+            election_timeout_max: config.election_timeout_max.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: 1000,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| std::io::Error::other(format!("invalid raft configuration: {e}")))?;
+        let log = LogStore::open(seams.disk.clone())?;
+        let sm = StateMachine::open(seams.disk.clone(), seams.clock.clone(), LockTable::new(config.limits.clone()))?;
+        let shared = sm.shared.clone();
+        let http = HttpClient::new(seams.transport.clone());
+        let network = PeerNetwork::new(http.clone());
+        let raft = DeterministicRng::<openraft::impls::TokioRuntime>::scope(
+            seams.seed,
+            Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm),
+        )
+        .await
+        .map_err(|e| std::io::Error::other(format!("raft failed to start: {e}")))?;
+        let lowest = config.peers.keys().next().copied();
+        let initialized = raft.is_initialized().await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        if !initialized && lowest == Some(config.id) {
+            let members: BTreeMap<NodeId, Node> =
+                config.peers.iter().map(|(id, addr)| (*id, Node { addr: addr.clone() })).collect();
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(id = config.id, "initialized a new cluster"),
+                Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
+            }
+        }
+        Ok(Arc::new(Replica { config, raft, shared, log, http, metrics: Metrics::default(), seams }))
+    }
+
+    /// Propose `req` and wait for its response, forwarding to the leader if
+    /// this replica is not it. Forwarded once at most: the leader does not
+    /// forward again.
+    pub async fn propose(&self, req: Request) -> Result<Response, ProposeError> {
+        self.metrics.proposals.inc();
+        match self.raft.client_write(req.clone()).await {
+            Ok(resp) => Ok(resp.response().clone()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let Some(node) = f.leader_node else { return Err(ProposeError::NoLeader) };
+                if f.leader_id == Some(self.config.id) {
+                    return Err(ProposeError::NoLeader);
+                }
+                self.metrics.forwards.inc();
+                self.forward(&node.addr, &req).await
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(ProposeError::Unknown),
+            Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
+            Err(RaftError::Fatal(_)) => Err(ProposeError::ShuttingDown),
+        }
+    }
+
+    /// Propose on this replica only (the target of a forward).
+    pub async fn propose_local(&self, req: Request) -> Result<Response, ProposeError> {
+        match self.raft.client_write(req).await {
+            Ok(resp) => Ok(resp.response().clone()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(ProposeError::Unknown),
+            Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
+            Err(RaftError::Fatal(_)) => Err(ProposeError::ShuttingDown),
+        }
+    }
+
+    async fn forward(&self, addr: &str, req: &Request) -> Result<Response, ProposeError> {
+        let body = frame::encode(req).map_err(|e| ProposeError::Internal(e.to_string()))?;
+        let http_req = hyper::Request::builder()
+            .method(Method::POST)
+            .uri(format!("{RAFT_PREFIX}/propose"))
+            .body(Bytes::from(body))
+            .map_err(|e| ProposeError::Internal(e.to_string()))?;
+        // Once the request may have been sent, a failure means "unknown", not "failed".
+        let resp = self.http.send(addr, http_req, FORWARD_TIMEOUT).await.map_err(|_| ProposeError::Unknown)?;
+        match resp.status {
+            StatusCode::OK => frame::decode_exact(&resp.body).map_err(|e| ProposeError::Internal(e.to_string())),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                // The leader refused before proposing (it was no longer leader).
+                Err(ProposeError::NoLeader)
+            }
+            _ => Err(ProposeError::Unknown),
+        }
+    }
+
+    /// Wait until this replica may serve a linearizable read (read-index: the
+    /// leader confirms its leadership with a quorum, and the state machine has
+    /// applied up to the commit index it saw). Returns the leader's address
+    /// if this replica is not the leader.
+    pub async fn linearizable(&self) -> Result<(), Result<String, ProposeError>> {
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(read) => {
+                let index = read.index();
+                let mut applied = self.shared.watch_applied();
+                let waited = tokio::time::timeout(FORWARD_TIMEOUT, applied.wait_for(|a| *a >= index)).await;
+                match waited {
+                    Ok(Ok(_)) => Ok(()),
+                    _ => Err(Err(ProposeError::Unknown)),
+                }
+            }
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => match f.leader_node {
+                Some(n) if f.leader_id != Some(self.config.id) => Err(Ok(n.addr)),
+                _ => Err(Err(ProposeError::NoLeader)),
+            },
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => Err(Err(ProposeError::NoLeader)),
+            Err(RaftError::Fatal(_)) => Err(Err(ProposeError::ShuttingDown)),
+        }
+    }
+
+    /// Is this replica the leader with a recent quorum acknowledgement? Used
+    /// only to decide who proposes expiries (liveness); safety never rests on it.
+    pub fn is_leader(&self) -> bool {
+        let Ok(leader) = self.raft.as_leader() else { return false };
+        leader.last_quorum_acked().is_some_and(|t| t.elapsed() <= self.config.election_timeout_max)
+    }
+
+    /// The voters, from the committed membership.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft.metrics().borrow_watched().membership_config.membership().voter_ids().collect()
+    }
+
+    /// Stop openraft.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

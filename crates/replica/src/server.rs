@@ -1,0 +1,40 @@
+//! Assemble a serving replica: listener, HTTP router, leader duties.
+
+use crate::node::{Replica, ReplicaConfig, Seams};
+use std::io;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A replica that is serving. Dropping it does not stop it; call [`Running::stop`].
+pub struct Running {
+    pub replica: Arc<Replica>,
+    /// The address actually bound.
+    pub addr: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Bind, start openraft, and serve.
+pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
+    let listener = seams.transport.bind(&config.listen).await?;
+    let addr = listener.local_addr()?;
+    let replica = Replica::start(config, seams).await?;
+    let (shutdown, rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(fenced_io::http::serve(listener, crate::api::router(replica.clone()), rx.clone())),
+        tokio::spawn(crate::leader::run(replica.clone(), rx)),
+    ];
+    Ok(Running { replica, addr, shutdown, tasks })
+}
+
+impl Running {
+    /// Stop serving and shut openraft down.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        self.replica.shutdown().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The state machine: the pure [`LockTable`] behind openraft's storage API,
+//! plus snapshots on disk and each replica's lease timers.
+//!
+//! Lease timers live here because they must see every applied entry, in
+//! order: a lease's deadline is the local monotonic time at which this
+//! replica applied its last renewal (or checkpoint), plus the remaining TTL.
+//! The renewal was made before it was applied anywhere, so this deadline is
+//! never earlier than the one the old leader held (up to clock-rate error) —
+//! and it is never reset by an election, which is etcd issue 9888's bug.
+//! Only the leader acts on the timers (see [`crate::leader`]).
+
+use crate::types::{Entry, LogId, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use fenced_core::clock::{Clock, Mono};
+use fenced_core::table::{Event, LockTable};
+use fenced_core::{LeaseId, Response};
+use fenced_io::disk::Disk;
+use fenced_io::frame;
+use futures::TryStreamExt;
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::EntryPayload;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+const SNAPSHOT: &str = "snapshot";
+/// Applied-entry notifications buffered for slow watchers; a watcher that
+/// falls further behind is told it lagged and re-reads the table.
+const EVENTS_CAPACITY: usize = 4096;
+
+/// What one applied entry did, for watchers and history recorders.
+#[derive(Debug, Clone)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub events: Vec<Event>,
+}
+
+/// A lease's timer on this replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTimer {
+    /// When the lease ends, on this replica's monotonic clock.
+    pub deadline: Mono,
+    /// The renewal this deadline is based on; an `Expire` carries it.
+    pub renewed: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// State shared between the state machine, the API and the leader loop.
+pub struct Shared {
+    table: RwLock<LockTable>,
+    applied: Mutex<(Option<LogId>, StoredMembership)>,
+    snapshot: Mutex<Option<SnapshotFile>>,
+    timers: Mutex<BTreeMap<LeaseId, LeaseTimer>>,
+    clock: Arc<dyn Clock>,
+    disk: Arc<dyn Disk>,
+    applied_tx: watch::Sender<u64>,
+    events_tx: broadcast::Sender<Arc<AppliedEntry>>,
+    snapshots_built: std::sync::atomic::AtomicU64,
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn poisoned<T>(_: T) -> io::Error {
+    io_err("state machine lock poisoned")
+}
+
+impl Shared {
+    /// Read the lock table. The guard must not be held across an await.
+    pub fn read<R>(&self, f: impl FnOnce(&LockTable) -> R) -> R {
+        let g = self.table.read().unwrap_or_else(|p| p.into_inner());
+        f(&g)
+    }
+
+    /// The last applied log index.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_tx.borrow()
+    }
+
+    /// Wait until the applied index changes.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    /// Every applied entry's events, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AppliedEntry>> {
+        self.events_tx.subscribe()
+    }
+
+    /// This replica's lease timers.
+    pub fn timers(&self) -> BTreeMap<LeaseId, LeaseTimer> {
+        self.timers.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn on_events(&self, now: Mono, events: &[Event]) {
+        let Ok(mut t) = self.timers.lock() else { return };
+        for e in events {
+            match e {
+                Event::LeaseRenewed { lease, renewed, remaining_ms } => {
+                    let deadline = now.add(Duration::from_millis(*remaining_ms));
+                    t.insert(*lease, LeaseTimer { deadline, renewed: *renewed });
+                }
+                Event::LeaseCheckpointed { lease, remaining_ms } => {
+                    if let Some(timer) = t.get_mut(lease) {
+                        timer.deadline = timer.deadline.min(now.add(Duration::from_millis(*remaining_ms)));
+                    }
+                }
+                Event::LeaseEnded { lease, .. } => {
+                    t.remove(lease);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Restart every timer from the table's remaining TTLs (after a restart
+    /// or a snapshot install, when this replica saw no renewals itself).
+    fn rebuild_timers(&self, table: &LockTable) {
+        let now = self.clock.now();
+        let timers = table
+            .leases()
+            .map(|(id, l)| {
+                let deadline = now.add(Duration::from_millis(l.remaining_ms));
+                (*id, LeaseTimer { deadline, renewed: l.renewed })
+            })
+            .collect();
+        if let Ok(mut t) = self.timers.lock() {
+            *t = timers;
+        }
+    }
+}
+
+/// openraft's handle on the state machine.
+#[derive(Clone)]
+pub struct StateMachine {
+    pub shared: Arc<Shared>,
+}
+
+impl StateMachine {
+    /// Open the state machine, loading the last snapshot from `disk`.
+    pub fn open(disk: Arc<dyn Disk>, clock: Arc<dyn Clock>, table: LockTable) -> io::Result<Self> {
+        let (applied_tx, _) = watch::channel(0);
+        let (events_tx, _) = broadcast::channel(EVENTS_CAPACITY);
+        let shared = Arc::new(Shared {
+            table: RwLock::new(table),
+            applied: Mutex::new((None, StoredMembership::default())),
+            snapshot: Mutex::new(None),
+            timers: Mutex::new(BTreeMap::new()),
+            clock,
+            disk,
+            applied_tx,
+            events_tx,
+            snapshots_built: Default::default(),
+        });
+        let sm = StateMachine { shared };
+        if let Some(bytes) = sm.shared.disk.read(SNAPSHOT)? {
+            let file: SnapshotFile = frame::decode_exact(&bytes).map_err(io_err)?;
+            sm.load(&file.meta, &file.data)?;
+            *sm.shared.snapshot.lock().map_err(poisoned)? = Some(file);
+        }
+        Ok(sm)
+    }
+
+    fn load(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+        let table: LockTable = frame::decode_exact(data).map_err(io_err)?;
+        self.shared.rebuild_timers(&table);
+        *self.shared.table.write().map_err(poisoned)? = table;
+        *self.shared.applied.lock().map_err(poisoned)? = (meta.last_log_id.clone(), meta.last_membership.clone());
+        let index = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
+        self.shared.applied_tx.send_replace(index);
+        Ok(())
+    }
+
+    fn apply_one(&self, entry: &Entry) -> io::Result<Response> {
+        let index = entry.index();
+        let response = match &entry.payload {
+            EntryPayload::Blank => Response::Done,
+            EntryPayload::Normal(req) => {
+                let applied = self.shared.table.write().map_err(poisoned)?.apply(index, req);
+                self.shared.on_events(self.shared.clock.now(), &applied.events);
+                if !applied.events.is_empty() {
+                    // No receivers is fine: nobody is watching.
+                    let _ = self.shared.events_tx.send(Arc::new(AppliedEntry { index, events: applied.events }));
+                }
+                applied.response
+            }
+            EntryPayload::Membership(m) => {
+                self.shared.applied.lock().map_err(poisoned)?.1 =
+                    StoredMembership::new(Some(entry.log_id()), m.clone());
+                Response::Done
+            }
+        };
+        self.shared.applied.lock().map_err(poisoned)?.0 = Some(entry.log_id());
+        self.shared.applied_tx.send_replace(index);
+        Ok(response)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
+        // Copy the table and the applied state under the locks, together, so
+        // the snapshot's data matches its `last_log_id`.
+        let (data, (last, membership)) = {
+            let table = self.shared.table.read().map_err(poisoned)?;
+            let applied = self.shared.applied.lock().map_err(poisoned)?.clone();
+            (frame::encode(&*table).map_err(io_err)?, applied)
+        };
+        self.shared.snapshots_built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let meta = SnapshotMeta { last_log_id: last, last_membership: membership };
+        let file = SnapshotFile { meta: meta.clone(), data: data.clone() };
+        self.shared.disk.write_atomic(SNAPSHOT, &frame::encode(&file).map_err(io_err)?)?;
+        *self.shared.snapshot.lock().map_err(poisoned)? = Some(file);
+        Ok(openraft::storage::Snapshot { meta, snapshot: std::io::Cursor::new(data) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok(self.shared.applied.lock().map_err(poisoned)?.clone())
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let response = self.apply_one(&entry)?;
+            if let Some(r) = responder {
+                r.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> Result<(), io::Error> {
+        let data = snapshot.into_inner();
+        self.load(meta, &data)?;
+        let file = SnapshotFile { meta: meta.clone(), data };
+        self.shared.disk.write_atomic(SNAPSHOT, &frame::encode(&file).map_err(io_err)?)?;
+        *self.shared.snapshot.lock().map_err(poisoned)? = Some(file);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
+        let g = self.shared.snapshot.lock().map_err(poisoned)?;
+        Ok(g.as_ref().map(|f| openraft::storage::Snapshot {
+            meta: f.meta.clone(),
+            snapshot: std::io::Cursor::new(f.data.clone()),
+        }))
+    }
+}
