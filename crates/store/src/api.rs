@@ -1,0 +1,303 @@
+//! The store's HTTP API (see `docs/store.md`).
+//!
+//! - `PUT /v1/objects/{key}`: body = value; headers `Fenced-Token`,
+//!   `Fenced-Signed-Token`, optional `Fenced-Client` + `Fenced-Request-Id`,
+//!   optional `If-Match: <version>`.
+//! - `DELETE /v1/objects/{key}`: the same headers.
+//! - `GET /v1/objects/{key}`: the value, with `Fenced-Version` and
+//!   `Fenced-Token`; `?format=json` for [`ObjectJson`].
+//! - `GET /v1/keys/{key}/fence`: [`FenceJson`].
+//!
+//! Every error is a 4xx/5xx with an [`ErrorBody`]; no rejected write changes
+//! any state. Keys may contain `/`.
+
+use crate::config::StoreConfig;
+use crate::engine::{Rejection, Store, WriteOk, WriteOp, WriteRequest};
+use crate::fence::{authorize, AuthError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const H_TOKEN: &str = "fenced-token";
+pub const H_SIGNED_TOKEN: &str = "fenced-signed-token";
+pub const H_CLIENT: &str = "fenced-client";
+pub const H_REQUEST_ID: &str = "fenced-request-id";
+pub const H_VERSION: &str = "fenced-version";
+pub const H_WARNING: &str = "fenced-warning";
+/// The value of `Fenced-Warning` on every response of an unfenced store.
+pub const UNFENCED_WARNING: &str = "unfenced-store";
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// `stale_token`, `bad_token`, `missing_token`, `version_mismatch`,
+    /// `request_too_old`, `not_found`, `bad_request`, `too_large`, `unavailable`.
+    pub code: String,
+    pub message: String,
+    /// For `stale_token`: the token presented and the key's `max_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presented: Option<u64>,
+    /// For `stale_token`: the key's `max_token`; for `version_mismatch`: the live version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// For `version_mismatch`: the version the request expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u64>,
+}
+
+/// `GET /v1/objects/{key}?format=json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectJson {
+    pub key: String,
+    pub value: String,
+    /// `utf8` or `base64`: how `value` encodes the bytes.
+    pub encoding: String,
+    pub version: u64,
+    pub token: u64,
+}
+
+/// `GET /v1/keys/{key}/fence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceJson {
+    pub key: String,
+    pub max_token: u64,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                presented: None,
+                current: None,
+                expected: None,
+            },
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing(_) => ApiError::new(StatusCode::BAD_REQUEST, "missing_token", e.to_string()),
+            AuthError::MalformedNumber(_) => ApiError::bad_request(e.to_string()),
+            _ => ApiError::new(StatusCode::FORBIDDEN, "bad_token", e.to_string()),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        let message = r.to_string();
+        match r {
+            Rejection::Stale { presented, current } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, "stale_token", message);
+                e.body.presented = Some(presented);
+                e.body.current = Some(current);
+                e
+            }
+            Rejection::VersionMismatch { expected, current } => {
+                let mut e = ApiError::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", message);
+                e.body.expected = Some(expected);
+                e.body.current = Some(current);
+                e
+            }
+            Rejection::RequestTooOld { .. } => ApiError::new(StatusCode::GONE, "request_too_old", message),
+            Rejection::Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+        }
+    }
+}
+
+struct App {
+    store: Store,
+    config: StoreConfig,
+}
+
+type AppState = Arc<App>;
+
+/// The store's router. `store` must come from [`Store::open`] with the same
+/// `unsafe_no_fencing` as `config`.
+pub fn router(store: Store, config: StoreConfig) -> Router {
+    let body_max = config.limits.body_len_max.max(config.limits.value_len_max);
+    let unfenced = config.unsafe_no_fencing || store.unsafe_no_fencing();
+    let app = Arc::new(App { store, config });
+    let r = Router::new()
+        .route("/v1/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
+        .route("/v1/keys/{*rest}", get(get_fence))
+        .route("/v1/health", get(health))
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(app);
+    if unfenced {
+        r.layer(axum::middleware::map_response(warn_unfenced))
+    } else {
+        r
+    }
+}
+
+async fn warn_unfenced(mut resp: Response) -> Response {
+    resp.headers_mut().insert(HeaderName::from_static(H_WARNING), HeaderValue::from_static(UNFENCED_WARNING));
+    resp
+}
+
+async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ok": true, "unsafe_no_fencing": app.config.unsafe_no_fencing }))
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| ApiError::bad_request(format!("header {name} is not ASCII"))),
+    }
+}
+
+fn check_key(app: &App, key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.len() > app.config.limits.key_len_max {
+        return Err(ApiError::bad_request(format!("key must be 1 to {} bytes", app.config.limits.key_len_max)));
+    }
+    Ok(())
+}
+
+/// Build the write from the request headers; authenticates the token.
+fn write_request(app: &App, key: String, op: WriteOp, h: &HeaderMap) -> Result<WriteRequest, ApiError> {
+    check_key(app, &key)?;
+    let presented = header(h, H_TOKEN)?;
+    let token = if app.config.unsafe_no_fencing {
+        // Demonstration mode: whatever was presented is recorded, unchecked.
+        presented.and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+    } else {
+        authorize(&app.config.cluster_keys, &app.config.guards, &key, presented, header(h, H_SIGNED_TOKEN)?)?
+    };
+    let origin = match (header(h, H_CLIENT)?, header(h, H_REQUEST_ID)?) {
+        (None, None) => None,
+        (Some(c), Some(id)) if !c.is_empty() && c.len() <= app.config.limits.client_len_max => {
+            let id = id.trim().parse().map_err(|_| ApiError::bad_request("Fenced-Request-Id must be a u64"))?;
+            Some((c.to_string(), id))
+        }
+        (Some(_), Some(_)) => {
+            let max = app.config.limits.client_len_max;
+            return Err(ApiError::bad_request(format!("Fenced-Client must be 1 to {max} bytes")));
+        }
+        _ => return Err(ApiError::bad_request("Fenced-Client and Fenced-Request-Id must be given together")),
+    };
+    let if_match = header(h, header::IF_MATCH.as_str())?
+        .map(|v| v.trim().trim_matches('"').parse::<u64>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("If-Match must be a version number"))?;
+    Ok(WriteRequest { key, op, token, if_match, origin })
+}
+
+fn write_response(ok: WriteOk) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(HeaderName::from_static(H_VERSION), HeaderValue::from(ok.version));
+    h.insert(HeaderName::from_static(H_TOKEN), HeaderValue::from(ok.token));
+    (StatusCode::OK, h, Json(ok)).into_response()
+}
+
+async fn put_object(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text()))?;
+    if body.len() > app.config.limits.value_len_max {
+        let max = app.config.limits.value_len_max;
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("values are at most {max} bytes"),
+        ));
+    }
+    let req = write_request(&app, key, WriteOp::Put(body), &headers)?;
+    Ok(write_response(app.store.write(req).await?))
+}
+
+async fn delete_object(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let req = write_request(&app, key, WriteOp::Delete, &headers)?;
+    Ok(write_response(app.store.write(req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+fn unavailable(e: std::io::Error) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+}
+
+async fn get_object(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_key(&app, &key)?;
+    let obj = app
+        .store
+        .get(&key)
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no object under key {key:?}")))?;
+    match params.format.as_deref() {
+        Some("json") => {
+            let (value, encoding) = match std::str::from_utf8(&obj.value) {
+                Ok(s) => (s.to_string(), "utf8"),
+                Err(_) => (B64.encode(&obj.value), "base64"),
+            };
+            let j = ObjectJson { key, value, encoding: encoding.into(), version: obj.version, token: obj.token };
+            Ok(Json(j).into_response())
+        }
+        None | Some("raw") => {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(H_VERSION), HeaderValue::from(obj.version));
+            h.insert(HeaderName::from_static(H_TOKEN), HeaderValue::from(obj.token));
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            Ok((StatusCode::OK, h, obj.value).into_response())
+        }
+        Some(f) => Err(ApiError::bad_request(format!("unknown format {f:?}; use json or raw"))),
+    }
+}
+
+async fn get_fence(State(app): State<AppState>, Path(rest): Path<String>) -> Result<Json<FenceJson>, ApiError> {
+    // `{*key}` must end a route, so `/v1/keys/{key}/fence` is matched by hand.
+    let key = rest
+        .strip_suffix("/fence")
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "use GET /v1/keys/{key}/fence"))?
+        .to_string();
+    check_key(&app, &key)?;
+    let max_token = app.store.max_token(&key).map_err(unavailable)?;
+    Ok(Json(FenceJson { key, max_token }))
+}

@@ -1,0 +1,313 @@
+//! `fenced store serve|put|get`: clap arguments and the code behind them, so
+//! the `fenced` binary only dispatches.
+//!
+//! Exit codes: 0 ok; 1 the store refused (stale or bad token, version
+//! mismatch, not found); 2 unreachable, unavailable, or bad usage.
+//! (`fenced store put --lock NAME --endpoints ...`, which acquires, writes
+//! and releases, lives with the lock client, not here.)
+
+use crate::api::ObjectJson;
+use crate::client::{Fence, Idem, StoreClient, StoreError};
+use crate::config::{GuardMap, StoreConfig, StoreSeams};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use clap::{Args, Subcommand};
+use ed25519_dalek::VerifyingKey;
+use fenced_core::token::parse_public_key;
+use fenced_io::clock::SystemClock;
+use fenced_io::disk::FsDisk;
+use fenced_io::http::HttpClient;
+use fenced_io::transport::TcpTransport;
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_REJECTED: i32 = 1;
+pub const EXIT_UNREACHABLE: i32 = 2;
+
+/// `fenced store ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreCommand {
+    /// Run a fenced store.
+    Serve(ServeArgs),
+    /// Write a value with a fencing token.
+    Put(PutArgs),
+    /// Read a value.
+    Get(GetArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: String,
+    /// Directory for the WAL and snapshot (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The lock service's public key (`ed25519:...`), or a file holding one
+    /// key per line or the JSON of `GET /v1/cluster/key`. Repeat during a key
+    /// rotation.
+    #[arg(long = "cluster-key", required_unless_present = "unsafe_no_fencing")]
+    pub cluster_keys: Vec<String>,
+    /// `PREFIX=LOCK`: keys starting with PREFIX are guarded by LOCK (default:
+    /// a key is guarded by the lock of the same name). Repeatable.
+    #[arg(long = "guard", value_parser = parse_guard)]
+    pub guards: Vec<(String, String)>,
+    /// Accept every write whatever its token (demonstrates Figure 8-4). Never
+    /// in production.
+    #[arg(long)]
+    pub unsafe_no_fencing: bool,
+    /// Largest value, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub value_len_max: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    pub key: String,
+    pub value: String,
+    /// The store's `host:port`.
+    #[arg(long)]
+    pub store: String,
+    /// The fencing token.
+    #[arg(long)]
+    pub token: Option<u64>,
+    /// The signed token (`fenced1....`) the lock service issued with it.
+    #[arg(long)]
+    pub signed_token: Option<String>,
+    /// With `--request-id`: deduplicate retries of this write.
+    #[arg(long, requires = "request_id")]
+    pub client: Option<String>,
+    #[arg(long, requires = "client")]
+    pub request_id: Option<u64>,
+    /// Compare-and-set: write only if the current version is this (0: absent).
+    #[arg(long)]
+    pub if_match: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    pub key: String,
+    /// The store's `host:port`.
+    #[arg(long)]
+    pub store: String,
+    /// Print JSON (`{key, value, encoding, version, token}`).
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+}
+
+/// Why a command could not run at all (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreCliError {
+    #[error("cannot read cluster key file {path}: {source}")]
+    KeyFile { path: String, source: std::io::Error },
+    #[error("bad cluster key {what}: {message}")]
+    BadKey { what: String, message: String },
+    #[error("store failed: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+impl StoreCliError {
+    pub fn exit_code(&self) -> i32 {
+        EXIT_UNREACHABLE
+    }
+}
+
+fn parse_guard(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((p, l)) if !p.is_empty() && !l.is_empty() => Ok((p.into(), l.into())),
+        _ => Err(format!("expected PREFIX=LOCK, got {s:?}")),
+    }
+}
+
+/// Parse `--cluster-key` values: literal keys or files holding them.
+pub fn load_cluster_keys(specs: &[String]) -> Result<Vec<VerifyingKey>, StoreCliError> {
+    let mut keys = Vec::new();
+    for spec in specs {
+        let bad =
+            |what: &str, e: &dyn std::fmt::Display| StoreCliError::BadKey { what: what.into(), message: e.to_string() };
+        if spec.trim().starts_with("ed25519:") {
+            keys.push(parse_public_key(spec).map_err(|e| bad(spec, &e))?);
+            continue;
+        }
+        // Configuration, not store data: read directly, not through the disk seam.
+        let text =
+            std::fs::read_to_string(spec).map_err(|source| StoreCliError::KeyFile { path: spec.clone(), source })?;
+        let texts: Vec<String> = if text.trim_start().starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(spec, &e))?;
+            match (v.get("public_keys").and_then(|k| k.as_array()), v.get("public_key").and_then(|k| k.as_str())) {
+                (Some(all), _) => all.iter().filter_map(|k| k.as_str().map(String::from)).collect(),
+                (None, Some(one)) => vec![one.to_string()],
+                _ => return Err(bad(spec, &"JSON has neither public_keys nor public_key")),
+            }
+        } else {
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+        };
+        if texts.is_empty() {
+            return Err(bad(spec, &"file holds no key"));
+        }
+        for t in texts {
+            keys.push(parse_public_key(&t).map_err(|e| bad(spec, &e))?);
+        }
+    }
+    Ok(keys)
+}
+
+/// Run a command, printing to stdout.
+pub async fn run(cmd: StoreCommand) -> Result<i32, StoreCliError> {
+    let mut out = std::io::stdout();
+    run_with(cmd, &mut out).await
+}
+
+/// Run a command, printing to `out`.
+pub async fn run_with(cmd: StoreCommand, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    match cmd {
+        StoreCommand::Serve(a) => serve(a, out).await,
+        StoreCommand::Put(a) => put(a, out).await,
+        StoreCommand::Get(a) => get(a, out).await,
+    }
+}
+
+/// The store configuration `serve` would use.
+pub fn serve_config(a: &ServeArgs) -> Result<StoreConfig, StoreCliError> {
+    let mut c = StoreConfig::new(a.listen.clone(), load_cluster_keys(&a.cluster_keys)?);
+    let mut guards = GuardMap::default();
+    for (p, l) in &a.guards {
+        guards.insert(p.clone(), l.clone());
+    }
+    c.guards = guards;
+    c.unsafe_no_fencing = a.unsafe_no_fencing;
+    c.limits.value_len_max = a.value_len_max;
+    c.limits.body_len_max = a.value_len_max;
+    Ok(c)
+}
+
+async fn serve(a: ServeArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    let config = serve_config(&a)?;
+    let seams = StoreSeams {
+        transport: Arc::new(TcpTransport),
+        disk: Arc::new(FsDisk::open(&a.data_dir)?),
+        clock: Arc::new(SystemClock::new()),
+    };
+    let running = crate::server::start(config, seams).await?;
+    let mode = if a.unsafe_no_fencing { " (UNSAFE: no fencing)" } else { "" };
+    writeln!(out, "fenced store listening on {}{mode}", running.addr).map_err(StoreCliError::Output)?;
+    out.flush().map_err(StoreCliError::Output)?;
+    wait_for_signal().await;
+    running.stop().await;
+    Ok(EXIT_OK)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn client(store: &str, timeout_ms: u64) -> StoreClient {
+    StoreClient::new(HttpClient::new(Arc::new(TcpTransport)), store).with_timeout(Duration::from_millis(timeout_ms))
+}
+
+fn exit_for(e: &StoreError) -> i32 {
+    if e.is_rejection() {
+        EXIT_REJECTED
+    } else {
+        EXIT_UNREACHABLE
+    }
+}
+
+fn print_error(out: &mut (dyn Write + Send), json: bool, e: &StoreError) -> Result<i32, StoreCliError> {
+    let line = if json {
+        let mut j = json!({ "ok": false, "code": e.code(), "message": e.to_string() });
+        match e {
+            StoreError::StaleToken { presented, current } => {
+                j["presented"] = json!(presented);
+                j["current"] = json!(current);
+            }
+            StoreError::VersionMismatch { expected, current } => {
+                j["expected"] = json!(expected);
+                j["current"] = json!(current);
+            }
+            _ => {}
+        }
+        j.to_string()
+    } else {
+        format!("rejected ({}): {e}", e.code())
+    };
+    writeln!(out, "{line}").map_err(StoreCliError::Output)?;
+    Ok(exit_for(e))
+}
+
+async fn put(a: PutArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    // A missing half is sent as missing, so the store answers `missing_token`
+    // (or, if unfenced, records the bare number).
+    let fence = a.token.map(|token| Fence { token, signed: a.signed_token.unwrap_or_default() });
+    let idem = a.client.zip(a.request_id).map(|(client, request_id)| Idem { client, request_id });
+    let c = client(&a.store, a.timeout_ms);
+    match c.write(&a.key, Some(a.value.into_bytes().into()), fence.as_ref(), idem.as_ref(), a.if_match).await {
+        Ok(w) => {
+            let line = if a.json {
+                json!({ "ok": true, "key": w.ok.key, "version": w.ok.version, "token": w.ok.token, "unfenced": w.unfenced })
+                    .to_string()
+            } else {
+                let warn = if w.unfenced { " (warning: unfenced store)" } else { "" };
+                format!("ok: {} version {} token {}{warn}", w.ok.key, w.ok.version, w.ok.token)
+            };
+            writeln!(out, "{line}").map_err(StoreCliError::Output)?;
+            Ok(EXIT_OK)
+        }
+        Err(e) => print_error(out, a.json, &e),
+    }
+}
+
+async fn get(a: GetArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    let c = client(&a.store, a.timeout_ms);
+    match c.get(&a.key).await {
+        Ok(Some(o)) => {
+            if a.json {
+                let (value, encoding) = match std::str::from_utf8(&o.value) {
+                    Ok(s) => (s.to_string(), "utf8"),
+                    Err(_) => (B64.encode(&o.value), "base64"),
+                };
+                let j = ObjectJson { key: a.key, value, encoding: encoding.into(), version: o.version, token: o.token };
+                let line = serde_json::to_string(&j).map_err(|e| StoreCliError::Output(std::io::Error::other(e)))?;
+                writeln!(out, "{line}").map_err(StoreCliError::Output)?;
+            } else {
+                out.write_all(&o.value).map_err(StoreCliError::Output)?;
+                writeln!(out).map_err(StoreCliError::Output)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Ok(None) => {
+            let line = if a.json {
+                json!({ "ok": false, "code": "not_found", "key": a.key }).to_string()
+            } else {
+                format!("not found: {}", a.key)
+            };
+            writeln!(out, "{line}").map_err(StoreCliError::Output)?;
+            Ok(EXIT_REJECTED)
+        }
+        Err(e) => print_error(out, a.json, &e),
+    }
+}

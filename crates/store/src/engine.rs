@@ -1,0 +1,504 @@
+//! The storage engine: per-key value, version and `max_token`, made durable
+//! by a write-ahead log on the [`Disk`] seam.
+//!
+//! # Why it is shaped like this
+//! - **One writer.** Every write goes through a bounded queue to one task,
+//!   which is the only place that compares a token with `max_token`. The
+//!   check and the raise of `max_token` are therefore atomic, without locks
+//!   held across an fsync.
+//! - **Group commit.** The writer takes up to `batch_max` queued writes,
+//!   decides each against the state as the batch has changed it so far,
+//!   appends one WAL record per accepted write, and fsyncs once. Only then
+//!   is the batch made visible to readers and answered. A reader therefore
+//!   never sees a value that a crash could take back (linearizable reads),
+//!   and an acknowledged write is always on disk.
+//! - **One record per write** carries the value, the version, the token that
+//!   wrote it and the new `max_token`, so the value and its fence can never
+//!   be persisted apart. A DELETE leaves a tombstone that keeps `max_token`.
+//! - **Compaction** writes a snapshot with `write_atomic`, then empties the
+//!   WAL. Records carry a sequence number and the snapshot the last one it
+//!   contains, so a crash between the two steps replays nothing twice.
+//! - **Recovery** reads the snapshot, then the WAL. A record whose checksum
+//!   fails (a torn tail from a crash mid-append) ends the log: it and what
+//!   follows are truncated and reported with `tracing::warn`. A damaged
+//!   snapshot is never truncated: it is refused, since it holds acknowledged
+//!   data.
+//!
+//! Disk calls are synchronous and made from the writer task, as the replica's
+//! log store does: under the simulator the disk is in memory, and in
+//! production one runtime worker waits on the fsync while others serve reads.
+
+use crate::dedup::{Dedup, Seen};
+use bytes::Bytes;
+use fenced_io::disk::Disk;
+use fenced_io::frame;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The write-ahead log's file name.
+pub const WAL: &str = "store.wal";
+/// The snapshot's file name.
+pub const SNAPSHOT: &str = "store.snap";
+/// Snapshot entries per frame, so no frame nears `frame::PAYLOAD_MAX`.
+const SNAPSHOT_CHUNK_BYTES: usize = 8 << 20;
+
+/// A stored object as a reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub value: Bytes,
+    pub version: u64,
+    /// The fencing token of the write that stored this value.
+    pub token: u64,
+}
+
+/// A key's state: the live value (or a tombstone) and its fence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Entry {
+    value: Option<Bytes>,
+    /// Increases by one with every accepted write (DELETE included), so a
+    /// version is never reused even after a delete.
+    version: u64,
+    token: u64,
+    max_token: u64,
+}
+
+impl Entry {
+    /// The version a compare-and-set compares with: 0 when there is no value.
+    fn live_version(&self) -> u64 {
+        if self.value.is_some() {
+            self.version
+        } else {
+            0
+        }
+    }
+}
+
+/// What a write does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put(Bytes),
+    Delete,
+}
+
+/// A write, already authenticated (see [`crate::fence`]).
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub key: String,
+    pub op: WriteOp,
+    /// The presented fencing token (0 for a token-less unfenced write).
+    pub token: u64,
+    /// Compare-and-set: apply only if the live version equals this (0: absent).
+    pub if_match: Option<u64>,
+    /// `(client, request_id)`, for deduplication of retries.
+    pub origin: Option<(String, u64)>,
+}
+
+/// An accepted write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOk {
+    pub key: String,
+    pub version: u64,
+    /// The token that wrote it.
+    pub token: u64,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// Why a write was not applied. None of these changed any state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("stale fencing token {presented}: this key has accepted token {current}")]
+    Stale { presented: u64, current: u64 },
+    #[error("version mismatch: expected {expected}, current {current}")]
+    VersionMismatch { expected: u64, current: u64 },
+    #[error("request id {request_id} is older than the remembered window; its outcome is unknown")]
+    RequestTooOld { request_id: u64 },
+    /// The outcome is unknown: the store failed to persist, or is stopping.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type WriteResult = Result<WriteOk, Rejection>;
+
+/// Tuning of the engine (see [`crate::StoreConfig`]).
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub unsafe_no_fencing: bool,
+    pub compact_wal_bytes: u64,
+    pub batch_max: usize,
+    pub queue_max: usize,
+    pub dedup_clients_max: usize,
+    pub dedup_per_client: usize,
+}
+
+impl EngineOptions {
+    pub fn from_config(c: &crate::StoreConfig) -> Self {
+        EngineOptions {
+            unsafe_no_fencing: c.unsafe_no_fencing,
+            compact_wal_bytes: c.compact_wal_bytes,
+            batch_max: c.batch_max,
+            queue_max: c.queue_max,
+            dedup_clients_max: c.limits.dedup_clients_max,
+            dedup_per_client: c.limits.dedup_per_client,
+        }
+    }
+}
+
+/// What recovery found on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub snapshot_keys: usize,
+    pub wal_records: usize,
+    /// Bytes of torn or corrupt WAL tail that were cut off.
+    pub torn_bytes: u64,
+}
+
+/// One WAL record: a whole accepted write.
+#[derive(Serialize, Deserialize)]
+struct WalRecord {
+    seq: u64,
+    key: String,
+    value: Option<Vec<u8>>,
+    version: u64,
+    token: u64,
+    max_token: u64,
+    origin: Option<(String, u64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DiskEntry {
+    value: Option<Vec<u8>>,
+    version: u64,
+    token: u64,
+    max_token: u64,
+}
+
+/// The snapshot: `Header`, any number of `Entries`, `Dedup`, `End`.
+#[derive(Serialize, Deserialize)]
+enum SnapFrame {
+    Header { last_seq: u64 },
+    Entries(Vec<(String, DiskEntry)>),
+    Dedup(Dedup<WriteResult>),
+    End,
+}
+
+struct Shared {
+    map: RwLock<BTreeMap<String, Entry>>,
+    /// Set when a WAL write or fsync failed: every later write is refused,
+    /// because what is on disk is no longer known.
+    failed: AtomicBool,
+}
+
+struct Cmd {
+    req: WriteRequest,
+    reply: oneshot::Sender<WriteResult>,
+}
+
+/// A handle to the store: cheap to clone; reads are served from memory.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Cmd>,
+    unsafe_no_fencing: bool,
+}
+
+/// The single writer (run it with [`Writer::run`]).
+pub struct Writer {
+    disk: Arc<dyn Disk>,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Cmd>,
+    opts: EngineOptions,
+    dedup: Dedup<WriteResult>,
+    seq: u64,
+    wal_bytes: u64,
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn poisoned<T>(_: T) -> io::Error {
+    io::Error::other("store state lock poisoned by an earlier panic")
+}
+
+impl Store {
+    /// Recover the store from `disk`. Spawn [`Writer::run`] to accept writes.
+    pub fn open(disk: Arc<dyn Disk>, opts: EngineOptions) -> io::Result<(Store, Writer, Recovery)> {
+        let mut map = BTreeMap::new();
+        let mut dedup = Dedup::default();
+        let mut recovery = Recovery::default();
+        let mut last_seq = 0;
+        if let Some(bytes) = disk.read(SNAPSHOT)? {
+            last_seq = read_snapshot(&bytes, &mut map, &mut dedup)?;
+            recovery.snapshot_keys = map.len();
+        }
+        let mut seq = last_seq;
+        let wal = disk.read(WAL)?.unwrap_or_default();
+        let mut at = 0usize;
+        while at < wal.len() {
+            match frame::decode::<WalRecord>(&wal[at..]) {
+                Ok((rec, n)) => {
+                    at += n;
+                    if rec.seq <= last_seq {
+                        continue;
+                    }
+                    seq = rec.seq;
+                    recovery.wal_records += 1;
+                    replay(&mut map, &mut dedup, rec, &opts);
+                }
+                Err(e) => {
+                    recovery.torn_bytes = (wal.len() - at) as u64;
+                    tracing::warn!(
+                        offset = at,
+                        dropped_bytes = recovery.torn_bytes,
+                        error = %e,
+                        "store WAL has a torn or corrupt tail (a crash during an append); truncating it"
+                    );
+                    disk.truncate(WAL, at as u64)?;
+                    break;
+                }
+            }
+        }
+        let shared = Arc::new(Shared { map: RwLock::new(map), failed: AtomicBool::new(false) });
+        let (tx, rx) = mpsc::channel(opts.queue_max.max(1));
+        let store = Store { shared: shared.clone(), tx, unsafe_no_fencing: opts.unsafe_no_fencing };
+        let writer = Writer { disk, shared, rx, opts, dedup, seq, wal_bytes: at as u64 };
+        Ok((store, writer, recovery))
+    }
+
+    /// Whether this store accepts writes whatever their token.
+    pub fn unsafe_no_fencing(&self) -> bool {
+        self.unsafe_no_fencing
+    }
+
+    /// The live object under `key`, if any.
+    pub fn get(&self, key: &str) -> io::Result<Option<Object>> {
+        let map = self.shared.map.read().map_err(poisoned)?;
+        Ok(map
+            .get(key)
+            .and_then(|e| e.value.as_ref().map(|v| Object { value: v.clone(), version: e.version, token: e.token })))
+    }
+
+    /// The highest token ever accepted for `key` (0 if none).
+    pub fn max_token(&self, key: &str) -> io::Result<u64> {
+        Ok(self.shared.map.read().map_err(poisoned)?.get(key).map_or(0, |e| e.max_token))
+    }
+
+    /// Submit a write and wait until it is durable (or refused).
+    pub async fn write(&self, req: WriteRequest) -> WriteResult {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(Rejection::Unavailable("an earlier disk write failed; restart the store".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd { req, reply }).await.is_err() {
+            return Err(Rejection::Unavailable("the store is stopping".into()));
+        }
+        rx.await.unwrap_or_else(|_| Err(Rejection::Unavailable("the store stopped before answering".into())))
+    }
+}
+
+fn replay(map: &mut BTreeMap<String, Entry>, dedup: &mut Dedup<WriteResult>, rec: WalRecord, opts: &EngineOptions) {
+    if let Some((client, id)) = &rec.origin {
+        let ok = WriteOk { key: rec.key.clone(), version: rec.version, token: rec.token, deleted: rec.value.is_none() };
+        dedup.record(client, *id, Ok(ok), opts.dedup_per_client, opts.dedup_clients_max);
+    }
+    let e = map.entry(rec.key).or_default();
+    e.value = rec.value.map(Bytes::from);
+    e.version = rec.version;
+    e.token = rec.token;
+    e.max_token = e.max_token.max(rec.max_token);
+}
+
+fn read_snapshot(bytes: &[u8], map: &mut BTreeMap<String, Entry>, dedup: &mut Dedup<WriteResult>) -> io::Result<u64> {
+    let corrupt =
+        |e: frame::FrameError| io_err(format!("store snapshot {SNAPSHOT} is damaged ({e}); refusing to start"));
+    let mut at = 0;
+    let mut last_seq = None;
+    loop {
+        let (f, n) = frame::decode::<SnapFrame>(&bytes[at..]).map_err(corrupt)?;
+        at += n;
+        match f {
+            SnapFrame::Header { last_seq: s } => last_seq = Some(s),
+            SnapFrame::Entries(es) => {
+                for (k, d) in es {
+                    let e = Entry {
+                        value: d.value.map(Bytes::from),
+                        version: d.version,
+                        token: d.token,
+                        max_token: d.max_token,
+                    };
+                    map.insert(k, e);
+                }
+            }
+            SnapFrame::Dedup(d) => *dedup = d,
+            SnapFrame::End => break,
+        }
+    }
+    last_seq.ok_or_else(|| io_err(format!("store snapshot {SNAPSHOT} has no header; refusing to start")))
+}
+
+impl Writer {
+    /// Commit queued writes until `shutdown` turns true or every [`Store`]
+    /// handle is dropped.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let first = tokio::select! {
+                c = self.rx.recv() => match c { Some(c) => c, None => return },
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.opts.batch_max.max(1) {
+                match self.rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Cmd>) {
+        let mut overlay: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut buf = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        let failed = self.shared.failed.load(Ordering::Acquire);
+        for Cmd { req, reply } in batch {
+            let result = if failed {
+                Err(Rejection::Unavailable("an earlier disk write failed; restart the store".into()))
+            } else {
+                self.decide(req, &mut overlay, &mut buf)
+            };
+            answers.push((reply, result));
+        }
+        if !buf.is_empty() {
+            if let Err(e) = self.persist(&buf) {
+                tracing::error!(error = %e, "store WAL write failed; refusing all further writes");
+                self.shared.failed.store(true, Ordering::Release);
+                for (reply, result) in answers {
+                    let r = match result {
+                        Ok(_) => Err(Rejection::Unavailable(format!("write may or may not be durable: {e}"))),
+                        rejected => rejected,
+                    };
+                    let _ = reply.send(r);
+                }
+                return;
+            }
+            match self.shared.map.write() {
+                Ok(mut map) => map.extend(overlay),
+                Err(_) => {
+                    self.shared.failed.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        for (reply, result) in answers {
+            let _ = reply.send(result);
+        }
+        if self.wal_bytes >= self.opts.compact_wal_bytes {
+            if let Err(e) = self.compact() {
+                // The WAL still holds everything; compaction is retried later.
+                tracing::warn!(error = %e, "store compaction failed");
+            }
+        }
+    }
+
+    /// Decide one write against the committed state plus this batch so far.
+    fn decide(&mut self, req: WriteRequest, overlay: &mut BTreeMap<String, Entry>, buf: &mut Vec<u8>) -> WriteResult {
+        if let Some((client, id)) = &req.origin {
+            match self.dedup.lookup(client, *id) {
+                Seen::New => {}
+                Seen::Done(r) => return r,
+                Seen::TooOld => return Err(Rejection::RequestTooOld { request_id: *id }),
+            }
+        }
+        let cur = match overlay.get(&req.key) {
+            Some(e) => e.clone(),
+            None => match self.shared.map.read() {
+                Ok(m) => m.get(&req.key).cloned().unwrap_or_default(),
+                Err(_) => return Err(Rejection::Unavailable("store state lock poisoned".into())),
+            },
+        };
+        let result = if !self.opts.unsafe_no_fencing && req.token < cur.max_token {
+            Err(Rejection::Stale { presented: req.token, current: cur.max_token })
+        } else if let Some(expected) = req.if_match.filter(|e| *e != cur.live_version()) {
+            Err(Rejection::VersionMismatch { expected, current: cur.live_version() })
+        } else {
+            let value = match req.op {
+                WriteOp::Put(v) => Some(v),
+                WriteOp::Delete => None,
+            };
+            let next =
+                Entry { version: cur.version + 1, token: req.token, max_token: cur.max_token.max(req.token), value };
+            self.seq += 1;
+            let rec = WalRecord {
+                seq: self.seq,
+                key: req.key.clone(),
+                value: next.value.as_ref().map(|v| v.to_vec()),
+                version: next.version,
+                token: next.token,
+                max_token: next.max_token,
+                origin: req.origin.clone(),
+            };
+            if let Err(e) = frame::encode_into(&rec, buf) {
+                return Err(Rejection::Unavailable(format!("cannot encode the write: {e}")));
+            }
+            let ok = WriteOk {
+                key: req.key.clone(),
+                version: next.version,
+                token: next.token,
+                deleted: next.value.is_none(),
+            };
+            overlay.insert(req.key, next);
+            Ok(ok)
+        };
+        if let Some((client, id)) = &req.origin {
+            self.dedup.record(client, *id, result.clone(), self.opts.dedup_per_client, self.opts.dedup_clients_max);
+        }
+        result
+    }
+
+    fn persist(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.disk.append(WAL, buf)?;
+        self.disk.sync(WAL)?;
+        self.wal_bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Snapshot the committed state, then empty the WAL.
+    fn compact(&mut self) -> io::Result<()> {
+        let mut out = Vec::new();
+        let enc = |f: &SnapFrame, out: &mut Vec<u8>| frame::encode_into(f, out).map_err(io_err);
+        enc(&SnapFrame::Header { last_seq: self.seq }, &mut out)?;
+        {
+            let map = self.shared.map.read().map_err(poisoned)?;
+            let mut chunk = Vec::new();
+            let mut chunk_bytes = 0;
+            for (k, e) in map.iter() {
+                chunk_bytes += k.len() + e.value.as_ref().map_or(0, |v| v.len()) + 32;
+                let d = DiskEntry {
+                    value: e.value.as_ref().map(|v| v.to_vec()),
+                    version: e.version,
+                    token: e.token,
+                    max_token: e.max_token,
+                };
+                chunk.push((k.clone(), d));
+                if chunk_bytes >= SNAPSHOT_CHUNK_BYTES {
+                    enc(&SnapFrame::Entries(std::mem::take(&mut chunk)), &mut out)?;
+                    chunk_bytes = 0;
+                }
+            }
+            enc(&SnapFrame::Entries(chunk), &mut out)?;
+        }
+        enc(&SnapFrame::Dedup(self.dedup.clone()), &mut out)?;
+        enc(&SnapFrame::End, &mut out)?;
+        self.disk.write_atomic(SNAPSHOT, &out)?;
+        self.disk.truncate(WAL, 0)?;
+        tracing::debug!(snapshot_bytes = out.len(), wal_bytes = self.wal_bytes, "store compacted");
+        self.wal_bytes = 0;
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! Assemble a serving store: recover from disk, start the writer, serve HTTP.
+
+use crate::config::{StoreConfig, StoreSeams};
+use crate::engine::{EngineOptions, Recovery, Store};
+use std::io;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A store that is serving. Dropping it does not stop it; call [`RunningStore::stop`].
+pub struct RunningStore {
+    /// The address actually bound.
+    pub addr: String,
+    /// A handle for in-process reads and writes (the simulator's checker uses it).
+    pub store: Store,
+    /// What recovery found on start.
+    pub recovery: Recovery,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Recover the store from `seams.disk`, bind `config.listen`, and serve.
+pub async fn start(config: StoreConfig, seams: StoreSeams) -> io::Result<RunningStore> {
+    if config.cluster_keys.is_empty() && !config.unsafe_no_fencing {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a fenced store needs at least one cluster key"));
+    }
+    let (store, writer, recovery) = Store::open(seams.disk.clone(), EngineOptions::from_config(&config))?;
+    let listener = seams.transport.bind(&config.listen).await?;
+    let addr = listener.local_addr()?;
+    if config.unsafe_no_fencing {
+        tracing::warn!(
+            %addr,
+            "UNSAFE: --unsafe-no-fencing is on; this store accepts EVERY write whatever its token, \
+             so a paused client can overwrite newer data (DDIA Figure 8-4). For demonstrations only."
+        );
+    }
+    tracing::info!(
+        %addr,
+        snapshot_keys = recovery.snapshot_keys,
+        wal_records = recovery.wal_records,
+        torn_bytes = recovery.torn_bytes,
+        started_at_ms = seams.clock.wall_ms(),
+        "store serving"
+    );
+    let (shutdown, rx) = watch::channel(false);
+    let router = crate::api::router(store.clone(), config);
+    let tasks = vec![tokio::spawn(writer.run(rx.clone())), tokio::spawn(fenced_io::http::serve(listener, router, rx))];
+    Ok(RunningStore { addr, store, recovery, shutdown, tasks })
+}
+
+impl RunningStore {
+    /// Stop serving and stop the writer. Every acknowledged write is already
+    /// durable; writes still queued are answered `unavailable`.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
