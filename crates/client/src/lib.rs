@@ -1,1 +1,24 @@
-//! placeholder
+//! The fenced client: talk to a replica set, acquire locks, and know at once
+//! when a lock is lost.
+//!
+//! - [`Client`]: endpoints with failover; every mutating request carries
+//!   `(client, request_id)`, and a retry after a lost reply reuses them, so it
+//!   gets the original answer (the same grant), never a second one.
+//! - [`Guard`]: a held lock. It keeps its lease alive, watches the lock, and
+//!   keeps a local validity deadline `t_send + ttl·(1−ρ) − margin` on the
+//!   client's monotonic clock. [`Guard::lost`] resolves the moment any of
+//!   these says the lock may be gone.
+//!
+//! The truth is what the majority decided: the guard's local view can only
+//! make it give up *earlier* than the cluster, never hold on longer. Writes
+//! to a resource must still carry [`Guard::token`], because a paused client
+//! cannot notice anything until it runs again.
+
+mod client;
+mod error;
+mod guard;
+mod sse;
+
+pub use client::{Client, ClientConfig};
+pub use error::ClientError;
+pub use guard::{AcquireOptions, Guard, LostReason};

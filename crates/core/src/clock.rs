@@ -13,7 +13,7 @@ pub struct Mono(pub u64);
 
 impl Mono {
     /// The instant `d` after this one (saturating).
-    pub fn add(self, d: Duration) -> Mono {
+    pub fn plus(self, d: Duration) -> Mono {
         Mono(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 

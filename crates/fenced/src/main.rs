@@ -1,1 +1,56 @@
-fn main() {}
+//! `fenced`: the one binary. Each subcommand lives in its own module under
+//! `cmd/`; this file only parses arguments and dispatches.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// fenced: a lock service whose every grant carries a fencing token, and the
+/// tools to prove it under the faults of DDIA chapter 8.
+#[derive(Parser)]
+#[command(name = "fenced", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one replica of a cluster.
+    Serve(cmd::serve::ServeArgs),
+    /// Run a 3-replica cluster inside this process, on loopback, for trying fenced out.
+    Dev(cmd::dev::DevArgs),
+    /// Acquire, release, inspect and hold locks.
+    #[command(subcommand)]
+    Lock(cmd::lock::LockCommand),
+    /// Inspect the cluster.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
+    /// Judge a recorded history against the safety and liveness properties.
+    Check(fenced_check::cli::CheckArgs),
+    /// Tools for looking inside a replica.
+    #[command(subcommand)]
+    Debug(cmd::debug::DebugCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check(args) => fenced_check::cli::run(&args),
+        other => cmd::run_async(other),
+    };
+    std::process::exit(code);
+}
+
+impl Command {
+    async fn run(self) -> anyhow::Result<i32> {
+        match self {
+            Command::Serve(a) => cmd::serve::run(a).await,
+            Command::Dev(a) => cmd::dev::run(a).await,
+            Command::Lock(c) => cmd::lock::run(c).await,
+            Command::Cluster(c) => cmd::cluster::run(c).await,
+            Command::Debug(c) => cmd::debug::run(c).await,
+            Command::Check(_) => unreachable!("handled synchronously"),
+        }
+    }
+}

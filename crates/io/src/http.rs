@@ -42,9 +42,8 @@ pub async fn serve(mut listener: Box<dyn Listener>, router: axum::Router, mut sh
         let svc = TowerToHyperService::new(router.clone());
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(conn), svc);
+            let conn =
+                hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(conn), svc);
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
                 _ = stop.wait_for(|s| *s) => {}
@@ -74,11 +73,14 @@ pub struct HttpResponse {
     pub body: Bytes,
 }
 
+/// Idle connections, per address.
+type Pool = Arc<Mutex<BTreeMap<String, Vec<SendRequest<Full<Bytes>>>>>>;
+
 /// A pooled HTTP/1 client over a [`Transport`].
 #[derive(Clone)]
 pub struct HttpClient {
     transport: Arc<dyn Transport>,
-    idle: Arc<Mutex<BTreeMap<String, Vec<SendRequest<Full<Bytes>>>>>>,
+    idle: Pool,
 }
 
 impl HttpClient {

@@ -136,14 +136,28 @@ fn unexpected(r: Response) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected response {r:?}"))
 }
 
-async fn lease_grant(State(app): State<App>, ApiJson(b): ApiJson<LeaseGrantRequest>) -> Result<Json<LeaseResponse>, ApiError> {
+async fn lease_grant(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<LeaseGrantRequest>,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    let max = app.config.max_ttl.as_millis() as u64;
+    if b.ttl_ms > max {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("ttl {} ms exceeds this cluster's maximum of {max} ms (fenced serve --max-ttl)", b.ttl_ms),
+        ));
+    }
     match submit(&app, origin(b.client, b.request_id)?, Command::LeaseGrant { ttl_ms: b.ttl_ms }).await? {
         Response::LeaseGranted { lease, ttl_ms } => Ok(Json(LeaseResponse { lease: lease.0, ttl_ms })),
         r => Err(unexpected(r)),
     }
 }
 
-async fn lease_keepalive(State(app): State<App>, ApiJson(b): ApiJson<LeaseRequest>) -> Result<Json<LeaseResponse>, ApiError> {
+async fn lease_keepalive(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<LeaseRequest>,
+) -> Result<Json<LeaseResponse>, ApiError> {
     let cmd = Command::LeaseKeepAlive { lease: LeaseId(b.lease) };
     match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
         Response::LeaseKept { lease, ttl_ms } => Ok(Json(LeaseResponse { lease: lease.0, ttl_ms })),
@@ -151,7 +165,10 @@ async fn lease_keepalive(State(app): State<App>, ApiJson(b): ApiJson<LeaseReques
     }
 }
 
-async fn lease_revoke(State(app): State<App>, ApiJson(b): ApiJson<LeaseRequest>) -> Result<Json<RevokeResponse>, ApiError> {
+async fn lease_revoke(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<LeaseRequest>,
+) -> Result<Json<RevokeResponse>, ApiError> {
     match submit(&app, origin(b.client, b.request_id)?, Command::LeaseRevoke { lease: LeaseId(b.lease) }).await? {
         Response::LeaseRevoked { lease, released } => Ok(Json(RevokeResponse { lease: lease.0, released })),
         r => Err(unexpected(r)),
@@ -162,7 +179,11 @@ async fn lease_revoke(State(app): State<App>, ApiJson(b): ApiJson<LeaseRequest>)
 async fn acquire(app: &App, b: AcquireRequest) -> Result<fenced_core::Grant, ApiError> {
     let wait = Duration::from_millis(b.wait_ms);
     if wait > WAIT_MAX {
-        return Err(ApiError::bad_request(format!("wait_ms {} exceeds the maximum {}", b.wait_ms, WAIT_MAX.as_millis())));
+        return Err(ApiError::bad_request(format!(
+            "wait_ms {} exceeds the maximum {}",
+            b.wait_ms,
+            WAIT_MAX.as_millis()
+        )));
     }
     let lease = LeaseId(b.lease);
     // Subscribe before proposing, so a grant applied right after the queueing
@@ -214,13 +235,19 @@ async fn acquire(app: &App, b: AcquireRequest) -> Result<fenced_core::Grant, Api
     }
 }
 
-async fn lock_acquire(State(app): State<App>, ApiJson(b): ApiJson<AcquireRequest>) -> Result<Json<fenced_core::Grant>, ApiError> {
+async fn lock_acquire(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<AcquireRequest>,
+) -> Result<Json<fenced_core::Grant>, ApiError> {
     let g = acquire(&app, b).await?;
     app.metrics.grants.inc();
     Ok(Json(g))
 }
 
-async fn lock_release(State(app): State<App>, ApiJson(b): ApiJson<ReleaseRequest>) -> Result<Json<ReleaseResponse>, ApiError> {
+async fn lock_release(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<ReleaseRequest>,
+) -> Result<Json<ReleaseResponse>, ApiError> {
     let cmd = Command::Release { lock: b.lock, lease: LeaseId(b.lease), token: Token(b.token) };
     match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
         Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
@@ -239,9 +266,10 @@ async fn linearizable(app: &App, path_and_query: &str) -> Result<Option<AxRespon
     match app.linearizable().await {
         Ok(()) => Ok(None),
         Err(Ok(leader)) => {
-            let req = hyper::Request::builder().uri(path_and_query).body(Bytes::new()).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })?;
+            let req = hyper::Request::builder()
+                .uri(path_and_query)
+                .body(Bytes::new())
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
             let resp = app
                 .http
                 .send(&leader, req, Duration::from_secs(5))
@@ -284,7 +312,10 @@ fn sse(kind: &str, ev: &WatchEvent) -> Bytes {
 
 /// A stream that tells a holder the moment its lock is gone (etcd issue 6127:
 /// a holder must learn of the loss, not discover it at its next write).
-async fn lock_watch(State(app): State<App>, q: Result<Query<WatchQuery>, QueryRejection>) -> Result<AxResponse, ApiError> {
+async fn lock_watch(
+    State(app): State<App>,
+    q: Result<Query<WatchQuery>, QueryRejection>,
+) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let mut events = app.shared.subscribe();
@@ -298,6 +329,15 @@ async fn lock_watch(State(app): State<App>, q: Result<Query<WatchQuery>, QueryRe
             reason: Some(reason.into()),
             applied: app.shared.applied_index(),
         };
+        // The token is the index of the granting entry: until this replica
+        // has applied it, "not held" here would only mean "not yet seen".
+        let mut applied = app.shared.watch_applied();
+        let caught_up =
+            tokio::time::timeout(Duration::from_secs(5), async { applied.wait_for(|a| *a >= q.token).await.is_ok() })
+                .await;
+        if caught_up != Ok(true) {
+            return; // The client reconnects, perhaps elsewhere.
+        }
         loop {
             let held = app.shared.read(|t| t.lock_status(&q.lock).holder.is_some_and(|h| h.token.0 == q.token));
             if !held {
@@ -340,7 +380,8 @@ async fn lock_watch(State(app): State<App>, q: Result<Query<WatchQuery>, QueryRe
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
     let mut resp = AxResponse::new(Body::from_stream(stream));
     resp.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static header"));
     resp.headers_mut().insert(header::CACHE_CONTROL, "no-cache".parse().expect("static header"));
@@ -378,7 +419,10 @@ struct CampaignRequest {
     request_id: Option<u64>,
 }
 
-async fn campaign(State(app): State<App>, ApiJson(b): ApiJson<CampaignRequest>) -> Result<Json<fenced_core::Grant>, ApiError> {
+async fn campaign(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<CampaignRequest>,
+) -> Result<Json<fenced_core::Grant>, ApiError> {
     let req = AcquireRequest {
         lock: election_lock(&b.election),
         lease: b.lease,
@@ -430,8 +474,9 @@ async fn observe(
 
 fn cluster_status_of(app: &App) -> ClusterStatus {
     let m = app.raft.metrics().borrow_watched().clone();
-    let (key, leases, locks_held) =
-        app.shared.read(|t| (t.public_keys().last().map(encode_public_key), t.leases().count(), t.held_locks().count()));
+    let (key, leases, locks_held) = app
+        .shared
+        .read(|t| (t.public_keys().last().map(encode_public_key), t.leases().count(), t.held_locks().count()));
     ClusterStatus {
         id: app.config.id,
         state: format!("{:?}", m.state),
@@ -459,6 +504,61 @@ async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiErr
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferRequest {
+    to: u64,
+}
+
+/// Hand leadership to `to` (rolling restarts; also how tests force elections).
+async fn transfer_leader(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<TransferRequest>,
+) -> Result<Json<ClusterStatus>, ApiError> {
+    if !app.voters().contains(&b.to) {
+        return Err(ApiError::bad_request(format!("{} is not a voter of this cluster", b.to)));
+    }
+    let leader = app.raft.metrics().borrow_watched().current_leader;
+    if leader != Some(app.config.id) {
+        let addr = leader.and_then(|l| app.config.peers.get(&l).cloned()).ok_or(ProposeError::NoLeader)?;
+        let body = serde_json::to_vec(&serde_json::json!({"to": b.to})).unwrap_or_default();
+        let req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri("/v1/cluster/transfer-leader")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Bytes::from(body))
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        let resp = app.http.send(&addr, req, Duration::from_secs(10)).await.map_err(|_| ProposeError::NoLeader)?;
+        return serde_json::from_slice::<ClusterStatus>(&resp.body).map(Json).map_err(|_| {
+            ApiError::new(StatusCode::BAD_GATEWAY, "forward_failed", String::from_utf8_lossy(&resp.body))
+        });
+    }
+    if b.to != app.config.id {
+        app.raft.trigger().transfer_leader(b.to).await.map_err(|_| ProposeError::ShuttingDown)?;
+        let mut m = app.raft.metrics();
+        let moved = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let l = m.borrow_watched().current_leader;
+                if l.is_some() && l != Some(app.config.id) {
+                    return;
+                }
+                if m.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        if moved.is_err() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transfer_timeout",
+                "leadership did not move within 5 s; is the target up and caught up?",
+            ));
+        }
+    }
+    Ok(Json(cluster_status_of(&app)))
+}
+
 async fn metrics(State(app): State<App>) -> AxResponse {
     let s = cluster_status_of(&app);
     let m = &app.metrics;
@@ -473,8 +573,18 @@ async fn metrics(State(app): State<App>) -> AxResponse {
         ("fenced_proposals_total", "counter", "Proposals submitted here.", m.proposals.get()),
         ("fenced_forwards_total", "counter", "Proposals forwarded to the leader.", m.forwards.get()),
         ("fenced_grants_total", "counter", "Lock grants answered here.", m.grants.get()),
-        ("fenced_expiries_proposed_total", "counter", "Lease expiries proposed by this leader.", m.expiries_proposed.get()),
-        ("fenced_handoffs_proposed_total", "counter", "Lock handoffs proposed by this leader.", m.handoffs_proposed.get()),
+        (
+            "fenced_expiries_proposed_total",
+            "counter",
+            "Lease expiries proposed by this leader.",
+            m.expiries_proposed.get(),
+        ),
+        (
+            "fenced_handoffs_proposed_total",
+            "counter",
+            "Lock handoffs proposed by this leader.",
+            m.handoffs_proposed.get(),
+        ),
         ("fenced_checkpoints_proposed_total", "counter", "TTL checkpoints proposed.", m.checkpoints_proposed.get()),
         ("fenced_watch_lost_total", "counter", "Lost-lock signals sent to watchers.", m.watches_lost_signalled.get()),
     ];
@@ -486,8 +596,9 @@ async fn metrics(State(app): State<App>) -> AxResponse {
 }
 
 /// Decode a peer frame, or answer 400.
-fn peer_decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, AxResponse> {
-    frame::decode_exact(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("bad frame: {e}")).into_response())
+fn peer_decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<AxResponse>> {
+    frame::decode_exact(body)
+        .map_err(|e| Box::new((StatusCode::BAD_REQUEST, format!("bad frame: {e}")).into_response()))
 }
 
 fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxResponse {
@@ -503,21 +614,21 @@ fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxR
 async fn raft_append(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&body) {
         Ok(rpc) => peer_reply(app.raft.append_entries(rpc).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn raft_vote(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&body) {
         Ok(rpc) => peer_reply(app.raft.vote(rpc).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn raft_pre_vote(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&body) {
         Ok(rpc) => peer_reply(app.raft.pre_vote(rpc).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -527,14 +638,14 @@ async fn raft_snapshot(State(app): State<App>, body: Bytes) -> AxResponse {
             let snap = Snapshot { meta: req.meta, snapshot: std::io::Cursor::new(req.data) };
             peer_reply(app.raft.install_full_snapshot(req.vote, snap).await)
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&body) {
         Ok(req) => peer_reply(app.raft.handle_transfer_leader(req).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -542,7 +653,7 @@ async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse
 async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<Request>(&body) {
         Ok(req) => peer_reply(app.propose_local(req).await),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -566,6 +677,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/election/observe", get(observe))
         .route("/v1/cluster/status", get(cluster_status))
         .route("/v1/cluster/key", get(cluster_key))
+        .route("/v1/cluster/transfer-leader", post(transfer_leader))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(CLIENT_BODY_MAX));
     let peers = Router::new()

@@ -11,8 +11,8 @@
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 use fenced_io::disk::Disk;
 use fenced_io::frame;
-use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -109,12 +109,12 @@ impl LogStore {
         let mut buf = Vec::new();
         let mut recs = Vec::new();
         if let Some(v) = &inner.vote {
-            recs.push(Record::Vote(v.clone()));
+            recs.push(Record::Vote(*v));
         }
         if let Some(p) = &inner.last_purged {
-            recs.push(Record::Purge(p.clone()));
+            recs.push(Record::Purge(*p));
         }
-        recs.push(Record::Committed(inner.committed.clone()));
+        recs.push(Record::Committed(inner.committed));
         recs.push(Record::Entries(inner.log.values().cloned().collect()));
         for r in &recs {
             frame::encode_into(r, &mut buf).map_err(io_err)?;
@@ -155,7 +155,7 @@ impl Inner {
         let keep = self.log.split_off(&(upto.index() + 1));
         self.log = keep;
         if self.last_purged.as_ref().is_none_or(|p| p.index() < upto.index()) {
-            self.last_purged = Some(upto.clone());
+            self.last_purged = Some(*upto);
         }
     }
 }
@@ -169,7 +169,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.lock()?.vote.clone())
+        Ok(self.lock()?.vote)
     }
 }
 
@@ -178,8 +178,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let g = self.lock()?;
-        let last = g.log.values().next_back().map(|e| e.log_id().clone()).or_else(|| g.last_purged.clone());
-        Ok(LogState { last_purged_log_id: g.last_purged.clone(), last_log_id: last })
+        let last = g.log.values().next_back().map(|e| e.log_id()).or_else(|| g.last_purged);
+        Ok(LogState { last_purged_log_id: g.last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -188,8 +188,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut g = self.lock()?;
-        self.write(&mut g, &[Record::Vote(vote.clone())])?;
-        g.vote = Some(vote.clone());
+        self.write(&mut g, &[Record::Vote(*vote)])?;
+        g.vote = Some(*vote);
         Ok(())
     }
 
@@ -198,7 +198,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // index from the leader. It rides along with the next synced append.
         let mut g = self.lock()?;
         let mut buf = Vec::new();
-        frame::encode_into(&Record::Committed(committed.clone()), &mut buf).map_err(io_err)?;
+        frame::encode_into(&Record::Committed(committed), &mut buf).map_err(io_err)?;
         self.disk.append(WAL, &buf)?;
         g.wal_bytes += buf.len() as u64;
         g.committed = committed;
@@ -206,7 +206,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.lock()?.committed.clone())
+        Ok(self.lock()?.committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
@@ -231,14 +231,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let mut g = self.lock()?;
-        self.write(&mut g, &[Record::TruncateAfter(last_log_id.clone())])?;
+        self.write(&mut g, &[Record::TruncateAfter(last_log_id)])?;
         g.truncate_after(last_log_id.as_ref());
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut g = self.lock()?;
-        self.write(&mut g, &[Record::Purge(log_id.clone())])?;
+        self.write(&mut g, &[Record::Purge(log_id)])?;
         g.purge(&log_id);
         self.maybe_rewrite(&mut g)
     }

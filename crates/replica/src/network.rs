@@ -135,4 +135,3 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         Ok(self.call("transfer-leader", &req, option.hard_ttl()).await?)
     }
 }
-

@@ -18,8 +18,8 @@ use fenced_io::frame;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::Transport;
 use hyper::{Method, StatusCode};
-use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{Config, Instant as _, ReadPolicy, SnapshotPolicy};
 use openraft_rt::deterministic_rng::DeterministicRng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +44,11 @@ pub struct ReplicaConfig {
     pub checkpoint_interval: Duration,
     /// How often the leader scans for expired leases.
     pub tick: Duration,
+    /// Longest TTL this replica accepts from clients. Checked before
+    /// proposing, so replicas may differ here without diverging.
+    pub max_ttl: Duration,
+    /// Bounds enforced inside the state machine. They decide what a log entry
+    /// does, so every replica must use the same values: keep the defaults.
     pub limits: Limits,
 }
 
@@ -60,6 +65,7 @@ impl ReplicaConfig {
             snapshot_every_entries: 10_000,
             checkpoint_interval: Duration::from_secs(2),
             tick: Duration::from_millis(50),
+            max_ttl: Duration::from_secs(3600),
             limits: Limits::default(),
         }
     }

@@ -110,12 +110,12 @@ impl Shared {
         for e in events {
             match e {
                 Event::LeaseRenewed { lease, renewed, remaining_ms } => {
-                    let deadline = now.add(Duration::from_millis(*remaining_ms));
+                    let deadline = now.plus(Duration::from_millis(*remaining_ms));
                     t.insert(*lease, LeaseTimer { deadline, renewed: *renewed });
                 }
                 Event::LeaseCheckpointed { lease, remaining_ms } => {
                     if let Some(timer) = t.get_mut(lease) {
-                        timer.deadline = timer.deadline.min(now.add(Duration::from_millis(*remaining_ms)));
+                        timer.deadline = timer.deadline.min(now.plus(Duration::from_millis(*remaining_ms)));
                     }
                 }
                 Event::LeaseEnded { lease, .. } => {
@@ -133,7 +133,7 @@ impl Shared {
         let timers = table
             .leases()
             .map(|(id, l)| {
-                let deadline = now.add(Duration::from_millis(l.remaining_ms));
+                let deadline = now.plus(Duration::from_millis(l.remaining_ms));
                 (*id, LeaseTimer { deadline, renewed: l.renewed })
             })
             .collect();
@@ -178,7 +178,7 @@ impl StateMachine {
         let table: LockTable = frame::decode_exact(data).map_err(io_err)?;
         self.shared.rebuild_timers(&table);
         *self.shared.table.write().map_err(poisoned)? = table;
-        *self.shared.applied.lock().map_err(poisoned)? = (meta.last_log_id.clone(), meta.last_membership.clone());
+        *self.shared.applied.lock().map_err(poisoned)? = (meta.last_log_id, meta.last_membership.clone());
         let index = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
         self.shared.applied_tx.send_replace(index);
         Ok(())

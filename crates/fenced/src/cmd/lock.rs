@@ -1,0 +1,247 @@
+//! `fenced lock ...`: acquire, release, status, hold.
+
+use super::{endpoints, parse_duration};
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, LostReason};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Replica addresses, comma-separated.
+    #[arg(long, env = "FENCED_ENDPOINTS", default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    pub endpoints: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockCommand {
+    /// Grant a lease and acquire NAME on it. The lease is not kept alive: the
+    /// lock is held until released or until the TTL runs out.
+    Acquire {
+        name: String,
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Duration,
+        /// Queue for the lock this long; without it, try once.
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<Duration>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Release NAME held with TOKEN.
+    Release {
+        name: String,
+        #[arg(long)]
+        token: u64,
+        /// The holding lease; looked up from the lock's status if omitted.
+        #[arg(long)]
+        lease: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show NAME's holder, token, lease and FIFO waiters (linearizable).
+    Status {
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run CMD while holding NAME. CMD gets FENCED_TOKEN, FENCED_SIGNED_TOKEN,
+    /// FENCED_LEASE and FENCED_LOCK. If the lock is lost, CMD gets SIGTERM,
+    /// then SIGKILL, and this exits with status 75.
+    Hold {
+        name: String,
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Duration,
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<Duration>,
+        /// Time between SIGTERM and SIGKILL when the lock is lost.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        kill_after: Duration,
+        #[command(flatten)]
+        common: Common,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+/// Exit status of `hold` when the lock was lost (EX_TEMPFAIL).
+pub const EXIT_LOST: i32 = 75;
+
+fn client(common: &Common) -> anyhow::Result<Client> {
+    Ok(Client::new(ClientConfig::new(endpoints(&common.endpoints)))?)
+}
+
+/// Print a client error and choose the exit status: 1 = refused, 2 = unreachable.
+fn report(common: &Common, e: &ClientError) -> i32 {
+    if common.json {
+        let v = match e {
+            ClientError::Api { status, body, .. } => json!({"error": body, "status": status}),
+            other => json!({"error": {"code": "unavailable", "message": other.to_string()}}),
+        };
+        println!("{v}");
+    } else {
+        eprintln!("error: {e}");
+    }
+    match e {
+        ClientError::Api { .. } => 1,
+        _ => 2,
+    }
+}
+
+pub async fn run(c: LockCommand) -> anyhow::Result<i32> {
+    super::init_logging("warn");
+    match c {
+        LockCommand::Acquire { name, ttl, wait, common } => {
+            let cl = client(&common)?;
+            let lease = match cl.grant_lease(ttl).await {
+                Ok(l) => l,
+                Err(e) => return Ok(report(&common, &e)),
+            };
+            match cl.acquire_on(&name, lease.lease, wait.unwrap_or_default(), "").await {
+                Ok(g) => {
+                    if common.json {
+                        println!("{}", serde_json::to_string(&g)?);
+                    } else {
+                        println!(
+                            "acquired {} token={} lease={} ttl={}",
+                            g.lock,
+                            g.token,
+                            g.lease,
+                            humantime::format_duration(ttl)
+                        );
+                        println!("signed token: {}", g.signed);
+                        println!(
+                            "(the lease is not kept alive; release with: fenced lock release {} --token {})",
+                            g.lock, g.token
+                        );
+                    }
+                    Ok(0)
+                }
+                Err(e) => {
+                    let _ = cl.revoke(lease.lease).await;
+                    Ok(report(&common, &e))
+                }
+            }
+        }
+        LockCommand::Release { name, token, lease, common } => {
+            let cl = client(&common)?;
+            let lease = match lease {
+                Some(l) => l,
+                None => match cl.status(&name).await {
+                    Ok(s) => match s.holder.filter(|h| h.token.0 == token) {
+                        Some(h) => h.lease.0,
+                        None => {
+                            let e = ClientError::Api {
+                                status: 409,
+                                body: Box::new(fenced_core::api::ErrorBody {
+                                    code: "not_holder".into(),
+                                    message: format!("lock {name:?} is not held with token {token}"),
+                                    holder: None,
+                                    token: None,
+                                    retry: false,
+                                }),
+                            };
+                            return Ok(report(&common, &e));
+                        }
+                    },
+                    Err(e) => return Ok(report(&common, &e)),
+                },
+            };
+            match cl.release(&name, lease, token).await {
+                Ok(r) => {
+                    if common.json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        println!("released {} token={}", r.lock, r.token);
+                    }
+                    Ok(0)
+                }
+                Err(e) => Ok(report(&common, &e)),
+            }
+        }
+        LockCommand::Status { name, common } => {
+            let cl = client(&common)?;
+            match cl.status(&name).await {
+                Ok(s) => {
+                    if common.json {
+                        println!("{}", serde_json::to_string(&s)?);
+                    } else {
+                        match &s.holder {
+                            Some(h) => println!("{}: held by lease {} with token {}", s.lock, h.lease, h.token),
+                            None => println!("{}: free", s.lock),
+                        }
+                        if !s.waiters.is_empty() {
+                            println!("waiters (FIFO): {:?}", s.waiters);
+                        }
+                    }
+                    Ok(0)
+                }
+                Err(e) => Ok(report(&common, &e)),
+            }
+        }
+        LockCommand::Hold { name, ttl, wait, kill_after, common, cmd } => {
+            hold(name, ttl, wait, kill_after, common, cmd).await
+        }
+    }
+}
+
+async fn hold(
+    name: String,
+    ttl: Duration,
+    wait: Option<Duration>,
+    kill_after: Duration,
+    common: Common,
+    cmd: Vec<String>,
+) -> anyhow::Result<i32> {
+    let Some((program, args)) = cmd.split_first() else { bail!("no command given after --") };
+    let cl = client(&common)?;
+    let guard = match cl.acquire(&name, AcquireOptions::new(ttl).wait(wait.unwrap_or_default())).await {
+        Ok(g) => g,
+        Err(e) => return Ok(report(&common, &e)),
+    };
+    eprintln!("fenced: holding {} with token {} (lease {})", guard.lock(), guard.token(), guard.lease());
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env("FENCED_TOKEN", guard.token().to_string())
+        .env("FENCED_SIGNED_TOKEN", guard.signed_token())
+        .env("FENCED_LEASE", guard.lease().to_string())
+        .env("FENCED_LOCK", guard.lock())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot run {program:?}"))?;
+    if let Some(pid) = child.id() {
+        eprintln!("fenced: running {program} as pid {pid}");
+    }
+    let lost: LostReason = tokio::select! {
+        status = child.wait() => {
+            let status = status.context("cannot wait for the command")?;
+            if let Err(e) = guard.release().await {
+                eprintln!("fenced: warning: release failed ({e}); the lease will expire on its own");
+            }
+            return Ok(status.code().unwrap_or(128 + status_signal(&status)));
+        }
+        reason = guard.lost() => reason,
+    };
+    eprintln!("fenced: lock {name} lost ({lost}); terminating the command");
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(kill_after, child.wait()).await.is_err() {
+        eprintln!("fenced: command ignored SIGTERM for {kill_after:?}; sending SIGKILL");
+        let _ = child.kill().await;
+    }
+    Ok(EXIT_LOST)
+}
+
+#[cfg(unix)]
+fn status_signal(s: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.signal().unwrap_or(0)
+}

@@ -1,0 +1,252 @@
+//! The lock service as users run it: three real `fenced serve` processes on
+//! loopback, real TCP, real fsync, real signals. Bounded in time.
+
+mod support;
+
+use fenced_core::command::Request;
+use fenced_core::table::{Event, LockTable};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{signal, Cluster, BIN, ELECTION_TIMEOUT};
+
+/// One acknowledged grant, with real-time bounds of its request.
+#[derive(Debug, Clone)]
+struct Acked {
+    lock: String,
+    token: u64,
+    invoked: Instant,
+    completed: Instant,
+}
+
+/// Replay a dumped log through the real state machine and return its events.
+fn replay(entries: &[serde_json::Value]) -> Vec<(u64, Event)> {
+    let mut table = LockTable::new(Default::default());
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(req) = e["entry"].get("request") else { continue };
+        let req: Request = serde_json::from_value(req.clone()).expect("request decodes");
+        let index = e["index"].as_u64().expect("index");
+        for ev in table.apply(index, &req).events {
+            out.push((index, ev));
+        }
+    }
+    out
+}
+
+/// S4 from the outside: per lock, a grant only follows the release of the
+/// previous one. Returns the granted (lock, token) pairs.
+fn check_exclusion(events: &[(u64, Event)]) -> BTreeSet<(String, u64)> {
+    let mut holder: BTreeMap<String, u64> = BTreeMap::new();
+    let mut grants = BTreeSet::new();
+    for (index, ev) in events {
+        match ev {
+            Event::Granted { lock, token, .. } => {
+                assert_eq!(token.0, *index, "token is not the granting entry's index");
+                if let Some(prev) = holder.insert(lock.clone(), token.0) {
+                    panic!("lock {lock} granted with token {} while token {prev} still held it", token.0);
+                }
+                grants.insert((lock.clone(), token.0));
+            }
+            Event::Freed { lock, token, .. } => {
+                assert_eq!(holder.remove(lock), Some(token.0), "freed a grant that was not the holder");
+            }
+            _ => {}
+        }
+    }
+    grants
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
+    let mut cluster = Cluster::start(3);
+    assert!(cluster.leader(Duration::from_secs(20)).await.is_some(), "no leader\n{}", cluster.logs());
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    const CYCLES: usize = 50;
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let client = cluster.client();
+        let acked = acked.clone();
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
+            for i in 0..CYCLES {
+                let lock = format!("lock-{}", (w + i) % 2);
+                let invoked = Instant::now();
+                match client.acquire_on(&lock, lease, Duration::from_secs(20), "").await {
+                    Ok(g) => {
+                        acked.lock().expect("lock").push(Acked {
+                            lock: lock.clone(),
+                            token: g.token.0,
+                            invoked,
+                            completed: Instant::now(),
+                        });
+                        // A lost release reply is fine: the retry inside the
+                        // client reuses the request id.
+                        if client.release(&lock, lease, g.token.0).await.is_err() {
+                            let _ = client.revoke(lease).await;
+                            lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
+                        }
+                    }
+                    Err(_) => {
+                        // Unknown outcome: the lease might hold the lock.
+                        // Give it up and start over with a new lease.
+                        let _ = client.revoke(lease).await;
+                        lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
+                    }
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let _ = client.revoke(lease).await;
+        }));
+    }
+    // The nemesis: kill -9 the leader twice, at a third and two thirds.
+    for fraction in [1, 2] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while done.load(std::sync::atomic::Ordering::Relaxed) < fraction * 4 * CYCLES / 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let leader = cluster.leader(Duration::from_secs(20)).await.expect("leader");
+        cluster.kill(leader);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.spawn(leader);
+    }
+    for w in workers {
+        tokio::time::timeout(Duration::from_secs(120), w).await.expect("workers finish in time").expect("worker");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(acked.len() >= 4 * CYCLES * 3 / 4, "too few grants acknowledged: {}\n{}", acked.len(), cluster.logs());
+
+    // S1: unique.
+    let tokens: BTreeSet<u64> = acked.iter().map(|a| a.token).collect();
+    assert_eq!(tokens.len(), acked.len(), "a token was granted twice");
+    // S2: monotonic in real time.
+    for x in &acked {
+        for y in &acked {
+            if x.completed < y.invoked {
+                assert!(x.token < y.token, "grant {x:?} completed before {y:?} began, yet its token is not smaller");
+            }
+        }
+    }
+
+    // Restart everything, let a leader commit, then read the logs back.
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    assert!(cluster.leader(Duration::from_secs(20)).await.is_some(), "no leader after full restart");
+    let client = cluster.client();
+    let lease = client.grant_lease(Duration::from_secs(5)).await.expect("lease after restart");
+    client.acquire_on("after-restart", lease.lease, Duration::ZERO, "").await.expect("grant after restart");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    let mut seen: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    for id in 1..=3 {
+        let grants = check_exclusion(&replay(&cluster.dump_log(id)));
+        for g in grants {
+            *seen.entry(g).or_default() += 1;
+        }
+    }
+    // S5: every acknowledged grant is in the log of a majority.
+    for a in &acked {
+        let n = seen.get(&(a.lock.clone(), a.token)).copied().unwrap_or(0);
+        assert!(n >= 2, "acknowledged grant {a:?} is in {n} of 3 logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_kills_its_child_within_one_ttl_when_the_cluster_is_gone() {
+    let cluster = Cluster::start(3);
+    assert!(cluster.leader(Duration::from_secs(20)).await.is_some(), "no leader\n{}", cluster.logs());
+    let ttl = Duration::from_secs(2);
+    let mut hold = Command::new(BIN)
+        .args(["lock", "hold", "job", "--ttl", "2s", "--endpoints", &cluster.endpoints_arg(), "--", "sleep", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hold");
+    let stderr = hold.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut child_pid = None;
+    let start = Instant::now();
+    while child_pid.is_none() && start.elapsed() < Duration::from_secs(20) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            if let Some(p) = line.split(" as pid ").nth(1) {
+                child_pid = p.trim().parse::<u32>().ok();
+            }
+        }
+    }
+    let child_pid = child_pid.expect("hold started its command");
+    // Let one keepalive go through, then freeze every replica.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for id in 1..=3 {
+        signal(cluster.pid(id), libc::SIGSTOP);
+    }
+    let frozen = Instant::now();
+    let mut status = None;
+    while frozen.elapsed() < Duration::from_secs(10) {
+        if let Some(s) = hold.try_wait().expect("try_wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = frozen.elapsed();
+    for id in 1..=3 {
+        signal(cluster.pid(id), libc::SIGCONT);
+    }
+    if status.is_none() {
+        let _ = hold.kill();
+    }
+    let _ = hold.wait();
+    let status = status.expect("hold exits within 10 s of the cluster freezing");
+    assert_eq!(status.code(), Some(75), "hold must exit 75 when the lock is lost");
+    assert!(took <= ttl, "hold took {took:?} to give up; the TTL is {ttl:?}");
+    assert!(!std::path::Path::new(&format!("/proc/{child_pid}")).exists(), "the command (pid {child_pid}) still runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holders_lock_reaches_the_next_waiter_despite_ten_elections() {
+    let cluster = Cluster::start(3);
+    assert!(cluster.leader(Duration::from_secs(20)).await.is_some(), "no leader\n{}", cluster.logs());
+    let client = cluster.client();
+    let ttl = Duration::from_secs(3);
+    // The holder takes the lock and then goes silent: no keepalives.
+    let dead = client.grant_lease(ttl).await.expect("lease");
+    let granted_at = Instant::now();
+    let g = client.acquire_on("shared", dead.lease, Duration::ZERO, "").await.expect("first grant");
+    let waiter_lease = client.grant_lease(Duration::from_secs(60)).await.expect("lease");
+    let waiter_client = cluster.client();
+    let waiter = tokio::spawn(async move {
+        let r = waiter_client.acquire_on("shared", waiter_lease.lease, Duration::from_secs(30), "").await;
+        (r, Instant::now())
+    });
+    // Ten forced elections in a row, during the TTL.
+    let mut elections = 0;
+    for i in 0..10u64 {
+        let target = (i % 3) + 1;
+        if client.transfer_leader(target).await.is_ok() {
+            elections += 1;
+        }
+    }
+    let (r, got_at) =
+        tokio::time::timeout(Duration::from_secs(40), waiter).await.expect("waiter finishes").expect("task");
+    let next = r.expect("the waiter got the lock");
+    assert!(next.token.0 > g.token.0, "tokens must increase across the handover");
+    let waited = got_at.duration_since(granted_at);
+    let bound = ttl + ELECTION_TIMEOUT * 2 + Duration::from_millis(500);
+    assert!(elections >= 5, "only {elections} of 10 leadership transfers happened");
+    assert!(waited <= bound, "waiter got the lock after {waited:?}; bound is TTL + one election timeout ({bound:?})");
+    assert!(waited >= ttl.mul_f64(0.9), "lock handed over after {waited:?}, before the holder's TTL ran out");
+}
