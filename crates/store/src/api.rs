@@ -13,7 +13,7 @@
 
 use crate::config::StoreConfig;
 use crate::engine::{Rejection, Store, WriteOk, WriteOp, WriteRequest};
-use crate::fence::{authorize, AuthError};
+use crate::fence::{AuthError, Verifier};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -138,6 +138,7 @@ impl From<Rejection> for ApiError {
 struct App {
     store: Store,
     config: StoreConfig,
+    verifier: Verifier,
 }
 
 type AppState = Arc<App>;
@@ -147,7 +148,8 @@ type AppState = Arc<App>;
 pub fn router(store: Store, config: StoreConfig) -> Router {
     let body_max = config.limits.body_len_max.max(config.limits.value_len_max);
     let unfenced = config.unsafe_no_fencing || store.unsafe_no_fencing();
-    let app = Arc::new(App { store, config });
+    let verifier = Verifier::new(config.cluster_keys.clone());
+    let app = Arc::new(App { store, config, verifier });
     let r = Router::new()
         .route("/v1/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
         .route("/v1/keys/{*rest}", get(get_fence))
@@ -192,7 +194,7 @@ fn write_request(app: &App, key: String, op: WriteOp, h: &HeaderMap) -> Result<W
         // Demonstration mode: whatever was presented is recorded, unchecked.
         presented.and_then(|t| t.trim().parse().ok()).unwrap_or(0)
     } else {
-        authorize(&app.config.cluster_keys, &app.config.guards, &key, presented, header(h, H_SIGNED_TOKEN)?)?
+        app.verifier.authorize(&app.config.guards, &key, presented, header(h, H_SIGNED_TOKEN)?)?
     };
     let origin = match (header(h, H_CLIENT)?, header(h, H_REQUEST_ID)?) {
         (None, None) => None,
