@@ -92,24 +92,21 @@ impl Guard {
     pub(crate) async fn acquire(client: Client, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
         let t_send = client.clock().now();
         let lease = client.grant_lease(opts.ttl).await?;
+        let state = Arc::new(Mutex::new(State { deadline: validity_deadline(&client, t_send, opts.ttl) }));
+        let (lost_tx, _) = watch::channel(None);
+        // Keep the lease alive while queued, too: a wait may outlast the TTL.
+        let keepalive =
+            tokio::spawn(keepalive_loop(client.clone(), lease.lease, opts.ttl, state.clone(), lost_tx.clone()));
         let grant = match client.acquire_on(lock, lease.lease, opts.wait, &opts.value).await {
             Ok(g) => g,
             Err(e) => {
+                keepalive.abort();
                 // Do not leave the lease (and maybe a queue entry) behind.
                 let _ = client.revoke(lease.lease).await;
                 return Err(e);
             }
         };
-        let state = Arc::new(Mutex::new(State { deadline: validity_deadline(&client, t_send, opts.ttl) }));
-        let (lost_tx, _) = watch::channel(None);
-        let mut guard = Guard { client, grant, ttl: opts.ttl, state, lost_tx, tasks: Vec::new() };
-        guard.tasks.push(tokio::spawn(keepalive_loop(
-            guard.client.clone(),
-            guard.grant.lease.0,
-            guard.ttl,
-            guard.state.clone(),
-            guard.lost_tx.clone(),
-        )));
+        let mut guard = Guard { client, grant, ttl: opts.ttl, state, lost_tx, tasks: vec![keepalive] };
         guard.tasks.push(tokio::spawn(watch_loop(guard.client.clone(), guard.grant.clone(), guard.lost_tx.clone())));
         guard.tasks.push(tokio::spawn(deadline_loop(guard.client.clone(), guard.state.clone(), guard.lost_tx.clone())));
         Ok(guard)

@@ -121,6 +121,23 @@ pub fn verify(keys: &[VerifyingKey], signed: &str) -> Result<TokenClaims, TokenE
     Ok(claims)
 }
 
+/// The public key of the secret a leader derives from `entropy` (see
+/// `fenced_replica::leader`): lets a simulator or test know the cluster key
+/// before the cluster has installed it.
+pub fn public_key_from_entropy(entropy: &[u8; 32]) -> VerifyingKey {
+    SigningKey::from_bytes(&secret_from_entropy(entropy)).verifying_key()
+}
+
+/// The signing secret derived from 32 bytes of entropy.
+pub fn secret_from_entropy(entropy: &[u8; 32]) -> [u8; 32] {
+    // Domain-separated so the entropy is never used as a key directly.
+    let mut s = *entropy;
+    for (i, b) in b"fenced-signing-key-v1...........".iter().enumerate() {
+        s[i] ^= b;
+    }
+    s
+}
+
 /// The text form of a public key: `ed25519:<base64url>`.
 pub fn encode_public_key(key: &VerifyingKey) -> String {
     format!("{PUBKEY_PREFIX}{}", B64.encode(key.as_bytes()))

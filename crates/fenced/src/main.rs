@@ -28,6 +28,8 @@ enum Command {
     Cluster(cmd::cluster::ClusterCommand),
     /// Judge a recorded history against the safety and liveness properties.
     Check(fenced_check::cli::CheckArgs),
+    /// Run the real code in a deterministic simulation under seeded faults.
+    Sim(cmd::sim::SimArgs),
     /// Tools for looking inside a replica.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
@@ -37,6 +39,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => fenced_check::cli::run(&args),
+        Command::Sim(args) => match cmd::sim::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         other => cmd::run_async(other),
     };
     std::process::exit(code);
@@ -50,7 +59,7 @@ impl Command {
             Command::Lock(c) => cmd::lock::run(c).await,
             Command::Cluster(c) => cmd::cluster::run(c).await,
             Command::Debug(c) => cmd::debug::run(c).await,
-            Command::Check(_) => unreachable!("handled synchronously"),
+            Command::Check(_) | Command::Sim(_) => unreachable!("handled synchronously"),
         }
     }
 }

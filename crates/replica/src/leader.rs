@@ -11,7 +11,6 @@
 
 use crate::node::Replica;
 use fenced_core::command::{Command, Request};
-use rand::{RngCore, SeedableRng};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -39,9 +38,7 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         if replica.shared.read(|t| t.public_keys().is_empty()) {
-            let mut rng = rand::rngs::StdRng::from_seed(replica.seams.key_entropy);
-            let mut secret = [0u8; 32];
-            rng.fill_bytes(&mut secret);
+            let secret = fenced_core::token::secret_from_entropy(&replica.seams.key_entropy);
             propose(Command::SetSigningKey { secret }).await;
         }
         let now = replica.seams.clock.now();

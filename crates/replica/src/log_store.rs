@@ -125,6 +125,11 @@ impl LogStore {
         Ok(())
     }
 
+    /// The highest index known committed here, if recorded.
+    pub fn committed_index(&self) -> io::Result<Option<u64>> {
+        Ok(self.lock()?.committed.map(|c| c.index))
+    }
+
     /// Every entry currently in the log, for `fenced` tooling and histories.
     pub fn entries(&self) -> io::Result<Vec<Entry>> {
         Ok(self.lock()?.log.values().cloned().collect())

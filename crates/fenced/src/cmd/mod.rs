@@ -5,6 +5,7 @@ pub mod debug;
 pub mod dev;
 pub mod lock;
 pub mod serve;
+pub mod sim;
 
 use std::time::Duration;
 

@@ -1,0 +1,77 @@
+//! Simulated clocks: per-host rate drift and wall-clock jumps.
+//!
+//! Monotonic time is the simulation's time scaled by `1 + drift`, so a host
+//! whose clock runs fast measures a TTL as shorter than it is. Wall time adds
+//! an offset that the nemesis can jump forward or back. Nothing in fenced
+//! uses the wall clock for a decision, and these clocks let the simulator
+//! show it.
+
+use fenced_core::clock::{Clock, Mono};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the nemesis can change about a host's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClockState {
+    /// Rate error: +0.0005 runs 500 ppm fast.
+    pub drift: f64,
+    /// Added to the wall clock, in ms (may be negative).
+    pub wall_offset_ms: i64,
+}
+
+/// A host's clock. Clones share the state, so the driver can adjust it.
+#[derive(Debug, Clone)]
+pub struct SimClock {
+    state: Arc<Mutex<ClockState>>,
+    /// Monotonic reading when the drift last changed, and the sim time then:
+    /// drift changes are applied from that point on, keeping time monotonic.
+    anchor: Arc<Mutex<(u64, Duration)>>,
+    epoch_ms: u64,
+}
+
+fn sim_now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+impl SimClock {
+    pub fn new(epoch_ms: u64) -> Self {
+        SimClock { state: Arc::default(), anchor: Arc::new(Mutex::new((0, Duration::ZERO))), epoch_ms }
+    }
+
+    fn mono_ns(&self, at: Duration) -> u64 {
+        let drift = self.state.lock().map(|s| s.drift).unwrap_or(0.0);
+        let (base, since) = self.anchor.lock().map(|a| *a).unwrap_or_default();
+        let dt = at.saturating_sub(since).as_nanos() as f64 * (1.0 + drift);
+        base + dt.max(0.0) as u64
+    }
+
+    /// Change the rate error from now on.
+    pub fn set_drift(&self, drift: f64, at: Duration) {
+        let now = self.mono_ns(at);
+        if let Ok(mut a) = self.anchor.lock() {
+            *a = (now, at);
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.drift = drift;
+        }
+    }
+
+    /// Jump the wall clock by `ms` (negative: back in time).
+    pub fn jump_wall(&self, ms: i64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.wall_offset_ms += ms;
+        }
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Mono {
+        Mono(self.mono_ns(sim_now()))
+    }
+
+    fn wall_ms(&self) -> u64 {
+        let offset = self.state.lock().map(|s| s.wall_offset_ms).unwrap_or(0);
+        let ms = self.epoch_ms as i64 + sim_now().as_millis() as i64 + offset;
+        ms.max(0) as u64
+    }
+}

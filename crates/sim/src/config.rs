@@ -1,0 +1,135 @@
+//! What one simulation run is: the seed and the system model.
+
+use std::time::Duration;
+
+/// The timing model of the seed's section 4.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// Every delay and pause is bounded; liveness is required throughout.
+    Sync,
+    /// Unbounded faults until the global stabilization time (GST), bounded
+    /// after; liveness (L1) is required after GST.
+    Partial,
+    /// No timing assumptions; no liveness claim.
+    Async,
+}
+
+/// The node fault model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Faults {
+    /// Crashed replicas restart from their (simulated) disks.
+    CrashRecovery,
+    /// Crashed replicas never come back (at most a minority crashes).
+    CrashStop,
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sync" => Ok(Model::Sync),
+            "partial" => Ok(Model::Partial),
+            "async" => Ok(Model::Async),
+            _ => Err(format!("unknown model {s:?}; use sync, partial or async")),
+        }
+    }
+}
+
+impl std::str::FromStr for Faults {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "crash-recovery" => Ok(Faults::CrashRecovery),
+            "crash-stop" => Ok(Faults::CrashStop),
+            _ => Err(format!("unknown fault model {s:?}; use crash-recovery or crash-stop")),
+        }
+    }
+}
+
+/// One run's configuration. With the same values (and the same build), a run
+/// produces the same history, bit for bit.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: u64,
+    pub clients: u64,
+    /// Simulated time for the workload.
+    pub duration: Duration,
+    pub model: Model,
+    pub faults: Faults,
+    /// Some clients present forged, replayed and other-lock tokens to the store.
+    pub byzantine_clients: bool,
+    /// The store accepts every write (Figure 8-4).
+    pub unfenced: bool,
+    /// Let clock drift exceed the clients' assumed rho.
+    pub drift_beyond_rho: bool,
+    /// The clients' lease TTL.
+    pub ttl: Duration,
+    /// How many distinct locks (and store keys) the clients contend for.
+    pub locks: usize,
+    /// L1: an acquire after the last heal must complete within this.
+    pub l1_bound: Duration,
+    /// Probability (0..1) that a client pauses after acquiring, before writing.
+    pub client_pause_rate: f64,
+    /// Turn the nemesis off entirely (for scenarios that script their faults).
+    pub nemesis: bool,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            nodes: 3,
+            clients: 4,
+            duration: Duration::from_secs(30),
+            model: Model::Partial,
+            faults: Faults::CrashRecovery,
+            byzantine_clients: false,
+            unfenced: false,
+            drift_beyond_rho: false,
+            ttl: Duration::from_secs(2),
+            locks: 2,
+            l1_bound: Duration::from_secs(10),
+            client_pause_rate: 0.1,
+            nemesis: true,
+        }
+    }
+
+    /// When faults stop for good (partial synchrony's GST).
+    pub fn gst(&self) -> Duration {
+        match self.model {
+            Model::Partial => self.duration.mul_f64(0.6),
+            Model::Sync | Model::Async => self.duration,
+        }
+    }
+
+    /// The command line that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut s = format!(
+            "fenced sim --seed {} --nodes {} --clients {} --duration {}s --model {} --faults {}",
+            self.seed,
+            self.nodes,
+            self.clients,
+            self.duration.as_secs(),
+            match self.model {
+                Model::Sync => "sync",
+                Model::Partial => "partial",
+                Model::Async => "async",
+            },
+            match self.faults {
+                Faults::CrashRecovery => "crash-recovery",
+                Faults::CrashStop => "crash-stop",
+            }
+        );
+        if self.byzantine_clients {
+            s.push_str(" --byzantine-clients");
+        }
+        if self.unfenced {
+            s.push_str(" --unfenced");
+        }
+        if self.drift_beyond_rho {
+            s.push_str(" --drift-beyond-rho");
+        }
+        s
+    }
+}

@@ -1,0 +1,22 @@
+//! Deterministic simulation of the real fenced code under the seed's faults.
+//!
+//! The replicas, the store and the clients here are the production crates,
+//! unchanged; only the seams differ: turmoil's network ([`transport`]),
+//! in-memory disks that lose unsynced writes on a crash
+//! ([`fenced_io::disk::MemDisk`]), drifting clocks ([`clock`]) and seeded
+//! randomness. A seed fixes everything: the same seed (and build) gives the
+//! same history, bit for bit.
+//!
+//! - [`config`]: what one run is (seed, model, fault model).
+//! - [`nemesis`]: the fault schedule drawn from the seed.
+//! - [`workload`]: the clients and what they record.
+//! - [`recorder`]: the history being written.
+//! - [`run`]: one seed, end to end, judged by `fenced_check`.
+
+pub mod clock;
+pub mod config;
+pub mod nemesis;
+pub mod recorder;
+pub mod run;
+pub mod transport;
+pub mod workload;

@@ -1,0 +1,154 @@
+//! The nemesis: a fault schedule drawn from the seed, and its application to
+//! the simulated world. Every fault the seed's chapter names is here:
+//! partitions (halves, isolated leader, majorities ring, bridge, one-way),
+//! loss, heavy-tailed delay, a limping link, replies lost after the request
+//! was processed, crashes with and without recovery, process pauses,
+//! clock drift and wall-clock jumps.
+
+use crate::config::{Faults, Model, SimConfig};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Hosts in different groups cannot talk. Groups are drawn at start.
+    Partition { kind: PartitionKind },
+    /// `node` hears everyone, but nothing it sends arrives: "I'm not dead!".
+    OneWay { node: u64 },
+    Loss { rate: f64 },
+    /// Heavy-tailed latency on every link.
+    Delay { max_ms: u64 },
+    /// One node's links are slow but alive.
+    Limp { node: u64 },
+    /// `node` processes requests but its replies to clients are lost.
+    LostReplies { node: u64 },
+    /// Crash a replica (restarted at the end unless crash-stop).
+    Crash { node: u64 },
+    CrashStore,
+    /// Hold every link of a replica (its messages queue), then release them
+    /// all at once: the seed's stop-the-world GC pause.
+    Pause { node: u64 },
+    /// A wall-clock jump on one host.
+    WallJump { node: u64, ms: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionKind {
+    RandomHalves,
+    IsolateLeader,
+    MajoritiesRing,
+    Bridge,
+}
+
+/// A fault and when it is active.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Planned {
+    #[serde(skip)]
+    pub start: Duration,
+    #[serde(skip)]
+    pub end: Duration,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// Exponential with the given mean, capped: most faults are short, a few long.
+fn heavy(rng: &mut ChaCha8Rng, mean: Duration, cap: Duration) -> Duration {
+    let u: f64 = rng.gen_range(1e-9..1.0);
+    mean.mul_f64(-u.ln()).min(cap)
+}
+
+/// Draw the schedule. Two independent tracks (network, process) may
+/// overlap; everything ends by GST in the partial model.
+pub fn schedule(cfg: &SimConfig) -> Vec<Planned> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6e65_6d65_7369_7321);
+    let mut out = Vec::new();
+    if !cfg.nemesis {
+        return out;
+    }
+    let gst = cfg.gst();
+    let n = cfg.nodes;
+    let sync = cfg.model == Model::Sync;
+    let (mean, cap) = if sync {
+        (Duration::from_millis(300), Duration::from_secs(1))
+    } else {
+        (Duration::from_secs(2), Duration::from_secs(12))
+    };
+    // Network track.
+    let mut t = Duration::from_millis(rng.gen_range(500..2000));
+    while t < gst {
+        let d = heavy(&mut rng, mean, cap).max(Duration::from_millis(100));
+        let node = rng.gen_range(1..=n);
+        let fault = if sync {
+            match rng.gen_range(0..2) {
+                0 => Fault::Delay { max_ms: rng.gen_range(5..50) },
+                _ => Fault::Limp { node },
+            }
+        } else {
+            match rng.gen_range(0..9) {
+                0 => Fault::Partition { kind: PartitionKind::RandomHalves },
+                1 => Fault::Partition { kind: PartitionKind::IsolateLeader },
+                2 if n >= 5 => Fault::Partition { kind: PartitionKind::MajoritiesRing },
+                2 | 3 => Fault::Partition { kind: PartitionKind::Bridge },
+                4 => Fault::OneWay { node },
+                5 => Fault::Loss { rate: rng.gen_range(0.01..0.2) },
+                6 => Fault::Delay { max_ms: rng.gen_range(50..2000) },
+                7 => Fault::Limp { node },
+                _ => Fault::LostReplies { node },
+            }
+        };
+        out.push(Planned { start: t, end: (t + d).min(gst), fault });
+        t += d + Duration::from_millis(rng.gen_range(300..3000));
+    }
+    // Process track.
+    let minority = ((n - 1) / 2) as usize;
+    let mut stopped: Vec<u64> = Vec::new();
+    let mut t = Duration::from_millis(rng.gen_range(1000..3000));
+    while t < gst {
+        let d = heavy(&mut rng, mean, cap).max(Duration::from_millis(100));
+        let node = rng.gen_range(1..=n);
+        let fault = match rng.gen_range(0..6) {
+            0 | 1 if cfg.faults == Faults::CrashStop => {
+                if stopped.len() < minority && !stopped.contains(&node) {
+                    stopped.push(node);
+                    Fault::Crash { node }
+                } else {
+                    Fault::Pause { node }
+                }
+            }
+            0 | 1 => Fault::Crash { node },
+            2 => Fault::CrashStore,
+            3 | 4 => Fault::Pause { node },
+            _ => Fault::WallJump { node, ms: rng.gen_range(-60_000..60_000) },
+        };
+        let end = match fault {
+            Fault::Crash { .. } if cfg.faults == Faults::CrashStop => cfg.duration * 10,
+            _ => (t + d).min(gst),
+        };
+        out.push(Planned { start: t, end, fault });
+        t += d + Duration::from_millis(rng.gen_range(300..3000));
+    }
+    out.sort_by_key(|p| p.start);
+    out
+}
+
+/// Per-host clock drift for the run, within ±rho (or beyond it).
+pub fn drifts(cfg: &SimConfig, hosts: usize) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x636c_6f63_6b73);
+    let rho = if cfg.drift_beyond_rho { 0.05 } else { 0.0004 };
+    (0..hosts).map(|_| rng.gen_range(-rho..rho)).collect()
+}
+
+/// Split `hosts` into two random non-empty groups.
+pub fn halves(rng: &mut ChaCha8Rng, hosts: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut h = hosts.to_vec();
+    h.shuffle(rng);
+    let cut = rng.gen_range(1..h.len().max(2));
+    let b = h.split_off(cut.min(h.len()));
+    (h, b)
+}

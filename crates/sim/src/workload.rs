@@ -1,0 +1,183 @@
+//! The clients: real `fenced_client` and store-client code, looping over
+//! acquire → (maybe pause) → read-modify-write the store with the token →
+//! release, and recording every step.
+//!
+//! The pause sits exactly where Figure 8-4 puts it: after the client has
+//! checked that its lease is still valid, before its write reaches the store.
+
+use crate::recorder::Recorder;
+use fenced_check::history::{EventType, Process};
+use fenced_client::{AcquireOptions, Client, ClientError};
+use fenced_core::token::{self, TokenClaims};
+use fenced_store::client::{Idem, StoreClient, StoreError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::time::Duration;
+
+/// How one client behaves.
+#[derive(Clone)]
+pub struct ClientPlan {
+    pub process: u64,
+    pub seed: u64,
+    pub locks: usize,
+    pub ttl: Duration,
+    pub wait: Duration,
+    pub until: Duration,
+    pub pause_rate: f64,
+    /// Longest pause (heavy-tailed below it).
+    pub pause_max: Duration,
+    pub byzantine: bool,
+}
+
+fn elapsed() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+fn acquire_failure(e: &ClientError) -> (EventType, serde_json::Value) {
+    match e.code() {
+        Some("busy" | "wait_timeout") => (EventType::Fail, json!("held")),
+        Some(code) => (EventType::Fail, json!(code)),
+        None => (EventType::Info, json!(e.to_string())),
+    }
+}
+
+fn store_failure(e: &StoreError) -> (EventType, serde_json::Value) {
+    match e {
+        StoreError::StaleToken { current, .. } => (EventType::Fail, json!({"code": "stale_token", "current": current})),
+        e if e.is_rejection() => (EventType::Fail, json!({"code": e.code()})),
+        e => (EventType::Info, json!({"error": e.to_string()})),
+    }
+}
+
+/// Run one honest client until `plan.until`.
+pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: Recorder) {
+    let p = Process::Client(plan.process);
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let mut writes = 0u64;
+    while elapsed() < plan.until {
+        let lock = format!("k{}", rng.gen_range(0..plan.locks));
+        rec.record(EventType::Invoke, p.clone(), "acquire", json!({"lock": lock}));
+        let guard = match client.acquire(&lock, AcquireOptions::new(plan.ttl).wait(plan.wait)).await {
+            Ok(g) => {
+                let v = json!({"lock": lock, "token": g.token(), "lease": g.lease(), "signed": g.signed_token()});
+                rec.record(EventType::Ok, p.clone(), "acquire", v);
+                g
+            }
+            Err(e) => {
+                let (kind, reason) = acquire_failure(&e);
+                rec.record(kind, p.clone(), "acquire", json!({"lock": lock, "reason": reason}));
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(10..200))).await;
+                continue;
+            }
+        };
+        // A careful client checks its lease before writing...
+        if guard.is_valid() {
+            // ...and may still be paused right after the check (GC, SIGSTOP).
+            if rng.gen_bool(plan.pause_rate) {
+                let frac: f64 = rng.gen::<f64>().powi(2);
+                tokio::time::sleep(plan.pause_max.mul_f64(frac)).await;
+            }
+            rec.record(EventType::Invoke, p.clone(), "read", json!({"key": lock}));
+            match store.get(&lock).await {
+                Ok(obj) => {
+                    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
+                    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
+                    rec.record(EventType::Ok, p.clone(), "read", json!({"key": lock, "value": v, "version": version, "token": token}));
+                }
+                Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": lock, "error": e.to_string()})),
+            }
+            writes += 1;
+            let value = format!("p{}-t{}-w{}", plan.process, guard.token(), writes);
+            let idem = Idem { client: format!("sim-{}", plan.process), request_id: writes };
+            let w = json!({"key": lock, "token": guard.token(), "value": value, "lock": lock});
+            rec.record(EventType::Invoke, p.clone(), "write", w.clone());
+            match store.put(&lock, value.clone().into_bytes(), guard.token(), guard.signed_token(), Some(&idem)).await {
+                Ok(_) => rec.record(EventType::Ok, p.clone(), "write", w),
+                Err(e) => {
+                    let (kind, mut extra) = store_failure(&e);
+                    if let (Some(o), Some(x)) = (extra.as_object_mut(), w.as_object()) {
+                        for (k, v) in x {
+                            o.insert(k.clone(), v.clone());
+                        }
+                    }
+                    rec.record(kind, p.clone(), "write", extra);
+                }
+            }
+        }
+        let token = guard.token();
+        rec.record(EventType::Invoke, p.clone(), "release", json!({"lock": lock, "token": token}));
+        match guard.release().await {
+            Ok(()) => rec.record(EventType::Ok, p.clone(), "release", json!({"lock": lock, "token": token})),
+            Err(e) => rec.record(EventType::Info, p.clone(), "release", json!({"lock": lock, "token": token, "error": e.to_string()})),
+        }
+    }
+}
+
+/// A client that lies: it writes with forged tokens, tokens signed by another
+/// cluster, and real tokens of another lock. The store must refuse them all.
+pub async fn byzantine(plan: ClientPlan, client: Client, store: StoreClient, rec: Recorder) {
+    let p = Process::Client(plan.process);
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let impostor = ed25519_dalek::SigningKey::from_bytes(&rng.gen::<[u8; 32]>());
+    let mut n = 0u64;
+    while elapsed() < plan.until {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..700))).await;
+        n += 1;
+        let key = format!("k{}", rng.gen_range(0..plan.locks));
+        let token: u64 = rng.gen_range(1..1_000_000);
+        let (how, signed) = match n % 3 {
+            // Signed by a key the cluster never had.
+            0 => ("forged", token::sign(&impostor, TokenClaims { key_id: 0, lock: key.clone(), token, lease: 1, issued_at_ms: 0 })),
+            // A genuine grant, but of another lock.
+            1 => {
+                let other = format!("byz-{}", plan.process);
+                match client.acquire(&other, AcquireOptions::new(plan.ttl)).await {
+                    Ok(g) => {
+                        let s = g.signed_token().to_string();
+                        let _ = g.release().await;
+                        ("other-lock", s)
+                    }
+                    Err(_) => continue,
+                }
+            }
+            // A token number that does not match its signature: garbage.
+            _ => ("garbage", format!("fenced1.{}.{}", "A".repeat(40), "B".repeat(86))),
+        };
+        let value = format!("byzantine-{}-{n}", plan.process);
+        let w = json!({"key": key, "token": token, "value": value, "lock": key, "byzantine": how});
+        rec.record(EventType::Invoke, p.clone(), "write", w.clone());
+        match store.put(&key, value.into_bytes(), token, &signed, None).await {
+            Ok(_) => rec.record(EventType::Ok, p.clone(), "write", w),
+            Err(e) => {
+                let (kind, extra) = store_failure(&e);
+                let mut v = w;
+                if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
+                    for (k, val) in x {
+                        o.insert(k.clone(), val.clone());
+                    }
+                }
+                rec.record(kind, p.clone(), "write", v);
+            }
+        }
+    }
+}
+
+/// After the run: read every key once, as process "final".
+pub async fn final_reads(locks: usize, store: StoreClient, rec: Recorder) {
+    let p = Process::Named("final".into());
+    for i in 0..locks {
+        let key = format!("k{i}");
+        for _attempt in 0..20 {
+            match store.get(&key).await {
+                Ok(obj) => {
+                    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
+                    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
+                    rec.record(EventType::Ok, p.clone(), "read", json!({"key": key, "value": v, "version": version, "token": token}));
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
