@@ -6,6 +6,8 @@
 pub mod checkers;
 pub mod cli;
 pub mod history;
+pub mod import;
+pub mod lin;
 pub mod report;
 pub mod testgen;
 pub mod verdict;
