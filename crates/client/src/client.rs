@@ -119,6 +119,7 @@ impl Client {
         method: &Method,
         path: &str,
         body: &Bytes,
+        extra: Duration,
     ) -> Attempt<T> {
         let req = match Request::builder()
             .method(method.clone())
@@ -129,7 +130,7 @@ impl Client {
             Ok(r) => r,
             Err(e) => return Attempt::Done(Err(ClientError::Invalid(e.to_string()))),
         };
-        let resp = match self.inner.http.send(endpoint, req, self.inner.config.request_timeout).await {
+        let resp = match self.inner.http.send(endpoint, req, self.inner.config.request_timeout + extra).await {
             Ok(r) => r,
             Err(e) => return Attempt::Next(e.to_string()),
         };
@@ -158,11 +159,29 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let body = Bytes::from(serde_json::to_vec(body).map_err(|e| ClientError::Invalid(e.to_string()))?);
-        self.call_raw(method, path, body).await
+        self.call_waiting(method, path, body, Duration::ZERO).await
     }
 
-    async fn call_raw<T: DeserializeOwned>(&self, method: Method, path: &str, body: Bytes) -> Result<T, ClientError> {
+    /// Like [`Client::call`], for a request the server may hold for up to
+    /// `wait` (a queued acquire): each attempt's deadline grows by `wait`.
+    pub(crate) async fn call_waiting<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        wait: Duration,
+    ) -> Result<T, ClientError> {
+        let body = Bytes::from(serde_json::to_vec(body).map_err(|e| ClientError::Invalid(e.to_string()))?);
+        self.call_raw(method, path, body, wait).await
+    }
+
+    async fn call_raw<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        wait: Duration,
+    ) -> Result<T, ClientError> {
         let n = self.inner.config.endpoints.len();
         let start = self.inner.clock.now();
         let mut backoff = Duration::from_millis(20);
@@ -171,7 +190,7 @@ impl Client {
         loop {
             for _ in 0..n {
                 let endpoint = &self.inner.config.endpoints[i];
-                match self.attempt(endpoint, &method, path, &body).await {
+                match self.attempt(endpoint, &method, path, &body, wait).await {
                     Attempt::Done(r) => {
                         self.inner.preferred.store(i, Ordering::Relaxed);
                         return r;
@@ -183,7 +202,7 @@ impl Client {
                     }
                 }
             }
-            if self.inner.clock.now().since(start) + backoff > self.inner.config.call_timeout {
+            if self.inner.clock.now().since(start) + backoff > self.inner.config.call_timeout + wait {
                 return Err(ClientError::Unavailable(last_err));
             }
             tokio::time::sleep(backoff).await;
@@ -213,7 +232,7 @@ impl Client {
         let (client, request_id) = self.idem();
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let body = AcquireRequest { lock: lock.into(), lease, wait_ms, value: value.into(), client, request_id };
-        self.call(Method::POST, "/v1/lock/acquire", &body).await
+        self.call_waiting(Method::POST, "/v1/lock/acquire", &body, wait).await
     }
 
     pub async fn release(&self, lock: &str, lease: u64, token: u64) -> Result<ReleaseResponse, ClientError> {
@@ -225,7 +244,7 @@ impl Client {
     /// Linearizable status of a lock.
     pub async fn status(&self, lock: &str) -> Result<LockStatusResponse, ClientError> {
         let path = format!("/v1/lock/status?lock={}", encode_query(lock));
-        self.call_raw(Method::GET, &path, Bytes::new()).await
+        self.call_raw(Method::GET, &path, Bytes::new(), Duration::ZERO).await
     }
 
     /// Create-if-absent of `name`.
@@ -237,7 +256,7 @@ impl Client {
 
     /// Status of the replica at `endpoint` (not failed over: you asked for that one).
     pub async fn cluster_status_of(&self, endpoint: &str) -> Result<ClusterStatus, ClientError> {
-        match self.attempt(endpoint, &Method::GET, "/v1/cluster/status", &Bytes::new()).await {
+        match self.attempt(endpoint, &Method::GET, "/v1/cluster/status", &Bytes::new(), Duration::ZERO).await {
             Attempt::Done(r) => r,
             Attempt::Next(e) => Err(ClientError::Unavailable(e)),
         }
@@ -250,7 +269,7 @@ impl Client {
 
     /// The cluster's public signing keys.
     pub async fn cluster_key(&self) -> Result<KeyResponse, ClientError> {
-        self.call_raw(Method::GET, "/v1/cluster/key", Bytes::new()).await
+        self.call_raw(Method::GET, "/v1/cluster/key", Bytes::new(), Duration::ZERO).await
     }
 
     /// Grant a lease, acquire `lock` on it, and start keeping both alive.

@@ -130,6 +130,11 @@ impl Guard {
         self.grant.lease.0
     }
 
+    /// The lease's TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn grant(&self) -> &Grant {
         &self.grant
     }

@@ -51,10 +51,12 @@ pub enum Command {
     /// Proposed by the leader: grant `lock` to the head of its queue. Needed
     /// when one entry freed several locks, because an entry grants at most one.
     Handoff { lock: String },
-    /// Proposed by the leader: the remaining TTL of each lease, measured on its
-    /// monotonic clock. A replica that restarts (and so lost its own timers)
-    /// resumes from these instead of the full TTL.
-    Checkpoint { remaining: Vec<(LeaseId, u64)> },
+    /// Proposed by the leader: `(lease, renewed, remaining_ms)` for each lease,
+    /// measured on its monotonic clock. A replica that restarts (and so lost
+    /// its own timers) resumes from these instead of the full TTL. A
+    /// checkpoint taken before a renewal it does not know of is void for that
+    /// lease: it must never shorten a lease that was renewed since.
+    Checkpoint { remaining: Vec<(LeaseId, u64, u64)> },
 }
 
 impl fmt::Display for Request {

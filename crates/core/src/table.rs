@@ -41,9 +41,11 @@ pub enum Event {
         renewed: u64,
         remaining_ms: u64,
     },
-    /// The leader checkpointed a lease's remaining TTL.
+    /// The leader checkpointed a lease's remaining TTL as of renewal
+    /// `renewed` (void if the lease was renewed since).
     LeaseCheckpointed {
         lease: LeaseId,
+        renewed: u64,
         remaining_ms: u64,
     },
     LeaseEnded {
@@ -294,10 +296,14 @@ impl LockTable {
                 Ok(Response::Done)
             }
             Command::Checkpoint { remaining } => {
-                for (id, rem) in remaining {
-                    if let Some(l) = self.leases.get_mut(id) {
+                for (id, renewed, rem) in remaining {
+                    if let Some(l) = self.leases.get_mut(id).filter(|l| l.renewed == *renewed) {
                         l.remaining_ms = (*rem).min(l.ttl_ms);
-                        ev.push(Event::LeaseCheckpointed { lease: *id, remaining_ms: l.remaining_ms });
+                        ev.push(Event::LeaseCheckpointed {
+                            lease: *id,
+                            renewed: *renewed,
+                            remaining_ms: l.remaining_ms,
+                        });
                     }
                 }
                 Ok(Response::Done)

@@ -63,8 +63,8 @@ fn render_event(e: &Event) -> String {
         Event::LeaseRenewed { lease, renewed, remaining_ms } => {
             format!("lease-renewed lease={lease} renewed={renewed} remaining={remaining_ms}ms")
         }
-        Event::LeaseCheckpointed { lease, remaining_ms } => {
-            format!("lease-checkpointed lease={lease} remaining={remaining_ms}ms")
+        Event::LeaseCheckpointed { lease, renewed, remaining_ms } => {
+            format!("lease-checkpointed lease={lease} renewed={renewed} remaining={remaining_ms}ms")
         }
         Event::LeaseEnded { lease, reason } => format!("lease-ended lease={lease} reason={reason:?}"),
         Event::Granted { lock, token, lease } => format!("granted {lock} token={token} lease={lease}"),
@@ -116,7 +116,9 @@ impl Harness {
             },
             "expire" => Command::Expire { lease: lease(), renewed: num(&kv, "renewed") },
             "handoff" => Command::Handoff { lock: pos[0].clone() },
-            "checkpoint" => Command::Checkpoint { remaining: vec![(lease(), num(&kv, "remaining"))] },
+            "checkpoint" => {
+                Command::Checkpoint { remaining: vec![(lease(), num(&kv, "renewed"), num(&kv, "remaining"))] }
+            }
             other => panic!("unknown command {other:?}"),
         };
         self.index += 1;

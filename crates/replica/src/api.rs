@@ -126,7 +126,7 @@ fn origin(client: Option<String>, request_id: Option<u64>) -> Result<Option<Orig
 
 async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Response, ApiError> {
     let req = Request { origin, at_ms: app.seams.clock.wall_ms(), cmd };
-    match app.propose(req).await? {
+    match app.propose(req).await?.0 {
         Response::Err(e) => Err(e.into()),
         r => Ok(r),
     }

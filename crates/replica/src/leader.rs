@@ -62,7 +62,8 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
         }
         if now.since(last_checkpoint) >= replica.config.checkpoint_interval && !timers.is_empty() {
             last_checkpoint = now;
-            let remaining = timers.iter().map(|(id, t)| (*id, t.deadline.since(now).as_millis() as u64)).collect();
+            let remaining =
+                timers.iter().map(|(id, t)| (*id, t.renewed, t.deadline.since(now).as_millis() as u64)).collect();
             replica.metrics.checkpoints_proposed.inc();
             propose(Command::Checkpoint { remaining }).await;
         }

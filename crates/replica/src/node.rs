@@ -164,10 +164,28 @@ impl Replica {
     /// Propose `req` and wait for its response, forwarding to the leader if
     /// this replica is not it. Forwarded once at most: the leader does not
     /// forward again.
-    pub async fn propose(&self, req: Request) -> Result<Response, ProposeError> {
+    ///
+    /// Returns the response and the index of the entry. Once this returns,
+    /// this replica has applied that entry too, so a caller reading local
+    /// state next sees its own write.
+    pub async fn propose(&self, req: Request) -> Result<(Response, u64), ProposeError> {
+        let (resp, index) = self.propose_routed(req).await?;
+        let mut applied = self.shared.watch_applied();
+        let caught_up =
+            tokio::time::timeout(FORWARD_TIMEOUT, async { applied.wait_for(|a| *a >= index).await.is_ok() }).await;
+        if caught_up != Ok(true) {
+            // The entry is committed, but this replica lags: the answer is
+            // right, local reads would not be. Report it as unknown so the
+            // client retries (deduplicated) elsewhere.
+            return Err(ProposeError::Unknown);
+        }
+        Ok((resp, index))
+    }
+
+    async fn propose_routed(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         self.metrics.proposals.inc();
         match self.raft.client_write(req.clone()).await {
-            Ok(resp) => Ok(resp.response().clone()),
+            Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 let Some(node) = f.leader_node else { return Err(ProposeError::NoLeader) };
                 if f.leader_id == Some(self.config.id) {
@@ -183,9 +201,9 @@ impl Replica {
     }
 
     /// Propose on this replica only (the target of a forward).
-    pub async fn propose_local(&self, req: Request) -> Result<Response, ProposeError> {
+    pub async fn propose_local(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         match self.raft.client_write(req).await {
-            Ok(resp) => Ok(resp.response().clone()),
+            Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
             Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(ProposeError::Unknown),
             Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
@@ -193,7 +211,7 @@ impl Replica {
         }
     }
 
-    async fn forward(&self, addr: &str, req: &Request) -> Result<Response, ProposeError> {
+    async fn forward(&self, addr: &str, req: &Request) -> Result<(Response, u64), ProposeError> {
         let body = frame::encode(req).map_err(|e| ProposeError::Internal(e.to_string()))?;
         let http_req = hyper::Request::builder()
             .method(Method::POST)

@@ -113,8 +113,8 @@ impl Shared {
                     let deadline = now.plus(Duration::from_millis(*remaining_ms));
                     t.insert(*lease, LeaseTimer { deadline, renewed: *renewed });
                 }
-                Event::LeaseCheckpointed { lease, remaining_ms } => {
-                    if let Some(timer) = t.get_mut(lease) {
+                Event::LeaseCheckpointed { lease, renewed, remaining_ms } => {
+                    if let Some(timer) = t.get_mut(lease).filter(|t| t.renewed == *renewed) {
                         timer.deadline = timer.deadline.min(now.plus(Duration::from_millis(*remaining_ms)));
                     }
                 }

@@ -17,24 +17,43 @@ use std::time::Duration;
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum Fault {
     /// Hosts in different groups cannot talk. Groups are drawn at start.
-    Partition { kind: PartitionKind },
+    Partition {
+        kind: PartitionKind,
+    },
     /// `node` hears everyone, but nothing it sends arrives: "I'm not dead!".
-    OneWay { node: u64 },
-    Loss { rate: f64 },
+    OneWay {
+        node: u64,
+    },
+    Loss {
+        rate: f64,
+    },
     /// Heavy-tailed latency on every link.
-    Delay { max_ms: u64 },
+    Delay {
+        max_ms: u64,
+    },
     /// One node's links are slow but alive.
-    Limp { node: u64 },
+    Limp {
+        node: u64,
+    },
     /// `node` processes requests but its replies to clients are lost.
-    LostReplies { node: u64 },
+    LostReplies {
+        node: u64,
+    },
     /// Crash a replica (restarted at the end unless crash-stop).
-    Crash { node: u64 },
+    Crash {
+        node: u64,
+    },
     CrashStore,
     /// Hold every link of a replica (its messages queue), then release them
     /// all at once: the seed's stop-the-world GC pause.
-    Pause { node: u64 },
+    Pause {
+        node: u64,
+    },
     /// A wall-clock jump on one host.
-    WallJump { node: u64, ms: i64 },
+    WallJump {
+        node: u64,
+        ms: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

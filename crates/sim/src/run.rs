@@ -317,6 +317,8 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         .simulation_duration(cfg.duration + SETTLE + Duration::from_secs(120))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(5))
+        // A held or partitioned host can have many connection attempts queued.
+        .tcp_capacity(1 << 16)
         .build();
     let rec = Recorder::default();
     let live: Live = Arc::default();
@@ -361,7 +363,8 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             async move {
                 let mut config = StoreConfig::new(format!("0.0.0.0:{STORE_PORT}"), vec![cluster_key]);
                 config.unsafe_no_fencing = unfenced;
-                let seams = StoreSeams { transport: Arc::new(SimTransport), disk: Arc::new(disk), clock: Arc::new(clock) };
+                let seams =
+                    StoreSeams { transport: Arc::new(SimTransport), disk: Arc::new(disk), clock: Arc::new(clock) };
                 let _running = fenced_store::server::start(config, seams).await?;
                 std::future::pending::<()>().await;
                 Ok(())
@@ -369,6 +372,10 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         });
     }
     let endpoints: Vec<String> = peers.values().cloned().collect();
+    let mut client_peers: Vec<String> = (1..=cfg.nodes).map(host).collect();
+    client_peers.push("store".into());
+    // Clients still running; the final reads wait for all of them.
+    let running = Arc::new(std::sync::atomic::AtomicU64::new(cfg.clients));
     let store_addr = format!("store:{STORE_PORT}");
     let mut clients = Vec::new();
     for c in 1..=cfg.clients {
@@ -381,6 +388,9 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         ccfg.call_timeout = Duration::from_secs(5);
         let byzantine = cfg.byzantine_clients && c == cfg.clients;
         let plan = ClientPlan {
+            host: name.clone(),
+            peers: client_peers.clone(),
+            pauses_until: cfg.gst(),
             process: c,
             seed: cfg.seed.wrapping_mul(7919).wrapping_add(c),
             locks: cfg.locks,
@@ -391,7 +401,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             pause_max: cfg.ttl * 3,
             byzantine,
         };
-        let (rec, store_addr) = (rec.clone(), store_addr.clone());
+        let (rec, store_addr, running) = (rec.clone(), store_addr.clone(), running.clone());
         sim.client(name.as_str(), async move {
             let client = Client::with_seams(ccfg, Arc::new(SimTransport), Arc::new(clock))?;
             let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
@@ -401,13 +411,18 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             } else {
                 workload::honest(plan, client, store, rec).await;
             }
+            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         });
     }
     {
-        let (rec, locks, until) = (rec.clone(), cfg.locks, cfg.duration + SETTLE);
+        let (rec, locks, until, running) = (rec.clone(), cfg.locks, cfg.duration + SETTLE, running.clone());
         sim.client("final", async move {
             tokio::time::sleep(until).await;
+            // A client paused mid-write may still be writing: wait for it.
+            while running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
                 .with_timeout(Duration::from_secs(2));
             workload::final_reads(locks, store, rec).await;
@@ -502,23 +517,13 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
     })
 }
 
-/// Did a client write more than a TTL after its acquire completed? That is
-/// the window in which an unfenced store can be corrupted.
+/// Did some client pause for longer than the TTL while holding a lock? That
+/// is the window in which an unfenced store can be corrupted.
 fn had_long_pause(h: &History, ttl: Duration) -> bool {
-    let mut acquired: BTreeMap<u64, u64> = BTreeMap::new();
-    for e in &h.events {
-        let Process::Client(p) = e.process else { continue };
-        match (e.kind, e.f.as_str()) {
-            (EventType::Ok, "acquire") => {
-                acquired.insert(p, e.time);
-            }
-            (EventType::Invoke, "write") => {
-                if acquired.get(&p).is_some_and(|t| e.time.saturating_sub(*t) > ttl.as_nanos() as u64) {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
+    h.events.iter().any(|e| {
+        e.process.is_named("nemesis")
+            && e.f == "start"
+            && e.value["fault"] == "client-pause"
+            && e.value["ms"].as_u64().is_some_and(|ms| ms > ttl.as_millis() as u64)
+    })
 }

@@ -18,6 +18,12 @@ use std::time::Duration;
 /// How one client behaves.
 #[derive(Clone)]
 pub struct ClientPlan {
+    /// This client's turmoil host name.
+    pub host: String,
+    /// Everyone this client talks to (replicas and the store).
+    pub peers: Vec<String>,
+    /// Client pauses happen only before this (partial synchrony's GST).
+    pub pauses_until: Duration,
     pub process: u64,
     pub seed: u64,
     pub locks: usize,
@@ -74,16 +80,29 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
         // A careful client checks its lease before writing...
         if guard.is_valid() {
             // ...and may still be paused right after the check (GC, SIGSTOP).
-            if rng.gen_bool(plan.pause_rate) {
-                let frac: f64 = rng.gen::<f64>().powi(2);
-                tokio::time::sleep(plan.pause_max.mul_f64(frac)).await;
+            if elapsed() < plan.pauses_until && rng.gen_bool(plan.pause_rate) {
+                // Pauses are short, or far longer than the TTL: the
+                // stop-the-world pauses the seed describes.
+                let d = if rng.gen_bool(0.7) {
+                    plan.ttl.mul_f64(rng.gen_range(0.0..0.5))
+                } else {
+                    plan.ttl.mul_f64(rng.gen_range(3.0..5.0))
+                };
+                // In the partial model, faults end by GST.
+                let d = d.min(plan.pauses_until.saturating_sub(elapsed()));
+                pause_process(&plan, &rec, d).await;
             }
             rec.record(EventType::Invoke, p.clone(), "read", json!({"key": lock}));
             match store.get(&lock).await {
                 Ok(obj) => {
                     let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
                     let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                    rec.record(EventType::Ok, p.clone(), "read", json!({"key": lock, "value": v, "version": version, "token": token}));
+                    rec.record(
+                        EventType::Ok,
+                        p.clone(),
+                        "read",
+                        json!({"key": lock, "value": v, "version": version, "token": token}),
+                    );
                 }
                 Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": lock, "error": e.to_string()})),
             }
@@ -109,9 +128,32 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
         rec.record(EventType::Invoke, p.clone(), "release", json!({"lock": lock, "token": token}));
         match guard.release().await {
             Ok(()) => rec.record(EventType::Ok, p.clone(), "release", json!({"lock": lock, "token": token})),
-            Err(e) => rec.record(EventType::Info, p.clone(), "release", json!({"lock": lock, "token": token, "error": e.to_string()})),
+            Err(e) => rec.record(
+                EventType::Info,
+                p.clone(),
+                "release",
+                json!({"lock": lock, "token": token, "error": e.to_string()}),
+            ),
         }
     }
+}
+
+/// Freeze this client process for `d`: its links are held, so nothing it
+/// sends (keepalives, the write it is about to make) arrives and nothing
+/// reaches it, and its own work stops. When it resumes, everything queued is
+/// delivered at once, as after a GC pause or SIGSTOP/SIGCONT.
+async fn pause_process(plan: &ClientPlan, rec: &Recorder, d: Duration) {
+    let v = json!({"fault": "client-pause", "client": plan.process, "ms": d.as_millis() as u64});
+    let nemesis = Process::Named("nemesis".into());
+    rec.record(EventType::Info, nemesis.clone(), "start", v.clone());
+    for peer in &plan.peers {
+        turmoil::hold(plan.host.as_str(), peer.as_str());
+    }
+    tokio::time::sleep(d).await;
+    for peer in &plan.peers {
+        turmoil::release(plan.host.as_str(), peer.as_str());
+    }
+    rec.record(EventType::Info, nemesis, "stop", v);
 }
 
 /// A client that lies: it writes with forged tokens, tokens signed by another
@@ -128,7 +170,10 @@ pub async fn byzantine(plan: ClientPlan, client: Client, store: StoreClient, rec
         let token: u64 = rng.gen_range(1..1_000_000);
         let (how, signed) = match n % 3 {
             // Signed by a key the cluster never had.
-            0 => ("forged", token::sign(&impostor, TokenClaims { key_id: 0, lock: key.clone(), token, lease: 1, issued_at_ms: 0 })),
+            0 => (
+                "forged",
+                token::sign(&impostor, TokenClaims { key_id: 0, lock: key.clone(), token, lease: 1, issued_at_ms: 0 }),
+            ),
             // A genuine grant, but of another lock.
             1 => {
                 let other = format!("byz-{}", plan.process);
@@ -173,7 +218,12 @@ pub async fn final_reads(locks: usize, store: StoreClient, rec: Recorder) {
                 Ok(obj) => {
                     let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
                     let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                    rec.record(EventType::Ok, p.clone(), "read", json!({"key": key, "value": v, "version": version, "token": token}));
+                    rec.record(
+                        EventType::Ok,
+                        p.clone(),
+                        "read",
+                        json!({"key": key, "value": v, "version": version, "token": token}),
+                    );
                     break;
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -150,10 +150,7 @@ fn is_violation(v: &Value) -> Vec<String> {
     v["verdicts"]
         .as_object()
         .map(|m| {
-            m.iter()
-                .filter(|(k, x)| x["status"] == "invalid" && k.as_str() != "L1")
-                .map(|(k, _)| k.clone())
-                .collect()
+            m.iter().filter(|(k, x)| x["status"] == "invalid" && k.as_str() != "L1").map(|(k, _)| k.clone()).collect()
         })
         .unwrap_or_default()
 }
@@ -179,6 +176,8 @@ fn print_trace(o: &SeedOutcome) {
 }
 
 fn run_one(a: &SimArgs, seed: u64) -> anyhow::Result<i32> {
+    // Quiet unless RUST_LOG asks: the replicas log through tracing.
+    super::init_logging("off");
     let cfg = a.config(seed);
     let o = run_seed(&cfg).with_context(|| format!("seed {seed}"))?;
     if a.trace {
@@ -196,9 +195,20 @@ fn run_one(a: &SimArgs, seed: u64) -> anyhow::Result<i32> {
     if a.json {
         println!("{summary}");
     } else {
-        println!("seed {seed}: {} events, {:.1} s simulated in {:.2} s", o.history.events.len(), o.sim_time.as_secs_f64(), o.wall_time.as_secs_f64());
+        println!(
+            "seed {seed}: {} events, {:.1} s simulated in {:.2} s",
+            o.history.events.len(),
+            o.sim_time.as_secs_f64(),
+            o.wall_time.as_secs_f64()
+        );
         for v in &o.verdicts {
-            println!("  {:<3} {:<8} {:<38} {}", v.property.to_string(), status_str(v.status), v.property.name(), v.message);
+            println!(
+                "  {:<3} {:<8} {:<38} {}",
+                v.property.to_string(),
+                status_str(v.status),
+                v.property.name(),
+                v.message
+            );
         }
         println!("  history hash {:016x}", o.history_hash);
         if !violations.is_empty() {
@@ -248,16 +258,18 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
                 let (seed, child) = running.remove(i);
                 let out = child.wait_with_output()?;
                 let text = String::from_utf8_lossy(&out.stdout);
-                let v = text
-                    .lines()
-                    .rev()
-                    .find_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .unwrap_or_else(|| json!({"seed": seed, "error": format!("seed process exited with {}", out.status)}));
+                let v = text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok()).unwrap_or_else(
+                    || json!({"seed": seed, "error": format!("seed process exited with {}", out.status)}),
+                );
                 let viol = is_violation(&v);
                 if !viol.is_empty() || v.get("error").is_some() {
                     violating += 1;
-                    let replay = v["replay"].as_str().map(String::from).unwrap_or_else(|| a.config(seed).replay_command());
-                    bar.println(format!("seed {seed}: {} — replay: {replay} --trace", if viol.is_empty() { "error".to_string() } else { format!("violates {}", viol.join(", ")) }));
+                    let replay =
+                        v["replay"].as_str().map(String::from).unwrap_or_else(|| a.config(seed).replay_command());
+                    bar.println(format!(
+                        "seed {seed}: {} — replay: {replay} --trace",
+                        if viol.is_empty() { "error".to_string() } else { format!("violates {}", viol.join(", ")) }
+                    ));
                 }
                 bar.set_message(format!("{violating} failing"));
                 bar.inc(1);
@@ -320,10 +332,22 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
             writeln!(out, "seeds that failed to run: {errors}")?;
         }
         if a.model != Model::Async {
-            writeln!(out, "liveness (L1 after the last heal): {} of {} seeds held", results.len() - l1_failed, results.len())?;
+            writeln!(
+                out,
+                "liveness (L1 after the last heal): {} of {} seeds held",
+                results.len() - l1_failed,
+                results.len()
+            )?;
         }
-        writeln!(out, "seeds with a client paused past its TTL: {long_pause_seeds} (S3 violated in {s3_in_long_pause})")?;
-        writeln!(out, "speed: {:.0} simulated seconds per wall second ({sim_total:.0} s in {wall:.1} s)", sim_total / wall.max(1e-9))?;
+        writeln!(
+            out,
+            "seeds with a client paused past its TTL: {long_pause_seeds} (S3 violated in {s3_in_long_pause})"
+        )?;
+        writeln!(
+            out,
+            "speed: {:.0} simulated seconds per wall second ({sim_total:.0} s in {wall:.1} s)",
+            sim_total / wall.max(1e-9)
+        )?;
     }
     Ok(match (a.expect_violation, any_violation) {
         (true, true) | (false, false) => 0,
