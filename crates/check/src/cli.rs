@@ -10,37 +10,19 @@
 
 use crate::checkers::check_all;
 use crate::history::{History, Pos};
+pub use crate::import::Format;
+use crate::lin::{parse_nil_read, try_check, LinError, LinOp, LinOptions, LinVerdict, ModelKind, NilRead};
 use crate::report::{render_html, render_text_with_lines, report_json};
-use crate::verdict::{exit_code, Options, TokenScope, Verdict};
+use crate::verdict::{exit_code, Evidence, OpRef, Options, Property, Status, TokenScope, Verdict};
 use crate::view::View;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 use thiserror::Error;
 
 /// Exit code for bad input or an unusable command line.
 pub const EXIT_BAD_INPUT: i32 = 3;
-
-/// The history formats `fenced check` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// fenced's own JSON Lines (`docs/history.md`).
-    Jsonl,
-    /// A Jepsen EDN history: a vector or sequence of op maps (also
-    /// Porcupine-style kv histories, one EDN map per line).
-    JepsenEdn,
-    /// Jepsen's console log lines (`INFO  jepsen.util - <process>\t:<type>\t:<f>\t<value>`).
-    JepsenLog,
-}
-
-/// What a read of nil means to a linearizability model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NilReadArg {
-    /// Knossos: a nil read saw an unknown value and matches any state.
-    Unknown,
-    /// Porcupine's etcd model: nil means the key is absent (the initial state).
-    Absent,
-}
 
 /// The flags of `fenced check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,13 +41,29 @@ pub struct CheckArgs {
     #[arg(long)]
     pub model: Option<String>,
 
-    /// With --model: what a read that returns nil means.
-    #[arg(long, value_enum, default_value_t = NilReadArg::Unknown)]
-    pub nil_read: NilReadArg,
+    /// With --model: what a read that returns nil means: `unknown` (Knossos:
+    /// matches any state) or `absent` (Porcupine's etcd model: the key is
+    /// absent, which only the initial state is).
+    #[arg(long, value_name = "unknown|absent", value_parser = parse_nil_read, default_value = "unknown")]
+    pub nil_read: NilRead,
 
     /// With --model: the initial value, as JSON (`0`, `{"x":0,"y":0}`).
     #[arg(long, value_name = "VALUE")]
     pub init: Option<String>,
+
+    /// With --model: the wall-clock budget of the search. Running out is
+    /// `unknown` (exit 2), never a guess.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub time_limit: Duration,
+
+    /// With --model: the memory budget, in memoized search states per key
+    /// (roughly 64 bytes each plus the model state).
+    #[arg(long, value_name = "N", default_value_t = LinOptions::new(ModelKind::Register).max_cache_entries)]
+    pub max_states: usize,
+
+    /// With --model: threads for checking keys in parallel; 0 = all cores.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 
     /// L1: how long an acquire may take once the last fault healed.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "10s")]
@@ -93,6 +91,27 @@ pub struct CheckArgs {
 }
 
 impl CheckArgs {
+    /// The linearizability options these flags ask for, with `--model`
+    /// given as `model`. An unknown model or an `--init` that is not JSON is
+    /// bad input (exit 3), so it is parsed here rather than by clap (whose
+    /// usage errors exit 2, the code for `unknown`).
+    pub fn lin_options(&self, model: &str) -> Result<LinOptions, CliError> {
+        let kind = ModelKind::from_str(model).map_err(CliError::BadModel)?;
+        let init = match &self.init {
+            None => None,
+            Some(v) => {
+                Some(serde_json::from_str(v).map_err(|e| CliError::BadInit { value: v.clone(), msg: e.to_string() })?)
+            }
+        };
+        let mut opts = LinOptions::new(kind);
+        opts.nil_read = self.nil_read;
+        opts.init = init;
+        opts.deadline = Some(self.time_limit);
+        opts.max_cache_entries = self.max_states;
+        opts.threads = self.threads;
+        Ok(opts)
+    }
+
     /// The checker options these flags ask for.
     pub fn options(&self) -> Options {
         Options {
@@ -113,8 +132,8 @@ pub enum CliError {
     BadInput { path: String, msg: String },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
-    #[error("{0}")]
-    NotAvailable(String),
+    #[error("--model: {0}")]
+    BadModel(String),
     #[error("--init {value:?} is not JSON: {msg}")]
     BadInit { value: String, msg: String },
 }
@@ -154,16 +173,11 @@ fn judge(args: &CheckArgs) -> Result<Judged, CliError> {
             let (h, lines) = History::parse_jsonl_with_lines(&text).map_err(|e| bad(e.to_string()))?;
             (h, Some(lines))
         }
-        other => (import_foreign(other, &text).map_err(bad)?, None),
+        other => (crate::import::parse(other, &text).map_err(|e| bad(e.to_string()))?, None),
     };
     if let Some(model) = &args.model {
-        let init = match &args.init {
-            None => None,
-            Some(v) => {
-                Some(serde_json::from_str(v).map_err(|e| CliError::BadInit { value: v.clone(), msg: e.to_string() })?)
-            }
-        };
-        let verdict = check_linearizability(&history, model, args.nil_read, init.as_ref())?;
+        let opts = args.lin_options(model)?;
+        let verdict = check_linearizability(&history, &opts, lines.as_deref()).map_err(bad)?;
         return Ok(Judged { history, lines, verdicts: vec![verdict] });
     }
     // The fenced conventions are checked before any checker runs, so that a
@@ -216,36 +230,62 @@ fn read_input(path: &Path) -> io::Result<String> {
     }
 }
 
-/// Reads a history written by another tool (Jepsen EDN or console log).
+/// Checks linearizability (S6) and states the result as a [`Verdict`].
 ///
-/// NOT AVAILABLE YET: this is where `crate::import::parse(format, text)`
-/// plugs in; until that module exists, these formats are refused with this
-/// message rather than misread.
-fn import_foreign(format: Format, _text: &str) -> Result<History, String> {
-    Err(format!(
-        "--format {} is not available in this build: the importers (crate::import) are not wired in yet",
-        match format {
-            Format::Jsonl => "jsonl",
-            Format::JepsenEdn => "jepsen-edn",
-            Format::JepsenLog => "jepsen-log",
-        }
-    ))
+/// A history that does not fit the model's conventions is bad input (the
+/// `Err`, with the line when `lines` maps events to lines), not `unknown`:
+/// the user gave the wrong model or a malformed file, and should be told.
+fn check_linearizability(history: &History, opts: &LinOptions, lines: Option<&[usize]>) -> Result<Verdict, String> {
+    let model = opts.model;
+    let verdict = try_check(history, opts).map_err(|e| match (&e, lines) {
+        (LinError::BadOp { event, .. }, Some(lines)) => match lines.get(*event) {
+            Some(line) => format!("line {line}: {e}"),
+            None => e.to_string(),
+        },
+        (LinError::BadOp { .. }, None) => format!("{e} (events counted from 0 in the imported history)"),
+        _ => e.to_string(),
+    })?;
+    Ok(lin_verdict(model, verdict))
 }
 
-/// Checks linearizability (S6) against a named model.
-///
-/// NOT AVAILABLE YET: this is where `crate::lin::check(&History, &LinOptions)`
-/// plugs in; until that module exists, `--model` is refused with this message
-/// rather than answered with a guess.
-fn check_linearizability(
-    _history: &History,
-    model: &str,
-    _nil_read: NilReadArg,
-    _init: Option<&serde_json::Value>,
-) -> Result<Verdict, CliError> {
-    Err(CliError::NotAvailable(format!(
-        "--model {model} is not available in this build: the linearizability adapter (crate::lin) is not wired in yet"
-    )))
+/// Turns the search's result into a report verdict. The evidence of an
+/// invalid history is the operations that cannot be placed after the longest
+/// linearizable prefix (the first is the one that failed, the rest are the
+/// concurrent candidates that did not help), so that a reader looks at the
+/// few events that matter rather than at the whole key.
+fn lin_verdict(model: ModelKind, v: LinVerdict) -> Verdict {
+    let ops_in = |keys: &[crate::lin::KeyInfo]| keys.iter().map(|k| k.ops).sum::<usize>();
+    match v {
+        LinVerdict::Valid { keys } => Verdict::valid(
+            Property::S6,
+            format!("linearizable as {model}: {} operations in {} key(s)", ops_in(&keys), keys.len()),
+        ),
+        LinVerdict::Unknown { reason, keys } => {
+            Verdict::unknown(Property::S6, format!("{model}: undecided after checking {} key(s): {reason}", keys.len()))
+        }
+        LinVerdict::Invalid { key, prefix, state, unplaceable, keys: _ } => {
+            let key_name = if key.is_empty() { "the whole history".to_string() } else { format!("key {key:?}") };
+            let first = unplaceable.first().map(|op| op.description.as_str()).unwrap_or("no operation");
+            let message = format!(
+                "not linearizable as {model}: {key_name}: the longest linearizable prefix has {} operation(s) \
+                 (state after it: {state}); then `{first}` cannot be placed",
+                prefix.len()
+            );
+            let mut ev = Evidence::new(format!(
+                "{key_name}: after a linearizable prefix of {} operation(s), none of these {} can be placed",
+                prefix.len(),
+                unplaceable.len()
+            ));
+            for op in &unplaceable {
+                ev = ev.op_ref(op_ref(op));
+            }
+            Verdict { property: Property::S6, status: Status::Invalid, message, evidence: vec![ev], violations: 1 }
+        }
+    }
+}
+
+fn op_ref(op: &LinOp) -> OpRef {
+    OpRef { invoke: op.invoke, completion: op.completion }
 }
 
 #[cfg(test)]
@@ -308,13 +348,121 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn lin(name: &str) -> String {
+        data(&format!("lin/{name}"))
+    }
+
     #[test]
-    fn unavailable_paths_say_so() {
-        let (code, _, err) = run_on(&[&data("fig-8-5-fenced.jsonl"), "--model", "cas-register"]);
+    fn bad_model_flags_are_bad_input() {
+        let (code, _, err) = run_on(&[&data("fig-8-5-fenced.jsonl"), "--model", "no-such-model"]);
         assert_eq!(code, 3);
-        assert!(err.contains("not available"), "{err}");
+        assert!(err.contains("unknown model `no-such-model`"), "{err}");
         let (code, _, err) = run_on(&[&data("fig-8-5-fenced.jsonl"), "--model", "register", "--init", "{x"]);
         assert_eq!(code, 3);
         assert!(err.contains("--init"), "{err}");
+        // A history that does not fit the model names the line.
+        let (code, _, err) = run_on(&[&lin("fenced-mutex-valid.jsonl"), "--model", "multi-register"]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn foreign_formats_and_models() {
+        let cases: &[(&[&str], i32)] = &[
+            (&["--format", "jepsen-edn", "--model", "cas-register"], 0),
+            (&["--format", "jepsen-log", "--model", "cas-register", "--nil-read", "absent"], 0),
+            (&["--format", "jepsen-edn", "--model", "kv", "--init", "\"\""], 0),
+            (&["--format", "jepsen-edn", "--model", "multi-register", "--init", r#"{"x":0,"y":0}"#], 0),
+            (&["--format", "jepsen-edn", "--model", "mutex"], 0),
+            (&["--model", "fenced-mutex"], 0),
+            (&["--model", "fenced-store"], 0),
+        ];
+        let files = [
+            ("cas-register-valid.edn", "cas-register-invalid.edn"),
+            ("etcd-valid.log", "etcd-invalid.log"),
+            ("kv-valid.edn", "kv-invalid.edn"),
+            ("multi-register-valid.edn", "multi-register-torn.edn"),
+            ("mutex-valid.edn", "mutex-double-grant.edn"),
+            ("fenced-mutex-valid.jsonl", "fenced-mutex-token-regress.jsonl"),
+            ("fenced-store-fig-8-5.jsonl", "fenced-store-fig-8-4.jsonl"),
+        ];
+        for ((flags, _), (valid, invalid)) in cases.iter().zip(files) {
+            for (file, want) in [(valid, 0), (invalid, 1)] {
+                let path = lin(file);
+                let args: Vec<&str> = std::iter::once(path.as_str()).chain(flags.iter().copied()).collect();
+                let (code, out, err) = run_on(&args);
+                assert_eq!(code, want, "{file} {flags:?}: {out}{err}");
+                assert!(out.contains("S6"), "{out}");
+            }
+        }
+    }
+
+    #[test]
+    fn nil_read_convention_changes_the_verdict() {
+        let f = lin("nil-read.log");
+        let (code, _, err) = run_on(&[&f, "--format", "jepsen-log", "--model", "register"]);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = run_on(&[&f, "--format", "jepsen-log", "--model", "register", "--nil-read", "absent"]);
+        assert_eq!(code, 1, "{err}");
+    }
+
+    #[test]
+    fn invalid_s6_names_prefix_key_and_unplaceable_events() {
+        let dir = std::env::temp_dir().join(format!("fenced-check-cli-lin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let html = dir.join("lin.html");
+        let html_s = html.display().to_string();
+        let (code, out, err) = run_on(&[
+            &lin("kv-invalid.edn"),
+            "--format",
+            "jepsen-edn",
+            "--model",
+            "kv",
+            "--init",
+            "\"\"",
+            "--json",
+            "--html",
+            &html_s,
+        ]);
+        assert_eq!(code, 1, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+        let s6 = &v["verdicts"][0];
+        assert_eq!(s6["property"], "S6");
+        assert_eq!(s6["status"], "invalid");
+        let msg = s6["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("longest linearizable prefix has"), "{msg}");
+        assert!(msg.contains("key "), "{msg}");
+        let events = s6["evidence"][0]["events"].as_array().map(Vec::len).unwrap_or(0);
+        assert!(events > 0, "{s6}");
+        let page = std::fs::read_to_string(&html).expect("HTML written");
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn exhausted_budget_is_unknown() {
+        let (code, out, err) = run_on(&[
+            &lin("cas-register-valid.edn"),
+            "--format",
+            "jepsen-edn",
+            "--model",
+            "cas-register",
+            "--time-limit",
+            "0s",
+        ]);
+        // A zero budget may still finish a tiny history; it must never be a wrong answer.
+        assert!(code == 0 || code == 2, "{out}{err}");
+    }
+
+    #[test]
+    fn foreign_format_errors_name_the_line() {
+        let dir = std::env::temp_dir().join(format!("fenced-check-cli-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let f = dir.join("bad.edn");
+        std::fs::write(&f, "[{:process 0 :type :invoke :f :read}\n {:process 0 :type}]").expect("write");
+        let (code, _, err) = run_on(&[&f.display().to_string(), "--format", "jepsen-edn", "--model", "register"]);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -32,10 +32,17 @@ use std::str::FromStr;
 use thiserror::Error;
 
 /// An input format for `fenced check --format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// It is also the CLI's value enum, so that the flag and the importer cannot
+/// drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Format {
+    /// fenced's own JSON Lines (`docs/history.md`).
     Jsonl,
+    /// A Jepsen EDN history: a vector or sequence of op maps (also
+    /// Porcupine-style kv histories, one EDN map per line).
     JepsenEdn,
+    /// Jepsen's console log lines (`INFO  jepsen.util - <process>\t:<type>\t:<f>\t<value>`).
     JepsenLog,
 }
 
