@@ -15,6 +15,8 @@
 //! - [`limits`]: the bounds on every collection in the table.
 
 pub mod api;
+#[cfg(feature = "bugs")]
+pub mod bugs;
 pub mod clock;
 pub mod command;
 pub mod ids;

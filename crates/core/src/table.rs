@@ -433,7 +433,13 @@ impl LockTable {
         ev: &mut Vec<Event>,
     ) -> Result<Grant, SmError> {
         let secret = self.signing_keys.last().ok_or(SmError::NoSigningKey)?;
-        assert!(index > self.max_token, "token {index} would not exceed {}", self.max_token);
+        #[cfg(feature = "bugs")]
+        let index = if crate::bugs::reuse_tokens() && self.max_token > 0 { self.max_token } else { index };
+        #[cfg(feature = "bugs")]
+        let reusing = crate::bugs::reuse_tokens();
+        #[cfg(not(feature = "bugs"))]
+        let reusing = false;
+        assert!(reusing || index > self.max_token, "token {index} would not exceed {}", self.max_token);
         self.max_token = index;
         let key = SigningKey::from_bytes(secret);
         let claims = TokenClaims { key_id: 0, lock: name.to_string(), token: index, lease: id.0, issued_at_ms: at_ms };

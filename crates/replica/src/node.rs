@@ -40,6 +40,9 @@ pub struct ReplicaConfig {
     pub election_timeout_max: Duration,
     /// Take a snapshot (and purge the log) after this many entries.
     pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind the latest snapshot, so that a
+    /// slightly lagging follower catches up from the log, not a snapshot.
+    pub log_kept_after_snapshot: u64,
     /// How often the leader checkpoints remaining lease TTLs.
     pub checkpoint_interval: Duration,
     /// How often the leader scans for expired leases.
@@ -63,6 +66,7 @@ impl ReplicaConfig {
             election_timeout_min: Duration::from_millis(500),
             election_timeout_max: Duration::from_millis(1000),
             snapshot_every_entries: 10_000,
+            log_kept_after_snapshot: 1000,
             checkpoint_interval: Duration::from_secs(2),
             tick: Duration::from_millis(50),
             max_ttl: Duration::from_secs(3600),
@@ -131,7 +135,8 @@ impl Replica {
             election_timeout_min: config.election_timeout_min.as_millis() as u64,
             election_timeout_max: config.election_timeout_max.as_millis() as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: config.log_kept_after_snapshot,
+            purge_batch_size: 1,
             enable_pre_vote: Some(true),
             ..Default::default()
         }

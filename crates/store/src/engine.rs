@@ -422,7 +422,7 @@ impl Writer {
                 Err(_) => return Err(Rejection::Unavailable("store state lock poisoned".into())),
             },
         };
-        let result = if !self.opts.unsafe_no_fencing && req.token < cur.max_token {
+        let result = if !self.opts.unsafe_no_fencing && !accept_stale_bug() && req.token < cur.max_token {
             Err(Rejection::Stale { presented: req.token, current: cur.max_token })
         } else if let Some(expected) = req.if_match.filter(|e| *e != cur.live_version()) {
             Err(Rejection::VersionMismatch { expected, current: cur.live_version() })
@@ -501,4 +501,16 @@ impl Writer {
         self.wal_bytes = 0;
         Ok(())
     }
+}
+
+/// The deliberately broken variant "the store accepts any token" (feature
+/// `bugs`, test builds only, off unless a test turns it on).
+#[cfg(feature = "bugs")]
+fn accept_stale_bug() -> bool {
+    crate::bugs::ACCEPT_STALE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(feature = "bugs"))]
+fn accept_stale_bug() -> bool {
+    false
 }

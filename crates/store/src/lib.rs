@@ -17,6 +17,13 @@
 //! simulator runs this same code; only the adapters and the CLI's key-file
 //! reading touch the OS directly.
 
+/// Deliberately broken variants, for proving the checkers catch them.
+#[cfg(feature = "bugs")]
+pub mod bugs {
+    use std::sync::atomic::AtomicBool;
+    /// Accept writes with stale tokens, as if the fence check were missing.
+    pub static ACCEPT_STALE: AtomicBool = AtomicBool::new(false);
+}
 pub mod adapters;
 pub mod api;
 pub mod cli;

@@ -141,6 +141,7 @@ fn seed_json(o: &SeedOutcome) -> Value {
         "wall_seconds": o.wall_time.as_secs_f64(),
         "long_client_pause": o.long_pause,
         "faults": o.schedule.len(),
+        "fault_kinds": o.schedule.iter().map(|p| serde_json::to_value(&p.fault).ok().and_then(|v| v["fault"].as_str().map(String::from)).unwrap_or_default()).collect::<std::collections::BTreeSet<_>>(),
         "verdicts": verdicts,
         "replay": o.config.replay_command(),
     })

@@ -1,0 +1,67 @@
+//! The simulator as users run it: `fenced sim` sweeps and replays, in
+//! separate processes. Run under the optimised test profile (see README).
+
+use serde_json::Value;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fenced");
+
+fn sim(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(BIN).arg("sim").args(args).arg("--json").output().expect("run fenced sim");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
+        panic!("no JSON from fenced sim {args:?}: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+#[test]
+fn a_seed_replays_bit_for_bit_in_separate_processes() {
+    let mut with_crash = 0;
+    for seed in ["1", "2", "3", "4", "5", "6"] {
+        let (_, a) = sim(&["--seed", seed, "--duration", "15s"]);
+        let (_, b) = sim(&["--seed", seed, "--duration", "15s"]);
+        assert_eq!(a["history_hash"], b["history_hash"], "seed {seed} did not replay: {a} vs {b}");
+        assert_eq!(a["events"], b["events"]);
+        if a["fault_kinds"].as_array().is_some_and(|k| k.iter().any(|f| f == "crash" || f == "crash-store")) {
+            with_crash += 1;
+        }
+    }
+    assert!(with_crash >= 2, "too few of the replayed seeds had crashes ({with_crash})");
+}
+
+#[test]
+fn a_fenced_sweep_finds_no_violation_and_stays_available() {
+    let (code, v) = sim(&["--seeds", "100"]);
+    assert_eq!(v["seeds"], 100);
+    assert_eq!(v["seeds_with_safety_violations"], 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["l1_failed"], 0, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn an_unfenced_store_shows_the_figure_8_4_corruption() {
+    let (code, v) = sim(&["--seeds", "40", "--unfenced", "--expect-violation"]);
+    let long = v["seeds_with_long_client_pause"].as_u64().unwrap_or(0);
+    let s3 = v["s3_violations_among_long_pause_seeds"].as_u64().unwrap_or(0);
+    assert!(long >= 20, "too few seeds paused a client past its TTL: {v}");
+    assert!(s3 * 2 >= long, "S3 found in only {s3} of {long} seeds with a long client pause");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(code, 0, "--expect-violation exits 0 when a violation was found");
+}
+
+#[test]
+fn other_models_and_five_replicas_stay_safe() {
+    for args in [
+        &["--seeds", "10", "--model", "sync"][..],
+        &["--seeds", "10", "--model", "async", "--faults", "crash-stop"][..],
+        &["--seeds", "10", "--nodes", "5", "--byzantine-clients"][..],
+        &["--seeds", "10", "--drift-beyond-rho"][..],
+    ] {
+        let (code, v) = sim(args);
+        assert_eq!(v["seeds_with_safety_violations"], 0, "{args:?}: {v}");
+        assert_eq!(v["errors"], 0, "{args:?}: {v}");
+        assert_eq!(code, 0, "{args:?}: {v}");
+    }
+}

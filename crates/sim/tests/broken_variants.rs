@@ -1,0 +1,39 @@
+//! A checker that never fails proves nothing. These sweeps run deliberately
+//! broken variants of the real code and require the checkers to catch them.
+//! (The flags are process-wide, so each test binary runs one variant.)
+
+use fenced_check::verdict::{Property, Status};
+use fenced_sim::config::SimConfig;
+use fenced_sim::run::run_seed;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Run seeds until one violates `property`; return the seed.
+fn sweep_until(property: Property, seeds: u64, configure: impl Fn(&mut SimConfig)) -> Option<u64> {
+    for seed in 1..=seeds {
+        let mut cfg = SimConfig::new(seed);
+        cfg.duration = Duration::from_secs(15);
+        configure(&mut cfg);
+        let out = run_seed(&cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if out.verdicts.iter().any(|v| v.property == property && v.status == Status::Invalid) {
+            return Some(seed);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_state_machine_that_reuses_tokens_is_caught() {
+    fenced_core::bugs::REUSE_TOKENS.store(true, Ordering::Relaxed);
+    let found = sweep_until(Property::S1, 200, |_| {});
+    fenced_core::bugs::REUSE_TOKENS.store(false, Ordering::Relaxed);
+    assert!(found.is_some(), "200 seeds of a token-reusing state machine found no S1 violation");
+}
+
+#[test]
+fn a_store_that_accepts_stale_tokens_is_caught() {
+    fenced_store::bugs::ACCEPT_STALE.store(true, Ordering::Relaxed);
+    let found = sweep_until(Property::S3, 200, |_| {});
+    fenced_store::bugs::ACCEPT_STALE.store(false, Ordering::Relaxed);
+    assert!(found.is_some(), "200 seeds of a store without the token check found no S3 violation");
+}
