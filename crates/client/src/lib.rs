@@ -12,13 +12,18 @@
 //! The truth is what the majority decided: the guard's local view can only
 //! make it give up *earlier* than the cluster, never hold on longer. Writes
 //! to a resource must still carry [`Guard::token`], because a paused client
-//! cannot notice anything until it runs again.
+//! cannot notice anything until it runs again. [`Guard::put`] writes to a
+//! fenced store with both tokens attached, and returns the store's typed
+//! rejections ([`StoreError::StaleToken`], [`StoreError::BadToken`]).
 
 mod client;
 mod error;
 mod guard;
+mod resource;
 mod sse;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
+pub use fenced_store::client::{Fence, Idem};
+pub use fenced_store::{StoreClient, StoreError, WriteOk};
 pub use guard::{AcquireOptions, Guard, LostReason};

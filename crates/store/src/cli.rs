@@ -4,7 +4,8 @@
 //! Exit codes: 0 ok; 1 the store refused (stale or bad token, version
 //! mismatch, not found); 2 unreachable, unavailable, or bad usage.
 //! (`fenced store put --lock NAME --endpoints ...`, which acquires, writes
-//! and releases, lives with the lock client, not here.)
+//! and releases, lives with the lock client in the `fenced` binary, and
+//! writes through [`put_with_fence`].)
 
 use crate::api::ObjectJson;
 use crate::client::{Fence, Idem, StoreClient, StoreError};
@@ -262,10 +263,21 @@ fn print_error(out: &mut (dyn Write + Send), json: bool, e: &StoreError) -> Resu
 async fn put(a: PutArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
     // A missing half is sent as missing, so the store answers `missing_token`
     // (or, if unfenced, records the bare number).
-    let fence = a.token.map(|token| Fence { token, signed: a.signed_token.unwrap_or_default() });
+    let fence = a.token.map(|token| Fence { token, signed: a.signed_token.clone().unwrap_or_default() });
+    put_with_fence(a, fence.as_ref(), out).await
+}
+
+/// `put` with the proof given rather than read from `--token` and
+/// `--signed-token`: `fenced store put --lock NAME` acquires the lock and
+/// passes its guard's fence here, so both forms write and report alike.
+pub async fn put_with_fence(
+    a: PutArgs,
+    fence: Option<&Fence>,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, StoreCliError> {
     let idem = a.client.zip(a.request_id).map(|(client, request_id)| Idem { client, request_id });
     let c = client(&a.store, a.timeout_ms);
-    match c.write(&a.key, Some(a.value.into_bytes().into()), fence.as_ref(), idem.as_ref(), a.if_match).await {
+    match c.write(&a.key, Some(a.value.into_bytes().into()), fence, idem.as_ref(), a.if_match).await {
         Ok(w) => {
             let line = if a.json {
                 json!({ "ok": true, "key": w.ok.key, "version": w.ok.version, "token": w.ok.token, "unfenced": w.unfenced })
