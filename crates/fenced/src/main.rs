@@ -26,6 +26,10 @@ enum Command {
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
+    /// Run the fenced store (a resource that rejects stale and forged
+    /// tokens), or write to and read from one.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
     /// Judge a recorded history against the safety and liveness properties.
     Check(fenced_check::cli::CheckArgs),
     /// Run the real code in a deterministic simulation under seeded faults.
@@ -59,6 +63,7 @@ impl Command {
             Command::Lock(c) => cmd::lock::run(c).await,
             Command::Cluster(c) => cmd::cluster::run(c).await,
             Command::Debug(c) => cmd::debug::run(c).await,
+            Command::Store(c) => cmd::store::run(c).await,
             Command::Check(_) | Command::Sim(_) => unreachable!("handled synchronously"),
         }
     }

@@ -76,7 +76,7 @@ fn client(common: &Common) -> anyhow::Result<Client> {
 }
 
 /// Print a client error and choose the exit status: 1 = refused, 2 = unreachable.
-fn report(common: &Common, e: &ClientError) -> i32 {
+pub(crate) fn report(common: &Common, e: &ClientError) -> i32 {
     if common.json {
         let v = match e {
             ClientError::Api { status, body, .. } => json!({"error": body, "status": status}),

@@ -6,6 +6,7 @@ pub mod dev;
 pub mod lock;
 pub mod serve;
 pub mod sim;
+pub mod store;
 
 use std::time::Duration;
 

@@ -1,0 +1,96 @@
+//! `fenced store serve|put|get`: the fenced store and its client commands.
+//!
+//! The store crate owns serve, get and the token-carrying put
+//! (`fenced_store::cli`). This module adds the one form that needs the lock
+//! client: `fenced store put KEY VALUE --lock NAME --endpoints … --store …`
+//! acquires NAME, writes with the grant's fencing token and signed token,
+//! and releases — the whole DDIA 8-5 pattern in one command, for scripts and
+//! demos. The store crate cannot do this itself: it must not depend on the
+//! lock client (the client depends on it for `Guard::put`).
+
+use super::lock::{report, Common};
+use super::{endpoints, parse_duration};
+use clap::{Args, Subcommand};
+use fenced_client::{AcquireOptions, Client, ClientConfig};
+use fenced_store::cli::{GetArgs, PutArgs, ServeArgs};
+use std::time::Duration;
+
+/// `fenced store ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreCommand {
+    /// Run a fenced store.
+    Serve(ServeArgs),
+    /// Write a value with a fencing token: given with --token and
+    /// --signed-token, or taken from a lock acquired with --lock (then
+    /// released).
+    Put(PutCommand),
+    /// Read a value.
+    Get(GetArgs),
+}
+
+/// `fenced store put`: the store's own flags, plus the lock to take.
+#[derive(Debug, Clone, Args)]
+pub struct PutCommand {
+    #[command(flatten)]
+    pub put: PutArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// The lock `fenced store put --lock` takes around the write.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Acquire this lock, write with its tokens, then release it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["token", "signed_token"])]
+    pub lock: Option<String>,
+    /// With --lock: the lock service's replicas, comma-separated.
+    #[arg(long, env = "FENCED_ENDPOINTS", default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    pub endpoints: String,
+    /// With --lock: the lease's TTL. The guard keeps it alive while the
+    /// write is in flight.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// With --lock: queue for the lock this long; without it, try once.
+    #[arg(long, value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+/// Runs a store command. Exit codes: 0 ok; 1 refused (stale or bad token,
+/// version mismatch, not found, or the lock is held by another); 2
+/// unreachable or unusable.
+pub async fn run(c: StoreCommand) -> anyhow::Result<i32> {
+    use fenced_store::cli::{self as store_cli, StoreCommand as Inner};
+    let inner = match c {
+        StoreCommand::Serve(a) => {
+            // The store reports torn tails and the unfenced mode in its log.
+            super::init_logging("info");
+            Inner::Serve(a)
+        }
+        StoreCommand::Get(a) => Inner::Get(a),
+        StoreCommand::Put(PutCommand { put, lock: LockArgs { lock: Some(name), endpoints: eps, ttl, wait } }) => {
+            super::init_logging("warn");
+            return put_under_lock(put, &name, &eps, ttl, wait.unwrap_or_default()).await;
+        }
+        StoreCommand::Put(PutCommand { put, .. }) => Inner::Put(put),
+    };
+    Ok(store_cli::run(inner).await?)
+}
+
+/// Acquire, write with both tokens, release. The write's outcome decides
+/// the exit code; a failed release only warns, since the lease expires on
+/// its own and the write has already happened (or not).
+async fn put_under_lock(put: PutArgs, name: &str, eps: &str, ttl: Duration, wait: Duration) -> anyhow::Result<i32> {
+    let common = Common { endpoints: eps.to_string(), json: put.json };
+    let client = Client::new(ClientConfig::new(endpoints(eps)))?;
+    let guard = match client.acquire(name, AcquireOptions::new(ttl).wait(wait)).await {
+        Ok(g) => g,
+        Err(e) => return Ok(report(&common, &e)),
+    };
+    let fence = guard.fence();
+    let mut out = std::io::stdout();
+    let code = fenced_store::cli::put_with_fence(put, Some(&fence), &mut out).await?;
+    if let Err(e) = guard.release().await {
+        eprintln!("warning: could not release {name} (token {}): {e}; its lease will expire", fence.token);
+    }
+    Ok(code)
+}
