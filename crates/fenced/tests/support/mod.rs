@@ -149,3 +149,132 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The cluster's public key (`ed25519:…`), for `fenced store --cluster-key`,
+/// asked of the cluster itself so that the store trusts exactly what it signs.
+pub async fn cluster_key(cluster: &Cluster, within: Duration) -> String {
+    let client = cluster.client();
+    let start = Instant::now();
+    loop {
+        match client.cluster_key().await {
+            Ok(k) => return k.public_key,
+            Err(e) if start.elapsed() > within => panic!("no cluster key within {within:?}: {e}\n{}", cluster.logs()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// One real `fenced store serve` process, restartable on the same address
+/// and data directory (for `kill -9` tests). Ended by its pid on drop.
+pub struct StoreProc {
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    /// `None` for `--unsafe-no-fencing`.
+    pub cluster_key: Option<String>,
+    pub child: Option<Child>,
+}
+
+impl StoreProc {
+    /// Starts a store under `dir` (data in `dir/data`, log in `dir/store.log`)
+    /// and waits until it answers. `cluster_key: None` runs it unfenced.
+    pub async fn start(dir: &Path, cluster_key: Option<&str>) -> StoreProc {
+        std::fs::create_dir_all(dir).expect("store dir");
+        let mut s = StoreProc {
+            addr: format!("127.0.0.1:{}", free_port()),
+            data_dir: dir.join("data"),
+            log_path: dir.join("store.log"),
+            cluster_key: cluster_key.map(String::from),
+            child: None,
+        };
+        s.spawn();
+        s.wait_ready(Duration::from_secs(20)).await;
+        s
+    }
+
+    /// Spawns the process (again, after [`StoreProc::kill9`]).
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "store already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("store log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["store", "serve", "--listen", &self.addr, "--data-dir", &self.data_dir.to_string_lossy()]);
+        match &self.cluster_key {
+            Some(k) => cmd.args(["--cluster-key", k]),
+            None => cmd.arg("--unsafe-no-fencing"),
+        };
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("spawn fenced store serve");
+        self.child = Some(child);
+    }
+
+    /// Waits until a read succeeds; panics with the log after `within`.
+    pub async fn wait_ready(&self, within: Duration) {
+        let client = self.client();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if client.get("readiness-probe").await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("store at {} not ready within {within:?}\n{}", self.addr, self.log());
+    }
+
+    /// `kill -9`, and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A typed client with a short timeout, so that a write to a dead store
+    /// fails fast instead of holding a test loop.
+    pub fn client(&self) -> fenced_store::StoreClient {
+        let http = fenced_io::http::HttpClient::new(std::sync::Arc::new(fenced_io::transport::TcpTransport));
+        fenced_store::StoreClient::new(http, self.addr.clone()).with_timeout(Duration::from_secs(2))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for StoreProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `fenced ARGS` to completion (bounded by `within`: killed after it)
+/// and returns its exit code and standard output.
+pub fn fenced(args: &[&str], within: Duration) -> (i32, String) {
+    let child =
+        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn fenced");
+    wait_output(child, within)
+}
+
+/// Waits for `child` up to `within` (then kills it by pid) and returns its
+/// exit code (-1 if killed by a signal) and standard output. Standard error
+/// is appended to the output on failure, for the assertion message.
+pub fn wait_output(mut child: Child, within: Duration) -> (i32, String) {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > within => {
+                signal(child.id(), libc::SIGCONT);
+                let _ = child.kill();
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("wait: {e}"),
+        }
+    }
+    let out = child.wait_with_output().expect("collect output");
+    let code = out.status.code().unwrap_or(-1);
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if code != 0 {
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    (code, text)
+}
