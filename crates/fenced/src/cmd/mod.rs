@@ -1,5 +1,6 @@
 //! Subcommands that need the async runtime.
 
+pub mod chaos;
 pub mod cluster;
 pub mod debug;
 pub mod dev;

@@ -1,0 +1,208 @@
+//! Every process a run starts, by pid: replicas and the store inside their
+//! namespaces (`ip netns exec` execs the binary, so the child's pid is the
+//! server's pid), and the client processes in the root namespace. Whatever
+//! happens, [`Procs::kill_all`] (also run on drop) ends exactly these.
+
+use crate::error::ChaosError;
+use crate::plan::AddressPlan;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// Where Debian's `faketime` package puts the multi-threaded preload library.
+const FAKETIME_LIBS: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/faketime/libfaketimeMT.so.1",
+];
+
+/// The libfaketime preload library, if installed.
+pub fn faketime_lib() -> Option<PathBuf> {
+    FAKETIME_LIBS.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a pid this run spawned.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Timing of the replicas: a real network with up to 200 ms of netem delay
+/// needs more room than loopback.
+pub const HEARTBEAT: &str = "100ms";
+pub const ELECTION_TIMEOUT: &str = "1s";
+
+pub struct Procs {
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    pub plan: AddressPlan,
+    /// The libfaketime library replicas are started with, if any.
+    pub faketime: Option<PathBuf>,
+    replicas: BTreeMap<u64, Child>,
+    store: Option<Child>,
+    clients: BTreeMap<u64, Child>,
+}
+
+fn log_file(path: &Path) -> Result<File, ChaosError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ChaosError::Write { path: path.to_path_buf(), source })
+}
+
+fn reap(mut c: Child) {
+    signal(c.id(), libc::SIGCONT);
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Procs {
+    pub fn new(bin: PathBuf, dir: PathBuf, plan: AddressPlan, faketime: Option<PathBuf>) -> Self {
+        Procs { bin, dir, plan, faketime, replicas: BTreeMap::new(), store: None, clients: BTreeMap::new() }
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.join("data").join(format!("n{id}"))
+    }
+
+    pub fn faketime_file(&self, id: u64) -> PathBuf {
+        self.dir.join("data").join(format!("n{id}.faketime"))
+    }
+
+    /// Start (or restart, after a kill) replica `id` in its namespace.
+    pub fn spawn_replica(&mut self, id: u64) -> Result<u32, ChaosError> {
+        let ns = self.plan.node_ns(id);
+        let log = log_file(&self.dir.join(format!("n{id}.log")))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns])
+            .arg(&self.bin)
+            .args(["serve", "--id", &id.to_string(), "--listen", &self.plan.node_addr(id)])
+            .args(["--peers", &self.plan.peers_arg()])
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .args(["--heartbeat", HEARTBEAT, "--election-timeout", ELECTION_TIMEOUT])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(lib) = &self.faketime {
+            // Only the wall clock is shifted: leases run on the monotonic
+            // clock, which must not see the skew at all.
+            let file = self.faketime_file(id);
+            if !file.exists() {
+                std::fs::write(&file, crate::nemesis::faketime_offset(0))
+                    .map_err(|source| ChaosError::Write { path: file.clone(), source })?;
+            }
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", &file)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_CACHE_DURATION", "1");
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|source| ChaosError::Spawn { cmd: format!("ip netns exec {ns} fenced serve"), source })?;
+        let pid = child.id();
+        if let Some(old) = self.replicas.insert(id, child) {
+            reap(old);
+        }
+        Ok(pid)
+    }
+
+    pub fn replica_pid(&self, id: u64) -> Option<u32> {
+        self.replicas.get(&id).map(Child::id)
+    }
+
+    /// `kill -9` replica `id` and reap it.
+    pub fn kill_replica(&mut self, id: u64) {
+        if let Some(c) = self.replicas.remove(&id) {
+            reap(c);
+        }
+    }
+
+    pub fn spawn_store(&mut self, cluster_keys: &[String]) -> Result<u32, ChaosError> {
+        let ns = self.plan.store_ns();
+        let log = log_file(&self.dir.join("store.log"))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns])
+            .arg(&self.bin)
+            .args(["chaos", "store", "--listen", &self.plan.store_addr(), "--data-dir"])
+            .arg(self.dir.join("data").join("store"));
+        for k in cluster_keys {
+            cmd.args(["--cluster-key", k]);
+        }
+        let child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().map_err(|source| ChaosError::Spawn {
+                cmd: format!("ip netns exec {ns} fenced chaos store"),
+                source,
+            })?;
+        let pid = child.id();
+        self.store = Some(child);
+        Ok(pid)
+    }
+
+    /// Start a client process; its stdout carries its events.
+    pub fn spawn_client(&mut self, process: u64, args: &[String]) -> Result<(u32, ChildStdout), ChaosError> {
+        let log = log_file(&self.dir.join(format!("client{process}.log")))?;
+        let mut child = Command::new(&self.bin)
+            .args(["chaos", "client"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| ChaosError::Spawn { cmd: "fenced chaos client".into(), source })?;
+        let out = child.stdout.take().ok_or_else(|| ChaosError::Spawn {
+            cmd: "fenced chaos client".into(),
+            source: std::io::Error::other("no stdout pipe"),
+        })?;
+        let pid = child.id();
+        self.clients.insert(process, child);
+        Ok((pid, out))
+    }
+
+    pub fn client_pid(&self, process: u64) -> Option<u32> {
+        self.clients.get(&process).map(Child::id)
+    }
+
+    /// Have all clients exited? Reaps those that have.
+    pub fn clients_done(&mut self) -> bool {
+        self.clients.retain(|_, c| !matches!(c.try_wait(), Ok(Some(_))));
+        self.clients.is_empty()
+    }
+
+    pub fn kill_clients(&mut self) {
+        for (_, c) in std::mem::take(&mut self.clients) {
+            reap(c);
+        }
+    }
+
+    /// Stop the servers (replicas and store), e.g. before reading the logs.
+    pub fn kill_servers(&mut self) {
+        for (_, c) in std::mem::take(&mut self.replicas) {
+            reap(c);
+        }
+        if let Some(c) = self.store.take() {
+            reap(c);
+        }
+    }
+
+    /// End every process this run started (SIGCONT first: a stopped
+    /// process must not survive its run).
+    pub fn kill_all(&mut self) {
+        self.kill_clients();
+        self.kill_servers();
+    }
+
+    /// The pids still owned (for the leftover check).
+    pub fn pids(&self) -> Vec<u32> {
+        self.replicas.values().chain(self.clients.values()).chain(self.store.iter()).map(Child::id).collect()
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

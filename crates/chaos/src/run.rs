@@ -1,0 +1,663 @@
+//! The driver: build the network, start the cluster, the store and the
+//! clients, apply the nemesis schedule, heal, read back, judge, write the
+//! report, and clean up whatever happens (including Ctrl-C).
+
+use crate::error::ChaosError;
+use crate::nemesis::{self, Fault, Kind, Planned};
+use crate::netns::{self, Net};
+use crate::plan::{AddressPlan, NS_PREFIX};
+use crate::procs::{self, Procs};
+use crate::worker::mono_ns;
+use fenced_check::checkers::check_all;
+use fenced_check::history::{Event, EventType, History, Process};
+use fenced_check::verdict::{Options, Status, Verdict};
+use fenced_client::{Client, ClientConfig};
+use fenced_core::command::Request;
+use fenced_core::table::{EndReason, Event as TableEvent, LockTable};
+use fenced_io::http::HttpClient;
+use fenced_io::transport::TcpTransport;
+use fenced_store::client::StoreClient;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `fenced` binary to start replicas, the store and clients from.
+    pub bin: PathBuf,
+    pub nodes: u64,
+    pub clients: u64,
+    pub duration: Duration,
+    pub kinds: BTreeSet<Kind>,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub locks: usize,
+    pub ttl: Duration,
+    /// Print progress lines on stderr.
+    pub progress: bool,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub history: History,
+    pub verdicts: Vec<Verdict>,
+    pub schedule: Vec<Planned>,
+    /// Things the reader must know: skipped nemeses, leftovers removed.
+    pub notes: Vec<String>,
+    pub leftovers_after: Vec<String>,
+}
+
+impl Outcome {
+    pub fn status(&self) -> Status {
+        fenced_check::verdict::overall(&self.verdicts)
+    }
+
+    /// Counts of client completions by type.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for e in self.history.events.iter().filter(|e| matches!(e.process, Process::Client(_))) {
+            *m.entry(e.kind.as_str()).or_default() += 1;
+        }
+        m
+    }
+}
+
+/// The run's resources, shared with the signal path so that an interrupt can
+/// clean up exactly what was created.
+#[derive(Default)]
+struct Resources {
+    net: Option<Net>,
+    procs: Option<Procs>,
+}
+
+type Shared = Arc<Mutex<Resources>>;
+
+fn with_procs<T>(r: &Shared, f: impl FnOnce(&mut Procs) -> T) -> Option<T> {
+    r.lock().ok().and_then(|mut g| g.procs.as_mut().map(f))
+}
+
+fn progress(cfg: &Config, msg: &str) {
+    if cfg.progress {
+        eprintln!("[chaos] {msg}");
+    }
+}
+
+/// Run, and always clean up: on success, on error, and on Ctrl-C/SIGTERM.
+pub async fn run(cfg: Config) -> Result<Outcome, ChaosError> {
+    let res: Shared = Arc::default();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| ChaosError::Spawn { cmd: "install SIGTERM handler".into(), source })?;
+    let result = tokio::select! {
+        r = drive(&cfg, res.clone()) => r,
+        _ = tokio::signal::ctrl_c() => Err(ChaosError::Interrupted),
+        _ = sigterm.recv() => Err(ChaosError::Interrupted),
+    };
+    let problems = teardown(&res);
+    let leftovers: Vec<String> = netns::list_namespaces()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("{NS_PREFIX}{}-", std::process::id())))
+        .collect();
+    match result {
+        Ok(mut o) => {
+            o.notes.extend(problems);
+            o.leftovers_after = leftovers;
+            Ok(o)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn teardown(res: &Shared) -> Vec<String> {
+    let Ok(mut g) = res.lock() else { return vec!["cleanup: resource lock poisoned".into()] };
+    if let Some(mut p) = g.procs.take() {
+        p.kill_all();
+    }
+    g.net.take().map(|mut n| n.destroy()).unwrap_or_default()
+}
+
+/// What the machine allows: the nemeses that can run, notes on the ones
+/// that cannot, and the libfaketime library, if installed.
+type Preflight = (BTreeSet<Kind>, Vec<String>, Option<PathBuf>);
+
+/// Check that the machine can run what was asked.
+fn preflight(cfg: &Config) -> Result<Preflight, ChaosError> {
+    if !netns::is_root() {
+        return Err(ChaosError::NotRoot);
+    }
+    for (tool, pkg) in [("ip", "iproute2"), ("nft", "nftables")] {
+        if !netns::have(tool) {
+            return Err(ChaosError::MissingTool { tool: tool.into(), hint: format!("apt-get install -y {pkg}") });
+        }
+    }
+    if !cfg.bin.exists() {
+        return Err(ChaosError::NoBinary(cfg.bin.clone()));
+    }
+    if cfg.nodes != 3 && cfg.nodes != 5 {
+        return Err(ChaosError::Usage("--nodes must be 3 or 5".into()));
+    }
+    let mut kinds = cfg.kinds.clone();
+    let mut notes = Vec::new();
+    let faketime = procs::faketime_lib();
+    if kinds.contains(&Kind::Clock) && faketime.is_none() {
+        kinds.remove(&Kind::Clock);
+        notes.push("clock nemesis skipped: libfaketime is not installed (apt-get install -y faketime)".into());
+    }
+    if kinds.contains(&Kind::Limp) && !netns::have("tc") {
+        kinds.remove(&Kind::Limp);
+        notes.push("limp nemesis skipped: `tc` is not installed (apt-get install -y iproute2)".into());
+    }
+    Ok((kinds, notes, faketime))
+}
+
+/// The leader a majority of replicas names, asking each for its status.
+async fn leader(client: &Client, plan: &AddressPlan) -> Option<u64> {
+    let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+    for ep in plan.endpoints() {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(700), client.cluster_status_of(&ep)).await {
+            if let Some(l) = s.leader {
+                *votes.entry(l).or_default() += 1;
+            }
+        }
+    }
+    votes.into_iter().find(|(_, n)| *n as u64 * 2 > plan.nodes).map(|(l, _)| l)
+}
+
+/// What undoes an active fault.
+enum Undo {
+    Nft(Vec<u64>),
+    Cont(u32),
+    Restart(u64),
+    Clock(u64),
+    Limp(u64),
+    Nothing,
+}
+
+struct Nemesis<'a> {
+    cfg: &'a Config,
+    plan: AddressPlan,
+    res: Shared,
+    client: Client,
+    holders: Arc<Mutex<BTreeMap<u64, bool>>>,
+    seq: u64,
+}
+
+impl Nemesis<'_> {
+    fn nft(&self, node: u64, script: &str) -> Result<(), ChaosError> {
+        let ns = self.plan.node_ns(node);
+        netns::run_stdin("ip", &["netns", "exec", &ns, "nft", "-f", "-"], Some(script)).map(|_| ())
+    }
+
+    /// Start a fault; returns what it did (for the history) and its undo.
+    async fn start(&mut self, f: &Fault) -> Result<(Value, Undo), ChaosError> {
+        self.seq += 1;
+        let mut v = json!(f);
+        let undo = match f {
+            Fault::Partition { kind } => {
+                let l = leader(&self.client, &self.plan).await;
+                let drops = nemesis::partition_drops(*kind, self.plan.nodes, l, self.cfg.seed ^ self.seq);
+                for (node, from) in &drops {
+                    let ips: Vec<_> = from.iter().map(|n| self.plan.node_ip(*n)).collect();
+                    self.nft(*node, &nemesis::nft_script(&ips, None))?;
+                }
+                let groups: BTreeMap<String, Vec<u64>> =
+                    drops.iter().map(|(n, s)| (n.to_string(), s.iter().copied().collect())).collect();
+                v["drops"] = json!(groups);
+                v["targets"] = json!(drops.keys().collect::<Vec<_>>());
+                Undo::Nft(drops.keys().copied().collect())
+            }
+            Fault::OneWay { node } => {
+                self.nft(*node, &nemesis::nft_script(&[], Some(&self.plan.cidr())))?;
+                v["targets"] = json!([node]);
+                Undo::Nft(vec![*node])
+            }
+            Fault::Pause { node } => self.pause_replica(*node, &mut v),
+            Fault::PauseLeader => match leader(&self.client, &self.plan).await {
+                Some(l) => self.pause_replica(l, &mut v),
+                None => {
+                    v["skipped"] = json!("no leader");
+                    Undo::Nothing
+                }
+            },
+            Fault::PauseClient => {
+                let holding: Vec<u64> = self
+                    .holders
+                    .lock()
+                    .map(|h| h.iter().filter(|(_, held)| **held).map(|(p, _)| *p).collect())
+                    .unwrap_or_default();
+                let pick = holding.first().copied().unwrap_or(1 + self.seq % self.cfg.clients.max(1));
+                v["targets"] = json!([pick]);
+                v["holding"] = json!(holding.contains(&pick));
+                match with_procs(&self.res, |p| p.client_pid(pick)).flatten() {
+                    Some(pid) => {
+                        procs::signal(pid, libc::SIGSTOP);
+                        Undo::Cont(pid)
+                    }
+                    None => Undo::Nothing,
+                }
+            }
+            Fault::Kill { node } => {
+                with_procs(&self.res, |p| p.kill_replica(*node));
+                v["targets"] = json!([node]);
+                Undo::Restart(*node)
+            }
+            Fault::Clock { node, offset_s } => {
+                let file = with_procs(&self.res, |p| p.faketime_file(*node));
+                if let Some(file) = file {
+                    std::fs::write(&file, nemesis::faketime_offset(*offset_s))
+                        .map_err(|source| ChaosError::Write { path: file, source })?;
+                }
+                v["targets"] = json!([node]);
+                Undo::Clock(*node)
+            }
+            Fault::Limp { node } => {
+                let ns = self.plan.node_ns(*node);
+                let args = ["-n", &ns, "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "200ms"];
+                v["targets"] = json!([node]);
+                match netns::run("tc", &args) {
+                    Ok(_) => Undo::Limp(*node),
+                    Err(e) => {
+                        v["skipped"] = json!(format!("netem unavailable: {e}"));
+                        Undo::Nothing
+                    }
+                }
+            }
+        };
+        Ok((v, undo))
+    }
+
+    fn pause_replica(&self, node: u64, v: &mut Value) -> Undo {
+        v["targets"] = json!([node]);
+        match with_procs(&self.res, |p| p.replica_pid(node)).flatten() {
+            Some(pid) => {
+                procs::signal(pid, libc::SIGSTOP);
+                Undo::Cont(pid)
+            }
+            None => Undo::Nothing,
+        }
+    }
+
+    fn stop(&mut self, undo: Undo) -> Result<(), ChaosError> {
+        match undo {
+            Undo::Nft(nodes) => {
+                for n in nodes {
+                    self.nft(n, &nemesis::nft_heal_script())?;
+                }
+            }
+            Undo::Cont(pid) => procs::signal(pid, libc::SIGCONT),
+            Undo::Restart(node) => {
+                if let Some(r) = with_procs(&self.res, |p| p.spawn_replica(node)) {
+                    r?;
+                }
+            }
+            Undo::Clock(node) => {
+                if let Some(file) = with_procs(&self.res, |p| p.faketime_file(node)) {
+                    std::fs::write(&file, nemesis::faketime_offset(0))
+                        .map_err(|source| ChaosError::Write { path: file, source })?;
+                }
+            }
+            Undo::Limp(node) => {
+                let ns = self.plan.node_ns(node);
+                netns::run("tc", &["-n", &ns, "qdisc", "del", "dev", "eth0", "root"])?;
+            }
+            Undo::Nothing => {}
+        }
+        Ok(())
+    }
+}
+
+fn nemesis_event(f: &str, value: Value, epoch: u64) -> Event {
+    Event {
+        kind: EventType::Info,
+        process: Process::Named("nemesis".into()),
+        f: f.into(),
+        value,
+        time: mono_ns().saturating_sub(epoch),
+        node: None,
+    }
+}
+
+async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
+    let (kinds, mut notes, faketime) = preflight(cfg)?;
+    let removed = netns::remove_leftovers()?;
+    if !removed.is_empty() {
+        notes.push(format!("removed leftovers of a crashed earlier run: {}", removed.join(", ")));
+        progress(cfg, &notes[notes.len() - 1]);
+    }
+    let out = cfg.out.clone();
+    std::fs::create_dir_all(out.join("data")).map_err(|source| ChaosError::Write { path: out.clone(), source })?;
+    let plan = AddressPlan::new(std::process::id(), cfg.nodes);
+    progress(
+        cfg,
+        &format!("network: {} namespaces under {} ({})", plan.members().len() + 1, plan.prefix(), plan.cidr()),
+    );
+    if let Ok(mut g) = res.lock() {
+        g.net = Some(Net::new(plan.clone()));
+        g.procs = Some(Procs::new(cfg.bin.clone(), out.clone(), plan.clone(), faketime));
+    }
+    if let Ok(mut g) = res.lock() {
+        if let Some(net) = g.net.as_mut() {
+            net.create()?;
+        }
+    }
+    for id in plan.ids() {
+        with_procs(&res, |p| p.spawn_replica(id)).transpose()?;
+    }
+    let mut ccfg = ClientConfig::new(plan.endpoints());
+    ccfg.request_timeout = Duration::from_millis(700);
+    ccfg.call_timeout = Duration::from_secs(3);
+    let client = Client::new(ccfg).map_err(|e| ChaosError::NotReady(e.to_string()))?;
+    let mut ready = None;
+    for _ in 0..60 {
+        if leader(&client, &plan).await.is_some() {
+            if let Ok(k) = client.cluster_key().await {
+                ready = Some(k);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let key = ready.ok_or_else(|| ChaosError::NotReady("no leader with a cluster key within 30 s".into()))?;
+    progress(cfg, "cluster up; starting the store");
+    with_procs(&res, |p| p.spawn_store(&key.public_keys)).transpose()?;
+    let store = StoreClient::new(HttpClient::new(Arc::new(TcpTransport)), plan.store_addr())
+        .with_timeout(Duration::from_secs(2));
+    let mut store_up = false;
+    for _ in 0..50 {
+        if store.get("k0").await.is_ok() {
+            store_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !store_up {
+        return Err(ChaosError::NotReady("the store did not answer within 10 s".into()));
+    }
+
+    // The workload.
+    let epoch = mono_ns();
+    let until = cfg.duration;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    for c in 1..=cfg.clients {
+        let args: Vec<String> = vec![
+            "--process".into(),
+            c.to_string(),
+            "--endpoints".into(),
+            plan.endpoints().join(","),
+            "--store".into(),
+            plan.store_addr(),
+            "--epoch-ns".into(),
+            epoch.to_string(),
+            "--until-ns".into(),
+            (until.as_nanos() as u64).to_string(),
+            "--locks".into(),
+            cfg.locks.to_string(),
+            "--ttl-ms".into(),
+            (cfg.ttl.as_millis() as u64).to_string(),
+            "--seed".into(),
+            cfg.seed.to_string(),
+        ];
+        let (_, stdout) = with_procs(&res, |p| p.spawn_client(c, &args))
+            .transpose()?
+            .ok_or_else(|| ChaosError::NotReady("no process table".into()))?;
+        let tx = tx.clone();
+        // A blocking reader per client: its pipe, its thread.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(e) = serde_json::from_str::<Event>(&line) {
+                    if tx.send(e).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    // Faults run in [2 s, heal); the rest of the run is healed, so that L1
+    // can judge availability after the heal.
+    let tail = (cfg.duration / 4).max(Duration::from_secs(5));
+    let heal_at = cfg.duration.saturating_sub(tail);
+    let schedule = nemesis::schedule(cfg.seed, cfg.nodes, &kinds, Duration::from_secs(2), heal_at);
+    progress(
+        cfg,
+        &format!(
+            "workload: {} clients for {:?}; {} faults until {:?}",
+            cfg.clients,
+            cfg.duration,
+            schedule.len(),
+            heal_at
+        ),
+    );
+    let holders: Arc<Mutex<BTreeMap<u64, bool>>> = Arc::default();
+    let mut nem =
+        Nemesis { cfg, plan: plan.clone(), res: res.clone(), client: client.clone(), holders: holders.clone(), seq: 0 };
+    let mut events: Vec<Event> = Vec::new();
+    let mut next = 0usize;
+    let mut active: Option<(usize, Value, Undo)> = None;
+    let mut healed = false;
+    let mut last_progress = Duration::ZERO;
+    let hard_stop = cfg.duration + Duration::from_secs(30);
+    loop {
+        let now = Duration::from_nanos(mono_ns().saturating_sub(epoch));
+        while let Ok(e) = rx.try_recv() {
+            if let Process::Client(p) = e.process {
+                if let Ok(mut h) = holders.lock() {
+                    match (e.kind, e.f.as_str()) {
+                        (EventType::Ok, "acquire") => {
+                            h.insert(p, true);
+                        }
+                        (EventType::Invoke, "release") => {
+                            h.insert(p, false);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            events.push(e);
+        }
+        if let Some((idx, v, _)) = &active {
+            if schedule[*idx].end <= now || now >= heal_at {
+                let v = v.clone();
+                if let Some((_, _, undo)) = active.take() {
+                    nem.stop(undo)?;
+                }
+                events.push(nemesis_event("stop", v, epoch));
+            }
+        }
+        if active.is_none() && !healed && next < schedule.len() && schedule[next].start <= now {
+            let (v, undo) = nem.start(&schedule[next].fault).await?;
+            progress(cfg, &format!("{:>6.1}s start {v}", now.as_secs_f64()));
+            if let Some(why) = v["skipped"].as_str() {
+                let note = format!("{} skipped: {why}", schedule[next].fault.kind());
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+            events.push(nemesis_event("start", v.clone(), epoch));
+            active = Some((next, v, undo));
+            next += 1;
+        }
+        if !healed && now >= heal_at && active.is_none() {
+            healed = true;
+            events.push(nemesis_event("stop", json!({"fault": "heal-all", "majority_up": true}), epoch));
+            progress(cfg, &format!("{:>6.1}s heal-all", now.as_secs_f64()));
+        }
+        if now >= last_progress + Duration::from_secs(5) {
+            last_progress = now;
+            let oks = events.iter().filter(|e| e.kind == EventType::Ok).count();
+            progress(cfg, &format!("{:>6.1}s events {} (ok {oks})", now.as_secs_f64(), events.len()));
+        }
+        if now >= until && with_procs(&res, |p| p.clients_done()).unwrap_or(true) {
+            break;
+        }
+        if now >= hard_stop {
+            notes.push(
+                "some client did not finish within 30 s of the end; killed (its last operation stays pending)".into(),
+            );
+            with_procs(&res, |p| p.kill_clients());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The reader threads end with their pipes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    events.sort_by_key(|e| e.time);
+
+    // Final reads, the commit index, then the log read-back.
+    for i in 0..cfg.locks {
+        let key = format!("k{i}");
+        for _ in 0..20 {
+            if let Ok(obj) = store.get(&key).await {
+                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
+                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
+                events.push(Event {
+                    kind: EventType::Ok,
+                    process: Process::Named("final".into()),
+                    f: "read".into(),
+                    value: json!({"key": key, "value": v, "version": version, "token": token}),
+                    time: mono_ns().saturating_sub(epoch),
+                    node: None,
+                });
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut commit = 0u64;
+    for ep in plan.endpoints() {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), client.cluster_status_of(&ep)).await {
+            commit = commit.max(s.commit_index);
+        }
+    }
+    with_procs(&res, |p| p.kill_servers());
+    let at = mono_ns().saturating_sub(epoch);
+    let (log, log_notes) = read_back(cfg, &plan, commit, at)?;
+    notes.extend(log_notes);
+    events.extend(log);
+
+    let history = History::new(events);
+    let opts = Options { l1_grace: Duration::from_secs(3), ..Default::default() };
+    let verdicts = check_all(&history, &opts);
+    write_reports(&out, &history, &verdicts, &schedule, &notes)?;
+    Ok(Outcome { history, verdicts, schedule, notes, leftovers_after: Vec::new() })
+}
+
+/// Read every replica's log with `fenced debug log --json`, keep the
+/// committed prefix of the most up-to-date one, and replay it through the
+/// real state machine to get the grants, releases and expiries.
+fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(Vec<Event>, Vec<String>), ChaosError> {
+    let mut notes = Vec::new();
+    let mut best: Option<((u64, u64), Vec<Value>)> = None;
+    let mut agree: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for id in plan.ids() {
+        let dir = cfg.out.join("data").join(format!("n{id}"));
+        let out = std::process::Command::new(&cfg.bin)
+            .args(["debug", "log", "--json", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .map_err(|source| ChaosError::Spawn { cmd: "fenced debug log".into(), source })?;
+        if !out.status.success() {
+            notes.push(format!("log of n{id} unreadable: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            continue;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let _ = std::fs::write(cfg.out.join(format!("n{id}.raftlog.jsonl")), &text);
+        let entries: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        for e in &entries {
+            if let (Some(i), Some(t)) = (e["index"].as_u64(), e["term"].as_u64()) {
+                *agree.entry((i, t)).or_default() += 1;
+            }
+        }
+        let last = entries.last().map(|e| (e["term"].as_u64().unwrap_or(0), e["index"].as_u64().unwrap_or(0)));
+        let last = last.unwrap_or((0, 0));
+        if best.as_ref().is_none_or(|(b, _)| last > *b) {
+            best = Some((last, entries));
+        }
+    }
+    let Some((_, entries)) = best else {
+        return Err(ChaosError::Log("no replica's log could be read".into()));
+    };
+    // Entries up to the commit index a replica reported are committed; with
+    // no report, those a majority holds (same index and term).
+    let committed = |e: &Value| {
+        let i = e["index"].as_u64().unwrap_or(u64::MAX);
+        let t = e["term"].as_u64().unwrap_or(0);
+        if commit > 0 {
+            i <= commit
+        } else {
+            agree.get(&(i, t)).is_some_and(|n| *n as u64 * 2 > plan.nodes)
+        }
+    };
+    if entries.first().and_then(|e| e["index"].as_u64()).is_some_and(|i| i > 1) {
+        notes.push("the log was compacted; the read-back misses its start, so S4/S5/S7 may be unknown".into());
+        return Ok((Vec::new(), notes));
+    }
+    let mut table = LockTable::new(Default::default());
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| committed(e)) {
+        let Some(index) = e["index"].as_u64() else { continue };
+        let Some(req) = e["entry"].get("request") else { continue };
+        let Ok(req) = serde_json::from_value::<Request>(req.clone()) else {
+            notes.push(format!("log entry {index}: request not understood"));
+            continue;
+        };
+        for ev in table.apply(index, &req).events {
+            let (f, v) = match ev {
+                TableEvent::Granted { lock, token, lease } => {
+                    ("grant", json!({"lock": lock, "token": token.0, "lease": lease.0, "index": index}))
+                }
+                TableEvent::Freed { lock, token, lease, reason } => {
+                    let f = match reason {
+                        EndReason::Released => "release",
+                        EndReason::Expired => "expire",
+                        EndReason::Revoked => "revoke",
+                    };
+                    (f, json!({"lock": lock, "token": token.0, "lease": lease.0, "index": index}))
+                }
+                _ => continue,
+            };
+            out.push(Event {
+                kind: EventType::Ok,
+                process: Process::Named("log".into()),
+                f: f.into(),
+                value: v,
+                time: at,
+                node: None,
+            });
+        }
+    }
+    Ok((out, notes))
+}
+
+fn write_reports(
+    out: &std::path::Path,
+    history: &History,
+    verdicts: &[Verdict],
+    schedule: &[Planned],
+    notes: &[String],
+) -> Result<(), ChaosError> {
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|source| ChaosError::Write { path, source })
+    };
+    write("history.jsonl", history.to_jsonl())?;
+    let mut report = fenced_check::report::report_json(history, verdicts);
+    if let Some(o) = report.as_object_mut() {
+        o.insert("chaos".into(), json!({"schedule": schedule, "notes": notes}));
+    }
+    write("report.json", serde_json::to_string_pretty(&report).unwrap_or_default())?;
+    write("report.html", fenced_check::report::render_html(history, verdicts))?;
+    write("report.txt", fenced_check::report::render_text(history, verdicts))?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! A short real chaos run against fenced: 3 replicas in network namespaces,
+//! partitions, kills and pauses for ~20 s. It needs root and `ip netns`;
+//! without them it fails under `CI` and is skipped (with a note) elsewhere.
+//!
+//! The `fenced` binary is taken from next to this test executable
+//! (`target/<profile>/fenced`): build it first with `cargo build -p fenced`.
+
+use fenced_chaos::nemesis::Kind;
+use fenced_chaos::run::{self, Config};
+use fenced_check::verdict::Status;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn fenced_bin() -> PathBuf {
+    // target/<profile>/deps/real_run-HASH -> target/<profile>/fenced
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
+    let bin = dir.join("fenced");
+    assert!(bin.exists(), "the fenced binary is missing at {}: run `cargo build -p fenced` first", bin.display());
+    bin
+}
+
+fn can_run() -> bool {
+    let ok = fenced_chaos::netns::is_root()
+        && fenced_chaos::netns::have("nft")
+        && fenced_chaos::netns::run("ip", &["netns", "list"]).is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the chaos smoke test as root with iproute2 and nftables"
+        );
+        eprintln!("SKIPPED: the chaos smoke test needs root, `ip netns` and `nft`");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_real_run_against_fenced_is_valid_and_leaves_nothing() {
+    if !can_run() {
+        return;
+    }
+    let out = tempfile_dir();
+    let cfg = Config {
+        bin: fenced_bin(),
+        nodes: 3,
+        clients: 3,
+        duration: Duration::from_secs(20),
+        kinds: [Kind::Partition, Kind::Kill, Kind::Pause].into_iter().collect(),
+        seed: 11,
+        out: out.clone(),
+        locks: 3,
+        ttl: Duration::from_secs(3),
+        progress: true,
+    };
+    let o = run::run(cfg).await.expect("the chaos run completes");
+    for v in &o.verdicts {
+        eprintln!("{} {:?} {}", v.property, v.status, v.message);
+    }
+    assert!(!o.schedule.is_empty(), "the nemesis must inject faults");
+    assert!(
+        o.verdicts.iter().all(|v| v.status != Status::Invalid),
+        "a safety or liveness violation against fenced; see {}",
+        out.display()
+    );
+    assert!(o.leftovers_after.is_empty(), "namespaces left behind: {:?}", o.leftovers_after);
+    let ours = format!("fchaos-{}-", std::process::id());
+    let left: Vec<String> = fenced_chaos::netns::list_namespaces()
+        .expect("ip netns list")
+        .into_iter()
+        .filter(|n| n.starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    // No process of the run survives: each was started with the run's
+    // namespace or as a `fenced chaos client` child of this process.
+    let children =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", std::process::id(), std::process::id()))
+            .unwrap_or_default();
+    for pid in children.split_whitespace() {
+        let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(!cmd.contains("fenced"), "process {pid} ({cmd:?}) survived the run");
+    }
+    for f in ["history.jsonl", "report.json", "report.html", "n1.log"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fenced-chaos-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
