@@ -37,6 +37,8 @@ enum Command {
     /// Tools for looking inside a replica.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
+    /// Benchmark a 3-replica cluster, optionally against etcd (`--vs etcd`).
+    Bench(cmd::bench::BenchArgs),
     /// Jepsen-style faults on real replicas in network namespaces (root only).
     Chaos(cmd::chaos::ChaosArgs),
 }
@@ -65,6 +67,7 @@ impl Command {
             Command::Lock(c) => cmd::lock::run(c).await,
             Command::Cluster(c) => cmd::cluster::run(c).await,
             Command::Debug(c) => cmd::debug::run(c).await,
+            Command::Bench(a) => cmd::bench::run(a).await,
             Command::Chaos(a) => cmd::chaos::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
             Command::Check(_) | Command::Sim(_) => unreachable!("handled synchronously"),
