@@ -68,8 +68,8 @@ impl Command {
             Command::Cluster(c) => cmd::cluster::run(c).await,
             Command::Debug(c) => cmd::debug::run(c).await,
             Command::Bench(a) => cmd::bench::run(a).await,
-            Command::Chaos(a) => cmd::chaos::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
+            Command::Chaos(a) => cmd::chaos::run(a).await,
             Command::Check(_) | Command::Sim(_) => unreachable!("handled synchronously"),
         }
     }

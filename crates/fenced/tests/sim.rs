@@ -9,9 +9,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_fenced");
 fn sim(args: &[&str]) -> (i32, Value) {
     let out = Command::new(BIN).arg("sim").args(args).arg("--json").output().expect("run fenced sim");
     let text = String::from_utf8_lossy(&out.stdout);
-    let v = text.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
-        panic!("no JSON from fenced sim {args:?}: {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let v = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON from fenced sim {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), v)
 }
 
@@ -32,8 +34,9 @@ fn a_seed_replays_bit_for_bit_in_separate_processes() {
 
 #[test]
 fn a_fenced_sweep_finds_no_violation_and_stays_available() {
-    let (code, v) = sim(&["--seeds", "100"]);
-    assert_eq!(v["seeds"], 100);
+    // CI's bounded sweep: 200 seeds of 20 simulated seconds each.
+    let (code, v) = sim(&["--seeds", "200", "--duration", "20s"]);
+    assert_eq!(v["seeds"], 200);
     assert_eq!(v["seeds_with_safety_violations"], 0, "{v}");
     assert_eq!(v["errors"], 0, "{v}");
     assert_eq!(v["l1_failed"], 0, "{v}");

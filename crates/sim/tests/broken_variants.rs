@@ -6,13 +6,11 @@ use fenced_check::verdict::{Property, Status};
 use fenced_sim::config::SimConfig;
 use fenced_sim::run::run_seed;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// Run seeds until one violates `property`; return the seed.
 fn sweep_until(property: Property, seeds: u64, configure: impl Fn(&mut SimConfig)) -> Option<u64> {
     for seed in 1..=seeds {
         let mut cfg = SimConfig::new(seed);
-        cfg.duration = Duration::from_secs(15);
         configure(&mut cfg);
         let out = run_seed(&cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         if out.verdicts.iter().any(|v| v.property == property && v.status == Status::Invalid) {

@@ -1,7 +1,7 @@
 //! Subcommands that need the async runtime.
 
-pub mod chaos;
 pub mod bench;
+pub mod chaos;
 pub mod cluster;
 pub mod debug;
 pub mod dev;
