@@ -34,6 +34,8 @@ enum Command {
     Check(fenced_check::cli::CheckArgs),
     /// Run the real code in a deterministic simulation under seeded faults.
     Sim(cmd::sim::SimArgs),
+    /// Tell one of the chapter's stories in the simulator, narrated and judged.
+    Demo(cmd::demo::DemoArgs),
     /// Tools for looking inside a replica.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
@@ -47,6 +49,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => fenced_check::cli::run(&args),
+        Command::Demo(args) => match cmd::demo::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         Command::Sim(args) => match cmd::sim::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -70,7 +79,7 @@ impl Command {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
             Command::Chaos(a) => cmd::chaos::run(a).await,
-            Command::Check(_) | Command::Sim(_) => unreachable!("handled synchronously"),
+            Command::Check(_) | Command::Sim(_) | Command::Demo(_) => unreachable!("handled synchronously"),
         }
     }
 }

@@ -49,7 +49,8 @@ fn an_unfenced_store_shows_the_figure_8_4_corruption() {
     let long = v["seeds_with_long_client_pause"].as_u64().unwrap_or(0);
     let s3 = v["s3_violations_among_long_pause_seeds"].as_u64().unwrap_or(0);
     assert!(long >= 20, "too few seeds paused a client past its TTL: {v}");
-    assert!(s3 * 2 >= long, "S3 found in only {s3} of {long} seeds with a long client pause");
+    // The issue asks for 90 % over 200 seeds; these 40 give 37 of 39.
+    assert!(s3 * 100 >= long * 85, "S3 found in only {s3} of {long} seeds with a long client pause");
     assert_eq!(v["errors"], 0, "{v}");
     assert_eq!(code, 0, "--expect-violation exits 0 when a violation was found");
 }
@@ -66,5 +67,24 @@ fn other_models_and_five_replicas_stay_safe() {
         assert_eq!(v["seeds_with_safety_violations"], 0, "{args:?}: {v}");
         assert_eq!(v["errors"], 0, "{args:?}: {v}");
         assert_eq!(code, 0, "{args:?}: {v}");
+    }
+}
+
+#[test]
+fn every_named_scenario_ends_as_its_story_says() {
+    for scenario in [
+        "figure-8-4",
+        "figure-8-5",
+        "gc-pause-zombie",
+        "asymmetric-not-dead",
+        "clock-jump",
+        "limping-node",
+        "lost-reply-retry",
+    ] {
+        let out = Command::new(BIN).args(["demo", "--scenario", scenario]).output().expect("run fenced demo");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "scenario {scenario} ended unexpectedly:\n{text}");
+        let s3_broken = text.lines().any(|l| l.trim_start().starts_with("S3  INVALID"));
+        assert_eq!(s3_broken, scenario == "figure-8-4", "scenario {scenario}:\n{text}");
     }
 }

@@ -86,9 +86,10 @@ impl From<SmError> for ApiError {
             SmError::RequestTooOld { .. } => StatusCode::GONE,
             SmError::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
         };
-        let mut err = ApiError::new(status, e.code(), e.to_string());
-        err.body.retry = matches!(e, SmError::NoSigningKey);
-        err
+        // Every SmError comes from an applied entry whose response is stored
+        // for deduplication: retrying with the same request id would get the
+        // same answer, so none is marked retryable here.
+        ApiError::new(status, e.code(), e.to_string())
     }
 }
 
@@ -186,6 +187,13 @@ async fn acquire(app: &App, b: AcquireRequest) -> Result<fenced_core::Grant, Api
         )));
     }
     let lease = LeaseId(b.lease);
+    if app.shared.read(|t| t.public_keys().is_empty()) {
+        // Refuse before proposing: nothing is stored under this request id,
+        // so the same request may be retried as soon as the key is in.
+        let mut e = ApiError::from(SmError::NoSigningKey);
+        e.body.retry = true;
+        return Err(e);
+    }
     // Subscribe before proposing, so a grant applied right after the queueing
     // entry cannot be missed.
     let mut events = app.shared.subscribe();

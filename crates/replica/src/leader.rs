@@ -39,6 +39,7 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
         };
         if replica.shared.read(|t| t.public_keys().is_empty()) {
             let secret = fenced_core::token::secret_from_entropy(&replica.seams.key_entropy);
+            tracing::info!(now = ?replica.seams.clock.now(), "installing the cluster signing key");
             propose(Command::SetSigningKey { secret }).await;
         }
         let now = replica.seams.clock.now();

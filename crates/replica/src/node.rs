@@ -262,8 +262,16 @@ impl Replica {
     /// Is this replica the leader with a recent quorum acknowledgement? Used
     /// only to decide who proposes expiries (liveness); safety never rests on it.
     pub fn is_leader(&self) -> bool {
-        let Ok(leader) = self.raft.as_leader() else { return false };
-        leader.last_quorum_acked().is_some_and(|t| t.elapsed() <= self.config.election_timeout_max)
+        let leader = match self.raft.as_leader() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::trace!(error = %e, "not the leader");
+                return false;
+            }
+        };
+        let acked = leader.last_quorum_acked();
+        tracing::trace!(?acked, "leader quorum check");
+        acked.is_some_and(|t| t.elapsed() <= self.config.election_timeout_max)
     }
 
     /// The voters, from the committed membership.

@@ -71,8 +71,10 @@ pub struct SimConfig {
     pub l1_bound: Duration,
     /// Probability (0..1) that a client pauses after acquiring, before writing.
     pub client_pause_rate: f64,
-    /// Turn the nemesis off entirely (for scenarios that script their faults).
+    /// Turn the random nemesis off entirely.
     pub nemesis: bool,
+    /// A fixed fault schedule instead of a random one (named scenarios).
+    pub script: Option<Vec<crate::nemesis::Planned>>,
 }
 
 impl SimConfig {
@@ -92,6 +94,7 @@ impl SimConfig {
             l1_bound: Duration::from_secs(10),
             client_pause_rate: 0.1,
             nemesis: true,
+            script: None,
         }
     }
 

@@ -87,6 +87,9 @@ fn heavy(rng: &mut ChaCha8Rng, mean: Duration, cap: Duration) -> Duration {
 pub fn schedule(cfg: &SimConfig) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6e65_6d65_7369_7321);
     let mut out = Vec::new();
+    if let Some(script) = &cfg.script {
+        return script.clone();
+    }
     if !cfg.nemesis {
         return out;
     }

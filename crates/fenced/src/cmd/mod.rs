@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chaos;
 pub mod cluster;
 pub mod debug;
+pub mod demo;
 pub mod dev;
 pub mod lock;
 pub mod serve;
