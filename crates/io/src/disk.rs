@@ -102,19 +102,20 @@ impl Disk for FsDisk {
     }
 }
 
-#[derive(Default)]
-struct MemFiles {
-    /// What survives a crash.
-    durable: BTreeMap<String, Vec<u8>>,
-    /// What a running process sees (durable plus unsynced appends).
-    live: BTreeMap<String, Vec<u8>>,
+/// One in-memory file: its bytes, and how many of them are durable. Appends
+/// only ever extend a file, so "durable" is a prefix: syncing is O(1), not a
+/// copy of the file (which made the simulator quadratic in its WAL size).
+#[derive(Default, Clone)]
+struct MemFile {
+    data: Vec<u8>,
+    synced: usize,
 }
 
 /// An in-memory disk that forgets unsynced writes on [`MemDisk::crash`].
 /// Cloning shares the files, so the disk outlives a crashed host.
 #[derive(Clone, Default)]
 pub struct MemDisk {
-    files: Arc<Mutex<MemFiles>>,
+    files: Arc<Mutex<BTreeMap<String, MemFile>>>,
 }
 
 impl MemDisk {
@@ -124,44 +125,45 @@ impl MemDisk {
 
     /// Lose everything not synced, as a crash does.
     pub fn crash(&self) {
-        if let Ok(mut f) = self.files.lock() {
-            f.live = f.durable.clone();
+        if let Ok(mut files) = self.files.lock() {
+            for f in files.values_mut() {
+                f.data.truncate(f.synced);
+            }
         }
     }
 }
 
 impl Disk for MemDisk {
     fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.files.lock().map_err(poisoned)?.live.get(name).cloned())
+        Ok(self.files.lock().map_err(poisoned)?.get(name).map(|f| f.data.clone()))
     }
 
     fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.files.lock().map_err(poisoned)?.live.entry(name.to_string()).or_default().extend_from_slice(data);
+        self.files.lock().map_err(poisoned)?.entry(name.to_string()).or_default().data.extend_from_slice(data);
         Ok(())
     }
 
     fn sync(&self, name: &str) -> io::Result<()> {
-        let mut f = self.files.lock().map_err(poisoned)?;
-        let live = f.live.get(name).cloned().unwrap_or_default();
-        f.durable.insert(name.to_string(), live);
+        let mut files = self.files.lock().map_err(poisoned)?;
+        let f = files.entry(name.to_string()).or_default();
+        f.synced = f.data.len();
         Ok(())
     }
 
     fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        let mut f = self.files.lock().map_err(poisoned)?;
-        f.live.insert(name.to_string(), data.to_vec());
-        f.durable.insert(name.to_string(), data.to_vec());
+        let file = MemFile { data: data.to_vec(), synced: data.len() };
+        self.files.lock().map_err(poisoned)?.insert(name.to_string(), file);
         Ok(())
     }
 
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-        let mut f = self.files.lock().map_err(poisoned)?;
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if let Some(v) = f.live.get_mut(name) {
-            v.truncate(len);
+        let mut files = self.files.lock().map_err(poisoned)?;
+        if let Some(f) = files.get_mut(name) {
+            let len = usize::try_from(len).unwrap_or(usize::MAX).min(f.data.len());
+            f.data.truncate(len);
+            // Durable on return, like the real one.
+            f.synced = len;
         }
-        let live = f.live.get(name).cloned().unwrap_or_default();
-        f.durable.insert(name.to_string(), live);
         Ok(())
     }
 }
