@@ -250,3 +250,38 @@ async fn a_dead_holders_lock_reaches_the_next_waiter_despite_ten_elections() {
     assert!(waited <= bound, "waiter got the lock after {waited:?}; bound is TTL + one election timeout ({bound:?})");
     assert!(waited >= ttl.mul_f64(0.9), "lock handed over after {waited:?}, before the holder's TTL ran out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_lost_its_majority_grants_nothing() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader(Duration::from_secs(20)).await.expect("leader");
+    let followers: Vec<u64> = (1..=3).filter(|i| *i != leader).collect();
+    for f in &followers {
+        signal(cluster.pid(*f), libc::SIGSTOP);
+    }
+    let client = cluster.client();
+    let alone = cluster.addrs[&leader].clone();
+    // It notices within an election timeout or so, and says so.
+    let start = Instant::now();
+    let mut state = String::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(s) = client.cluster_status_of(&alone).await {
+            state = s.state;
+            if state == "LeaderWithoutQuorum" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And it grants nothing: a client that can reach only it gets no lease.
+    let mut cfg = fenced_client::ClientConfig::new(vec![alone]);
+    cfg.request_timeout = Duration::from_millis(500);
+    cfg.call_timeout = Duration::from_secs(2);
+    let only_leader = fenced_client::Client::new(cfg).expect("client");
+    let granted = only_leader.grant_lease(Duration::from_secs(5)).await;
+    for f in &followers {
+        signal(cluster.pid(*f), libc::SIGCONT);
+    }
+    assert_eq!(state, "LeaderWithoutQuorum", "the isolated leader still claims to lead");
+    assert!(granted.is_err(), "an isolated leader granted a lease: {granted:?}");
+}

@@ -487,7 +487,13 @@ fn cluster_status_of(app: &App) -> ClusterStatus {
         .read(|t| (t.public_keys().last().map(encode_public_key), t.leases().count(), t.held_locks().count()));
     ClusterStatus {
         id: app.config.id,
-        state: format!("{:?}", m.state),
+        // A leader whose quorum acknowledgements lapsed has in effect stepped
+        // down: it proposes, grants, reads and expires nothing.
+        state: if m.state.is_leader() && !app.is_leader() {
+            "LeaderWithoutQuorum".into()
+        } else {
+            format!("{:?}", m.state)
+        },
         leader: m.current_leader,
         term: m.current_term,
         commit_index: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
