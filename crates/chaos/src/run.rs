@@ -13,7 +13,6 @@ use fenced_check::history::{Event, EventType, History, Process};
 use fenced_check::verdict::{Options, Status, Verdict};
 use fenced_client::{Client, ClientConfig};
 use fenced_core::command::Request;
-use fenced_core::table::{EndReason, Event as TableEvent, LockTable};
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
 use fenced_store::client::StoreClient;
@@ -603,40 +602,26 @@ fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(
         notes.push("the log was compacted; the read-back misses its start, so S4/S5/S7 may be unknown".into());
         return Ok((Vec::new(), notes));
     }
-    let mut table = LockTable::new(Default::default());
-    let mut out = Vec::new();
+    let mut requests = Vec::new();
     for e in entries.iter().filter(|e| committed(e)) {
         let Some(index) = e["index"].as_u64() else { continue };
         let Some(req) = e["entry"].get("request") else { continue };
-        let Ok(req) = serde_json::from_value::<Request>(req.clone()) else {
-            notes.push(format!("log entry {index}: request not understood"));
-            continue;
-        };
-        for ev in table.apply(index, &req).events {
-            let (f, v) = match ev {
-                TableEvent::Granted { lock, token, lease } => {
-                    ("grant", json!({"lock": lock, "token": token.0, "lease": lease.0, "index": index}))
-                }
-                TableEvent::Freed { lock, token, lease, reason } => {
-                    let f = match reason {
-                        EndReason::Released => "release",
-                        EndReason::Expired => "expire",
-                        EndReason::Revoked => "revoke",
-                    };
-                    (f, json!({"lock": lock, "token": token.0, "lease": lease.0, "index": index}))
-                }
-                _ => continue,
-            };
-            out.push(Event {
-                kind: EventType::Ok,
-                process: Process::Named("log".into()),
-                f: f.into(),
-                value: v,
-                time: at,
-                node: None,
-            });
+        match serde_json::from_value::<Request>(req.clone()) {
+            Ok(req) => requests.push((index, req)),
+            Err(_) => notes.push(format!("log entry {index}: request not understood")),
         }
     }
+    let out = fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
+        .into_iter()
+        .map(|d| Event {
+            kind: EventType::Ok,
+            process: Process::Named("log".into()),
+            f: d.kind.into(),
+            value: serde_json::to_value(&d).unwrap_or_default(),
+            time: at,
+            node: None,
+        })
+        .collect();
     Ok((out, notes))
 }
 

@@ -15,6 +15,7 @@
 //! - [`limits`]: the bounds on every collection in the table.
 
 pub mod api;
+pub mod audit;
 #[cfg(feature = "bugs")]
 pub mod bugs;
 pub mod clock;

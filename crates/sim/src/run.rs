@@ -11,8 +11,6 @@ use fenced_check::checkers::check_all;
 use fenced_check::history::{Event, EventType, History, Process};
 use fenced_check::verdict::{Options, Verdict};
 use fenced_client::{Client, ClientConfig};
-use fenced_core::command::Request;
-use fenced_core::table::{EndReason, Event as TableEvent, LockTable};
 use fenced_io::disk::MemDisk;
 use fenced_io::http::HttpClient;
 use fenced_replica::log_store::LogStore;
@@ -270,37 +268,21 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
         }
     }
     let Some((committed, entries)) = best else { return Ok(Vec::new()) };
-    let mut table = LockTable::new(Default::default());
-    let mut out = Vec::new();
-    for e in entries.iter().filter(|e| e.log_id.index <= committed) {
-        let openraft::EntryPayload::Normal(req) = &e.payload else { continue };
-        let req: &Request = req;
-        let index = e.log_id.index;
-        for ev in table.apply(index, req).events {
-            let (f, v) = match ev {
-                TableEvent::Granted { lock, token, lease } => {
-                    ("grant", json!({"lock": lock, "token": token.0, "lease": lease.0, "index": index}))
-                }
-                TableEvent::Freed { lock, token, lease, reason } => {
-                    let f = match reason {
-                        EndReason::Released => "release",
-                        EndReason::Expired => "expire",
-                        EndReason::Revoked => "revoke",
-                    };
-                    (f, json!({"lock": lock, "token": token.0, "lease": lease.0, "index": index}))
-                }
-                _ => continue,
-            };
-            out.push(Event {
-                kind: EventType::Ok,
-                process: Process::Named("log".into()),
-                f: f.into(),
-                value: v,
-                time: at,
-                node: None,
-            });
-        }
-    }
+    let requests = entries.iter().filter(|e| e.log_id.index <= committed).filter_map(|e| match &e.payload {
+        openraft::EntryPayload::Normal(req) => Some((e.log_id.index, req)),
+        _ => None,
+    });
+    let out = fenced_core::audit::replay(requests)
+        .into_iter()
+        .map(|d| Event {
+            kind: EventType::Ok,
+            process: Process::Named("log".into()),
+            f: d.kind.into(),
+            value: serde_json::to_value(&d).unwrap_or_default(),
+            time: at,
+            node: None,
+        })
+        .collect();
     Ok(out)
 }
 
