@@ -283,6 +283,25 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
     }
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
+    // A seed replays bit for bit (one seed per process), so the reports of
+    // the failing seeds are made by running each again in a process of its own.
+    if let Some(dir) = &a.html {
+        for (seed, v) in &results {
+            if !is_violation(v).is_empty() {
+                let status = Command::new(&exe)
+                    .args(a.child_args(*seed))
+                    .arg("--html")
+                    .arg(dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .status()
+                    .with_context(|| format!("cannot replay seed {seed} for its report"))?;
+                if status.code() == Some(2) {
+                    eprintln!("warning: the report of seed {seed} could not be written");
+                }
+            }
+        }
+    }
     let sim_total: f64 = results.values().filter_map(|v| v["sim_seconds"].as_f64()).sum();
     let mut by_property: BTreeMap<String, usize> = BTreeMap::new();
     let mut l1_failed = 0;
