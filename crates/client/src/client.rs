@@ -1,10 +1,18 @@
 //! Endpoints, failover and idempotent requests.
+//!
+//! Each endpoint has a phi-accrual failure detector ([`fenced_core::phi`]) fed
+//! by the replies that end a call. Failover tries endpoints in the order of
+//! [`rank_endpoints`]: the unsuspected ones first, starting from the one that
+//! answered last, then the suspected ones, least suspected first. Suspicion
+//! only reorders; no endpoint is ever skipped, so one missed reply (or many)
+//! never declares a replica dead.
 
 use crate::error::ClientError;
 use crate::guard::{AcquireOptions, Guard};
 use bytes::Bytes;
 use fenced_core::api::*;
 use fenced_core::clock::Clock;
+use fenced_core::phi::{PhiConfig, PhiDetector};
 use fenced_core::Grant;
 use fenced_io::clock::SystemClock;
 use fenced_io::http::HttpClient;
@@ -13,7 +21,7 @@ use hyper::{Method, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a client behaves.
@@ -33,6 +41,9 @@ pub struct ClientConfig {
     pub margin: Duration,
     /// Identity for deduplication; random by default.
     pub client_id: String,
+    /// The per-endpoint failure detectors: an endpoint whose phi exceeds
+    /// `phi.threshold` is tried after the others (never skipped).
+    pub phi: PhiConfig,
 }
 
 impl ClientConfig {
@@ -44,6 +55,7 @@ impl ClientConfig {
             rho: 500e-6,
             margin: Duration::from_millis(200),
             client_id: format!("c{:016x}", rand::random::<u64>()),
+            phi: PhiConfig::default(),
         }
     }
 }
@@ -52,8 +64,11 @@ pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
     pub(crate) http: HttpClient,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The endpoint that answered last: tried first next time.
+    /// The endpoint that answered last: tried first next time, unless suspected.
     preferred: AtomicUsize,
+    /// One failure detector per endpoint (same indices as `config.endpoints`),
+    /// fed with `clock.now()` whenever that endpoint's reply ends a call.
+    detectors: Mutex<Vec<PhiDetector>>,
     next_request_id: AtomicU64,
 }
 
@@ -88,8 +103,10 @@ impl Client {
         if !(0.0..0.5).contains(&config.rho) {
             return Err(ClientError::Invalid(format!("rho {} must be in [0, 0.5)", config.rho)));
         }
+        let detectors = Mutex::new(vec![PhiDetector::new(config.phi); config.endpoints.len()]);
         Ok(Client {
             inner: Arc::new(Inner {
+                detectors,
                 config,
                 http: HttpClient::new(transport),
                 clock,
@@ -105,6 +122,33 @@ impl Client {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// Each endpoint's current phi, in `config.endpoints` order.
+    pub fn endpoint_phis(&self) -> Vec<f64> {
+        let now = self.inner.clock.now();
+        self.detectors().iter().map(|d| d.phi(now)).collect()
+    }
+
+    fn detectors(&self) -> std::sync::MutexGuard<'_, Vec<PhiDetector>> {
+        // A detector is plain data; a panic elsewhere cannot leave it torn.
+        self.inner.detectors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The order in which to try the endpoints now.
+    fn endpoint_order(&self) -> Vec<usize> {
+        let n = self.inner.config.endpoints.len();
+        let preferred = self.inner.preferred.load(Ordering::Relaxed) % n;
+        rank_endpoints(&self.endpoint_phis(), self.inner.config.phi.threshold, preferred)
+    }
+
+    /// Endpoint `i` answered: evidence that it is alive.
+    fn heard_from(&self, i: usize) {
+        let now = self.inner.clock.now();
+        if let Some(d) = self.detectors().get_mut(i) {
+            d.heartbeat(now);
+        }
+        self.inner.preferred.store(i, Ordering::Relaxed);
     }
 
     /// A fresh `(client, request_id)`.
@@ -182,23 +226,24 @@ impl Client {
         body: Bytes,
         wait: Duration,
     ) -> Result<T, ClientError> {
-        let n = self.inner.config.endpoints.len();
         let start = self.inner.clock.now();
         let mut backoff = Duration::from_millis(20);
         let mut last_err = String::new();
-        let mut i = self.inner.preferred.load(Ordering::Relaxed) % n;
         loop {
-            for _ in 0..n {
+            // Re-ranked every round: suspicion changes as time passes.
+            for i in self.endpoint_order() {
                 let endpoint = &self.inner.config.endpoints[i];
                 match self.attempt(endpoint, &method, path, &body, wait).await {
                     Attempt::Done(r) => {
-                        self.inner.preferred.store(i, Ordering::Relaxed);
+                        // `Invalid` is raised before anything is sent: no news.
+                        if !matches!(r, Err(ClientError::Invalid(_))) {
+                            self.heard_from(i);
+                        }
                         return r;
                     }
                     Attempt::Next(e) => {
                         tracing::debug!(endpoint, error = %e, "trying next endpoint");
                         last_err = e;
-                        i = (i + 1) % n;
                     }
                 }
             }
@@ -278,6 +323,24 @@ impl Client {
     }
 }
 
+/// The order in which to try `phis.len()` endpoints: those with
+/// `phi <= threshold` first, in rotation order starting at `preferred` (the one
+/// that answered last); then the suspected ones, least suspected first (ties in
+/// rotation order). Every index appears exactly once: suspicion demotes an
+/// endpoint, it never removes it.
+pub(crate) fn rank_endpoints(phis: &[f64], threshold: f64, preferred: usize) -> Vec<usize> {
+    let n = phis.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let rotation = (0..n).map(|k| (preferred % n + k) % n);
+    let (mut ok, mut suspected): (Vec<usize>, Vec<usize>) = rotation.partition(|&i| phis[i] <= threshold);
+    // Stable: equal phis keep their rotation order.
+    suspected.sort_by(|&a, &b| phis[a].total_cmp(&phis[b]));
+    ok.append(&mut suspected);
+    ok
+}
+
 /// Percent-encode a query value.
 pub(crate) fn encode_query(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -289,4 +352,40 @@ pub(crate) fn encode_query(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank_endpoints;
+
+    #[test]
+    fn nothing_suspected_rotates_from_the_preferred() {
+        assert_eq!(rank_endpoints(&[0.0, 0.5, 1.0], 8.0, 0), vec![0, 1, 2]);
+        assert_eq!(rank_endpoints(&[0.0, 0.5, 1.0], 8.0, 2), vec![2, 0, 1]);
+        assert_eq!(rank_endpoints(&[0.0, 0.0, 0.0], 8.0, 4), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn suspected_endpoints_go_last_least_suspected_first() {
+        // The preferred endpoint (1) is suspected: tried after 2 and 0.
+        assert_eq!(rank_endpoints(&[0.1, 9.0, 3.0], 8.0, 1), vec![2, 0, 1]);
+        assert_eq!(rank_endpoints(&[20.0, 9.0, 0.0, 30.0], 8.0, 0), vec![2, 1, 0, 3]);
+        // Equal suspicion keeps rotation order.
+        assert_eq!(rank_endpoints(&[9.0, 9.0, 9.0], 8.0, 1), vec![1, 2, 0]);
+        // At exactly the threshold: not suspected.
+        assert_eq!(rank_endpoints(&[8.0, 8.5], 8.0, 1), vec![0, 1]);
+    }
+
+    #[test]
+    fn no_endpoint_is_ever_skipped() {
+        for n in 0..6usize {
+            for preferred in 0..8 {
+                let phis: Vec<f64> = (0..n).map(|i| (i * 37 % 11) as f64 * 2.0).collect();
+                let mut order = rank_endpoints(&phis, 8.0, preferred);
+                order.sort_unstable();
+                assert_eq!(order, (0..n).collect::<Vec<_>>());
+            }
+        }
+        assert_eq!(rank_endpoints(&[f64::INFINITY, f64::MAX], 8.0, 0), vec![1, 0]);
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`token`]: signed fencing tokens (Ed25519), issue and verify.
 //! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
 //! - [`limits`]: the bounds on every collection in the table.
+//! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
 
 pub mod api;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod command;
 pub mod ids;
 pub mod limits;
+pub mod phi;
 pub mod response;
 pub mod table;
 pub mod token;
