@@ -2,6 +2,7 @@
 //!
 //! - [`types`]: openraft's type configuration.
 //! - [`log_store`]: the Raft log on disk (checksummed WAL, fsync before ack).
+//! - `wal_writer`: group commit, the one task that appends to and fsyncs the WAL.
 //! - [`state_machine`]: the lock table, snapshots, and lease timers.
 //! - [`network`]: replica-to-replica RPC over the transport seam.
 //! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
@@ -19,3 +20,4 @@ pub mod node;
 pub mod server;
 pub mod state_machine;
 pub mod types;
+mod wal_writer;

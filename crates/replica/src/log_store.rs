@@ -2,13 +2,16 @@
 //!
 //! Every change (entries, vote, truncation, purge, committed index) is a
 //! record appended to `raft.wal` and fsynced before openraft is told it is
-//! durable, so a vote or an acknowledged entry survives `kill -9`. On start
+//! durable, so a vote or an acknowledged entry survives `kill -9`. Appends
+//! return as soon as the entries are readable; the WAL writer task
+//! ([`crate::wal_writer`]) fsyncs them, many per fsync, and tells openraft. On start
 //! the file is replayed; a torn or corrupt tail (a crash mid-append) is
 //! detected by its checksum, reported, and cut off. The whole log is also
 //! kept in memory; snapshots let openraft purge it, and the file is rewritten
 //! when purged records dominate it.
 
 use crate::types::{Entry, LogId, TypeConfig, Vote};
+use crate::wal_writer::{Done, Op, WalWriter};
 use fenced_io::disk::Disk;
 use fenced_io::frame;
 use openraft::entry::RaftEntry;
@@ -18,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const WAL: &str = "raft.wal";
 /// Rewrite the WAL when it is this many times larger than its live content.
@@ -50,6 +53,9 @@ struct Inner {
 pub struct LogStore {
     disk: Arc<dyn Disk>,
     inner: Arc<Mutex<Inner>>,
+    /// Started on the first write, inside the replica's runtime, so that
+    /// read-only users (`fenced debug`, the simulator's log audit) need none.
+    writer: Arc<OnceLock<WalWriter>>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -81,48 +87,56 @@ impl LogStore {
             }
         }
         inner.wal_bytes = at as u64;
-        Ok(LogStore { disk, inner: Arc::new(Mutex::new(inner)) })
+        Ok(LogStore { disk, inner: Arc::new(Mutex::new(inner)), writer: Arc::new(OnceLock::new()) })
     }
 
     fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, Inner>> {
         self.inner.lock().map_err(|_| io_err("log store lock poisoned"))
     }
 
-    /// Append records and fsync: durable on return.
-    fn write(&self, inner: &mut Inner, records: &[Record]) -> io::Result<()> {
-        let mut buf = Vec::new();
-        for r in records {
-            frame::encode_into(r, &mut buf).map_err(io_err)?;
-        }
-        self.disk.append(WAL, &buf)?;
-        self.disk.sync(WAL)?;
-        inner.wal_bytes += buf.len() as u64;
-        Ok(())
+    fn writer(&self) -> &WalWriter {
+        self.writer.get_or_init(|| WalWriter::spawn(self.disk.clone(), WAL))
+    }
+
+    /// Encode `record`, count its bytes, and wait until it is durable.
+    async fn write(&self, record: &Record) -> io::Result<()> {
+        let bytes = self.encode(record)?;
+        self.writer().submit_and_wait(Op::Append { bytes, sync: true }).await
+    }
+
+    fn encode(&self, record: &Record) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        frame::encode_into(record, &mut bytes).map_err(io_err)?;
+        self.lock()?.wal_bytes += bytes.len() as u64;
+        Ok(bytes)
     }
 
     /// Rewrite the WAL with only the live state, if it has grown stale.
-    fn maybe_rewrite(&self, inner: &mut Inner) -> io::Result<()> {
-        let live: u64 = 64 * inner.log.len() as u64 + 1024;
-        if inner.wal_bytes < REWRITE_MIN_BYTES || inner.wal_bytes < live * REWRITE_FACTOR {
-            return Ok(());
-        }
-        let mut buf = Vec::new();
-        let mut recs = Vec::new();
-        if let Some(v) = &inner.vote {
-            recs.push(Record::Vote(*v));
-        }
-        if let Some(p) = &inner.last_purged {
-            recs.push(Record::Purge(*p));
-        }
-        recs.push(Record::Committed(inner.committed));
-        recs.push(Record::Entries(inner.log.values().cloned().collect()));
-        for r in &recs {
-            frame::encode_into(r, &mut buf).map_err(io_err)?;
-        }
-        self.disk.write_atomic(WAL, &buf)?;
-        tracing::info!(from = inner.wal_bytes, to = buf.len(), "rewrote raft log");
-        inner.wal_bytes = buf.len() as u64;
-        Ok(())
+    async fn maybe_rewrite(&self) -> io::Result<()> {
+        let buf = {
+            let mut inner = self.lock()?;
+            let live: u64 = 64 * inner.log.len() as u64 + 1024;
+            if inner.wal_bytes < REWRITE_MIN_BYTES || inner.wal_bytes < live * REWRITE_FACTOR {
+                return Ok(());
+            }
+            let mut recs = Vec::new();
+            if let Some(v) = &inner.vote {
+                recs.push(Record::Vote(*v));
+            }
+            if let Some(p) = &inner.last_purged {
+                recs.push(Record::Purge(*p));
+            }
+            recs.push(Record::Committed(inner.committed));
+            recs.push(Record::Entries(inner.log.values().cloned().collect()));
+            let mut buf = Vec::new();
+            for r in &recs {
+                frame::encode_into(r, &mut buf).map_err(io_err)?;
+            }
+            tracing::info!(from = inner.wal_bytes, to = buf.len(), "rewriting raft log");
+            inner.wal_bytes = buf.len() as u64;
+            buf
+        };
+        self.writer().submit_and_wait(Op::Replace(buf)).await
     }
 
     /// The highest index known committed here, if recorded.
@@ -192,21 +206,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let mut g = self.lock()?;
-        self.write(&mut g, &[Record::Vote(*vote)])?;
-        g.vote = Some(*vote);
+        self.write(&Record::Vote(*vote)).await?;
+        self.lock()?.vote = Some(*vote);
         Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         // Not fsynced on its own: losing it only means re-learning the commit
         // index from the leader. It rides along with the next synced append.
-        let mut g = self.lock()?;
-        let mut buf = Vec::new();
-        frame::encode_into(&Record::Committed(committed), &mut buf).map_err(io_err)?;
-        self.disk.append(WAL, &buf)?;
-        g.wal_bytes += buf.len() as u64;
-        g.committed = committed;
+        let bytes = self.encode(&Record::Committed(committed))?;
+        self.writer().submit(Op::Append { bytes, sync: false }, Done::Nobody)?;
+        self.lock()?.committed = committed;
         Ok(())
     }
 
@@ -219,32 +229,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        let result = (|| {
+        // Readable now (openraft replicates them while they are being
+        // fsynced); durable when the writer calls `callback`.
+        let record = Record::Entries(entries.into_iter().collect());
+        let bytes = self.encode(&record)?;
+        if let Record::Entries(entries) = record {
             let mut g = self.lock()?;
-            // Group commit: all entries of this call share one write and one fsync.
-            self.write(&mut g, &[Record::Entries(entries.clone())])?;
             for e in entries {
                 g.log.insert(e.log_id().index(), e);
             }
-            Ok::<(), io::Error>(())
-        })();
-        let report = result.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string()));
-        callback.io_completed(report);
-        result
+        }
+        self.writer().submit(Op::Append { bytes, sync: true }, Done::Flushed(callback))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let mut g = self.lock()?;
-        self.write(&mut g, &[Record::TruncateAfter(last_log_id)])?;
-        g.truncate_after(last_log_id.as_ref());
+        self.write(&Record::TruncateAfter(last_log_id)).await?;
+        self.lock()?.truncate_after(last_log_id.as_ref());
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let mut g = self.lock()?;
-        self.write(&mut g, &[Record::Purge(log_id)])?;
-        g.purge(&log_id);
-        self.maybe_rewrite(&mut g)
+        self.write(&Record::Purge(log_id)).await?;
+        self.lock()?.purge(&log_id);
+        self.maybe_rewrite().await
     }
 }

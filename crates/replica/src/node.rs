@@ -15,7 +15,7 @@ use fenced_core::table::LockTable;
 use fenced_core::Response;
 use fenced_io::disk::Disk;
 use fenced_io::frame;
-use fenced_io::http::HttpClient;
+use fenced_io::http::{HttpClient, HttpError};
 use fenced_io::transport::Transport;
 use hyper::{Method, StatusCode};
 use openraft::async_runtime::WatchReceiver;
@@ -111,6 +111,14 @@ impl ProposeError {
     }
 }
 
+/// The outcome of one routing attempt that did not produce a response.
+enum Route {
+    /// Certainly not proposed (no leader known, or it refused or was
+    /// unreachable before anything was sent): safe to try again.
+    NotProposed,
+    Failed(ProposeError),
+}
+
 /// A running replica.
 pub struct Replica {
     pub config: ReplicaConfig,
@@ -187,21 +195,64 @@ impl Replica {
         Ok((resp, index))
     }
 
+    /// Propose here or at the leader. While no leader is reachable (an
+    /// election is under way, or the leader we know of refuses connections),
+    /// wait for openraft to learn of a new one and try again, for up to
+    /// [`Replica::leader_wait`]: the client's request then completes right
+    /// after the election instead of backing off blindly. Only attempts that
+    /// certainly did not propose are retried; the table deduplicates by request
+    /// id anyway.
     async fn propose_routed(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         self.metrics.proposals.inc();
+        let start = self.seams.clock.now();
+        let mut metrics = self.raft.metrics();
+        loop {
+            let seen_leader = metrics.borrow_watched().current_leader;
+            match self.propose_once(&req).await {
+                Err(Route::NotProposed) => {}
+                Err(Route::Failed(e)) => return Err(e),
+                Ok(r) => return Ok(r),
+            }
+            // Wait for a different leader, or give up at the deadline.
+            loop {
+                let Some(left) = self.leader_wait().checked_sub(self.seams.clock.now().since(start)) else {
+                    return Err(ProposeError::NoLeader);
+                };
+                if metrics.borrow_watched().current_leader.is_some_and(|l| Some(l) != seen_leader) {
+                    break;
+                }
+                match tokio::time::timeout(left, metrics.changed()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(ProposeError::ShuttingDown),
+                    Err(_) => return Err(ProposeError::NoLeader),
+                }
+            }
+        }
+    }
+
+    /// How long a proposal waits for a leader before answering "no leader":
+    /// long enough for one election, short enough to answer within the
+    /// client's request timeout.
+    fn leader_wait(&self) -> Duration {
+        self.config.election_timeout_max + self.config.election_timeout_max / 2
+    }
+
+    async fn propose_once(&self, req: &Request) -> Result<(Response, u64), Route> {
         match self.raft.client_write(req.clone()).await {
             Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let Some(node) = f.leader_node else { return Err(ProposeError::NoLeader) };
+                let Some(node) = f.leader_node else { return Err(Route::NotProposed) };
                 if f.leader_id == Some(self.config.id) {
-                    return Err(ProposeError::NoLeader);
+                    return Err(Route::NotProposed);
                 }
                 self.metrics.forwards.inc();
-                self.forward(&node.addr, &req).await
+                self.forward(&node.addr, req).await
             }
-            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(ProposeError::Unknown),
-            Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
-            Err(RaftError::Fatal(_)) => Err(ProposeError::ShuttingDown),
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                Err(Route::Failed(ProposeError::Unknown))
+            }
+            Err(RaftError::APIError(e)) => Err(Route::Failed(ProposeError::Internal(e.to_string()))),
+            Err(RaftError::Fatal(_)) => Err(Route::Failed(ProposeError::ShuttingDown)),
         }
     }
 
@@ -216,22 +267,26 @@ impl Replica {
         }
     }
 
-    async fn forward(&self, addr: &str, req: &Request) -> Result<(Response, u64), ProposeError> {
-        let body = frame::encode(req).map_err(|e| ProposeError::Internal(e.to_string()))?;
+    async fn forward(&self, addr: &str, req: &Request) -> Result<(Response, u64), Route> {
+        let internal = |e: String| Route::Failed(ProposeError::Internal(e));
+        let body = frame::encode(req).map_err(|e| internal(e.to_string()))?;
         let http_req = hyper::Request::builder()
             .method(Method::POST)
             .uri(format!("{RAFT_PREFIX}/propose"))
             .body(Bytes::from(body))
-            .map_err(|e| ProposeError::Internal(e.to_string()))?;
-        // Once the request may have been sent, a failure means "unknown", not "failed".
-        let resp = self.http.send(addr, http_req, FORWARD_TIMEOUT).await.map_err(|_| ProposeError::Unknown)?;
+            .map_err(|e| internal(e.to_string()))?;
+        let resp = match self.http.send(addr, http_req, FORWARD_TIMEOUT).await {
+            Ok(r) => r,
+            // No connection, so nothing was sent: the leader we know of is gone.
+            Err(HttpError::Connect { .. }) => return Err(Route::NotProposed),
+            // Once the request may have been sent, a failure means "unknown", not "failed".
+            Err(_) => return Err(Route::Failed(ProposeError::Unknown)),
+        };
         match resp.status {
-            StatusCode::OK => frame::decode_exact(&resp.body).map_err(|e| ProposeError::Internal(e.to_string())),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                // The leader refused before proposing (it was no longer leader).
-                Err(ProposeError::NoLeader)
-            }
-            _ => Err(ProposeError::Unknown),
+            StatusCode::OK => frame::decode_exact(&resp.body).map_err(|e| internal(e.to_string())),
+            // The leader refused before proposing (it was no longer leader).
+            StatusCode::SERVICE_UNAVAILABLE => Err(Route::NotProposed),
+            _ => Err(Route::Failed(ProposeError::Unknown)),
         }
     }
 

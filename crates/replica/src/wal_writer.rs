@@ -1,0 +1,228 @@
+//! Group commit for the Raft log: one task owns every write to the WAL.
+//!
+//! openraft asks `append` to return as soon as the entries are readable and to
+//! report durability later through a callback, so that the leader can send
+//! entries to its followers while its own fsync is still running (pipelining).
+//! [`WalWriter`] gives the log store exactly that: callers queue encoded
+//! records and return; the writer task takes everything queued since its last
+//! fsync, appends it in queue order, fsyncs **once**, and then completes every
+//! caller of the batch. Under load, many proposals share one fsync.
+//!
+//! Order is the queue's order, so a vote, a truncation or a rewrite queued
+//! after an append lands after it on disk. After a failed write or fsync the
+//! file's state is unknown (a failed fsync may have dropped dirty pages), so
+//! the writer fails every later job too and openraft stops the replica.
+//!
+//! Blocking disk calls run on tokio's blocking pool in a multi-threaded
+//! runtime. On a current-thread runtime (the simulator's hosts) they run
+//! inline: there is no other thread to hand them to without losing
+//! determinism, and the simulated disk does not block.
+
+use fenced_io::disk::Disk;
+use openraft::storage::IOFlushed;
+use std::io;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::types::TypeConfig;
+
+/// Most jobs written under one fsync; bounds the latency a batch adds.
+const MAX_BATCH: usize = 1024;
+
+/// What to do with the file.
+pub(crate) enum Op {
+    /// Append bytes; `sync` asks for an fsync before completion.
+    Append { bytes: Vec<u8>, sync: bool },
+    /// Replace the whole file atomically (a rewrite after purging).
+    Replace(Vec<u8>),
+}
+
+/// Who to tell when the job is durable.
+pub(crate) enum Done {
+    /// openraft's append callback.
+    Flushed(IOFlushed<TypeConfig>),
+    /// A caller waiting for the result.
+    Reply(oneshot::Sender<io::Result<()>>),
+    /// Nobody (the committed index rides along with the next fsync).
+    Nobody,
+}
+
+struct Job {
+    op: Op,
+    done: Done,
+}
+
+/// The sending side; cloning shares the one writer task.
+#[derive(Clone)]
+pub(crate) struct WalWriter {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl WalWriter {
+    /// Start the writer task for `file` on `disk`. Must be called inside a
+    /// tokio runtime; the task ends when every `WalWriter` is dropped.
+    pub(crate) fn spawn(disk: Arc<dyn Disk>, file: &'static str) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(disk, file, rx));
+        WalWriter { tx }
+    }
+
+    /// Queue `op`; `done` hears the outcome once it is durable (or failed).
+    pub(crate) fn submit(&self, op: Op, done: Done) -> io::Result<()> {
+        self.tx
+            .send(Job { op, done })
+            .map_err(|_| io::Error::other("the raft log writer has stopped (the replica is shutting down)"))
+    }
+
+    /// Queue `op` and wait until it is durable.
+    pub(crate) async fn submit_and_wait(&self, op: Op) -> io::Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(op, Done::Reply(reply))?;
+        rx.await.map_err(|_| io::Error::other("the raft log writer stopped before finishing a write"))?
+    }
+}
+
+async fn run(disk: Arc<dyn Disk>, file: &'static str, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut failed: Option<String> = None;
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let (ops, dones): (Vec<Op>, Vec<Done>) = jobs.into_iter().map(|j| (j.op, j.done)).unzip();
+        let outcome = match &failed {
+            Some(why) => Err(why.clone()),
+            None => {
+                let disk = disk.clone();
+                on_blocking_pool(move || write_batch(disk.as_ref(), file, ops)).await
+            }
+            .map_err(|e| format!("raft log write failed: {e}")),
+        };
+        if let Err(why) = &outcome {
+            if failed.is_none() {
+                tracing::error!(error = %why, "raft log write failed; refusing every later write");
+            }
+            failed = Some(why.clone());
+        }
+        for done in dones {
+            let result = outcome.clone().map_err(io::Error::other);
+            match done {
+                Done::Flushed(cb) => cb.io_completed(result),
+                Done::Reply(tx) => {
+                    let _ = tx.send(result);
+                }
+                Done::Nobody => {}
+            }
+        }
+    }
+}
+
+/// Apply `ops` in order with one fsync at the end if any append asked for it.
+fn write_batch(disk: &dyn Disk, file: &str, ops: Vec<Op>) -> io::Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut sync = false;
+    for op in ops {
+        match op {
+            Op::Append { bytes, sync: s } => {
+                pending.extend_from_slice(&bytes);
+                sync |= s;
+            }
+            Op::Replace(bytes) => {
+                // Everything queued before the rewrite is already in its
+                // content; write it first anyway so the order on disk is
+                // exactly the queue's.
+                flush(disk, file, &mut pending, &mut sync)?;
+                disk.write_atomic(file, &bytes)?;
+            }
+        }
+    }
+    flush(disk, file, &mut pending, &mut sync)
+}
+
+fn flush(disk: &dyn Disk, file: &str, pending: &mut Vec<u8>, sync: &mut bool) -> io::Result<()> {
+    if !pending.is_empty() {
+        disk.append(file, pending)?;
+        pending.clear();
+    }
+    if *sync {
+        disk.sync(file)?;
+        *sync = false;
+    }
+    Ok(())
+}
+
+/// Run blocking disk work off the async workers when there are threads to
+/// run it on; inline on a current-thread runtime (see the module docs).
+async fn on_blocking_pool<R: Send + 'static>(f: impl FnOnce() -> io::Result<R> + Send + 'static) -> io::Result<R> {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => f(),
+        _ => tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| io::Error::other(format!("raft log writer thread panicked: {e}")))?,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fenced_io::disk::MemDisk;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A disk whose fsync fails once `fail` is set.
+    struct FailingSync {
+        inner: MemDisk,
+        fail: AtomicBool,
+    }
+
+    impl Disk for FailingSync {
+        fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+            self.inner.read(name)
+        }
+        fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
+            self.inner.append(name, data)
+        }
+        fn sync(&self, name: &str) -> io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
+            self.inner.sync(name)
+        }
+        fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
+            self.inner.write_atomic(name, data)
+        }
+        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+            self.inner.truncate(name, len)
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_land_in_queue_order_under_one_fsync() {
+        let disk = MemDisk::new();
+        let w = WalWriter::spawn(Arc::new(disk.clone()), "f");
+        w.submit(Op::Append { bytes: b"ab".to_vec(), sync: false }, Done::Nobody).unwrap();
+        w.submit_and_wait(Op::Append { bytes: b"cd".to_vec(), sync: true }).await.unwrap();
+        disk.crash();
+        assert_eq!(disk.read("f").unwrap().as_deref(), Some(&b"abcd"[..]), "the fsync covered both appends");
+        w.submit_and_wait(Op::Replace(b"xyz".to_vec())).await.unwrap();
+        w.submit(Op::Append { bytes: b"!".to_vec(), sync: false }, Done::Nobody).unwrap();
+        w.submit_and_wait(Op::Append { bytes: b"?".to_vec(), sync: false }).await.unwrap();
+        disk.crash();
+        assert_eq!(disk.read("f").unwrap().as_deref(), Some(&b"xyz"[..]), "unsynced appends are lost at a crash");
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_fails_that_batch_and_every_later_one() {
+        let disk = Arc::new(FailingSync { inner: MemDisk::new(), fail: AtomicBool::new(false) });
+        let w = WalWriter::spawn(disk.clone(), "f");
+        w.submit_and_wait(Op::Append { bytes: b"a".to_vec(), sync: true }).await.unwrap();
+        disk.fail.store(true, Ordering::SeqCst);
+        let err = w.submit_and_wait(Op::Append { bytes: b"b".to_vec(), sync: true }).await.unwrap_err();
+        assert!(err.to_string().contains("injected fsync failure"), "{err}");
+        disk.fail.store(false, Ordering::SeqCst);
+        let err = w.submit_and_wait(Op::Append { bytes: b"c".to_vec(), sync: true }).await.unwrap_err();
+        assert!(err.to_string().contains("injected fsync failure"), "the writer stays failed: {err}");
+    }
+}
