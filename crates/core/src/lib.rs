@@ -30,5 +30,5 @@ pub mod token;
 
 pub use command::{Command, Request};
 pub use ids::{ClientId, LeaseId, Token};
-pub use response::{Grant, Response, SmError};
+pub use response::{Grant, GrantRecord, Response, SmError};
 pub use table::LockTable;

@@ -5,7 +5,28 @@
 use crate::ids::{LeaseId, Token};
 use serde::{Deserialize, Serialize};
 
-/// A lock grant.
+/// A lock grant as the lock table records and answers it.
+///
+/// It carries no signature: the signed token is a pure function of these
+/// fields and the signing key named by `key_id`, so only the replica that
+/// answers a client computes it ([`crate::table::LockTable::sign`]), once,
+/// instead of every replica on every apply (signing was the largest CPU cost
+/// of a grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub lock: String,
+    /// The fencing token: the log index of the granting entry.
+    pub token: Token,
+    pub lease: LeaseId,
+    /// The holder's value (election proclamation), possibly empty.
+    pub value: String,
+    /// The id of the key that signs this grant (the newest at grant time).
+    pub key_id: u32,
+    /// Display only: the proposing leader's wall clock, in the signed claims.
+    pub issued_at_ms: u64,
+}
+
+/// A lock grant as clients see it: the record plus its signed token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub lock: String,
@@ -33,7 +54,7 @@ pub enum Response {
         lease: LeaseId,
         released: Vec<String>,
     },
-    Granted(Grant),
+    Granted(GrantRecord),
     /// The lock is held and the caller joined the queue at `position` (0 = next).
     Queued {
         lock: String,

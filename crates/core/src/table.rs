@@ -17,7 +17,7 @@
 use crate::command::{Command, Origin, Request};
 use crate::ids::{ClientId, LeaseId, Token};
 use crate::limits::Limits;
-use crate::response::{Grant, Response, SmError};
+use crate::response::{Grant, GrantRecord, Response, SmError};
 use crate::token::{self, TokenClaims};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ struct Waiter {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Lock {
-    holder: Option<Grant>,
+    holder: Option<GrantRecord>,
     /// FIFO. Bounded by `Limits::waiters_per_lock_max`.
     waiters: VecDeque<Waiter>,
 }
@@ -129,7 +129,7 @@ struct Session {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockStatus {
     pub lock: String,
-    pub holder: Option<Grant>,
+    pub holder: Option<GrantRecord>,
     /// Leases queued, in FIFO order.
     pub waiters: Vec<LeaseId>,
 }
@@ -174,6 +174,32 @@ impl LockTable {
         self.signing_keys.iter().map(|s| SigningKey::from_bytes(s).verifying_key()).collect()
     }
 
+    /// The grant as a client receives it, with its signed token. Signed with
+    /// the key the grant names, which the table keeps while grants it signed
+    /// may still be answered.
+    pub fn sign(&self, g: &GrantRecord) -> Result<Grant, SmError> {
+        let key = self
+            .signing_keys
+            .iter()
+            .map(SigningKey::from_bytes)
+            .find(|k| token::key_id(&k.verifying_key()) == g.key_id)
+            .ok_or(SmError::NoSigningKey)?;
+        let claims = TokenClaims {
+            key_id: g.key_id,
+            lock: g.lock.clone(),
+            token: g.token.0,
+            lease: g.lease.0,
+            issued_at_ms: g.issued_at_ms,
+        };
+        Ok(Grant {
+            lock: g.lock.clone(),
+            token: g.token,
+            lease: g.lease,
+            signed: token::sign(&key, claims),
+            value: g.value.clone(),
+        })
+    }
+
     pub fn lease(&self, id: LeaseId) -> Option<&Lease> {
         self.leases.get(&id)
     }
@@ -192,7 +218,7 @@ impl LockTable {
     }
 
     /// Locks (in name order) that hold a lock, for listings.
-    pub fn held_locks(&self) -> impl Iterator<Item = &Grant> {
+    pub fn held_locks(&self) -> impl Iterator<Item = &GrantRecord> {
         self.locks.values().filter_map(|l| l.holder.as_ref())
     }
 
@@ -431,8 +457,9 @@ impl LockTable {
         id: LeaseId,
         value: String,
         ev: &mut Vec<Event>,
-    ) -> Result<Grant, SmError> {
+    ) -> Result<GrantRecord, SmError> {
         let secret = self.signing_keys.last().ok_or(SmError::NoSigningKey)?;
+        let key_id = token::key_id(&SigningKey::from_bytes(secret).verifying_key());
         #[cfg(feature = "bugs")]
         let index = if crate::bugs::reuse_tokens() && self.max_token > 0 { self.max_token } else { index };
         #[cfg(feature = "bugs")]
@@ -441,10 +468,8 @@ impl LockTable {
         let reusing = false;
         assert!(reusing || index > self.max_token, "token {index} would not exceed {}", self.max_token);
         self.max_token = index;
-        let key = SigningKey::from_bytes(secret);
-        let claims = TokenClaims { key_id: 0, lock: name.to_string(), token: index, lease: id.0, issued_at_ms: at_ms };
         let grant =
-            Grant { lock: name.to_string(), token: Token(index), lease: id, signed: token::sign(&key, claims), value };
+            GrantRecord { lock: name.to_string(), token: Token(index), lease: id, value, key_id, issued_at_ms: at_ms };
         let lock = self.locks.entry(name.to_string()).or_default();
         assert!(lock.holder.is_none(), "lock {name:?} granted while held");
         lock.holder = Some(grant.clone());
@@ -599,5 +624,43 @@ impl LockTable {
         }
         ev.push(Event::Claimed { name: name.to_string(), token: Token(index) });
         Ok(Response::Claimed { name: name.to_string(), token: Token(index), owner: owner.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Command, Request};
+    use crate::token::{secret_from_entropy, verify};
+
+    fn entry(cmd: Command) -> Request {
+        Request { origin: None, at_ms: 7, cmd }
+    }
+
+    /// The signature is computed on answering, not stored: it must verify
+    /// with the cluster's key, carry the record's claims, and be the same on
+    /// every replica (the retry of a lost reply may be answered elsewhere).
+    #[test]
+    fn a_grant_signed_on_answering_verifies_and_is_identical_on_every_replica() {
+        let run = || {
+            let mut t = LockTable::new(Limits::default());
+            t.apply(1, &entry(Command::SetSigningKey { secret: secret_from_entropy(&[9; 32]) }));
+            t.apply(2, &entry(Command::LeaseGrant { ttl_ms: 10_000 }));
+            let applied = t.apply(
+                3,
+                &entry(Command::Acquire { lock: "a".into(), lease: LeaseId(2), wait: false, value: String::new() }),
+            );
+            let Response::Granted(record) = applied.response else { panic!("not granted: {:?}", applied.response) };
+            let grant = t.sign(&record).expect("the key is held");
+            (t, grant)
+        };
+        let (t, a) = run();
+        let (_, b) = run();
+        assert_eq!(a, b, "deterministic across replicas");
+        let claims = verify(&t.public_keys(), &a.signed).expect("verifies with the cluster key");
+        assert_eq!((claims.lock.as_str(), claims.token, claims.lease), ("a", 3, 2));
+        let other = LockTable::new(Limits::default());
+        let record = t.lock_status("a").holder.expect("held");
+        assert_eq!(other.sign(&record), Err(SmError::NoSigningKey), "no key, no signature");
     }
 }

@@ -17,9 +17,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use fenced_core::api::*;
 use fenced_core::command::{Command, Origin, Request};
-use fenced_core::table::{EndReason, Event};
+use fenced_core::table::{EndReason, Event, LockStatus};
 use fenced_core::token::encode_public_key;
-use fenced_core::{ClientId, LeaseId, Response, SmError, Token};
+use fenced_core::{ClientId, GrantRecord, LeaseId, Response, SmError, Token};
 use fenced_io::frame;
 use openraft::async_runtime::WatchReceiver;
 use serde::de::DeserializeOwned;
@@ -176,8 +176,18 @@ async fn lease_revoke(
     }
 }
 
-/// Acquire, waiting in the FIFO queue up to `wait_ms`.
+/// Acquire, waiting in the FIFO queue up to `wait_ms`, and sign the grant.
 async fn acquire(app: &App, b: AcquireRequest) -> Result<fenced_core::Grant, ApiError> {
+    let record = acquire_record(app, b).await?;
+    sign(app, &record)
+}
+
+/// The signed token is computed here, by the one replica that answers.
+fn sign(app: &App, record: &GrantRecord) -> Result<fenced_core::Grant, ApiError> {
+    Ok(app.shared.read(|t| t.sign(record))?)
+}
+
+async fn acquire_record(app: &App, b: AcquireRequest) -> Result<GrantRecord, ApiError> {
     let wait = Duration::from_millis(b.wait_ms);
     if wait > WAIT_MAX {
         return Err(ApiError::bad_request(format!(
@@ -302,7 +312,12 @@ async fn lock_status(
         return Ok(forwarded);
     }
     let s = app.shared.read(|t| t.lock_status(&q.lock));
-    Ok(Json(LockStatusResponse { lock: s.lock, holder: s.holder, waiters: s.waiters.iter().map(|l| l.0).collect() })
+    status_response(&app, s)
+}
+
+fn status_response(app: &App, s: LockStatus) -> Result<AxResponse, ApiError> {
+    let holder = s.holder.as_ref().map(|h| sign(app, h)).transpose()?;
+    Ok(Json(LockStatusResponse { lock: s.lock, holder, waiters: s.waiters.iter().map(|l| l.0).collect() })
         .into_response())
 }
 
@@ -476,8 +491,7 @@ async fn observe(
         return Ok(forwarded);
     }
     let s = app.shared.read(|t| t.lock_status(&election_lock(&q.election)));
-    Ok(Json(LockStatusResponse { lock: s.lock, holder: s.holder, waiters: s.waiters.iter().map(|l| l.0).collect() })
-        .into_response())
+    status_response(&app, s)
 }
 
 fn cluster_status_of(app: &App) -> ClusterStatus {
