@@ -297,6 +297,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         .rng_seed(cfg.seed)
         .epoch(epoch)
         .simulation_duration(cfg.duration + SETTLE + Duration::from_secs(120))
+        .tick_duration(cfg.tick)
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(5))
         // A held or partitioned host can have many connection attempts queued.

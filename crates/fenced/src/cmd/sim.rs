@@ -53,6 +53,10 @@ pub struct SimArgs {
     /// Clock drift beyond the clients' assumed rho (5 % instead of 0.04 %).
     #[arg(long)]
     pub drift_beyond_rho: bool,
+    /// Simulation time step (1ms to 10ms). Longer steps run faster but
+    /// quantise latencies, so fewer operations fit in a simulated second.
+    #[arg(long, default_value = "1ms", value_parser = parse_tick)]
+    pub tick: Duration,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     pub l1_bound: Duration,
@@ -72,6 +76,14 @@ pub struct SimArgs {
     /// setups, e.g. --unfenced): exit 0 only if one was found.
     #[arg(long)]
     pub expect_violation: bool,
+}
+
+fn parse_tick(s: &str) -> Result<Duration, String> {
+    let d = super::parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_millis(10) || d.subsec_micros() % 1000 != 0 {
+        return Err(format!("{s}: the tick must be a whole number of milliseconds from 1ms to 10ms"));
+    }
+    Ok(d)
 }
 
 fn parse_nodes(s: &str) -> Result<u64, String> {
@@ -94,6 +106,7 @@ impl SimArgs {
         c.unfenced = self.unfenced;
         c.drift_beyond_rho = self.drift_beyond_rho;
         c.l1_bound = self.l1_bound;
+        c.tick = self.tick;
         c
     }
 
