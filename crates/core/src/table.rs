@@ -153,6 +153,54 @@ pub struct LockTable {
     session_lru: BTreeMap<u64, ClientId>,
     /// Locks freed with waiters but not yet handed over.
     pending_handoff: BTreeSet<String>,
+    /// Expanded forms of `signing_keys` (not state: skipped by serde).
+    #[serde(skip)]
+    key_cache: KeyCache,
+}
+
+/// Expanded signing keys, memoised by secret. Expanding a secret derives its
+/// public half, a scalar multiplication as slow as a signature; doing it on
+/// every grant and every answer doubled the cost of signing. Not part of the
+/// replicated state: it is skipped by serde and equal to any other cache.
+#[derive(Default)]
+struct KeyCache(std::sync::Mutex<BTreeMap<[u8; 32], SigningKey>>);
+
+impl KeyCache {
+    /// Keys live in the table at most two at a time; forget old ones beyond this.
+    const MAX: usize = 8;
+
+    fn get(&self, secret: &[u8; 32]) -> SigningKey {
+        let Ok(mut keys) = self.0.lock() else { return SigningKey::from_bytes(secret) };
+        if let Some(k) = keys.get(secret) {
+            return k.clone();
+        }
+        let k = SigningKey::from_bytes(secret);
+        if keys.len() >= Self::MAX {
+            keys.clear();
+        }
+        keys.insert(*secret, k.clone());
+        k
+    }
+}
+
+impl Clone for KeyCache {
+    fn clone(&self) -> Self {
+        KeyCache::default()
+    }
+}
+
+impl PartialEq for KeyCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for KeyCache {}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache")
+    }
 }
 
 impl LockTable {
@@ -171,7 +219,7 @@ impl LockTable {
     /// The public keys a resource should accept, newest last.
     pub fn public_keys(&self) -> Vec<VerifyingKey> {
         // Newest last; only the newest signs.
-        self.signing_keys.iter().map(|s| SigningKey::from_bytes(s).verifying_key()).collect()
+        self.signing_keys.iter().map(|s| self.key_cache.get(s).verifying_key()).collect()
     }
 
     /// The grant as a client receives it, with its signed token. Signed with
@@ -181,7 +229,7 @@ impl LockTable {
         let key = self
             .signing_keys
             .iter()
-            .map(SigningKey::from_bytes)
+            .map(|s| self.key_cache.get(s))
             .find(|k| token::key_id(&k.verifying_key()) == g.key_id)
             .ok_or(SmError::NoSigningKey)?;
         let claims = TokenClaims {
@@ -459,7 +507,7 @@ impl LockTable {
         ev: &mut Vec<Event>,
     ) -> Result<GrantRecord, SmError> {
         let secret = self.signing_keys.last().ok_or(SmError::NoSigningKey)?;
-        let key_id = token::key_id(&SigningKey::from_bytes(secret).verifying_key());
+        let key_id = token::key_id(&self.key_cache.get(secret).verifying_key());
         #[cfg(feature = "bugs")]
         let index = if crate::bugs::reuse_tokens() && self.max_token > 0 { self.max_token } else { index };
         #[cfg(feature = "bugs")]
