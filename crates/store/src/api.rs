@@ -169,7 +169,11 @@ async fn warn_unfenced(mut resp: Response) -> Response {
 }
 
 async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "ok": true, "unsafe_no_fencing": app.config.unsafe_no_fencing }))
+    Json(serde_json::json!({
+        "ok": true,
+        "unsafe_no_fencing": app.config.unsafe_no_fencing,
+        "trust_unsigned_tokens": app.config.trust_unsigned_tokens,
+    }))
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -193,6 +197,17 @@ fn write_request(app: &App, key: String, op: WriteOp, h: &HeaderMap) -> Result<W
     let token = if app.config.unsafe_no_fencing {
         // Demonstration mode: whatever was presented is recorded, unchecked.
         presented.and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+    } else if app.config.trust_unsigned_tokens {
+        // Comparison mode: the number takes part in the stale check, but
+        // nothing proves the lock service issued it.
+        let t = presented.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_token",
+                "this store trusts unsigned tokens but still checks them: send Fenced-Token: <u64>",
+            )
+        })?;
+        t.trim().parse().map_err(|_| AuthError::MalformedNumber(t.to_string()))?
     } else {
         app.verifier.authorize(&app.config.guards, &key, presented, header(h, H_SIGNED_TOKEN)?)?
     };

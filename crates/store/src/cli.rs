@@ -51,7 +51,7 @@ pub struct ServeArgs {
     /// The lock service's public key (`ed25519:...`), or a file holding one
     /// key per line or the JSON of `GET /v1/cluster/key`. Repeat during a key
     /// rotation.
-    #[arg(long = "cluster-key", required_unless_present = "unsafe_no_fencing")]
+    #[arg(long = "cluster-key", required_unless_present_any = ["unsafe_no_fencing", "trust_unsigned_tokens"])]
     pub cluster_keys: Vec<String>,
     /// `PREFIX=LOCK`: keys starting with PREFIX are guarded by LOCK (default:
     /// a key is guarded by the lock of the same name). Repeatable.
@@ -59,8 +59,13 @@ pub struct ServeArgs {
     pub guards: Vec<(String, String)>,
     /// Accept every write whatever its token (demonstrates Figure 8-4). Never
     /// in production.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trust_unsigned_tokens")]
     pub unsafe_no_fencing: bool,
+    /// Check the fencing token's number but accept it without a signature:
+    /// a comparison aid for lock services whose tokens are plain integers
+    /// (etcd revisions). Any client can forge a number. Never in production.
+    #[arg(long)]
+    pub trust_unsigned_tokens: bool,
     /// Largest value, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub value_len_max: usize,
@@ -190,6 +195,7 @@ pub fn serve_config(a: &ServeArgs) -> Result<StoreConfig, StoreCliError> {
     }
     c.guards = guards;
     c.unsafe_no_fencing = a.unsafe_no_fencing;
+    c.trust_unsigned_tokens = a.trust_unsigned_tokens;
     c.limits.value_len_max = a.value_len_max;
     c.limits.body_len_max = a.value_len_max;
     Ok(c)
@@ -203,7 +209,13 @@ async fn serve(a: ServeArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreC
         clock: Arc::new(SystemClock::new()),
     };
     let running = crate::server::start(config, seams).await?;
-    let mode = if a.unsafe_no_fencing { " (UNSAFE: no fencing)" } else { "" };
+    let mode = if a.unsafe_no_fencing {
+        " (UNSAFE: no fencing)"
+    } else if a.trust_unsigned_tokens {
+        " (comparison aid: unsigned tokens trusted)"
+    } else {
+        ""
+    };
     writeln!(out, "fenced store listening on {}{mode}", running.addr).map_err(StoreCliError::Output)?;
     out.flush().map_err(StoreCliError::Output)?;
     wait_for_signal().await;

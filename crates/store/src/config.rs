@@ -83,6 +83,12 @@ pub struct StoreConfig {
     pub guards: GuardMap,
     /// Accept every write whatever its token: for demonstrating Figure 8-4.
     pub unsafe_no_fencing: bool,
+    /// Check the token *number* (`Fenced-Token`) against the key's highest
+    /// token, but without a signature: any client could forge a number. A
+    /// comparison aid for lock services whose tokens are plain integers (etcd's
+    /// revisions in `fenced chaos --target etcd`); never the default, and
+    /// exclusive with `unsafe_no_fencing`.
+    pub trust_unsigned_tokens: bool,
     pub limits: StoreLimits,
     /// Compact (snapshot, then empty the WAL) once the WAL exceeds this.
     pub compact_wal_bytes: u64,
@@ -101,6 +107,7 @@ impl StoreConfig {
             cluster_keys,
             guards: GuardMap::default(),
             unsafe_no_fencing: false,
+            trust_unsigned_tokens: false,
             limits: StoreLimits::default(),
             compact_wal_bytes: 64 << 20,
             batch_max: 256,

@@ -20,7 +20,13 @@ pub struct RunningStore {
 
 /// Recover the store from `seams.disk`, bind `config.listen`, and serve.
 pub async fn start(config: StoreConfig, seams: StoreSeams) -> io::Result<RunningStore> {
-    if config.cluster_keys.is_empty() && !config.unsafe_no_fencing {
+    if config.unsafe_no_fencing && config.trust_unsigned_tokens {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--unsafe-no-fencing and --trust-unsigned-tokens exclude each other: pick one",
+        ));
+    }
+    if config.cluster_keys.is_empty() && !config.unsafe_no_fencing && !config.trust_unsigned_tokens {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "a fenced store needs at least one cluster key"));
     }
     let (store, writer, recovery) = Store::open(seams.disk.clone(), EngineOptions::from_config(&config))?;
@@ -31,6 +37,13 @@ pub async fn start(config: StoreConfig, seams: StoreSeams) -> io::Result<Running
             %addr,
             "UNSAFE: --unsafe-no-fencing is on; this store accepts EVERY write whatever its token, \
              so a paused client can overwrite newer data (DDIA Figure 8-4). For demonstrations only."
+        );
+    }
+    if config.trust_unsigned_tokens {
+        tracing::warn!(
+            %addr,
+            "--trust-unsigned-tokens is on; this store checks token numbers but not who issued them, \
+             so any client can forge a high number. A comparison aid for integer-token lock services."
         );
     }
     tracing::info!(

@@ -5,7 +5,7 @@ mod common;
 use axum::http::Method;
 use common::*;
 use fenced_store::client::{Fence, Idem};
-use fenced_store::StoreError;
+use fenced_store::{StoreConfig, StoreError};
 
 async fn value(c: &fenced_store::StoreClient, key: &str) -> Option<(Vec<u8>, u64, u64)> {
     c.get(key).await.expect("get").map(|o| (o.value.to_vec(), o.version, o.token))
@@ -238,4 +238,42 @@ async fn unfenced_store_accepts_everything_and_says_so() {
     let r = raw(&s.addr, Method::GET, "/v1/objects/missing", &[], b"").await;
     assert_eq!((r.status.as_u16(), r.headers["fenced-warning"].to_str().ok()), (404, Some("unfenced-store")));
     s.stop().await;
+}
+
+#[tokio::test]
+async fn trust_unsigned_store_checks_numbers_without_signatures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = StoreConfig::new("127.0.0.1:0", Vec::new());
+    cfg.trust_unsigned_tokens = true;
+    let s = start_dir(dir.path(), cfg).await;
+    let c = client(&s.addr);
+    let bare = |token| Fence { token, signed: String::new() };
+    c.write("k", Some("new".into()), Some(&bare(34)), None, None).await.expect("34 accepted unsigned");
+    // The number still fences: an older one is refused and changes nothing.
+    match c.write("k", Some("old".into()), Some(&bare(33)), None, None).await {
+        Err(StoreError::StaleToken { presented: 33, current: 34 }) => {}
+        other => panic!("expected stale, got {other:?}"),
+    }
+    assert_eq!(value(&c, "k").await, Some((b"new".to_vec(), 1, 34)));
+    // A write must still say which token it holds.
+    let r = raw(&s.addr, Method::PUT, "/v1/objects/k", &[], b"none").await;
+    assert_eq!((r.status.as_u16(), json(&r)["code"].as_str()), (400, Some("missing_token")));
+    let r = raw(&s.addr, Method::PUT, "/v1/objects/k", &[("fenced-token", "x")], b"none").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(value(&c, "k").await, Some((b"new".to_vec(), 1, 34)));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn trust_unsigned_and_no_fencing_exclude_each_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(true);
+    cfg.trust_unsigned_tokens = true;
+    let seams = fenced_store::StoreSeams {
+        transport: std::sync::Arc::new(fenced_io::transport::TcpTransport),
+        disk: std::sync::Arc::new(fenced_io::disk::FsDisk::open(dir.path()).expect("disk")),
+        clock: std::sync::Arc::new(fenced_io::clock::SystemClock::new()),
+    };
+    let e = fenced_store::start(cfg, seams).await.err().expect("refused");
+    assert!(e.to_string().contains("exclude each other"), "{e}");
 }
