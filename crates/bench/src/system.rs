@@ -116,6 +116,34 @@ impl Etcd {
         }
     }
 
+    /// Per-request and per-call timeouts (defaults 2 s and 10 s).
+    pub fn with_timeouts(mut self, request: Duration, call: Duration) -> Self {
+        self.request_timeout = request;
+        self.call_timeout = call;
+        self
+    }
+
+    /// The `create_revision` of `key` (base64, as `/v3/lock/lock` returns it),
+    /// read linearizably; `None` if the key is gone (its lease expired).
+    /// The create revisions of one lock's keys order its holders (each waits
+    /// for every older key to go), which makes it a fencing token.
+    pub async fn create_revision(&self, key_b64: &str) -> Result<Option<u64>, OpError> {
+        let v = self.post("/v3/kv/range", &json!({ "key": key_b64 }), Duration::ZERO).await?;
+        Ok(v.get("kvs").and_then(|k| k.get(0)).and_then(|kv| int(kv, &["create_revision"])))
+    }
+
+    /// Revoke `lease`, deleting the keys attached to it.
+    pub async fn revoke(&self, lease: u64) -> Result<(), OpError> {
+        self.post("/v3/lease/revoke", &json!({ "ID": lease.to_string() }), Duration::ZERO).await.map(|_| ())
+    }
+
+    /// `(member id, leader id)` as this one endpoint reports them.
+    pub async fn member_status(endpoint: &str, timeout: Duration) -> Option<(u64, u64)> {
+        let one = Etcd::new(Arc::new(vec![endpoint.to_string()]), 0).with_timeouts(timeout, timeout);
+        let v = one.post("/v3/maintenance/status", &json!({}), Duration::ZERO).await.ok()?;
+        Some((int(&v, &["header", "member_id"])?, int(&v, &["leader"])?))
+    }
+
     /// POST `body` to `path`, failing over on transport errors and 5xx.
     pub async fn post(&self, path: &str, body: &Value, extra: Duration) -> Result<Value, OpError> {
         let bytes = Bytes::from(body.to_string());
@@ -163,7 +191,7 @@ impl Etcd {
 }
 
 /// etcd's int64s travel as JSON strings.
-fn int(v: &Value, path: &[&str]) -> Option<u64> {
+pub fn int(v: &Value, path: &[&str]) -> Option<u64> {
     let mut v = v;
     for p in path {
         v = v.get(p)?;
@@ -218,10 +246,9 @@ pub async fn leader_endpoint(kind: Kind, endpoints: &[String]) -> Option<String>
             None
         }
         Kind::Etcd => {
-            for (i, ep) in endpoints.iter().enumerate() {
-                let one = Etcd { call_timeout: Duration::from_millis(500), ..Etcd::new(Arc::new(vec![ep.clone()]), i) };
-                if let Ok(v) = one.post("/v3/maintenance/status", &json!({}), Duration::ZERO).await {
-                    if int(&v, &["leader"]).is_some() && int(&v, &["leader"]) == int(&v, &["header", "member_id"]) {
+            for ep in endpoints {
+                if let Some((me, leader)) = Etcd::member_status(ep, Duration::from_millis(500)).await {
+                    if leader != 0 && me == leader {
                         return Some(ep.clone());
                     }
                 }

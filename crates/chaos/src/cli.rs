@@ -3,11 +3,13 @@
 //! needs from the same binary: `fenced chaos client` (one workload process)
 //! and `fenced chaos store` (the fenced store, in its namespace).
 
+use crate::compare::{self, Row};
 use crate::error::ChaosError;
 use crate::nemesis::Kind;
 use crate::run::{self, Config, Outcome};
+use crate::target::Target;
 use crate::worker::{self, WorkerArgs};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -32,18 +34,12 @@ pub enum Role {
     Store(fenced_store::cli::ServeArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Target {
-    Fenced,
-    Etcd,
-    Redlock,
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Replicas (3 or 5), one network namespace each.
-    #[arg(long, default_value_t = 3)]
-    pub nodes: u64,
+    /// Server processes (3 or 5), one network namespace each. Default 3, and
+    /// 5 for redlock and --compare (Redlock's recommended N).
+    #[arg(long)]
+    pub nodes: Option<u64>,
     /// Client processes.
     #[arg(long, default_value_t = 3)]
     pub clients: u64,
@@ -53,8 +49,15 @@ pub struct RunArgs {
     /// Faults to inject, comma-separated.
     #[arg(long, default_value = "partition,one-way,pause,kill,clock,limp", value_delimiter = ',')]
     pub nemesis: Vec<Kind>,
+    /// The system under test: fenced; etcd with the lock key's revision as a
+    /// token the store checks (unsigned); etcd without a token; Redlock over
+    /// redis-server (no token exists).
     #[arg(long, value_enum, default_value = "fenced")]
     pub target: Target,
+    /// Run every target on the same seed and schedule, one after another,
+    /// and print a table (also DIR/compare.json and DIR/compare.html).
+    #[arg(long, conflicts_with = "target")]
+    pub compare: bool,
     /// Seed of the fault schedule and the workload.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -91,40 +94,70 @@ pub async fn run(args: ChaosArgs, bin: PathBuf) -> Result<i32, ChaosError> {
 }
 
 async fn run_driver(a: RunArgs, bin: PathBuf) -> Result<i32, ChaosError> {
-    match a.target {
-        Target::Fenced => {}
-        Target::Etcd => return Err(ChaosError::TargetNotImplemented("etcd".into())),
-        Target::Redlock => return Err(ChaosError::TargetNotImplemented("redlock".into())),
-    }
     if a.clients == 0 || a.clients > 64 {
         return Err(ChaosError::Usage("--clients must be between 1 and 64".into()));
     }
     let seed = a.seed.unwrap_or_else(rand::random);
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("chaos-{seed}")));
-    let cfg = Config {
-        bin,
-        nodes: a.nodes,
-        clients: a.clients,
-        duration: a.duration,
-        kinds: a.nemesis.iter().copied().collect::<BTreeSet<_>>(),
-        seed,
-        out: out.clone(),
-        locks: a.locks.max(1),
-        ttl: a.ttl,
-        progress: true,
-    };
-    let o = run::run(cfg).await?;
-    if a.json {
-        println!("{}", summary_json(&o, seed, &out));
-    } else {
-        print!("{}", summary_text(&o, seed, &out));
+    let targets: Vec<Target> = if a.compare { Target::ALL.to_vec() } else { vec![a.target] };
+    let nodes = a.nodes.unwrap_or(if a.compare || a.target == Target::Redlock { 5 } else { 3 });
+    if targets.contains(&Target::Redlock) && nodes != 5 {
+        return Err(ChaosError::Usage(
+            "Redlock runs on 5 independent redis-server processes (its recommended N); use --nodes 5".into(),
+        ));
     }
-    Ok(fenced_check::verdict::exit_code(&o.verdicts))
+    let mut outcomes = Vec::new();
+    for target in targets {
+        let dir = if a.compare { out.join(target.name()) } else { out.clone() };
+        let cfg = Config {
+            bin: bin.clone(),
+            target,
+            nodes,
+            clients: a.clients,
+            duration: a.duration,
+            kinds: a.nemesis.iter().copied().collect::<BTreeSet<_>>(),
+            seed,
+            out: dir.clone(),
+            locks: a.locks.max(1),
+            ttl: a.ttl,
+            progress: true,
+        };
+        if a.compare {
+            eprintln!("[chaos] === {} ===", target.name());
+        }
+        let o = run::run(cfg).await?;
+        if !a.compare {
+            if a.json {
+                println!("{}", summary_json(&o, seed, &dir));
+            } else {
+                print!("{}", summary_text(&o, seed, &dir));
+            }
+            return Ok(fenced_check::verdict::exit_code(&o.verdicts));
+        }
+        outcomes.push((o, dir));
+    }
+    let rows: Vec<Row> = outcomes.iter().map(|(o, dir)| Row::of(o, dir)).collect();
+    let doc = compare::json(seed, nodes, a.duration, &rows);
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|source| ChaosError::Write { path, source })
+    };
+    write("compare.json", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+    write("compare.html", compare::html(seed, nodes, a.duration, &rows))?;
+    if a.json {
+        println!("{doc}");
+    } else {
+        print!("{}", compare::text(seed, nodes, a.duration, &rows));
+        println!("(also {} and compare.html)", out.join("compare.json").display());
+    }
+    // The comparison ran; its findings are data, not a failure of the command.
+    Ok(0)
 }
 
 pub fn summary_json(o: &Outcome, seed: u64, out: &std::path::Path) -> serde_json::Value {
     json!({
-        "target": "fenced",
+        "target": o.target,
+        "metrics": o.metrics,
         "seed": seed,
         "status": o.status(),
         "verdicts": o.verdicts.iter().map(|v| json!({
@@ -139,7 +172,7 @@ pub fn summary_json(o: &Outcome, seed: u64, out: &std::path::Path) -> serde_json
 }
 
 pub fn summary_text(o: &Outcome, seed: u64, out: &std::path::Path) -> String {
-    let mut s = format!("fenced chaos: target fenced, seed {seed}, {} faults\n", o.schedule.len());
+    let mut s = format!("fenced chaos: target {}, seed {seed}, {} faults\n", o.target.name(), o.schedule.len());
     let c = o.counts();
     s.push_str(&format!(
         "client events: {} invoke, {} ok, {} fail, {} info\n",
@@ -156,6 +189,16 @@ pub fn summary_text(o: &Outcome, seed: u64, out: &std::path::Path) -> String {
             v.message
         ));
     }
+    let m = &o.metrics;
+    let pct = |a: &crate::metrics::Availability| a.ratio().map_or("-".into(), |r| format!("{:.0}%", r * 100.0));
+    s.push_str(&format!(
+        "acquires ok: {} during faults, {} outside; acquire p50 {:.1} ms, p99 {:.1} ms; {} stale writes refused\n",
+        pct(&m.during_faults),
+        pct(&m.outside_faults),
+        m.acquire_latency.p50_ms,
+        m.acquire_latency.p99_ms,
+        m.writes_refused_stale
+    ));
     for n in &o.notes {
         s.push_str(&format!("note: {n}\n"));
     }

@@ -21,8 +21,6 @@ pub enum ChaosError {
     NotReady(String),
     #[error("reading the replicas' logs failed: {0}")]
     Log(String),
-    #[error("target `{0}` is not implemented yet; only `fenced` is (see docs/chaos.md)")]
-    TargetNotImplemented(String),
     #[error("bad arguments: {0}")]
     Usage(String),
     #[error("interrupted; everything the run started was cleaned up")]

@@ -15,12 +15,17 @@
 //! process's workload), [`run`] (the driver), [`cli`] (arguments).
 
 pub mod cli;
+pub mod compare;
 pub mod error;
+pub mod metrics;
 pub mod nemesis;
 pub mod netns;
 pub mod plan;
 pub mod procs;
+pub mod redlock;
+pub mod resp;
 pub mod run;
+pub mod target;
 pub mod worker;
 
 pub use error::ChaosError;

@@ -13,6 +13,8 @@ use std::net::Ipv4Addr;
 pub const NS_PREFIX: &str = "fchaos-";
 /// The replicas' client and peer port.
 pub const REPLICA_PORT: u16 = 7001;
+/// etcd's peer port (its client port is [`REPLICA_PORT`]).
+pub const ETCD_PEER_PORT: u16 = 7002;
 /// The fenced store's port.
 pub const STORE_PORT: u16 = 7400;
 
@@ -95,6 +97,11 @@ impl AddressPlan {
         self.ids().map(|i| format!("{i}={}", self.node_addr(i))).collect::<Vec<_>>().join(",")
     }
 
+    /// `n1=http://10.77.X.1:7002,…`, as `etcd --initial-cluster` wants it.
+    pub fn etcd_initial_cluster(&self) -> String {
+        self.ids().map(|i| format!("n{i}=http://{}:{ETCD_PEER_PORT}", self.node_ip(i))).collect::<Vec<_>>().join(",")
+    }
+
     pub fn endpoints(&self) -> Vec<String> {
         self.ids().map(|i| self.node_addr(i)).collect()
     }
@@ -146,6 +153,10 @@ mod tests {
         assert_eq!(p.peers_arg(), "1=10.77.8.1:7001,2=10.77.8.2:7001,3=10.77.8.3:7001");
         assert_eq!(p.endpoints().len(), 3);
         assert_eq!(p.cidr(), "10.77.8.0/24");
+        assert_eq!(
+            p.etcd_initial_cluster(),
+            "n1=http://10.77.8.1:7002,n2=http://10.77.8.2:7002,n3=http://10.77.8.3:7002"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! happens, [`Procs::kill_all`] (also run on drop) ends exactly these.
 
 use crate::error::ChaosError;
-use crate::plan::AddressPlan;
+use crate::plan::{AddressPlan, ETCD_PEER_PORT, REPLICA_PORT};
+use crate::target::{StoreMode, Target};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,23 @@ pub fn faketime_lib() -> Option<PathBuf> {
     FAKETIME_LIBS.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
+/// Make the child get SIGKILL when the thread that started it dies, so that
+/// a chaos runner killed with `-9` takes its processes with it (the next
+/// run's leftover sweep only finds what lives inside namespaces). The
+/// driver starts processes from the thread that runs its future, which
+/// lives as long as the run.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only
+    // the child being set up.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid this run spawned.
     unsafe {
@@ -36,6 +54,7 @@ pub const ELECTION_TIMEOUT: &str = "1s";
 
 pub struct Procs {
     pub bin: PathBuf,
+    pub target: Target,
     pub dir: PathBuf,
     pub plan: AddressPlan,
     /// The libfaketime library replicas are started with, if any.
@@ -60,8 +79,8 @@ fn reap(mut c: Child) {
 }
 
 impl Procs {
-    pub fn new(bin: PathBuf, dir: PathBuf, plan: AddressPlan, faketime: Option<PathBuf>) -> Self {
-        Procs { bin, dir, plan, faketime, replicas: BTreeMap::new(), store: None, clients: BTreeMap::new() }
+    pub fn new(bin: PathBuf, target: Target, dir: PathBuf, plan: AddressPlan, faketime: Option<PathBuf>) -> Self {
+        Procs { bin, target, dir, plan, faketime, replicas: BTreeMap::new(), store: None, clients: BTreeMap::new() }
     }
 
     pub fn data_dir(&self, id: u64) -> PathBuf {
@@ -72,21 +91,65 @@ impl Procs {
         self.dir.join("data").join(format!("n{id}.faketime"))
     }
 
-    /// Start (or restart, after a kill) replica `id` in its namespace.
+    /// The command line of node `id`'s server for this run's target.
+    fn server_command(&self, id: u64) -> Command {
+        let ns = self.plan.node_ns(id);
+        let ip = self.plan.node_ip(id);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns]);
+        match self.target {
+            Target::Fenced => {
+                cmd.arg(&self.bin)
+                    .args(["serve", "--id", &id.to_string(), "--listen", &self.plan.node_addr(id)])
+                    .args(["--peers", &self.plan.peers_arg()])
+                    .arg("--data-dir")
+                    .arg(self.data_dir(id))
+                    .args(["--heartbeat", HEARTBEAT, "--election-timeout", ELECTION_TIMEOUT]);
+            }
+            Target::Etcd | Target::EtcdNoToken => {
+                // The same heartbeat and election timeout as the fenced
+                // replicas (they are also etcd's defaults). On a restart the
+                // data directory exists and the --initial-* flags are ignored.
+                let client = format!("http://{ip}:{REPLICA_PORT}");
+                let peer = format!("http://{ip}:{ETCD_PEER_PORT}");
+                cmd.arg("etcd")
+                    .args(["--name", &format!("n{id}")])
+                    .arg("--data-dir")
+                    .arg(self.data_dir(id))
+                    .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+                    .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                    .args(["--initial-cluster", &self.plan.etcd_initial_cluster()])
+                    .args(["--initial-cluster-state", "new", "--initial-cluster-token", &self.plan.prefix()])
+                    .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+                    .args(["--logger", "zap", "--log-level", "warn"]);
+            }
+            Target::Redlock => {
+                // As Redlock is commonly deployed: no persistence, so a
+                // restarted node has forgotten every lock (the Redlock
+                // page asks for fsync'ed AOF or delayed restarts instead).
+                cmd.arg("redis-server")
+                    .args(["--bind", &ip.to_string(), "--port", &REPLICA_PORT.to_string()])
+                    .args(["--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"])
+                    .arg("--dir")
+                    .arg(self.data_dir(id));
+            }
+        }
+        cmd
+    }
+
+    /// Start (or restart, after a kill) node `id`'s server in its namespace.
     pub fn spawn_replica(&mut self, id: u64) -> Result<u32, ChaosError> {
         let ns = self.plan.node_ns(id);
         let log = log_file(&self.dir.join(format!("n{id}.log")))?;
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns])
-            .arg(&self.bin)
-            .args(["serve", "--id", &id.to_string(), "--listen", &self.plan.node_addr(id)])
-            .args(["--peers", &self.plan.peers_arg()])
-            .arg("--data-dir")
-            .arg(self.data_dir(id))
-            .args(["--heartbeat", HEARTBEAT, "--election-timeout", ELECTION_TIMEOUT])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let dir = self.data_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|source| ChaosError::Write { path: dir.clone(), source })?;
+        let mut cmd = self.server_command(id);
+        cmd.stdin(Stdio::null()).stdout(
+            log.try_clone()
+                .map_err(|source| ChaosError::Write { path: self.dir.join(format!("n{id}.log")), source })?,
+        );
+        cmd.stderr(log);
+        die_with_parent(&mut cmd);
         if let Some(lib) = &self.faketime {
             // Only the wall clock is shifted: leases run on the monotonic
             // clock, which must not see the skew at all.
@@ -100,9 +163,10 @@ impl Procs {
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
                 .env("FAKETIME_CACHE_DURATION", "1");
         }
-        let child = cmd
-            .spawn()
-            .map_err(|source| ChaosError::Spawn { cmd: format!("ip netns exec {ns} fenced serve"), source })?;
+        let child = cmd.spawn().map_err(|source| ChaosError::Spawn {
+            cmd: format!("ip netns exec {ns} {}", self.target.name()),
+            source,
+        })?;
         let pid = child.id();
         if let Some(old) = self.replicas.insert(id, child) {
             reap(old);
@@ -121,7 +185,7 @@ impl Procs {
         }
     }
 
-    pub fn spawn_store(&mut self, cluster_keys: &[String]) -> Result<u32, ChaosError> {
+    pub fn spawn_store(&mut self, mode: StoreMode, cluster_keys: &[String]) -> Result<u32, ChaosError> {
         let ns = self.plan.store_ns();
         let log = log_file(&self.dir.join("store.log"))?;
         let mut cmd = Command::new("ip");
@@ -132,6 +196,8 @@ impl Procs {
         for k in cluster_keys {
             cmd.args(["--cluster-key", k]);
         }
+        cmd.args(mode.flags());
+        die_with_parent(&mut cmd);
         let child =
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().map_err(|source| ChaosError::Spawn {
                 cmd: format!("ip netns exec {ns} fenced chaos store"),
@@ -145,7 +211,9 @@ impl Procs {
     /// Start a client process; its stdout carries its events.
     pub fn spawn_client(&mut self, process: u64, args: &[String]) -> Result<(u32, ChildStdout), ChaosError> {
         let log = log_file(&self.dir.join(format!("client{process}.log")))?;
-        let mut child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        die_with_parent(&mut cmd);
+        let mut child = cmd
             .args(["chaos", "client"])
             .args(args)
             .stdin(Stdio::null())

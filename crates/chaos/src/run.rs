@@ -3,11 +3,15 @@
 //! report, and clean up whatever happens (including Ctrl-C).
 
 use crate::error::ChaosError;
+use crate::metrics::{self, Metrics};
 use crate::nemesis::{self, Fault, Kind, Planned};
 use crate::netns::{self, Net};
 use crate::plan::{AddressPlan, NS_PREFIX};
 use crate::procs::{self, Procs};
+use crate::redlock::Redlock;
+use crate::target::Target;
 use crate::worker::mono_ns;
+use fenced_bench::system::{Etcd, LockSystem};
 use fenced_check::checkers::check_all;
 use fenced_check::history::{Event, EventType, History, Process};
 use fenced_check::verdict::{Options, Status, Verdict};
@@ -29,6 +33,7 @@ use tokio::sync::mpsc;
 pub struct Config {
     /// The `fenced` binary to start replicas, the store and clients from.
     pub bin: PathBuf,
+    pub target: Target,
     pub nodes: u64,
     pub clients: u64,
     pub duration: Duration,
@@ -44,7 +49,9 @@ pub struct Config {
 /// What a run produced.
 #[derive(Debug)]
 pub struct Outcome {
+    pub target: Target,
     pub history: History,
+    pub metrics: Metrics,
     pub verdicts: Vec<Verdict>,
     pub schedule: Vec<Planned>,
     /// Things the reader must know: skipped nemeses, leftovers removed.
@@ -85,6 +92,15 @@ fn progress(cfg: &Config, msg: &str) {
     if cfg.progress {
         eprintln!("[chaos] {msg}");
     }
+}
+
+/// Faults start this long into the workload.
+pub const FAULTS_FROM: Duration = Duration::from_secs(2);
+
+/// When the final heal happens: the last quarter of the run (at least 5 s)
+/// is fault-free, so that L1 can judge availability after it.
+pub fn heal_at(duration: Duration) -> Duration {
+    duration.saturating_sub((duration / 4).max(Duration::from_secs(5)))
 }
 
 /// Run, and always clean up: on success, on error, and on Ctrl-C/SIGTERM.
@@ -135,6 +151,11 @@ fn preflight(cfg: &Config) -> Result<Preflight, ChaosError> {
             return Err(ChaosError::MissingTool { tool: tool.into(), hint: format!("apt-get install -y {pkg}") });
         }
     }
+    if let Some((tool, pkg)) = cfg.target.server_tool() {
+        if !netns::have(tool) {
+            return Err(ChaosError::MissingTool { tool: tool.into(), hint: format!("apt-get install -y {pkg}") });
+        }
+    }
     if !cfg.bin.exists() {
         return Err(ChaosError::NoBinary(cfg.bin.clone()));
     }
@@ -148,6 +169,26 @@ fn preflight(cfg: &Config) -> Result<Preflight, ChaosError> {
         kinds.remove(&Kind::Clock);
         notes.push("clock nemesis skipped: libfaketime is not installed (apt-get install -y faketime)".into());
     }
+    let faketime = match (kinds.contains(&Kind::Clock), cfg.target) {
+        (_, Target::Fenced) => faketime,
+        (false, _) => None,
+        (true, Target::Etcd | Target::EtcdNoToken) => {
+            notes.push(
+                "clock nemesis skipped on etcd: etcd is a Go binary, which reads the clock through the vDSO, \
+                 not libc, so libfaketime cannot reach it"
+                    .into(),
+            );
+            None
+        }
+        (true, Target::Redlock) => {
+            notes.push(
+                "clock nemesis skipped on redis: libfaketime cannot be preloaded into redis-server (its jemalloc \
+                 calls clock_gettime while libfaketime initialises, and the server aborts)"
+                    .into(),
+            );
+            None
+        }
+    };
     if kinds.contains(&Kind::Limp) && !netns::have("tc") {
         kinds.remove(&Kind::Limp);
         notes.push("limp nemesis skipped: `tc` is not installed (apt-get install -y iproute2)".into());
@@ -155,17 +196,41 @@ fn preflight(cfg: &Config) -> Result<Preflight, ChaosError> {
     Ok((kinds, notes, faketime))
 }
 
-/// The leader a majority of replicas names, asking each for its status.
-async fn leader(client: &Client, plan: &AddressPlan) -> Option<u64> {
+/// The leader a majority of nodes names, asking each for its status (`None`
+/// for Redlock, whose nodes are independent).
+async fn leader(target: Target, client: Option<&Client>, plan: &AddressPlan) -> Option<u64> {
     let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
-    for ep in plan.endpoints() {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(700), client.cluster_status_of(&ep)).await {
-            if let Some(l) = s.leader {
-                *votes.entry(l).or_default() += 1;
+    let mut node_of: BTreeMap<u64, u64> = BTreeMap::new();
+    match target {
+        Target::Fenced => {
+            let client = client?;
+            for ep in plan.endpoints() {
+                if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(700), client.cluster_status_of(&ep)).await
+                {
+                    if let Some(l) = s.leader {
+                        *votes.entry(l).or_default() += 1;
+                    }
+                }
             }
         }
+        Target::Etcd | Target::EtcdNoToken => {
+            for id in plan.ids() {
+                if let Some((me, l)) = Etcd::member_status(&plan.node_addr(id), Duration::from_millis(700)).await {
+                    node_of.insert(me, id);
+                    if l != 0 {
+                        *votes.entry(l).or_default() += 1;
+                    }
+                }
+            }
+        }
+        Target::Redlock => return None,
     }
-    votes.into_iter().find(|(_, n)| *n as u64 * 2 > plan.nodes).map(|(l, _)| l)
+    let l = votes.into_iter().find(|(_, n)| *n as u64 * 2 > plan.nodes).map(|(l, _)| l)?;
+    if target == Target::Fenced {
+        Some(l)
+    } else {
+        node_of.get(&l).copied()
+    }
 }
 
 /// What undoes an active fault.
@@ -182,7 +247,7 @@ struct Nemesis<'a> {
     cfg: &'a Config,
     plan: AddressPlan,
     res: Shared,
-    client: Client,
+    client: Option<Client>,
     holders: Arc<Mutex<BTreeMap<u64, bool>>>,
     seq: u64,
 }
@@ -199,7 +264,7 @@ impl Nemesis<'_> {
         let mut v = json!(f);
         let undo = match f {
             Fault::Partition { kind } => {
-                let l = leader(&self.client, &self.plan).await;
+                let l = leader(self.cfg.target, self.client.as_ref(), &self.plan).await;
                 let drops = nemesis::partition_drops(*kind, self.plan.nodes, l, self.cfg.seed ^ self.seq);
                 for (node, from) in &drops {
                     let ips: Vec<_> = from.iter().map(|n| self.plan.node_ip(*n)).collect();
@@ -217,7 +282,7 @@ impl Nemesis<'_> {
                 Undo::Nft(vec![*node])
             }
             Fault::Pause { node } => self.pause_replica(*node, &mut v),
-            Fault::PauseLeader => match leader(&self.client, &self.plan).await {
+            Fault::PauseLeader => match leader(self.cfg.target, self.client.as_ref(), &self.plan).await {
                 Some(l) => self.pause_replica(l, &mut v),
                 None => {
                     v["skipped"] = json!("no leader");
@@ -247,13 +312,19 @@ impl Nemesis<'_> {
                 Undo::Restart(*node)
             }
             Fault::Clock { node, offset_s } => {
-                let file = with_procs(&self.res, |p| p.faketime_file(*node));
-                if let Some(file) = file {
-                    std::fs::write(&file, nemesis::faketime_offset(*offset_s))
-                        .map_err(|source| ChaosError::Write { path: file, source })?;
-                }
+                let file = with_procs(&self.res, |p| p.faketime.is_some().then(|| p.faketime_file(*node))).flatten();
                 v["targets"] = json!([node]);
-                Undo::Clock(*node)
+                match file {
+                    Some(file) => {
+                        std::fs::write(&file, nemesis::faketime_offset(*offset_s))
+                            .map_err(|source| ChaosError::Write { path: file, source })?;
+                        Undo::Clock(*node)
+                    }
+                    None => {
+                        v["skipped"] = json!(format!("no libfaketime in {}'s servers", self.cfg.target.name()));
+                        Undo::Nothing
+                    }
+                }
             }
             Fault::Limp { node } => {
                 let ns = self.plan.node_ns(*node);
@@ -322,6 +393,43 @@ fn nemesis_event(f: &str, value: Value, epoch: u64) -> Event {
     }
 }
 
+/// Wait until the target serves: a leader that answers (and, for fenced,
+/// the cluster's signing keys, which the store needs); for Redlock, every
+/// redis node answering PING. Returns the keys.
+async fn wait_ready(target: Target, client: Option<&Client>, plan: &AddressPlan) -> Result<Vec<String>, ChaosError> {
+    for _ in 0..60 {
+        match target {
+            Target::Fenced => {
+                if let Some(c) = client {
+                    if leader(target, client, plan).await.is_some() {
+                        if let Ok(k) = c.cluster_key().await {
+                            return Ok(k.public_keys);
+                        }
+                    }
+                }
+            }
+            Target::Etcd | Target::EtcdNoToken => {
+                if leader(target, None, plan).await.is_some() {
+                    let etcd = Etcd::new(Arc::new(plan.endpoints()), 0)
+                        .with_timeouts(Duration::from_secs(1), Duration::from_secs(2));
+                    if let Ok(lease) = etcd.grant_lease(Duration::from_secs(5)).await {
+                        let _ = etcd.revoke(lease).await;
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+            Target::Redlock => {
+                let r = Redlock::new(Arc::new(TcpTransport), &plan.endpoints(), Duration::from_millis(500));
+                if r.ping().await as u64 == plan.nodes {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(ChaosError::NotReady(format!("{} had no leader (or a node did not answer) within 30 s", target.name())))
+}
+
 async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     let (kinds, mut notes, faketime) = preflight(cfg)?;
     let removed = netns::remove_leftovers()?;
@@ -338,7 +446,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     );
     if let Ok(mut g) = res.lock() {
         g.net = Some(Net::new(plan.clone()));
-        g.procs = Some(Procs::new(cfg.bin.clone(), out.clone(), plan.clone(), faketime));
+        g.procs = Some(Procs::new(cfg.bin.clone(), cfg.target, out.clone(), plan.clone(), faketime));
     }
     if let Ok(mut g) = res.lock() {
         if let Some(net) = g.net.as_mut() {
@@ -348,23 +456,18 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     for id in plan.ids() {
         with_procs(&res, |p| p.spawn_replica(id)).transpose()?;
     }
-    let mut ccfg = ClientConfig::new(plan.endpoints());
-    ccfg.request_timeout = Duration::from_millis(700);
-    ccfg.call_timeout = Duration::from_secs(3);
-    let client = Client::new(ccfg).map_err(|e| ChaosError::NotReady(e.to_string()))?;
-    let mut ready = None;
-    for _ in 0..60 {
-        if leader(&client, &plan).await.is_some() {
-            if let Ok(k) = client.cluster_key().await {
-                ready = Some(k);
-                break;
-            }
+    let client = match cfg.target {
+        Target::Fenced => {
+            let mut ccfg = ClientConfig::new(plan.endpoints());
+            ccfg.request_timeout = Duration::from_millis(700);
+            ccfg.call_timeout = Duration::from_secs(3);
+            Some(Client::new(ccfg).map_err(|e| ChaosError::NotReady(e.to_string()))?)
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let key = ready.ok_or_else(|| ChaosError::NotReady("no leader with a cluster key within 30 s".into()))?;
-    progress(cfg, "cluster up; starting the store");
-    with_procs(&res, |p| p.spawn_store(&key.public_keys)).transpose()?;
+        _ => None,
+    };
+    let keys = wait_ready(cfg.target, client.as_ref(), &plan).await?;
+    progress(cfg, &format!("{} up; starting the store ({:?})", cfg.target.name(), cfg.target.store_mode()));
+    with_procs(&res, |p| p.spawn_store(cfg.target.store_mode(), &keys)).transpose()?;
     let store = StoreClient::new(HttpClient::new(Arc::new(TcpTransport)), plan.store_addr())
         .with_timeout(Duration::from_secs(2));
     let mut store_up = false;
@@ -401,6 +504,8 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
             (cfg.ttl.as_millis() as u64).to_string(),
             "--seed".into(),
             cfg.seed.to_string(),
+            "--target".into(),
+            cfg.target.name().into(),
         ];
         let (_, stdout) = with_procs(&res, |p| p.spawn_client(c, &args))
             .transpose()?
@@ -422,9 +527,8 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
 
     // Faults run in [2 s, heal); the rest of the run is healed, so that L1
     // can judge availability after the heal.
-    let tail = (cfg.duration / 4).max(Duration::from_secs(5));
-    let heal_at = cfg.duration.saturating_sub(tail);
-    let schedule = nemesis::schedule(cfg.seed, cfg.nodes, &kinds, Duration::from_secs(2), heal_at);
+    let heal_at = heal_at(cfg.duration);
+    let schedule = nemesis::schedule(cfg.seed, cfg.nodes, &kinds, FAULTS_FROM, heal_at);
     progress(
         cfg,
         &format!(
@@ -438,6 +542,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     let holders: Arc<Mutex<BTreeMap<u64, bool>>> = Arc::default();
     let mut nem =
         Nemesis { cfg, plan: plan.clone(), res: res.clone(), client: client.clone(), holders: holders.clone(), seq: 0 };
+
     let mut events: Vec<Event> = Vec::new();
     let mut next = 0usize;
     let mut active: Option<(usize, Value, Undo)> = None;
@@ -533,23 +638,33 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let mut commit = 0u64;
-    for ep in plan.endpoints() {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), client.cluster_status_of(&ep)).await {
-            commit = commit.max(s.commit_index);
+    if let Some(client) = &client {
+        let mut commit = 0u64;
+        for ep in plan.endpoints() {
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), client.cluster_status_of(&ep)).await {
+                commit = commit.max(s.commit_index);
+            }
         }
+        with_procs(&res, |p| p.kill_servers());
+        let at = mono_ns().saturating_sub(epoch);
+        let (log, log_notes) = read_back(cfg, &plan, commit, at)?;
+        notes.extend(log_notes);
+        events.extend(log);
+    } else {
+        with_procs(&res, |p| p.kill_servers());
+        notes.push(format!(
+            "{} keeps no log of grants that could be read back, so S4, S7 and part of S5 are unknown; token: {}",
+            cfg.target.name(),
+            cfg.target.token_meaning()
+        ));
     }
-    with_procs(&res, |p| p.kill_servers());
-    let at = mono_ns().saturating_sub(epoch);
-    let (log, log_notes) = read_back(cfg, &plan, commit, at)?;
-    notes.extend(log_notes);
-    events.extend(log);
 
     let history = History::new(events);
     let opts = Options { l1_grace: Duration::from_secs(3), ..Default::default() };
     let verdicts = check_all(&history, &opts);
-    write_reports(&out, &history, &verdicts, &schedule, &notes)?;
-    Ok(Outcome { history, verdicts, schedule, notes, leftovers_after: Vec::new() })
+    let metrics = metrics::measure(&history);
+    write_reports(&out, cfg.target, &history, &verdicts, &metrics, &schedule, &notes)?;
+    Ok(Outcome { target: cfg.target, history, metrics, verdicts, schedule, notes, leftovers_after: Vec::new() })
 }
 
 /// Read every replica's log with `fenced debug log --json`, keep the
@@ -627,8 +742,10 @@ fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(
 
 fn write_reports(
     out: &std::path::Path,
+    target: Target,
     history: &History,
     verdicts: &[Verdict],
+    metrics: &Metrics,
     schedule: &[Planned],
     notes: &[String],
 ) -> Result<(), ChaosError> {
@@ -639,7 +756,17 @@ fn write_reports(
     write("history.jsonl", history.to_jsonl())?;
     let mut report = fenced_check::report::report_json(history, verdicts);
     if let Some(o) = report.as_object_mut() {
-        o.insert("chaos".into(), json!({"schedule": schedule, "notes": notes}));
+        o.insert(
+            "chaos".into(),
+            json!({
+                "target": target,
+                "store_mode": target.store_mode(),
+                "token": target.token_meaning(),
+                "metrics": metrics,
+                "schedule": schedule,
+                "notes": notes,
+            }),
+        );
     }
     write("report.json", serde_json::to_string_pretty(&report).unwrap_or_default())?;
     write("report.html", fenced_check::report::render_html(history, verdicts))?;

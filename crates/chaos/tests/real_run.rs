@@ -42,6 +42,7 @@ async fn short_real_run_against_fenced_is_valid_and_leaves_nothing() {
     let out = tempfile_dir();
     let cfg = Config {
         bin: fenced_bin(),
+        target: fenced_chaos::target::Target::Fenced,
         nodes: 3,
         clients: 3,
         duration: Duration::from_secs(20),
