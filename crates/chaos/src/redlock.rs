@@ -53,10 +53,10 @@ impl Held {
 /// Why an acquire gave up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedlockError {
-    /// A majority answered, but not a majority said OK, for the whole wait.
+    /// Certainly not a majority said OK (others hold the key), for the whole wait.
     #[error("lock held elsewhere")]
     Held,
-    /// Fewer than a majority of nodes answered on the last attempt.
+    /// Too many nodes did not answer on the last attempt to know.
     #[error("no majority of redis nodes answered: {0}")]
     Unavailable(String),
 }
@@ -115,7 +115,10 @@ impl Redlock {
         }
         // Failed: undo whatever was set, as the algorithm says.
         self.unlock(lock, value).await;
-        if answered >= self.quorum() {
+        // Certainly not held only if the nodes that said OK plus those whose
+        // answer is unknown (they may have set the key) are no majority.
+        let unknown = self.nodes.len() - answered;
+        if ok + unknown < self.quorum() {
             Attempt::Contended
         } else {
             let errors: Vec<String> = replies.into_iter().filter_map(|r| r.err()).collect();
