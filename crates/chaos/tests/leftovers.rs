@@ -6,27 +6,11 @@
 //! Needs root, `ip netns` and `nft`; fails under `CI` without them and is
 //! skipped elsewhere. Uses the `fenced` binary next to this test executable.
 
+mod common;
+
 use fenced_chaos::netns;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn fenced_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
-    let bin = dir.join("fenced");
-    assert!(bin.exists(), "the fenced binary is missing at {}: run `cargo build -p fenced` first", bin.display());
-    bin
-}
-
-fn can_run() -> bool {
-    let ok = netns::is_root() && netns::have("nft") && netns::run("ip", &["netns", "list"]).is_ok();
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "CI must run the chaos tests as root with iproute2 and nftables");
-        eprintln!("SKIPPED: the leftover test needs root, `ip netns` and `nft`");
-    }
-    ok
-}
 
 /// Children of `pid` (from /proc), with their command lines.
 fn children(pid: u32) -> Vec<(u32, String)> {
@@ -60,12 +44,12 @@ fn ours(run: u32) -> Vec<String> {
 
 #[test]
 fn a_runner_killed_with_sigkill_leaves_nothing_the_next_run_does_not_remove() {
-    if !can_run() {
+    if !common::can_run(&[]) {
         return;
     }
     let out = std::env::temp_dir().join(format!("fenced-chaos-leftover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let mut runner = Command::new(fenced_bin())
+    let mut runner = Command::new(common::fenced_bin())
         .args(["chaos", "--target", "fenced", "--duration", "60s", "--nemesis", "kill", "--seed", "5", "--out"])
         .arg(&out)
         .stdin(Stdio::null())

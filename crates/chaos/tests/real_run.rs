@@ -5,43 +5,22 @@
 //! The `fenced` binary is taken from next to this test executable
 //! (`target/<profile>/fenced`): build it first with `cargo build -p fenced`.
 
+mod common;
+
 use fenced_chaos::nemesis::Kind;
 use fenced_chaos::run::{self, Config};
 use fenced_check::verdict::Status;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn fenced_bin() -> PathBuf {
-    // target/<profile>/deps/real_run-HASH -> target/<profile>/fenced
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
-    let bin = dir.join("fenced");
-    assert!(bin.exists(), "the fenced binary is missing at {}: run `cargo build -p fenced` first", bin.display());
-    bin
-}
-
-fn can_run() -> bool {
-    let ok = fenced_chaos::netns::is_root()
-        && fenced_chaos::netns::have("nft")
-        && fenced_chaos::netns::run("ip", &["netns", "list"]).is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the chaos smoke test as root with iproute2 and nftables"
-        );
-        eprintln!("SKIPPED: the chaos smoke test needs root, `ip netns` and `nft`");
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_real_run_against_fenced_is_valid_and_leaves_nothing() {
-    if !can_run() {
+    if !common::can_run(&[]) {
         return;
     }
     let out = tempfile_dir();
     let cfg = Config {
-        bin: fenced_bin(),
+        bin: common::fenced_bin(),
         target: fenced_chaos::target::Target::Fenced,
         nodes: 3,
         clients: 3,

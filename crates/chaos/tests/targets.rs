@@ -12,6 +12,8 @@
 //! a printed reason elsewhere. The `fenced` binary is taken from next to
 //! this test executable: build it first with `cargo build -p fenced`.
 
+mod common;
+
 use fenced_chaos::nemesis::{self, Fault, Kind};
 use fenced_chaos::run::{self, Config, Outcome};
 use fenced_chaos::target::Target;
@@ -22,35 +24,6 @@ use std::time::Duration;
 
 const TTL: Duration = Duration::from_secs(1);
 const DURATION: Duration = Duration::from_secs(30);
-
-fn fenced_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
-    let bin = dir.join("fenced");
-    assert!(bin.exists(), "the fenced binary is missing at {}: run `cargo build -p fenced` first", bin.display());
-    bin
-}
-
-fn can_run(tool: &str) -> bool {
-    let mut missing = Vec::new();
-    if !fenced_chaos::netns::is_root() {
-        missing.push("root".to_string());
-    }
-    for t in ["nft", tool] {
-        if !fenced_chaos::netns::have(t) {
-            missing.push(format!("`{t}`"));
-        }
-    }
-    if fenced_chaos::netns::run("ip", &["netns", "list"]).is_err() {
-        missing.push("`ip netns`".into());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI must provide {} for the chaos target tests", missing.join(", "));
-    eprintln!("SKIPPED: this chaos test needs {}", missing.join(", "));
-    false
-}
 
 fn pause_only() -> BTreeSet<Kind> {
     [Kind::Pause].into_iter().collect()
@@ -78,7 +51,7 @@ async fn run_target(target: Target, nodes: u64) -> (Outcome, PathBuf) {
     let _ = std::fs::remove_dir_all(&out);
     eprintln!("{}: seed {seed}, output in {}", target.name(), out.display());
     let cfg = Config {
-        bin: fenced_bin(),
+        bin: common::fenced_bin(),
         target,
         nodes,
         clients: 3,
@@ -112,7 +85,7 @@ fn status(o: &Outcome, p: Property) -> Status {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_with_revision_tokens_lets_no_stale_write_land() {
-    if !can_run("etcd") {
+    if !common::can_run(&["etcd"]) {
         return;
     }
     let (o, out) = run_target(Target::Etcd, 3).await;
@@ -124,7 +97,7 @@ async fn etcd_with_revision_tokens_lets_no_stale_write_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redlock_client_paused_past_its_ttl_writes_stale_data() {
-    if !can_run("redis-server") {
+    if !common::can_run(&["redis-server"]) {
         return;
     }
     let (o, out) = run_target(Target::Redlock, 5).await;
