@@ -51,6 +51,9 @@ pub fn signal(pid: u32, sig: i32) {
 /// needs more room than loopback.
 pub const HEARTBEAT: &str = "100ms";
 pub const ELECTION_TIMEOUT: &str = "1s";
+/// Log entries between snapshots: far more than a long run writes (a
+/// 10-minute run writes a few hundred thousand).
+pub const SNAPSHOT_EVERY: &str = "100000000";
 
 pub struct Procs {
     pub bin: PathBuf,
@@ -104,7 +107,10 @@ impl Procs {
                     .args(["--peers", &self.plan.peers_arg()])
                     .arg("--data-dir")
                     .arg(self.data_dir(id))
-                    .args(["--heartbeat", HEARTBEAT, "--election-timeout", ELECTION_TIMEOUT]);
+                    .args(["--heartbeat", HEARTBEAT, "--election-timeout", ELECTION_TIMEOUT])
+                    // Keep the whole log for the read-back (S4, S5, S7):
+                    // a snapshot would purge its start.
+                    .args(["--snapshot-every", SNAPSHOT_EVERY]);
             }
             Target::Etcd | Target::EtcdNoToken => {
                 // The same heartbeat and election timeout as the fenced

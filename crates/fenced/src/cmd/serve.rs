@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Longest lease TTL a client may ask for.
     #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
     pub max_ttl: Duration,
+    /// Snapshot (and purge the log) after this many entries. `fenced chaos`
+    /// raises it so that the whole log can be read back for the checkers.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
 }
 
 /// Parse `1=host:port,2=host:port`.
@@ -67,6 +71,7 @@ pub fn config(a: &ServeArgs) -> anyhow::Result<ReplicaConfig> {
     c.election_timeout_min = a.election_timeout;
     c.election_timeout_max = a.election_timeout * 2;
     c.max_ttl = a.max_ttl;
+    c.snapshot_every_entries = a.snapshot_every;
     if c.heartbeat * 2 > c.election_timeout_min {
         bail!("--heartbeat must be at most half of --election-timeout");
     }
