@@ -3,10 +3,15 @@
 
 use std::path::PathBuf;
 
-/// The `fenced` binary next to this test executable
+/// The `fenced` binary: `$FENCED_BIN` if set (for a target directory shared
+/// by several checkouts, where the one next to the tests may be another
+/// tree's), else the one next to this test executable
 /// (`target/<profile>/deps/NAME-HASH` → `target/<profile>/fenced`): build it
 /// first with `cargo build -p fenced`.
 pub fn fenced_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("FENCED_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile> directory");
     let bin = dir.join("fenced");
