@@ -13,11 +13,11 @@ pub enum Target {
     /// etcd 3.4 members, etcd's lock API; the lock key's create revision is
     /// the token, checked by the store in its trust-unsigned mode.
     Etcd,
-    /// etcd 3.4 as above, but the writes carry no token (as commonly used):
-    /// the store accepts everything.
+    /// etcd 3.4 as above, but the token is not used, as commonly: the store
+    /// accepts every write (it only records the number, unchecked).
     EtcdNoToken,
-    /// Redlock over independent redis-server processes; no token exists, so
-    /// the store accepts everything.
+    /// Redlock over 5 independent redis-server processes; no token exists,
+    /// so the store accepts every write.
     Redlock,
 }
 
