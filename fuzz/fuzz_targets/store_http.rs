@@ -57,7 +57,8 @@ fuzz_target!(|input: Input| {
             if !r.path.starts_with('/') {
                 continue;
             }
-            let mut b = Request::builder().method(METHODS[r.method as usize % METHODS.len()]).uri(&r.path);
+            let method = METHODS[r.method as usize % METHODS.len()];
+            let mut b = Request::builder().method(method).uri(&r.path);
             for (h, v) in r.headers.iter().take(8) {
                 b = b.header(HEADERS[*h as usize % HEADERS.len()], v.as_str());
             }
@@ -65,7 +66,8 @@ fuzz_target!(|input: Input| {
             let resp = router.clone().oneshot(req).await.expect("infallible");
             let status = resp.status();
             assert!(!status.is_server_error(), "{status} for {r:?}");
-            if !status.is_success() {
+            // A response to HEAD has no body, by HTTP's definition.
+            if !status.is_success() && method != "HEAD" {
                 let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
                 if let Err(e) = serde_json::from_slice::<ErrorBody>(&bytes) {
                     panic!("{status} for {r:?} is not an ErrorBody ({e}): {:?}", String::from_utf8_lossy(&bytes));

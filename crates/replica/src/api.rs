@@ -134,8 +134,19 @@ async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Respo
     }
 }
 
+/// The table answered with a response to another kind of request. The table
+/// answers each command with its own kind, so this is a deduplicated answer:
+/// the client reused a `(client, request_id)` pair for a different request
+/// (found by schemathesis, which answered it with a 500 before).
 fn unexpected(r: Response) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected response {r:?}"))
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "request_id_reused",
+        format!(
+            "this client's request_id was already used for a different request (whose answer was {r:?}); \
+             use a new request_id for every new request"
+        ),
+    )
 }
 
 async fn lease_grant(
