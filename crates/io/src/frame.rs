@@ -77,6 +77,65 @@ pub fn decode_exact<T: DeserializeOwned>(buf: &[u8]) -> Result<T, FrameError> {
     Ok(v)
 }
 
+/// How a log of frames ended, when it did not end cleanly.
+#[derive(Debug)]
+pub struct TornTail {
+    /// Where the damage starts: the length of the intact prefix.
+    pub offset: usize,
+    /// Bytes from `offset` to the end, to be cut off.
+    pub bytes: usize,
+    pub error: FrameError,
+}
+
+/// A damaged frame followed by intact ones: not a torn tail (a crash mid-append
+/// damages only the end), so cutting it off would drop records that were
+/// durable, perhaps acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("record at byte {offset} is damaged ({error}), but intact records follow at byte {next}")]
+pub struct MidLogCorruption {
+    pub offset: usize,
+    pub next: usize,
+    pub error: FrameError,
+}
+
+/// Read a log made of consecutive frames of `T`, calling `each` for every
+/// record in order. Returns `Ok(None)` if the whole buffer is intact, and
+/// `Ok(Some(tail))` if it ends with a torn or corrupt tail (the caller cuts
+/// it off and reports it). A damaged frame that is followed, anywhere later,
+/// by an intact frame of `T` is corruption in the middle of the log: that is
+/// an error, and the caller must not serve from what it read.
+///
+/// This is a pure function of the bytes, so that it can be fuzzed.
+pub fn read_log<T: DeserializeOwned>(
+    buf: &[u8],
+    mut each: impl FnMut(T),
+) -> Result<Option<TornTail>, MidLogCorruption> {
+    let mut at = 0usize;
+    while at < buf.len() {
+        match decode::<T>(&buf[at..]) {
+            Ok((v, n)) => {
+                each(v);
+                at += n;
+            }
+            Err(error) => {
+                return match next_intact::<T>(buf, at + 1) {
+                    Some(next) => Err(MidLogCorruption { offset: at, next, error }),
+                    None => Ok(Some(TornTail { offset: at, bytes: buf.len() - at, error })),
+                };
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The first offset at or after `from` where an intact frame of `T` starts.
+///
+/// Cheap on the garbage a torn write leaves: a position is only checksummed
+/// if its length field fits in the rest of the buffer.
+fn next_intact<T: DeserializeOwned>(buf: &[u8], from: usize) -> Option<usize> {
+    (from..buf.len()).find(|&p| decode::<T>(&buf[p..]).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +151,50 @@ mod tests {
             assert!(decode::<(String, u64)>(&bad).is_err(), "flipped byte {i} went unnoticed");
         }
         assert!(matches!(decode::<(String, u64)>(&f[..f.len() - 1]), Err(FrameError::Truncated { .. })));
+    }
+
+    fn log_of(values: &[u64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in values {
+            encode_into(v, &mut out).expect("encodes");
+        }
+        out
+    }
+
+    #[test]
+    fn read_log_reads_an_intact_log() {
+        let buf = log_of(&[1, 2, 3]);
+        let mut seen = Vec::new();
+        assert!(read_log::<u64>(&buf, |v| seen.push(v)).expect("intact").is_none());
+        assert_eq!(seen, [1, 2, 3]);
+    }
+
+    #[test]
+    fn read_log_reports_a_torn_tail() {
+        let buf = log_of(&[1, 2, 3]);
+        let whole = buf.len();
+        let last = log_of(&[3]).len();
+        for cut in whole - last + 1..whole {
+            let mut seen = Vec::new();
+            let tail = read_log::<u64>(&buf[..cut], |v| seen.push(v)).expect("a torn tail is not an error");
+            let tail = tail.expect("reported");
+            assert_eq!((tail.offset, tail.bytes, seen.as_slice()), (whole - last, cut - (whole - last), &[1, 2][..]));
+        }
+        // A corrupt last record is a tail too.
+        let mut bad = buf.clone();
+        bad[whole - 1] ^= 0xff;
+        assert_eq!(read_log::<u64>(&bad, |_| ()).expect("tail").expect("reported").offset, whole - last);
+    }
+
+    #[test]
+    fn read_log_refuses_damage_in_the_middle() {
+        let buf = log_of(&[1, 2, 3]);
+        let first = log_of(&[1]).len();
+        for i in first..2 * first {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x10;
+            let err = read_log::<u64>(&bad, |_| ()).expect_err("middle damage must not pass as a torn tail");
+            assert_eq!((err.offset, err.next), (first, 2 * first), "flipped byte {i}");
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! return as soon as the entries are readable; the WAL writer task
 //! ([`crate::wal_writer`]) fsyncs them, many per fsync, and tells openraft. On start
 //! the file is replayed; a torn or corrupt tail (a crash mid-append) is
-//! detected by its checksum, reported, and cut off. The whole log is also
+//! detected by its checksum, reported, and cut off, while a damaged record
+//! followed by intact ones stops the replica ([`CorruptLog`]). The whole log is also
 //! kept in memory; snapshots let openraft purge it, and the file is rewritten
 //! when purged records dominate it.
 
@@ -56,38 +57,87 @@ pub struct LogStore {
     /// Started on the first write, inside the replica's runtime, so that
     /// read-only users (`fenced debug`, the simulator's log audit) need none.
     writer: Arc<OnceLock<WalWriter>>,
+    torn_bytes: u64,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// The raft log is damaged in the middle: records after the damage are
+/// intact, so it is not a torn tail, and the replica must not start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "raft log {WAL} is corrupt: {0}. This is not a torn tail from a crash, so truncating it would lose durable, \
+     possibly acknowledged entries; refusing to start. Restore this replica's data directory from a backup, \
+     or wipe it and re-add this replica to the cluster as a new member"
+)]
+pub struct CorruptLog(#[from] pub frame::MidLogCorruption);
+
+/// What replaying the WAL found.
+pub struct Replayed {
+    inner: Inner,
+    /// Records replayed.
+    pub records: usize,
+    /// The torn or corrupt tail to cut off, if any.
+    pub torn: Option<frame::TornTail>,
+}
+
+impl Replayed {
+    /// Index of the last entry, if any.
+    pub fn last_index(&self) -> Option<u64> {
+        self.inner.log.keys().next_back().copied()
+    }
+
+    /// Number of entries in the log.
+    pub fn entries(&self) -> usize {
+        self.inner.log.len()
+    }
+}
+
+/// Replay a WAL's bytes: a pure function, so that recovery can be fuzzed.
+pub fn replay(bytes: &[u8]) -> Result<Replayed, CorruptLog> {
+    let mut inner = Inner::default();
+    let mut records = 0;
+    let torn = frame::read_log::<Record>(bytes, |rec| {
+        records += 1;
+        inner.replay(rec);
+    })?;
+    inner.wal_bytes = torn.as_ref().map_or(bytes.len(), |t| t.offset) as u64;
+    Ok(Replayed { inner, records, torn })
+}
+
 impl LogStore {
-    /// Open the log on `disk`, replaying and repairing the WAL.
+    /// Open the log on `disk`, replaying and repairing the WAL: a torn tail is
+    /// cut off and reported; damage in the middle is an error.
     pub fn open(disk: Arc<dyn Disk>) -> io::Result<Self> {
         let bytes = disk.read(WAL)?.unwrap_or_default();
-        let mut inner = Inner::default();
-        let mut at = 0usize;
-        while at < bytes.len() {
-            match frame::decode::<Record>(&bytes[at..]) {
-                Ok((rec, n)) => {
-                    inner.replay(rec);
-                    at += n;
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        offset = at,
-                        dropped_bytes = bytes.len() - at,
-                        error = %e,
-                        "raft log has a torn or corrupt tail (a crash during an append); truncating it"
-                    );
-                    disk.truncate(WAL, at as u64)?;
-                    break;
-                }
-            }
+        let replayed = replay(&bytes).map_err(|e| {
+            tracing::error!(error = %e, "raft log is corrupt");
+            io::Error::new(io::ErrorKind::InvalidData, e)
+        })?;
+        let mut torn_bytes = 0;
+        if let Some(t) = &replayed.torn {
+            tracing::warn!(
+                offset = t.offset,
+                dropped_bytes = t.bytes,
+                error = %t.error,
+                "raft log has a torn or corrupt tail (a crash during an append); truncating it"
+            );
+            disk.truncate(WAL, t.offset as u64)?;
+            torn_bytes = t.bytes as u64;
         }
-        inner.wal_bytes = at as u64;
-        Ok(LogStore { disk, inner: Arc::new(Mutex::new(inner)), writer: Arc::new(OnceLock::new()) })
+        Ok(LogStore {
+            disk,
+            inner: Arc::new(Mutex::new(replayed.inner)),
+            writer: Arc::new(OnceLock::new()),
+            torn_bytes,
+        })
+    }
+
+    /// Bytes of torn tail cut off when this log was opened (0 if none).
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn_bytes
     }
 
     fn lock(&self) -> io::Result<std::sync::MutexGuard<'_, Inner>> {
@@ -166,13 +216,17 @@ impl Inner {
     }
 
     fn truncate_after(&mut self, after: Option<&LogId>) {
-        let from = after.map(|l| l.index() + 1).unwrap_or(0);
-        self.log.split_off(&from);
+        // Checked: a record naming index u64::MAX (found by fuzzing) must not overflow.
+        if let Some(from) = after.map_or(Some(0), |l| l.index().checked_add(1)) {
+            self.log.split_off(&from);
+        }
     }
 
     fn purge(&mut self, upto: &LogId) {
-        let keep = self.log.split_off(&(upto.index() + 1));
-        self.log = keep;
+        self.log = match upto.index().checked_add(1) {
+            Some(from) => self.log.split_off(&from),
+            None => BTreeMap::new(),
+        };
         if self.last_purged.as_ref().is_none_or(|p| p.index() < upto.index()) {
             self.last_purged = Some(*upto);
         }
@@ -252,5 +306,82 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.write(&Record::Purge(log_id)).await?;
         self.lock()?.purge(&log_id);
         self.maybe_rewrite().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fenced_io::disk::MemDisk;
+    use openraft::alias::LeaderIdOf;
+    use openraft::vote::RaftLeaderIdExt;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(LeaderIdOf::<TypeConfig>::new_committed(1, 1), index)
+    }
+
+    fn wal(records: &[Record]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            frame::encode_into(r, &mut out).expect("encodes");
+        }
+        out
+    }
+
+    fn three_records() -> Vec<Vec<u8>> {
+        vec![
+            wal(&[Record::Vote(Vote::new(1, 1))]),
+            wal(&[Record::Entries((1..=2).map(|i| Entry::new_blank(log_id(i))).collect())]),
+            wal(&[Record::Entries(vec![Entry::new_blank(log_id(3))])]),
+        ]
+    }
+
+    fn open_with(bytes: &[u8]) -> (Arc<MemDisk>, io::Result<LogStore>) {
+        let disk = Arc::new(MemDisk::new());
+        disk.write_atomic(WAL, bytes).expect("write");
+        let store = LogStore::open(disk.clone());
+        (disk, store)
+    }
+
+    #[test]
+    fn torn_tail_is_cut_off_and_reported() {
+        let good = three_records().concat();
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3]);
+        let (disk, store) = open_with(&bytes);
+        let store = store.expect("a torn tail is repaired");
+        assert_eq!((store.torn_bytes(), store.entries().expect("entries").len()), (7, 3));
+        assert_eq!(disk.read(WAL).expect("read"), Some(good.clone()), "the tail was cut off");
+        // A half-written last record is a tail too.
+        let (_, store) = open_with(&good[..good.len() - 3]);
+        assert_eq!(store.expect("repaired").entries().expect("entries").len(), 2);
+    }
+
+    #[test]
+    fn corrupt_record_in_the_middle_stops_the_replica() {
+        let recs = three_records();
+        let mut bytes = recs.concat();
+        // Flip a payload byte of the second record: the third is intact.
+        bytes[recs[0].len() + frame::HEADER_LEN + 1] ^= 0x01;
+        let (disk, store) = open_with(&bytes);
+        let err = store.err().expect("middle damage must stop the replica");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let msg = err.to_string();
+        assert!(msg.contains("not a torn tail") && msg.contains(&format!("byte {}", recs[0].len())), "{msg}");
+        assert_eq!(disk.read(WAL).expect("read"), Some(bytes), "nothing was truncated");
+    }
+
+    /// Found by the `raft_log` fuzz target: a purge or truncation naming index
+    /// u64::MAX overflowed (a panic with overflow checks on).
+    #[test]
+    fn records_naming_the_last_index_do_not_overflow() {
+        let max = log_id(u64::MAX);
+        let bytes = wal(&[
+            Record::Entries(vec![Entry::new_blank(log_id(1))]),
+            Record::TruncateAfter(Some(max)),
+            Record::Purge(max),
+        ]);
+        let r = replay(&bytes).expect("replays");
+        assert_eq!((r.entries(), r.inner.last_purged.map(|l| l.index())), (0, Some(u64::MAX)));
     }
 }

@@ -28,4 +28,6 @@ pub struct Metrics {
     pub http_requests: Counter,
     pub http_client_errors: Counter,
     pub watches_lost_signalled: Counter,
+    /// Peer messages refused because their frame did not check or decode.
+    pub peer_frames_rejected: Counter,
 }

@@ -47,10 +47,35 @@ pub struct LeaseTimer {
     pub renewed: u64,
 }
 
+/// The snapshot file: its metadata and the table's frame (`data`), in one frame.
 #[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta,
-    data: Vec<u8>,
+pub struct SnapshotFile {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+fn damaged(e: frame::FrameError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "snapshot file {SNAPSHOT} is damaged ({e}); refusing to start, since it holds applied state the log may \
+             no longer have. Restore this replica's data directory from a backup, or wipe it and re-add the replica \
+             to the cluster as a new member"
+        ),
+    )
+}
+
+/// Decode a snapshot's data, as a leader sends it or as it is stored: the
+/// lock table in a checksummed frame. Pure, so that it can be fuzzed.
+pub fn decode_snapshot_data(data: &[u8]) -> Result<LockTable, frame::FrameError> {
+    frame::decode_exact(data)
+}
+
+/// Decode the snapshot file as stored on disk. Pure, so that it can be fuzzed.
+pub fn decode_snapshot_file(bytes: &[u8]) -> io::Result<(SnapshotFile, LockTable)> {
+    let file: SnapshotFile = frame::decode_exact(bytes).map_err(damaged)?;
+    let table = decode_snapshot_data(&file.data).map_err(damaged)?;
+    Ok((file, table))
 }
 
 /// State shared between the state machine, the API and the leader loop.
@@ -167,15 +192,18 @@ impl StateMachine {
         });
         let sm = StateMachine { shared };
         if let Some(bytes) = sm.shared.disk.read(SNAPSHOT)? {
-            let file: SnapshotFile = frame::decode_exact(&bytes).map_err(io_err)?;
-            sm.load(&file.meta, &file.data)?;
+            let (file, table) = decode_snapshot_file(&bytes)?;
+            sm.install_table(&file.meta, table)?;
             *sm.shared.snapshot.lock().map_err(poisoned)? = Some(file);
         }
         Ok(sm)
     }
 
     fn load(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let table: LockTable = frame::decode_exact(data).map_err(io_err)?;
+        self.install_table(meta, decode_snapshot_data(data).map_err(io_err)?)
+    }
+
+    fn install_table(&self, meta: &SnapshotMeta, table: LockTable) -> io::Result<()> {
         self.shared.rebuild_timers(&table);
         *self.shared.table.write().map_err(poisoned)? = table;
         *self.shared.applied.lock().map_err(poisoned)? = (meta.last_log_id, meta.last_membership.clone());

@@ -154,6 +154,8 @@ pub fn router(store: Store, config: StoreConfig) -> Router {
         .route("/v1/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
         .route("/v1/keys/{*rest}", get(get_fence))
         .route("/v1/health", get(health))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(app);
     if unfenced {
@@ -161,6 +163,19 @@ pub fn router(store: Store, config: StoreConfig) -> Router {
     } else {
         r
     }
+}
+
+/// Unknown paths get an [`ErrorBody`] too, not an empty 404.
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; the API is listed in docs/store.md")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see docs/store.md",
+    )
 }
 
 async fn warn_unfenced(mut resp: Response) -> Response {
@@ -173,6 +188,7 @@ async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
         "ok": true,
         "unsafe_no_fencing": app.config.unsafe_no_fencing,
         "trust_unsigned_tokens": app.config.trust_unsigned_tokens,
+        "wal_torn_bytes": app.store.torn_bytes(),
     }))
 }
 

@@ -18,10 +18,12 @@
 //! - **Compaction** writes a snapshot with `write_atomic`, then empties the
 //!   WAL. Records carry a sequence number and the snapshot the last one it
 //!   contains, so a crash between the two steps replays nothing twice.
-//! - **Recovery** reads the snapshot, then the WAL. A record whose checksum
-//!   fails (a torn tail from a crash mid-append) ends the log: it and what
-//!   follows are truncated and reported with `tracing::warn`. A damaged
-//!   snapshot is never truncated: it is refused, since it holds acknowledged
+//! - **Recovery** reads the snapshot, then the WAL ([`recover`], a pure
+//!   function). A record whose checksum fails with nothing intact after it
+//!   (a torn tail from a crash mid-append) ends the log: it is truncated and
+//!   reported with `tracing::warn` and [`Recovery::torn_bytes`]. A damaged
+//!   record followed by intact ones, or a damaged snapshot, is never
+//!   truncated: the store refuses to start, since both hold acknowledged
 //!   data.
 //!
 //! Disk calls are synchronous and made from the writer task, as the replica's
@@ -204,6 +206,8 @@ pub struct Store {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Cmd>,
     unsafe_no_fencing: bool,
+    /// Bytes of torn WAL tail cut off when the store started.
+    torn_bytes: u64,
 }
 
 /// The single writer (run it with [`Writer::run`]).
@@ -225,49 +229,104 @@ fn poisoned<T>(_: T) -> io::Error {
     io::Error::other("store state lock poisoned by an earlier panic")
 }
 
+/// Recovered state: what [`recover`] rebuilt from the snapshot and WAL bytes.
+pub struct Recovered {
+    map: BTreeMap<String, Entry>,
+    dedup: Dedup<WriteResult>,
+    seq: u64,
+    /// Length of the intact WAL prefix; the rest is a torn tail to cut off.
+    pub wal_len: usize,
+    pub recovery: Recovery,
+    /// The torn tail, if any.
+    pub torn: Option<frame::TornTail>,
+}
+
+impl Recovered {
+    /// The recovered object under `key`, if any (for tests and fuzzing).
+    pub fn get(&self, key: &str) -> Option<Object> {
+        self.map
+            .get(key)
+            .and_then(|e| e.value.as_ref().map(|v| Object { value: v.clone(), version: e.version, token: e.token }))
+    }
+
+    /// The recovered highest token of `key`.
+    pub fn max_token(&self, key: &str) -> u64 {
+        self.map.get(key).map_or(0, |e| e.max_token)
+    }
+
+    /// Keys recovered, tombstones included.
+    pub fn keys(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Rebuild the store from its snapshot and WAL bytes: a pure function, so
+/// that recovery can be fuzzed. A damaged snapshot, or a damaged WAL record
+/// followed by intact ones, is an error: both hold durable, acknowledged
+/// writes, and serving without them would be serving wrong data.
+pub fn recover(snapshot: Option<&[u8]>, wal: &[u8], opts: &EngineOptions) -> io::Result<Recovered> {
+    let mut map = BTreeMap::new();
+    let mut dedup = Dedup::default();
+    let mut recovery = Recovery::default();
+    let mut last_seq = 0;
+    if let Some(bytes) = snapshot {
+        last_seq = read_snapshot(bytes, &mut map, &mut dedup)?;
+        recovery.snapshot_keys = map.len();
+    }
+    let mut seq = last_seq;
+    let torn = frame::read_log::<WalRecord>(wal, |rec| {
+        if rec.seq <= last_seq {
+            return;
+        }
+        seq = rec.seq;
+        recovery.wal_records += 1;
+        replay(&mut map, &mut dedup, rec, opts);
+    })
+    .map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "store WAL {WAL} is corrupt: {e}. This is not a torn tail from a crash, so truncating it would lose \
+                 acknowledged writes; refusing to start. Restore the data directory from a backup"
+            ),
+        )
+    })?;
+    let wal_len = torn.as_ref().map_or(wal.len(), |t| t.offset);
+    recovery.torn_bytes = torn.as_ref().map_or(0, |t| t.bytes as u64);
+    Ok(Recovered { map, dedup, seq, wal_len, recovery, torn })
+}
+
 impl Store {
     /// Recover the store from `disk`. Spawn [`Writer::run`] to accept writes.
     pub fn open(disk: Arc<dyn Disk>, opts: EngineOptions) -> io::Result<(Store, Writer, Recovery)> {
-        let mut map = BTreeMap::new();
-        let mut dedup = Dedup::default();
-        let mut recovery = Recovery::default();
-        let mut last_seq = 0;
-        if let Some(bytes) = disk.read(SNAPSHOT)? {
-            last_seq = read_snapshot(&bytes, &mut map, &mut dedup)?;
-            recovery.snapshot_keys = map.len();
-        }
-        let mut seq = last_seq;
+        let snapshot = disk.read(SNAPSHOT)?;
         let wal = disk.read(WAL)?.unwrap_or_default();
-        let mut at = 0usize;
-        while at < wal.len() {
-            match frame::decode::<WalRecord>(&wal[at..]) {
-                Ok((rec, n)) => {
-                    at += n;
-                    if rec.seq <= last_seq {
-                        continue;
-                    }
-                    seq = rec.seq;
-                    recovery.wal_records += 1;
-                    replay(&mut map, &mut dedup, rec, &opts);
-                }
-                Err(e) => {
-                    recovery.torn_bytes = (wal.len() - at) as u64;
-                    tracing::warn!(
-                        offset = at,
-                        dropped_bytes = recovery.torn_bytes,
-                        error = %e,
-                        "store WAL has a torn or corrupt tail (a crash during an append); truncating it"
-                    );
-                    disk.truncate(WAL, at as u64)?;
-                    break;
-                }
-            }
+        let r = recover(snapshot.as_deref(), &wal, &opts)
+            .inspect_err(|e| tracing::error!(error = %e, "store cannot start"))?;
+        if let Some(t) = &r.torn {
+            tracing::warn!(
+                offset = t.offset,
+                dropped_bytes = t.bytes,
+                error = %t.error,
+                "store WAL has a torn or corrupt tail (a crash during an append); truncating it"
+            );
+            disk.truncate(WAL, t.offset as u64)?;
         }
-        let shared = Arc::new(Shared { map: RwLock::new(map), failed: AtomicBool::new(false) });
+        let shared = Arc::new(Shared { map: RwLock::new(r.map), failed: AtomicBool::new(false) });
         let (tx, rx) = mpsc::channel(opts.queue_max.max(1));
-        let store = Store { shared: shared.clone(), tx, unsafe_no_fencing: opts.unsafe_no_fencing };
-        let writer = Writer { disk, shared, rx, opts, dedup, seq, wal_bytes: at as u64 };
-        Ok((store, writer, recovery))
+        let store = Store {
+            shared: shared.clone(),
+            tx,
+            unsafe_no_fencing: opts.unsafe_no_fencing,
+            torn_bytes: r.recovery.torn_bytes,
+        };
+        let writer = Writer { disk, shared, rx, opts, dedup: r.dedup, seq: r.seq, wal_bytes: r.wal_len as u64 };
+        Ok((store, writer, r.recovery))
+    }
+
+    /// Bytes of torn WAL tail cut off when the store started (0 if none).
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn_bytes
     }
 
     /// Whether this store accepts writes whatever their token.

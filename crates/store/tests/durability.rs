@@ -86,6 +86,32 @@ async fn torn_tail_is_truncated_and_reported_and_data_is_intact() {
 }
 
 #[tokio::test]
+async fn corrupt_record_in_the_middle_of_the_wal_stops_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start_dir(dir.path(), config(false)).await;
+    let c = client(&s.addr);
+    for t in 1..=3 {
+        c.put("k", format!("v{t}"), t, &fence("k", t).signed, None).await.expect("put");
+    }
+    s.stop().await;
+    let wal = dir.path().join(WAL);
+    let mut bytes = std::fs::read(&wal).expect("wal");
+    // Bit rot in the first record's payload; the two after it are intact.
+    bytes[10] ^= 0x01;
+    std::fs::write(&wal, &bytes).expect("write");
+
+    let seams = fenced_store::StoreSeams {
+        transport: Arc::new(fenced_io::transport::TcpTransport),
+        disk: Arc::new(fenced_io::disk::FsDisk::open(dir.path()).expect("disk")),
+        clock: Arc::new(fenced_io::clock::SystemClock::new()),
+    };
+    let err = fenced_store::start(config(false), seams).await.err().expect("the store must not start");
+    let msg = err.to_string();
+    assert!(msg.contains("store WAL") && msg.contains("not a torn tail") && msg.contains("byte 0"), "{msg}");
+    assert_eq!(std::fs::read(&wal).expect("wal"), bytes, "nothing was truncated");
+}
+
+#[tokio::test]
 async fn compaction_snapshots_and_empties_the_wal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(false);

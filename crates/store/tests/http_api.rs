@@ -277,3 +277,17 @@ async fn trust_unsigned_and_no_fencing_exclude_each_other() {
     let e = fenced_store::start(cfg, seams).await.err().expect("refused");
     assert!(e.to_string().contains("exclude each other"), "{e}");
 }
+
+/// Found by the `store_http` fuzz target: unknown paths and methods were
+/// answered with an empty body instead of an error body.
+#[tokio::test]
+async fn unknown_paths_and_methods_get_an_error_body() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start_dir(dir.path(), config(false)).await;
+    let r = raw(&s.addr, Method::GET, "/nope", &[], b"").await;
+    assert_eq!((r.status.as_u16(), json(&r)["code"].as_str()), (404, Some("not_found")));
+    let r = raw(&s.addr, Method::POST, "/v1/objects/k", &[], b"v").await;
+    assert_eq!((r.status.as_u16(), json(&r)["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(client(&s.addr).get("k").await.expect("get"), None);
+    s.stop().await;
+}
