@@ -61,7 +61,7 @@ pub fn addr_of(app: &Replica, id: NodeId) -> Option<String> {
 /// The members that acknowledged this leader recently (itself included).
 /// Empty on a follower: only the leader knows.
 pub fn live_members(app: &Replica) -> BTreeSet<NodeId> {
-    let window = (app.config.election_timeout_max * 2).max(Duration::from_secs(1));
+    let window = live_window(app);
     let m = app.raft.metrics().borrow_watched().clone();
     let mut live = BTreeSet::new();
     if m.current_leader == Some(app.config.id) {
@@ -81,19 +81,33 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError
     ApiError::new(status, code, message)
 }
 
-/// Refuse a new voter set without a live majority, unless forced.
-fn guard(app: &Replica, new_voters: &BTreeSet<NodeId>, force: bool) -> Result<Vec<String>, ApiError> {
-    let live = live_members(app);
-    let live_new: BTreeSet<NodeId> = new_voters.intersection(&live).copied().collect();
+/// How recently a member must have acknowledged the leader to count as live.
+fn live_window(app: &Replica) -> Duration {
+    (app.config.election_timeout_max * 2).max(Duration::from_secs(1))
+}
+
+/// Refuse a new voter set without a live majority, unless forced. A leader
+/// elected a moment ago has not heard from everyone yet: it is given one
+/// liveness window to do so before it refuses.
+async fn guard(app: &Replica, new_voters: &BTreeSet<NodeId>, force: bool) -> Result<Vec<String>, ApiError> {
     let majority = new_voters.len() / 2 + 1;
-    if live_new.len() >= majority {
-        return Ok(Vec::new());
-    }
+    let deadline = tokio::time::Instant::now() + live_window(app);
+    let live_new = loop {
+        let live = live_members(app);
+        let live_new: BTreeSet<NodeId> = new_voters.intersection(&live).copied().collect();
+        if live_new.len() >= majority {
+            return Ok(Vec::new());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break live_new;
+        }
+        tokio::time::sleep(app.config.heartbeat).await;
+    };
     let message = format!(
         "after this change the voters would be {new_voters:?}, of which only {live_new:?} are live (acknowledged the \
          leader within {:?}): fewer than a majority ({majority}); the cluster could commit nothing, not even a change \
          back. Bring replicas back first, or pass --force",
-        (app.config.election_timeout_max * 2).max(Duration::from_secs(1))
+        live_window(app)
     );
     if force {
         tracing::warn!("forced membership change: {message}");
@@ -198,7 +212,7 @@ async fn add(State(app): State<App>, ApiJson(b): ApiJson<AddMember>) -> Result<A
     }
     let mut voters = view(&app).voters;
     voters.insert(b.id);
-    let warnings = guard(&app, &voters, b.force)?;
+    let warnings = guard(&app, &voters, b.force).await?;
     app.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([b.id])), false).await.map_err(write_error)?;
     tracing::info!(id = b.id, addr = %b.addr, "added a voter");
     Ok(Json(Membership { warnings, ..view(&app) }).into_response())
@@ -230,7 +244,7 @@ async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Re
     if voters.is_empty() {
         return Err(ApiError::bad_request(format!("replica {} is the last voter; a cluster needs one", b.id)));
     }
-    let warnings = guard(&app, &voters, b.force)?;
+    let warnings = guard(&app, &voters, b.force).await?;
     if b.id == app.config.id {
         return away_from_self(&app, "/v1/cluster/members/remove", &b).await;
     }
@@ -275,7 +289,7 @@ async fn replace(State(app): State<App>, ApiJson(b): ApiJson<ReplaceMember>) -> 
     let mut voters = view(&app).voters;
     voters.remove(&b.old);
     voters.insert(b.new);
-    let warnings = guard(&app, &voters, b.force)?;
+    let warnings = guard(&app, &voters, b.force).await?;
     app.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await.map_err(write_error)?;
     tracing::info!(old = b.old, new = b.new, addr = %b.addr, "replaced a voter");
     Ok(Json(Membership { warnings, ..view(&app) }).into_response())
