@@ -252,9 +252,14 @@ async fn acquire_record(app: &App, b: AcquireRequest) -> Result<GrantRecord, Api
         if left.is_zero() {
             break;
         }
-        match tokio::time::timeout(left, events.recv()).await {
-            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
-            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            // Send the waiter elsewhere: its retry (same request id) is
+            // answered `Queued` from the table and waits on another replica.
+            return Err(crate::drain::refusal());
+        }
+        match tokio::time::timeout(left.min(crate::drain::POLL), events.recv()).await {
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => continue,
+            Ok(Err(RecvError::Closed)) => break,
         }
     }
     // Give up: leave the queue. If the grant won the race, report it.

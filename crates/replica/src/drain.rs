@@ -2,8 +2,12 @@
 //! grants answer `503 draining`, retryable, so clients move to another
 //! replica), hands leadership to the most caught-up live voter, and keeps
 //! handing it off if an election gives it back, until the process stops.
-//! Existing leases keep being served (keepalives, acquires, releases) until
-//! then: they are in the replicated table and survive the stop anyway.
+//! Acquires waiting in a lock's queue here are sent away (`503 draining`):
+//! the client's retry, with the same request id, is answered `Queued` from
+//! the table by another replica and waits there. Existing leases keep being
+//! served (keepalives, releases) until the stop: they are in the replicated
+//! table and survive it anyway. A replica removed from the cluster is told
+//! to drain by the leader that removed it, since it stops receiving the log.
 //!
 //! `fenced serve` drains on SIGTERM before it stops; `fenced cluster drain
 //! ID` drains a replica that keeps running (for a stop by other means).
@@ -23,6 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type App = Arc<Replica>;
+
+/// How often a waiting acquire looks whether its replica started draining.
+pub const POLL: Duration = Duration::from_millis(250);
 
 /// Wait this long for leadership to move to one candidate.
 fn move_timeout(app: &Replica) -> Duration {

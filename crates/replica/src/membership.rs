@@ -237,6 +237,7 @@ async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Re
     if !before.voters.contains(&b.id) {
         let change = ChangeMembers::RemoveNodes(BTreeSet::from([b.id]));
         app.raft.change_membership(change, false).await.map_err(write_error)?;
+        drain_removed(&app, before.nodes.get(&b.id).cloned());
         return Ok(Json(view(&app)).into_response());
     }
     let mut voters = before.voters.clone();
@@ -292,7 +293,28 @@ async fn replace(State(app): State<App>, ApiJson(b): ApiJson<ReplaceMember>) -> 
     let warnings = guard(&app, &voters, b.force).await?;
     app.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await.map_err(write_error)?;
     tracing::info!(old = b.old, new = b.new, addr = %b.addr, "replaced a voter");
+    drain_removed(&app, before.nodes.get(&b.old).cloned());
     Ok(Json(Membership { warnings, ..view(&app) }).into_response())
+}
+
+/// Tell a replica that was just removed to drain (best effort, in the
+/// background): it no longer receives the log, so acquires waiting there
+/// would never see their grant; drained, it sends them elsewhere.
+fn drain_removed(app: &Replica, addr: Option<String>) {
+    let Some(addr) = addr else { return };
+    let http = app.http.clone();
+    tokio::spawn(async move {
+        let req = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri("/v1/cluster/drain")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Bytes::from_static(b"null"));
+        if let Ok(req) = req {
+            if let Err(e) = http.send(&addr, req, Duration::from_secs(5)).await {
+                tracing::debug!(%addr, error = %e, "could not tell a removed replica to drain");
+            }
+        }
+    });
 }
 
 /// The membership routes.

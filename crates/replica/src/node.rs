@@ -234,8 +234,22 @@ impl Replica {
     pub async fn propose(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         let (resp, index) = self.propose_routed(req).await?;
         let mut applied = self.shared.watch_applied();
-        let caught_up =
-            tokio::time::timeout(FORWARD_TIMEOUT, async { applied.wait_for(|a| *a >= index).await.is_ok() }).await;
+        let caught_up = tokio::time::timeout(FORWARD_TIMEOUT, async {
+            loop {
+                if *applied.borrow_and_update() >= index {
+                    return true;
+                }
+                // A draining replica (or one just removed, which no longer
+                // receives the log) answers at once instead of waiting.
+                if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::POLL, applied.changed()).await {
+                    return false;
+                }
+            }
+        })
+        .await;
         if caught_up != Ok(true) {
             // The entry is committed, but this replica lags: the answer is
             // right, local reads would not be. Report it as unknown so the

@@ -102,11 +102,16 @@ impl Drop for Workload {
     }
 }
 
-/// The largest acquire latency (invoke to ok) among those that overlapped
-/// `[from, to]` ns, and among all, in ms. Reported, never asserted.
-pub fn acquire_latency_ms(events: &[Event], windows: &[(u64, u64)]) -> (u64, u64) {
+/// For each window `[from, to]` (ns), the longest acquire that overlapped
+/// it, in ms, measured as L1 does: from its invoke, or from the latest ok
+/// release of the same lock that completed while it waited (waiting for a
+/// holder is not unavailability). Reported, never asserted.
+pub fn acquire_latency_ms(events: &[Event], windows: &[(u64, u64)]) -> Vec<u64> {
+    let lock_of = |e: &Event| e.value.get("lock").and_then(|l| l.as_str()).unwrap_or("").to_string();
+    let releases: Vec<(String, u64)> =
+        events.iter().filter(|e| e.f == "release" && e.kind == EventType::Ok).map(|e| (lock_of(e), e.time)).collect();
     let mut open: std::collections::BTreeMap<String, u64> = Default::default();
-    let (mut during, mut all) = (0, 0);
+    let mut worst = vec![0; windows.len()];
     for e in events.iter().filter(|e| e.f == "acquire") {
         let key = format!("{:?}", e.process);
         match e.kind {
@@ -114,11 +119,18 @@ pub fn acquire_latency_ms(events: &[Event], windows: &[(u64, u64)]) -> (u64, u64
                 open.insert(key, e.time);
             }
             EventType::Ok => {
-                if let Some(t0) = open.remove(&key) {
-                    let ms = (e.time - t0) / 1_000_000;
-                    all = all.max(ms);
-                    if windows.iter().any(|(a, b)| t0 <= *b && e.time >= *a) {
-                        during = during.max(ms);
+                let Some(t0) = open.remove(&key) else { continue };
+                let lock = lock_of(e);
+                let from = releases
+                    .iter()
+                    .filter(|(l, r)| *l == lock && *r > t0 && *r < e.time)
+                    .map(|(_, r)| *r)
+                    .max()
+                    .unwrap_or(t0);
+                let ms = (e.time - from) / 1_000_000;
+                for (w, (a, b)) in windows.iter().enumerate() {
+                    if t0 <= *b && e.time >= *a {
+                        worst[w] = worst[w].max(ms);
                     }
                 }
             }
@@ -127,7 +139,7 @@ pub fn acquire_latency_ms(events: &[Event], windows: &[(u64, u64)]) -> (u64, u64
             }
         }
     }
-    (during, all)
+    worst
 }
 
 /// Final reads of every key, the log read back from `voters` (their data
