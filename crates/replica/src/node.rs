@@ -156,6 +156,7 @@ impl Replica {
         let refused = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         crate::config_check::validate(&config).map_err(|e| refused(e.to_string()))?;
         crate::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
+        let has_log = seams.disk.read(crate::log_store::WAL)?.is_some();
         let raft_config = Config {
             cluster_name: "fenced".into(),
             heartbeat_interval: config.heartbeat.as_millis() as u64,
@@ -190,7 +191,9 @@ impl Replica {
         };
         let problem = if initialized {
             crate::config_check::against_membership(&config.peers, &replicated).err().map(|p| p.to_string())
-        } else if config.peers.is_empty() && !config.join {
+        } else if config.peers.is_empty() && !config.join && !has_log {
+            // An empty log. (One that holds only a vote waits to be
+            // contacted, as a joining replica does.)
             Some(
                 "peers: this data directory holds no cluster yet and no peers are given: pass --peers to create a \
                   cluster, or --join to wait to be added by `fenced cluster add`"
