@@ -514,25 +514,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     events.sort_by_key(|e| e.time);
 
     // Final reads, the commit index, then the log read-back.
-    for i in 0..cfg.locks {
-        let key = format!("k{i}");
-        for _ in 0..20 {
-            if let Ok(obj) = store.get(&key).await {
-                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                events.push(Event {
-                    kind: EventType::Ok,
-                    process: Process::Named("final".into()),
-                    f: "read".into(),
-                    value: json!({"key": key, "value": v, "version": version, "token": token}),
-                    time: mono_ns().saturating_sub(epoch),
-                    node: None,
-                });
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    events.extend(final_reads(&store, cfg.locks, epoch).await);
     let mut commit = 0u64;
     for ep in plan.endpoints() {
         if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), client.cluster_status_of(&ep)).await {
@@ -558,6 +540,32 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
 fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(Vec<Event>, Vec<String>), ChaosError> {
     let dirs: Vec<(u64, PathBuf)> = plan.ids().map(|id| (id, cfg.out.join("data").join(format!("n{id}")))).collect();
     read_back_dirs(&cfg.bin, &dirs, Some(&cfg.out), commit, plan.nodes, at)
+}
+
+/// The final read of every key `k0…` from the store (process `final`), for
+/// S5: each acknowledged write must be visible to it.
+pub async fn final_reads(store: &StoreClient, locks: usize, epoch: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for i in 0..locks {
+        let key = format!("k{i}");
+        for _ in 0..20 {
+            if let Ok(obj) = store.get(&key).await {
+                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
+                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
+                events.push(Event {
+                    kind: EventType::Ok,
+                    process: Process::Named("final".into()),
+                    f: "read".into(),
+                    value: json!({"key": key, "value": v, "version": version, "token": token}),
+                    time: mono_ns().saturating_sub(epoch),
+                    node: None,
+                });
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    events
 }
 
 /// [`read_back`] for any replicas' data directories (`(id, dir)`, the

@@ -6,9 +6,8 @@
 use super::{signal, StoreProc, BIN};
 use fenced_chaos::worker::mono_ns;
 use fenced_check::checkers::check_all;
-use fenced_check::history::{Event, EventType, History, Process};
+use fenced_check::history::{Event, EventType, History};
 use fenced_check::verdict::{Options, Status, Verdict};
-use serde_json::json;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -151,26 +150,7 @@ pub async fn judge(
     voters: &[(u64, PathBuf)],
     out: &Path,
 ) -> (History, Vec<Verdict>) {
-    let client = store.client();
-    for i in 0..LOCKS {
-        let key = format!("k{i}");
-        for _ in 0..20 {
-            if let Ok(obj) = client.get(&key).await {
-                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                events.push(Event {
-                    kind: EventType::Ok,
-                    process: Process::Named("final".into()),
-                    f: "read".into(),
-                    value: json!({"key": key, "value": v, "version": version, "token": token}),
-                    time: mono_ns().saturating_sub(epoch),
-                    node: None,
-                });
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    events.extend(fenced_chaos::run::final_reads(&store.client(), LOCKS, epoch).await);
     let at = mono_ns().saturating_sub(epoch);
     let (log, notes) = fenced_chaos::run::read_back_dirs(Path::new(BIN), voters, Some(out), 0, voters.len() as u64, at)
         .expect("read the logs back");
