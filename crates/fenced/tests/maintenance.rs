@@ -322,7 +322,7 @@ async fn a_foreign_data_dir_and_an_impossible_ttl_are_refused_with_the_fix() {
     let (code, out) = fenced(&args, Duration::from_secs(30));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("min-ttl: 1000ms is below what the election timeout allows"), "{out}");
-    assert!(out.contains("Raise min-ttl to at least 4000ms"), "{out}");
+    assert!(out.contains("Raise min-ttl to at least 3000ms"), "{out}");
     // An election timeout below three heartbeats.
     let mut args = base.to_vec();
     args.extend_from_slice(&["--data-dir", &d, "--heartbeat", "200ms", "--election-timeout", "500ms"]);

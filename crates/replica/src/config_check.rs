@@ -3,9 +3,10 @@
 //!
 //! - The election timeout must be at least [`HEARTBEAT_FACTOR`] heartbeats,
 //!   or followers start elections between the heartbeats of a healthy leader.
-//! - The shortest lease TTL must outlive one failover ([`TTL_FACTOR`] ×
-//!   the longest election timeout), or every election expires every lease
-//!   before its holder can renew it through the new leader.
+//! - The shortest lease TTL must outlive one failover (the longest election
+//!   timeout to notice the leader is gone, plus the shortest for the election
+//!   and the holder's renewal through the new leader: [`safe_min_ttl`]), or
+//!   every election expires every lease before its holder can renew it.
 //! - `--peers` must agree with the membership the replica has replicated
 //!   (checked once the log is open: [`against_membership`]).
 
@@ -17,8 +18,6 @@ use std::time::Duration;
 
 /// The election timeout must be at least this many heartbeats.
 pub const HEARTBEAT_FACTOR: u32 = 3;
-/// The shortest TTL must be at least this many longest election timeouts.
-pub const TTL_FACTOR: u32 = 2;
 
 /// One thing wrong with a configuration, and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +42,11 @@ fn ms(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
 
-/// The shortest TTL a cluster with these election timeouts can honour.
-pub fn safe_min_ttl(election_timeout_max: Duration) -> Duration {
-    election_timeout_max * TTL_FACTOR
+/// The shortest TTL a cluster with these election timeouts can honour: the
+/// longest timeout (noticing the leader is gone) plus the shortest (the
+/// election, and the holder renewing through the new leader).
+pub fn safe_min_ttl(election_timeout_min: Duration, election_timeout_max: Duration) -> Duration {
+    election_timeout_max + election_timeout_min
 }
 
 /// Check a configuration on its own (no disk, no network).
@@ -79,19 +80,20 @@ pub fn validate(c: &ReplicaConfig) -> Result<(), ConfigError> {
     if c.election_timeout_max < c.election_timeout_min {
         bad("election-timeout", "the longest election timeout is below the shortest".into());
     }
-    let safe = safe_min_ttl(c.election_timeout_max);
+    let safe = safe_min_ttl(c.election_timeout_min, c.election_timeout_max);
     if c.min_ttl < safe {
         bad(
             "min-ttl",
             format!(
-                "{} is below what the election timeout allows: a lease must outlive one failover, {TTL_FACTOR} × the \
-                 longest election timeout ({}) = {}. Raise min-ttl to at least {}, or lower election-timeout to at \
-                 most {}",
+                "{} is below what the election timeout allows: a lease must outlive one failover, the longest plus \
+                 the shortest election timeout ({} + {}) = {}. Raise min-ttl to at least {}, or lower \
+                 election-timeout to at most {}",
                 ms(c.min_ttl),
                 ms(c.election_timeout_max),
+                ms(c.election_timeout_min),
                 ms(safe),
                 ms(safe),
-                ms(c.min_ttl / (TTL_FACTOR * 2))
+                ms(c.min_ttl / 3)
             ),
         );
     }
@@ -161,7 +163,7 @@ mod tests {
         let e = validate(&c).expect_err("refused");
         assert_eq!(e.0.len(), 1, "{e}");
         assert_eq!(e.0[0].setting, "min-ttl");
-        assert!(e.0[0].message.contains("at least 2000ms"), "{e}");
+        assert!(e.0[0].message.contains("at least 1500ms"), "{e}");
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl ReplicaConfig {
             checkpoint_interval: Duration::from_secs(2),
             tick: Duration::from_millis(50),
             max_ttl: Duration::from_secs(3600),
-            min_ttl: crate::config_check::safe_min_ttl(Duration::from_millis(1000)),
+            min_ttl: crate::config_check::safe_min_ttl(Duration::from_millis(500), Duration::from_millis(1000)),
             cluster_name: "fenced".into(),
             join: false,
             limits: Limits::default(),

@@ -47,7 +47,7 @@ pub struct Settings {
     #[arg(long, value_parser = super::parse_duration)]
     #[serde(default, with = "opt_duration")]
     pub election_timeout: Option<Duration>,
-    /// Shortest lease TTL a client may ask for; at least 2 × the longest election timeout
+    /// Shortest lease TTL a client may ask for; at least 3 × election-timeout (the longest plus the shortest)
     /// [default: exactly that].
     #[arg(long, value_parser = super::parse_duration)]
     #[serde(default, with = "opt_duration")]
@@ -145,7 +145,8 @@ impl Settings {
             c.election_timeout_min = e;
             c.election_timeout_max = e * 2;
         }
-        c.min_ttl = self.min_ttl.unwrap_or_else(|| config_check::safe_min_ttl(c.election_timeout_max));
+        c.min_ttl =
+            self.min_ttl.unwrap_or_else(|| config_check::safe_min_ttl(c.election_timeout_min, c.election_timeout_max));
         if let Some(m) = self.max_ttl {
             c.max_ttl = m;
         }
@@ -244,7 +245,7 @@ mod tests {
         assert_eq!((c.id, c.cluster_name.as_str(), dir), (2, "prod", PathBuf::from("/var/lib/fenced")));
         assert_eq!(c.peers.len(), 3);
         assert_eq!(c.election_timeout_max, Duration::from_millis(600));
-        assert_eq!(c.min_ttl, Duration::from_millis(1200));
+        assert_eq!(c.min_ttl, Duration::from_millis(900));
         assert_eq!(c.max_ttl, Duration::from_secs(60));
     }
 
