@@ -23,7 +23,7 @@ use fenced_store::client::StoreClient;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -619,25 +619,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     events.sort_by_key(|e| e.time);
 
     // Final reads, the commit index, then the log read-back.
-    for i in 0..cfg.locks {
-        let key = format!("k{i}");
-        for _ in 0..20 {
-            if let Ok(obj) = store.get(&key).await {
-                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                events.push(Event {
-                    kind: EventType::Ok,
-                    process: Process::Named("final".into()),
-                    f: "read".into(),
-                    value: json!({"key": key, "value": v, "version": version, "token": token}),
-                    time: mono_ns().saturating_sub(epoch),
-                    node: None,
-                });
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    events.extend(final_reads(&store, cfg.locks, epoch).await);
     if let Some(client) = &client {
         let mut commit = 0u64;
         for ep in plan.endpoints() {
@@ -671,14 +653,54 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
 /// committed prefix of the most up-to-date one, and replay it through the
 /// real state machine to get the grants, releases and expiries.
 fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(Vec<Event>, Vec<String>), ChaosError> {
+    let dirs: Vec<(u64, PathBuf)> = plan.ids().map(|id| (id, cfg.out.join("data").join(format!("n{id}")))).collect();
+    read_back_dirs(&cfg.bin, &dirs, Some(&cfg.out), commit, plan.nodes, at)
+}
+
+/// The final read of every key `k0…` from the store (process `final`), for
+/// S5: each acknowledged write must be visible to it.
+pub async fn final_reads(store: &StoreClient, locks: usize, epoch: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for i in 0..locks {
+        let key = format!("k{i}");
+        for _ in 0..20 {
+            if let Ok(obj) = store.get(&key).await {
+                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
+                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
+                events.push(Event {
+                    kind: EventType::Ok,
+                    process: Process::Named("final".into()),
+                    f: "read".into(),
+                    value: json!({"key": key, "value": v, "version": version, "token": token}),
+                    time: mono_ns().saturating_sub(epoch),
+                    node: None,
+                });
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    events
+}
+
+/// [`read_back`] for any replicas' data directories (`(id, dir)`, the
+/// voters at the end of the run): `nodes` is how many voters a majority is
+/// counted of; the logs are saved as `n<id>.raftlog.jsonl` in `save_to`.
+pub fn read_back_dirs(
+    bin: &Path,
+    dirs: &[(u64, PathBuf)],
+    save_to: Option<&Path>,
+    commit: u64,
+    nodes: u64,
+    at: u64,
+) -> Result<(Vec<Event>, Vec<String>), ChaosError> {
     let mut notes = Vec::new();
     let mut best: Option<((u64, u64), Vec<Value>)> = None;
     let mut agree: BTreeMap<(u64, u64), usize> = BTreeMap::new();
-    for id in plan.ids() {
-        let dir = cfg.out.join("data").join(format!("n{id}"));
-        let out = std::process::Command::new(&cfg.bin)
+    for (id, dir) in dirs {
+        let out = std::process::Command::new(bin)
             .args(["debug", "log", "--json", "--data-dir"])
-            .arg(&dir)
+            .arg(dir)
             .output()
             .map_err(|source| ChaosError::Spawn { cmd: "fenced debug log".into(), source })?;
         if !out.status.success() {
@@ -686,7 +708,9 @@ fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(
             continue;
         }
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let _ = std::fs::write(cfg.out.join(format!("n{id}.raftlog.jsonl")), &text);
+        if let Some(save_to) = save_to {
+            let _ = std::fs::write(save_to.join(format!("n{id}.raftlog.jsonl")), &text);
+        }
         let entries: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         for e in &entries {
             if let (Some(i), Some(t)) = (e["index"].as_u64(), e["term"].as_u64()) {
@@ -710,7 +734,7 @@ fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(
         if commit > 0 {
             i <= commit
         } else {
-            agree.get(&(i, t)).is_some_and(|n| *n as u64 * 2 > plan.nodes)
+            agree.get(&(i, t)).is_some_and(|n| *n as u64 * 2 > nodes)
         }
     };
     if entries.first().and_then(|e| e["index"].as_u64()).is_some_and(|i| i > 1) {

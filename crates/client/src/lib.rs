@@ -16,6 +16,7 @@
 //! fenced store with both tokens attached, and returns the store's typed
 //! rejections ([`StoreError::StaleToken`], [`StoreError::BadToken`]).
 
+mod admin;
 mod client;
 mod error;
 mod guard;

@@ -14,7 +14,9 @@
 //! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
 //! - [`limits`]: the bounds on every collection in the table.
 //! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
+//! - [`admin`]: JSON bodies of the maintenance API (membership, drain, peers).
 
+pub mod admin;
 pub mod api;
 pub mod audit;
 #[cfg(feature = "bugs")]

@@ -23,9 +23,12 @@ enum Command {
     /// Acquire, release, inspect and hold locks.
     #[command(subcommand)]
     Lock(cmd::lock::LockCommand),
-    /// Inspect the cluster.
+    /// Inspect and maintain the cluster: status, leadership, membership, drain.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
+    /// Validate a replica config file offline.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
     /// Run the fenced store (a resource that rejects stale and forged
     /// tokens), or write to and read from one.
     #[command(subcommand)]
@@ -56,6 +59,13 @@ fn main() {
                 2
             }
         },
+        Command::Config(c) => match cmd::config::run(c) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         Command::Sim(args) => match cmd::sim::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -79,7 +89,9 @@ impl Command {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
             Command::Chaos(a) => cmd::chaos::run(a).await,
-            Command::Check(_) | Command::Sim(_) | Command::Demo(_) => unreachable!("handled synchronously"),
+            Command::Check(_) | Command::Sim(_) | Command::Demo(_) | Command::Config(_) => {
+                unreachable!("handled synchronously")
+            }
         }
     }
 }

@@ -47,15 +47,20 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody { code: code.into(), message: message.into(), holder: None, token: None, retry: false },
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// Mark the error as safe to retry (elsewhere).
+    pub fn set_retry(&mut self, retry: bool) {
+        self.body.retry = retry;
     }
 }
 
@@ -153,6 +158,17 @@ async fn lease_grant(
     State(app): State<App>,
     ApiJson(b): ApiJson<LeaseGrantRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(crate::drain::refusal());
+    }
+    let min = app.config.min_ttl.as_millis() as u64;
+    if b.ttl_ms < min {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("ttl {} ms is below this cluster's minimum of {min} ms: a shorter lease would not outlive a leader election (fenced serve --min-ttl)", b.ttl_ms),
+        ));
+    }
     let max = app.config.max_ttl.as_millis() as u64;
     if b.ttl_ms > max {
         return Err(ApiError::new(
@@ -248,9 +264,14 @@ async fn acquire_record(app: &App, b: AcquireRequest) -> Result<GrantRecord, Api
         if left.is_zero() {
             break;
         }
-        match tokio::time::timeout(left, events.recv()).await {
-            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
-            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            // Send the waiter elsewhere: its retry (same request id) is
+            // answered `Queued` from the table and waits on another replica.
+            return Err(crate::drain::refusal());
+        }
+        match tokio::time::timeout(left.min(crate::drain::POLL), events.recv()).await {
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => continue,
+            Ok(Err(RecvError::Closed)) => break,
         }
     }
     // Give up: leave the queue. If the grant won the race, report it.
@@ -560,7 +581,7 @@ async fn transfer_leader(
     }
     let leader = app.raft.metrics().borrow_watched().current_leader;
     if leader != Some(app.config.id) {
-        let addr = leader.and_then(|l| app.config.peers.get(&l).cloned()).ok_or(ProposeError::NoLeader)?;
+        let addr = leader.and_then(|l| crate::membership::addr_of(&app, l)).ok_or(ProposeError::NoLeader)?;
         let body = serde_json::to_vec(&serde_json::json!({"to": b.to})).unwrap_or_default();
         let req = hyper::Request::builder()
             .method(hyper::Method::POST)
@@ -741,6 +762,9 @@ pub fn router(app: App) -> Router {
         .route("/v1/cluster/key", get(cluster_key))
         .route("/v1/cluster/transfer-leader", post(transfer_leader))
         .route("/metrics", get(metrics))
+        .merge(crate::membership::routes())
+        .merge(crate::drain::routes())
+        .merge(crate::handshake::routes())
         .layer(DefaultBodyLimit::max(CLIENT_BODY_MAX));
     let peers = Router::new()
         .route(&format!("{RAFT_PREFIX}/append"), post(raft_append))
@@ -749,6 +773,7 @@ pub fn router(app: App) -> Router {
         .route(&format!("{RAFT_PREFIX}/snapshot"), post(raft_snapshot))
         .route(&format!("{RAFT_PREFIX}/transfer-leader"), post(raft_transfer_leader))
         .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
+        .layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check))
         .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
     v1.merge(peers).fallback(not_found).with_state(app)
 }

@@ -10,10 +10,20 @@
 //! - [`api`]: the HTTP API.
 //! - [`server`]: wiring it all together.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`membership`]: add, remove, replace members while serving.
+//! - [`drain`]: hand off leadership and refuse new sessions before a stop.
+//! - [`handshake`]: versions, cluster identity and timing at every peer message.
+//! - [`data_dir`]: the data directory's format version and owner.
+//! - [`config_check`]: configuration refused before it can hurt.
 
 pub mod api;
+pub mod config_check;
+pub mod data_dir;
+pub mod drain;
+pub mod handshake;
 pub mod leader;
 pub mod log_store;
+pub mod membership;
 pub mod metrics;
 pub mod network;
 pub mod node;

@@ -24,7 +24,7 @@ use std::io;
 use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, OnceLock};
 
-const WAL: &str = "raft.wal";
+pub const WAL: &str = "raft.wal";
 /// Rewrite the WAL when it is this many times larger than its live content.
 const REWRITE_FACTOR: u64 = 4;
 /// ...and at least this large, so small logs are not rewritten constantly.

@@ -1,10 +1,14 @@
 //! Replica-to-replica RPC: openraft's messages as checksummed binary frames
 //! (postcard + CRC32C) in HTTP POST bodies, over the transport seam.
 //!
-//! The wire protocol carries a version in its path (`/raft/v1/...`); a
-//! replica answers an unknown version with 404, which the sender reports as
-//! unreachable rather than misreading the bytes.
+//! The wire protocol carries a version in its path (`/raft/v1/...`, the
+//! message encoding) and in the handshake headers of every message
+//! ([`crate::handshake`]: protocol version, cluster, limits, timing). A
+//! replica refuses a peer it cannot understand or must not mix with, and the
+//! sender reports it as unreachable, with the reason in its log, rather than
+//! misreading the bytes.
 
+use crate::handshake::Handshake;
 use crate::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
 use fenced_io::frame;
@@ -20,6 +24,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Path prefix of the replica protocol, with its version.
@@ -37,11 +42,12 @@ pub struct SnapshotRequest {
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: HttpClient,
+    handshake: Arc<Handshake>,
 }
 
 impl PeerNetwork {
-    pub fn new(http: HttpClient) -> Self {
-        PeerNetwork { http }
+    pub fn new(http: HttpClient, handshake: Arc<Handshake>) -> Self {
+        PeerNetwork { http, handshake }
     }
 }
 
@@ -49,13 +55,14 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, addr: node.addr.clone() }
+        PeerClient { http: self.http.clone(), handshake: self.handshake.clone(), target, addr: node.addr.clone() }
     }
 }
 
 /// RPCs to one peer.
 pub struct PeerClient {
     http: HttpClient,
+    handshake: Arc<Handshake>,
     target: NodeId,
     addr: String,
 }
@@ -72,16 +79,24 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
         let body = frame::encode(req).map_err(unreachable)?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("{RAFT_PREFIX}/{what}"))
             .header("content-type", "application/x-fenced-frame")
             .body(Bytes::from(body))
             .map_err(unreachable)?;
+        self.handshake.stamp(req.headers_mut());
         let resp = self.http.send(&self.addr, req, timeout).await.map_err(unreachable)?;
         if resp.status != StatusCode::OK {
             let text = String::from_utf8_lossy(&resp.body);
+            if matches!(resp.status, StatusCode::CONFLICT | StatusCode::UPGRADE_REQUIRED) {
+                tracing::warn!(peer = self.target, "peer refused us: {text}");
+            }
             return Err(unreachable(format!("peer {} answered {}: {text}", self.target, resp.status)));
+        }
+        if let Err(refusal) = self.handshake.judge(&resp.headers) {
+            tracing::warn!(peer = self.target, code = refusal.code(), "refusing a peer's answer: {refusal}");
+            return Err(unreachable(refusal));
         }
         frame::decode_exact(&resp.body).map_err(unreachable)
     }

@@ -2,6 +2,7 @@
 //! proposal forwarding and linearizable reads. The HTTP API ([`crate::api`])
 //! and the leader loop ([`crate::leader`]) sit on top of [`Replica`].
 
+use crate::handshake::Handshake;
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
 use crate::network::{PeerNetwork, RAFT_PREFIX};
@@ -23,6 +24,7 @@ use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{Config, Instant as _, ReadPolicy, SnapshotPolicy};
 use openraft_rt::deterministic_rng::DeterministicRng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +52,14 @@ pub struct ReplicaConfig {
     /// Longest TTL this replica accepts from clients. Checked before
     /// proposing, so replicas may differ here without diverging.
     pub max_ttl: Duration,
+    /// Shortest TTL this replica accepts from clients, checked before
+    /// proposing. It must outlive a failover ([`crate::config_check`]).
+    pub min_ttl: Duration,
+    /// The cluster's name: stored in the data directory and compared at
+    /// start and at every peer handshake ([`crate::handshake`]).
+    pub cluster_name: String,
+    /// Never initialize a cluster; wait to be added by `fenced cluster add`.
+    pub join: bool,
     /// Bounds enforced inside the state machine. They decide what a log entry
     /// does, so every replica must use the same values: keep the defaults.
     pub limits: Limits,
@@ -70,6 +80,9 @@ impl ReplicaConfig {
             checkpoint_interval: Duration::from_secs(2),
             tick: Duration::from_millis(50),
             max_ttl: Duration::from_secs(3600),
+            min_ttl: crate::config_check::safe_min_ttl(Duration::from_millis(500), Duration::from_millis(1000)),
+            cluster_name: "fenced".into(),
+            join: false,
             limits: Limits::default(),
         }
     }
@@ -128,6 +141,9 @@ pub struct Replica {
     pub http: HttpClient,
     pub metrics: Metrics,
     pub seams: Seams,
+    pub handshake: Arc<Handshake>,
+    /// Set by a drain: new client sessions are refused ([`crate::drain`]).
+    pub draining: AtomicBool,
 }
 
 /// How long a forwarded proposal may take.
@@ -137,6 +153,10 @@ impl Replica {
     /// Open storage, start openraft, and initialize the cluster if this is
     /// the lowest-numbered voter of a new one.
     pub async fn start(config: ReplicaConfig, seams: Seams) -> std::io::Result<Arc<Replica>> {
+        let refused = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        crate::config_check::validate(&config).map_err(|e| refused(e.to_string()))?;
+        crate::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
+        let has_log = seams.disk.read(crate::log_store::WAL)?.is_some();
         let raft_config = Config {
             cluster_name: "fenced".into(),
             heartbeat_interval: config.heartbeat.as_millis() as u64,
@@ -154,7 +174,8 @@ impl Replica {
         let sm = StateMachine::open(seams.disk.clone(), seams.clock.clone(), LockTable::new(config.limits.clone()))?;
         let shared = sm.shared.clone();
         let http = HttpClient::new(seams.transport.clone());
-        let network = PeerNetwork::new(http.clone());
+        let handshake = Arc::new(Handshake::new(&config, shared.clone()));
+        let network = PeerNetwork::new(http.clone(), handshake.clone());
         let raft = DeterministicRng::<openraft::impls::TokioRuntime>::scope(
             seams.seed,
             Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm),
@@ -163,7 +184,29 @@ impl Replica {
         .map_err(|e| std::io::Error::other(format!("raft failed to start: {e}")))?;
         let lowest = config.peers.keys().next().copied();
         let initialized = raft.is_initialized().await.map_err(|e| std::io::Error::other(e.to_string()))?;
-        if !initialized && lowest == Some(config.id) {
+        let replicated: BTreeMap<NodeId, String> = {
+            let m = raft.metrics().borrow_watched().membership_config.clone();
+            let voters: BTreeSet<NodeId> = m.membership().voter_ids().collect();
+            m.membership().nodes().filter(|(id, _)| voters.contains(id)).map(|(id, n)| (*id, n.addr.clone())).collect()
+        };
+        let problem = if initialized {
+            crate::config_check::against_membership(&config.peers, &replicated).err().map(|p| p.to_string())
+        } else if config.peers.is_empty() && !config.join && !has_log {
+            // An empty log. (One that holds only a vote waits to be
+            // contacted, as a joining replica does.)
+            Some(
+                "peers: this data directory holds no cluster yet and no peers are given: pass --peers to create a \
+                  cluster, or --join to wait to be added by `fenced cluster add`"
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let _ = raft.shutdown().await;
+            return Err(refused(format!("invalid configuration: {problem}")));
+        }
+        if !initialized && lowest == Some(config.id) && !config.join {
             let members: BTreeMap<NodeId, Node> =
                 config.peers.iter().map(|(id, addr)| (*id, Node { addr: addr.clone() })).collect();
             match raft.initialize(members).await {
@@ -171,7 +214,17 @@ impl Replica {
                 Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
             }
         }
-        Ok(Arc::new(Replica { config, raft, shared, log, http, metrics: Metrics::default(), seams }))
+        Ok(Arc::new(Replica {
+            config,
+            raft,
+            shared,
+            log,
+            http,
+            metrics: Metrics::default(),
+            seams,
+            handshake,
+            draining: AtomicBool::new(false),
+        }))
     }
 
     /// Propose `req` and wait for its response, forwarding to the leader if
@@ -184,8 +237,22 @@ impl Replica {
     pub async fn propose(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         let (resp, index) = self.propose_routed(req).await?;
         let mut applied = self.shared.watch_applied();
-        let caught_up =
-            tokio::time::timeout(FORWARD_TIMEOUT, async { applied.wait_for(|a| *a >= index).await.is_ok() }).await;
+        let caught_up = tokio::time::timeout(FORWARD_TIMEOUT, async {
+            loop {
+                if *applied.borrow_and_update() >= index {
+                    return true;
+                }
+                // A draining replica (or one just removed, which no longer
+                // receives the log) answers at once instead of waiting.
+                if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::POLL, applied.changed()).await {
+                    return false;
+                }
+            }
+        })
+        .await;
         if caught_up != Ok(true) {
             // The entry is committed, but this replica lags: the answer is
             // right, local reads would not be. Report it as unknown so the

@@ -80,6 +80,9 @@ pub struct SimConfig {
     /// quantises latencies (a round trip takes at least two steps), so fewer
     /// operations fit into a simulated second. Part of the replay command.
     pub tick: Duration,
+    /// An operator removes and re-adds voters until the faults stop
+    /// ([`crate::membership`]).
+    pub membership: bool,
 }
 
 /// The default [`SimConfig::tick`].
@@ -104,6 +107,7 @@ impl SimConfig {
             nemesis: true,
             script: None,
             tick: DEFAULT_TICK,
+            membership: false,
         }
     }
 
@@ -144,6 +148,9 @@ impl SimConfig {
         }
         if self.tick != DEFAULT_TICK {
             s.push_str(&format!(" --tick {}ms", self.tick.as_millis()));
+        }
+        if self.membership {
+            s.push_str(" --membership");
         }
         s
     }

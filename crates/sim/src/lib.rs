@@ -11,10 +11,12 @@
 //! - [`nemesis`]: the fault schedule drawn from the seed.
 //! - [`workload`]: the clients and what they record.
 //! - [`recorder`]: the history being written.
+//! - [`membership`]: membership changes during a run (remove and re-add voters).
 //! - [`run`]: one seed, end to end, judged by `fenced_check`.
 
 pub mod clock;
 pub mod config;
+pub mod membership;
 pub mod nemesis;
 pub mod recorder;
 pub mod run;

@@ -319,6 +319,13 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         sim.host(host(i).as_str(), move || {
             let (peers, live, clock, disk) = (peers.clone(), live.clone(), clock.clone(), disk.clone());
             async move {
+                // A restart trusts its data directory, as `fenced serve`
+                // without `--peers` does: membership changes may have made
+                // the initial peer list stale.
+                let peers = match fenced_io::disk::Disk::read(&disk, fenced_replica::log_store::WAL) {
+                    Ok(Some(_)) => BTreeMap::new(),
+                    _ => peers,
+                };
                 let mut config = ReplicaConfig::new(i, format!("0.0.0.0:{RAFT_PORT}"), peers);
                 // Keep the whole log so the checker can read every decision.
                 config.snapshot_every_entries = 1_000_000;
@@ -395,6 +402,21 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
                 workload::honest(plan, client, store, rec).await;
             }
             running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    if cfg.membership {
+        let mut acfg = ClientConfig::new(endpoints.clone());
+        acfg.client_id = "sim-operator".into();
+        acfg.request_timeout = Duration::from_secs(1);
+        acfg.call_timeout = Duration::from_secs(5);
+        let clock = SimClock::new(epoch_ms);
+        let (rec, peers, seed) = (rec.clone(), peers.clone(), cfg.seed);
+        let until = cfg.gst().saturating_sub(Duration::from_secs(2));
+        let deadline = cfg.gst() + Duration::from_secs(5);
+        sim.client("operator", async move {
+            let client = Client::with_seams(acfg, Arc::new(SimTransport), Arc::new(clock))?;
+            crate::membership::drive(peers, client, rec, until, deadline, seed).await;
             Ok(())
         });
     }

@@ -1,9 +1,10 @@
-//! `fenced cluster ...`: status and leadership.
+//! `fenced cluster ...`: status, leadership, membership, drain.
 
 use super::endpoints;
 use super::lock::Common;
 use clap::Subcommand;
 use fenced_client::{Client, ClientConfig};
+use fenced_core::admin::Membership;
 use serde_json::json;
 
 #[derive(Subcommand, Debug)]
@@ -19,6 +20,91 @@ pub enum ClusterCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// The replicated membership: voters, learners, addresses.
+    Members {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Join replica ID at HOST:PORT (started with `fenced serve --join`): as a learner until it has
+    /// caught up, then as a voter (joint consensus).
+    Add {
+        id: u64,
+        addr: String,
+        /// Change even if the new voters would lack a live majority (warns).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove replica ID from the cluster.
+    Remove {
+        id: u64,
+        /// Change even if the remaining voters would lack a live majority (warns).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replace voter OLD (a dead machine) by replica NEW at HOST:PORT (started with `--join`), in one change.
+    Replace {
+        old: u64,
+        new: u64,
+        addr: String,
+        /// Change even if the new voters would lack a live majority (warns).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Drain replica ID before stopping it: it hands off leadership and refuses new sessions.
+    /// (`fenced serve` drains by itself on SIGTERM.)
+    Drain {
+        id: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// What each replica saw at its peer handshakes: protocol and data versions, cluster, timing mismatches.
+    Peers {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn print_membership(m: &Membership, json: bool) -> anyhow::Result<i32> {
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        println!("{}", serde_json::to_string(m)?);
+        return Ok(0);
+    }
+    println!("{:>4} {:<8} {:<22}", "ID", "ROLE", "ADDRESS");
+    for (id, addr) in &m.nodes {
+        let role = if m.leader == Some(*id) {
+            "leader"
+        } else if m.voters.contains(id) {
+            "voter"
+        } else {
+            "learner"
+        };
+        println!("{id:>4} {role:<8} {addr:<22}");
+    }
+    println!("membership entry at log index {}", m.log_index);
+    Ok(0)
+}
+
+fn report(r: Result<Membership, fenced_client::ClientError>, json: bool) -> anyhow::Result<i32> {
+    match r {
+        Ok(m) => print_membership(&m, json),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn client(common: &Common) -> anyhow::Result<Client> {
+    Ok(Client::new(ClientConfig::new(endpoints(&common.endpoints)))?)
 }
 
 fn show(v: &serde_json::Value) -> String {
@@ -33,6 +119,18 @@ pub async fn run(c: ClusterCommand) -> anyhow::Result<i32> {
     super::init_logging("warn");
     match c {
         ClusterCommand::Status { common } => status(common).await,
+        ClusterCommand::Members { common } => report(client(&common)?.members().await, common.json),
+        ClusterCommand::Add { id, addr, force, common } => {
+            report(client(&common)?.add_member(id, &addr, force).await, common.json)
+        }
+        ClusterCommand::Remove { id, force, common } => {
+            report(client(&common)?.remove_member(id, force).await, common.json)
+        }
+        ClusterCommand::Replace { old, new, addr, force, common } => {
+            report(client(&common)?.replace_member(old, new, &addr, force).await, common.json)
+        }
+        ClusterCommand::Drain { id, common } => drain(id, common).await,
+        ClusterCommand::Peers { common } => peers(common).await,
         ClusterCommand::TransferLeader { id, common } => {
             let cl = Client::new(ClientConfig::new(endpoints(&common.endpoints)))?;
             match cl.transfer_leader(id).await {
@@ -95,4 +193,81 @@ async fn status(common: Common) -> anyhow::Result<i32> {
         }
     }
     Ok(if reachable * 2 > eps.len() { 0 } else { 1 })
+}
+
+async fn drain(id: u64, common: Common) -> anyhow::Result<i32> {
+    let cl = client(&common)?;
+    let addr = match cl.members().await {
+        Ok(m) => m.nodes.get(&id).cloned(),
+        Err(e) => {
+            eprintln!("error: cannot read the membership: {e}");
+            return Ok(1);
+        }
+    };
+    let Some(addr) = addr else {
+        eprintln!("error: replica {id} is not a member (fenced cluster members)");
+        return Ok(1);
+    };
+    match cl.drain_at(&addr).await {
+        Ok(d) => {
+            if common.json {
+                println!("{}", serde_json::to_string(&d)?);
+            } else {
+                println!(
+                    "replica {id} is draining; leader is {}. Stop it now (SIGTERM), then restart it",
+                    show(&json!(d.leader))
+                );
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+async fn peers(common: Common) -> anyhow::Result<i32> {
+    let cl = client(&common)?;
+    let mut rows = Vec::new();
+    let mut mismatches = 0;
+    for ep in endpoints(&common.endpoints) {
+        match cl.peers_of(&ep).await {
+            Ok(r) => {
+                mismatches += r.peers.values().filter(|p| p.timing_mismatch.is_some()).count();
+                rows.push(json!({"endpoint": ep, "report": r}));
+            }
+            Err(e) => rows.push(json!({"endpoint": ep, "error": e.to_string()})),
+        }
+    }
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            let Some(rep) = r.get("report") else {
+                println!("{}: unreachable: {}", show(&r["endpoint"]), show(&r["error"]));
+                continue;
+            };
+            println!(
+                "{}: replica {} protocol v{} data v{} cluster {} key {} {}{}",
+                show(&r["endpoint"]),
+                show(&rep["id"]),
+                show(&rep["protocol"]),
+                show(&rep["data_format"]),
+                show(&rep["cluster"]),
+                show(&rep["cluster_key"]),
+                show(&rep["timing"]),
+                if rep["draining"] == json!(true) { " DRAINING" } else { "" }
+            );
+            if let Some(peers) = rep["peers"].as_object() {
+                for (id, p) in peers {
+                    match p["timing_mismatch"].as_str() {
+                        Some(m) => println!("  peer {id}: protocol v{} MISMATCH {m}", show(&p["protocol"])),
+                        None => println!("  peer {id}: protocol v{} timing agrees", show(&p["protocol"])),
+                    }
+                }
+            }
+        }
+    }
+    Ok(if mismatches == 0 { 0 } else { 1 })
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod cluster;
+pub mod config;
 pub mod debug;
 pub mod demo;
 pub mod dev;

@@ -1,81 +1,27 @@
 //! `fenced serve`: one replica.
 
-use anyhow::{bail, Context};
+use super::config::{resolve_or_bail, Settings};
+use anyhow::Context;
 use clap::Args;
 use fenced_core::token::encode_public_key;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::transport::TcpTransport;
-use fenced_replica::node::{ReplicaConfig, Seams};
+use fenced_replica::node::Seams;
 use fenced_replica::server;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Settings come from flags, from `--config FILE` (TOML, the same names with
+/// `_` for `-`), or both (flags win). See docs/operations.md.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// This replica's id (a positive integer, unique in the cluster).
+    /// A TOML config file with any of the settings below; flags override it.
     #[arg(long)]
-    pub id: u64,
-    /// Address to listen on for clients and peers, e.g. 127.0.0.1:7001.
-    #[arg(long)]
-    pub listen: String,
-    /// Every voter including this one: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
-    #[arg(long)]
-    pub peers: String,
-    /// Where the log and snapshots live. Must survive restarts.
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// Leader heartbeat interval.
-    #[arg(long, default_value = "100ms", value_parser = super::parse_duration)]
-    pub heartbeat: Duration,
-    /// Shortest election timeout (the longest is twice this).
-    #[arg(long, default_value = "500ms", value_parser = super::parse_duration)]
-    pub election_timeout: Duration,
-    /// Longest lease TTL a client may ask for.
-    #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
-    pub max_ttl: Duration,
-    /// Snapshot (and purge the log) after this many entries. `fenced chaos`
-    /// raises it so that the whole log can be read back for the checkers.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub snapshot_every: u64,
-}
-
-/// Parse `1=host:port,2=host:port`.
-pub fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<u64, String>> {
-    let mut peers = BTreeMap::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part.split_once('=').with_context(|| format!("peer {part:?} is not ID=HOST:PORT"))?;
-        let id: u64 = id.trim().parse().with_context(|| format!("peer id {id:?} is not a number"))?;
-        if peers.insert(id, addr.trim().to_string()).is_some() {
-            bail!("peer id {id} appears twice in --peers");
-        }
-    }
-    if peers.is_empty() {
-        bail!("--peers is empty; list every voter as ID=HOST:PORT");
-    }
-    Ok(peers)
-}
-
-pub fn config(a: &ServeArgs) -> anyhow::Result<ReplicaConfig> {
-    let peers = parse_peers(&a.peers)?;
-    if !peers.contains_key(&a.id) {
-        bail!("--id {} is not in --peers; a replica must be one of the voters", a.id);
-    }
-    if a.id == 0 {
-        bail!("--id must be positive");
-    }
-    let mut c = ReplicaConfig::new(a.id, a.listen.clone(), peers);
-    c.heartbeat = a.heartbeat;
-    c.election_timeout_min = a.election_timeout;
-    c.election_timeout_max = a.election_timeout * 2;
-    c.max_ttl = a.max_ttl;
-    c.snapshot_every_entries = a.snapshot_every;
-    if c.heartbeat * 2 > c.election_timeout_min {
-        bail!("--heartbeat must be at most half of --election-timeout");
-    }
-    Ok(c)
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 pub fn seams(data_dir: &std::path::Path) -> anyhow::Result<Seams> {
@@ -91,13 +37,28 @@ pub fn seams(data_dir: &std::path::Path) -> anyhow::Result<Seams> {
     })
 }
 
+/// Wait for SIGTERM or Ctrl-C.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot wait for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        r = tokio::signal::ctrl_c() => r.map(|_| "Ctrl-C").context("cannot wait for Ctrl-C"),
+    }
+}
+
 pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
     super::init_logging("info,openraft=warn");
-    let config = config(&a)?;
-    let running = server::start(config, seams(&a.data_dir)?)
+    let settings = match &a.config {
+        Some(path) => Settings::load(path)?.overridden_by(a.settings.clone()),
+        None => a.settings.clone(),
+    };
+    let (config, data_dir) = resolve_or_bail(&settings)?;
+    let (id, listen, heartbeat) = (config.id, config.listen.clone(), config.heartbeat);
+    let running = server::start(config, seams(&data_dir)?)
         .await
-        .with_context(|| format!("cannot start replica {} on {}", a.id, a.listen))?;
-    eprintln!("fenced replica {} serving on {} (data in {})", a.id, running.addr, a.data_dir.display());
+        .with_context(|| format!("cannot start replica {id} on {listen}"))?;
+    eprintln!("fenced replica {id} serving on {} (data in {})", running.addr, data_dir.display());
     let replica = running.replica.clone();
     tokio::spawn(async move {
         loop {
@@ -108,8 +69,16 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
-    eprintln!("stopping");
+    let why = stop_signal().await?;
+    eprintln!("{why}: draining (handing off leadership, refusing new sessions)");
+    match tokio::time::timeout(Duration::from_secs(15), fenced_replica::drain::drain(&running.replica)).await {
+        Ok(Ok(d)) => eprintln!("drained; leader is now {}", d.leader.map(|l| l.to_string()).unwrap_or("-".into())),
+        Ok(Err(e)) => eprintln!("drain incomplete ({e:?}); stopping anyway"),
+        Err(_) => eprintln!("drain did not finish within 15 s; stopping anyway"),
+    }
+    // Let followers hear of the new leader before this replica goes quiet.
+    tokio::time::sleep(heartbeat * 3).await;
     running.stop().await;
+    eprintln!("stopped");
     Ok(0)
 }

@@ -57,6 +57,9 @@ pub struct SimArgs {
     /// quantise latencies, so fewer operations fit in a simulated second.
     #[arg(long, default_value = "1ms", value_parser = parse_tick)]
     pub tick: Duration,
+    /// An operator removes and re-adds voters (joint consensus) until the faults stop, under the same faults.
+    #[arg(long)]
+    pub membership: bool,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     pub l1_bound: Duration,
@@ -105,6 +108,7 @@ impl SimArgs {
         c.byzantine_clients = self.byzantine_clients;
         c.unfenced = self.unfenced;
         c.drift_beyond_rho = self.drift_beyond_rho;
+        c.membership = self.membership;
         c.l1_bound = self.l1_bound;
         c.tick = self.tick;
         c
@@ -155,6 +159,9 @@ fn seed_json(o: &SeedOutcome) -> Value {
         "long_client_pause": o.long_pause,
         "faults": o.schedule.len(),
         "fault_kinds": o.schedule.iter().map(|p| serde_json::to_value(&p.fault).ok().and_then(|v| v["fault"].as_str().map(String::from)).unwrap_or_default()).collect::<std::collections::BTreeSet<_>>(),
+        "membership_changes": o.history.events.iter().filter(|e| {
+            e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership" && e.value["outcome"].get("voters").is_some()
+        }).count(),
         "verdicts": verdicts,
         "replay": o.config.replay_command(),
     })

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod workload;
+
 use fenced_client::{Client, ClientConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,10 @@ pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// Every replica's address, spares (not started yet) included.
     pub addrs: BTreeMap<u64, String>,
+    /// The replicas that created the cluster (`--peers`).
+    pub bootstrap: BTreeMap<u64, String>,
     pub procs: BTreeMap<u64, Child>,
 }
 
@@ -36,9 +41,17 @@ pub fn signal(pid: u32, sig: i32) {
 
 impl Cluster {
     pub fn start(n: u64) -> Cluster {
+        Cluster::start_with_spares(n, 0)
+    }
+
+    /// `n` replicas that create the cluster, and addresses for `spares` more
+    /// (ids `n+1..`), to be started with [`Cluster::spawn_with`] and `--join`.
+    pub fn start_with_spares(n: u64, spares: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let addrs: BTreeMap<u64, String> = (1..=n).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
-        let mut c = Cluster { dir, addrs, procs: BTreeMap::new() };
+        let addrs: BTreeMap<u64, String> =
+            (1..=n + spares).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
+        let bootstrap = addrs.range(1..=n).map(|(i, a)| (*i, a.clone())).collect();
+        let mut c = Cluster { dir, addrs, bootstrap, procs: BTreeMap::new() };
         for id in 1..=n {
             c.spawn(id);
         }
@@ -54,10 +67,17 @@ impl Cluster {
     }
 
     pub fn spawn(&mut self, id: u64) {
-        let peers: Vec<String> = self.addrs.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        let peers: Vec<String> = self.bootstrap.iter().map(|(i, a)| format!("{i}={a}")).collect();
+        self.spawn_with(id, &["--peers", &peers.join(",")]);
+    }
+
+    /// Start replica `id` with `extra` flags (`--join`, `--peers …`, or
+    /// nothing: a restart that trusts its data directory).
+    pub fn spawn_with(&mut self, id: u64, extra: &[&str]) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(id)).expect("log file");
         let child = Command::new(BIN)
-            .args(["serve", "--id", &id.to_string(), "--listen", &self.addrs[&id], "--peers", &peers.join(",")])
+            .args(["serve", "--id", &id.to_string(), "--listen", &self.addrs[&id]])
+            .args(extra)
             .args(["--data-dir", &self.data_dir(id).to_string_lossy()])
             .args(["--heartbeat", HEARTBEAT, "--election-timeout", "300ms"])
             .stdout(Stdio::null())
@@ -73,6 +93,23 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGTERM (`fenced serve` drains, then stops), and reap it. Returns its
+    /// exit code, or `None` if it had to be killed after `within`.
+    pub fn terminate(&mut self, id: u64, within: Duration) -> Option<i32> {
+        let mut c = self.procs.remove(&id)?;
+        signal(c.id(), libc::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
     pub fn pid(&self, id: u64) -> u32 {
@@ -107,7 +144,7 @@ impl Cluster {
                     }
                 }
             }
-            if let Some((l, _)) = votes.into_iter().find(|(_, n)| n * 2 > self.addrs.len()) {
+            if let Some((l, _)) = votes.into_iter().find(|(_, n)| n * 2 > self.bootstrap.len()) {
                 if self.procs.contains_key(&l) && client.cluster_key().await.is_ok() {
                     return Some(l);
                 }

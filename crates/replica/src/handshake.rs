@@ -1,0 +1,287 @@
+//! The peer handshake: what every replica-to-replica message says about its
+//! sender, and what the receiver refuses.
+//!
+//! Every peer request and every peer answer carries, in HTTP headers:
+//!
+//! | header | meaning | on mismatch |
+//! |---|---|---|
+//! | `x-fenced-protocol` | peer protocol version | refused unless in [`PROTOCOL_OLDEST`]..=[`PROTOCOL_VERSION`] |
+//! | `x-fenced-cluster` | the cluster's name (`--cluster-name`) | refused |
+//! | `x-fenced-cluster-key` | fingerprint of the cluster's first signing key, once known | refused |
+//! | `x-fenced-limits` | digest of the state machine's limits | refused (entries would apply differently) |
+//! | `x-fenced-timing` | heartbeat and election timeouts | accepted, reported (log, `/v1/cluster/peers`) |
+//! | `x-fenced-from` | the sender's replica id | - |
+//!
+//! A request without `x-fenced-protocol` comes from protocol version 1 (the
+//! release before these headers existed): it is accepted unchecked, so that a
+//! cluster can be upgraded one replica at a time. The cluster key is the
+//! first signing key the cluster ever committed: it is replicated through the
+//! log, never changes, and differs between any two clusters, so it tells a
+//! data directory of another cluster apart even when both share a name. A
+//! replica that has not applied the key yet (a new or joining one) skips that
+//! comparison.
+
+use crate::node::{Replica, ReplicaConfig};
+use crate::state_machine::Shared;
+use crate::types::NodeId;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use fenced_core::admin::{PeerInfo, PeersReport};
+use fenced_core::token::encode_public_key;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The peer protocol this build speaks.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest peer protocol this build still accepts (one version back).
+pub const PROTOCOL_OLDEST: u32 = 1;
+
+pub const H_PROTOCOL: &str = "x-fenced-protocol";
+pub const H_CLUSTER: &str = "x-fenced-cluster";
+pub const H_CLUSTER_KEY: &str = "x-fenced-cluster-key";
+pub const H_LIMITS: &str = "x-fenced-limits";
+pub const H_TIMING: &str = "x-fenced-timing";
+pub const H_FROM: &str = "x-fenced-from";
+
+/// This replica's side of the handshake, and what it has seen of its peers.
+pub struct Handshake {
+    id: NodeId,
+    cluster: String,
+    limits: String,
+    timing: String,
+    shared: Arc<Shared>,
+    key: OnceLock<String>,
+    seen: Mutex<BTreeMap<NodeId, PeerInfo>>,
+}
+
+/// Why a peer message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("peer {from} speaks peer protocol v{theirs}; this replica understands v{PROTOCOL_OLDEST} to v{PROTOCOL_VERSION}. Upgrade one version at a time (docs/operations.md, rolling upgrade)")]
+    Protocol { from: String, theirs: String },
+    #[error("peer {from} belongs to cluster {theirs:?}, this replica to {ours:?}; check --cluster-name and that --data-dir is this cluster's")]
+    Cluster { from: String, theirs: String, ours: String },
+    #[error("peer {from} holds data of another cluster (cluster key {theirs}, ours {ours}); it was started with another cluster's data directory: give it an empty one, or its own")]
+    ClusterKey { from: String, theirs: String, ours: String },
+    #[error("peer {from} applies entries with other limits (digest {theirs}, ours {ours}); every replica of a cluster must use the same limits")]
+    Limits { from: String, theirs: String, ours: String },
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Protocol { .. } => "peer_protocol_version",
+            Refusal::Cluster { .. } | Refusal::ClusterKey { .. } => "peer_other_cluster",
+            Refusal::Limits { .. } => "peer_limits_mismatch",
+        }
+    }
+}
+
+/// The timing settings that must agree across replicas, as one string.
+pub fn timing_of(c: &ReplicaConfig) -> String {
+    format!(
+        "heartbeat_ms={},election_timeout_ms={}-{}",
+        c.heartbeat.as_millis(),
+        c.election_timeout_min.as_millis(),
+        c.election_timeout_max.as_millis()
+    )
+}
+
+/// A short digest of the limits (the CRC of their encoding).
+pub fn limits_digest(c: &ReplicaConfig) -> String {
+    match fenced_io::frame::encode(&c.limits) {
+        Ok(f) => f.get(4..8).map(|b| b.iter().map(|x| format!("{x:02x}")).collect()).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Handshake {
+    pub fn new(config: &ReplicaConfig, shared: Arc<Shared>) -> Self {
+        Handshake {
+            id: config.id,
+            cluster: config.cluster_name.clone(),
+            limits: limits_digest(config),
+            timing: timing_of(config),
+            shared,
+            key: OnceLock::new(),
+            seen: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The cluster key's fingerprint, once this replica has applied it.
+    pub fn cluster_key(&self) -> Option<&str> {
+        if let Some(k) = self.key.get() {
+            return Some(k);
+        }
+        let first = self.shared.read(|t| t.public_keys().first().map(encode_public_key))?;
+        // The fingerprint: enough of the key to tell clusters apart.
+        let fp: String = first.chars().rev().take(16).collect::<Vec<_>>().into_iter().rev().collect();
+        Some(self.key.get_or_init(|| fp))
+    }
+
+    /// Our headers, on a request or an answer.
+    pub fn stamp(&self, h: &mut HeaderMap) {
+        let mut put = |name: &'static str, v: &str| {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.insert(name, v);
+            }
+        };
+        put(H_PROTOCOL, &PROTOCOL_VERSION.to_string());
+        put(H_CLUSTER, &self.cluster);
+        put(H_LIMITS, &self.limits);
+        put(H_TIMING, &self.timing);
+        put(H_FROM, &self.id.to_string());
+        if let Some(k) = self.cluster_key() {
+            put(H_CLUSTER_KEY, k);
+        }
+    }
+
+    /// Judge a peer's headers. `Ok` may still record a timing mismatch.
+    pub fn judge(&self, h: &HeaderMap) -> Result<(), Refusal> {
+        let from = header(h, H_FROM).unwrap_or("?").to_string();
+        let Some(protocol) = header(h, H_PROTOCOL) else {
+            // Protocol v1: the release before the handshake. Accepted as is.
+            return Ok(());
+        };
+        let version = protocol.parse::<u32>().ok().filter(|v| (PROTOCOL_OLDEST..=PROTOCOL_VERSION).contains(v));
+        let Some(version) = version else {
+            return Err(Refusal::Protocol { from, theirs: protocol.to_string() });
+        };
+        let theirs = header(h, H_CLUSTER).unwrap_or("");
+        if theirs != self.cluster {
+            return Err(Refusal::Cluster { from, theirs: theirs.into(), ours: self.cluster.clone() });
+        }
+        if let (Some(theirs), Some(ours)) = (header(h, H_CLUSTER_KEY), self.cluster_key()) {
+            if theirs != ours {
+                return Err(Refusal::ClusterKey { from, theirs: theirs.into(), ours: ours.into() });
+            }
+        }
+        let theirs = header(h, H_LIMITS).unwrap_or("");
+        if theirs != self.limits {
+            return Err(Refusal::Limits { from, theirs: theirs.into(), ours: self.limits.clone() });
+        }
+        let timing = header(h, H_TIMING).unwrap_or("").to_string();
+        let mismatch = (timing != self.timing).then(|| {
+            format!(
+                "peer {from} runs {timing}, this replica {}; heartbeat and election timeouts must agree across replicas",
+                self.timing
+            )
+        });
+        if let Ok(id) = from.parse::<NodeId>() {
+            let report = PeerInfo { protocol: version, timing, timing_mismatch: mismatch.clone() };
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(&id) != Some(&report) {
+                if let Some(m) = &mismatch {
+                    tracing::warn!(peer = id, "timing mismatch: {m}");
+                }
+                seen.insert(id, report);
+            }
+        }
+        Ok(())
+    }
+
+    /// What each peer said last.
+    pub fn peers(&self) -> BTreeMap<NodeId, PeerInfo> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn timing(&self) -> &str {
+        &self.timing
+    }
+}
+
+async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersReport> {
+    let hs = &app.handshake;
+    Json(PeersReport {
+        id: app.config.id,
+        protocol: PROTOCOL_VERSION,
+        data_format: crate::data_dir::FORMAT_VERSION,
+        cluster: app.config.cluster_name.clone(),
+        cluster_key: hs.cluster_key().map(String::from),
+        timing: hs.timing().to_string(),
+        draining: app.draining.load(std::sync::atomic::Ordering::SeqCst),
+        peers: hs.peers(),
+    })
+}
+
+/// `GET /v1/cluster/peers`: what this replica saw at its peer handshakes.
+pub fn routes() -> Router<Arc<Replica>> {
+    Router::new().route("/v1/cluster/peers", get(peers_report))
+}
+
+/// Middleware on the peer routes: refuse what we cannot understand or must
+/// not mix with, stamp our headers on every answer.
+pub async fn check(State(hs): State<Arc<Handshake>>, req: Request, next: Next) -> Response {
+    if let Err(refusal) = hs.judge(req.headers()) {
+        tracing::warn!(code = refusal.code(), "refused a peer: {refusal}");
+        let status = match refusal {
+            Refusal::Protocol { .. } => StatusCode::UPGRADE_REQUIRED,
+            _ => StatusCode::CONFLICT,
+        };
+        let mut resp = (status, format!("{}: {refusal}", refusal.code())).into_response();
+        hs.stamp(resp.headers_mut());
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    hs.stamp(resp.headers_mut());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fenced_core::clock::Clock;
+    use fenced_core::table::LockTable;
+
+    fn hs(cluster: &str, heartbeat_ms: u64) -> Handshake {
+        let mut c = ReplicaConfig::new(1, "127.0.0.1:1".into(), BTreeMap::new());
+        c.cluster_name = cluster.into();
+        c.heartbeat = std::time::Duration::from_millis(heartbeat_ms);
+        let disk: Arc<dyn fenced_io::disk::Disk> = Arc::new(fenced_io::disk::MemDisk::new());
+        let clock: Arc<dyn Clock> = Arc::new(fenced_io::clock::SystemClock::new());
+        let sm = crate::state_machine::StateMachine::open(disk, clock, LockTable::new(Default::default()))
+            .expect("state machine");
+        Handshake::new(&c, sm.shared)
+    }
+
+    fn headers_of(h: &Handshake) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        h.stamp(&mut m);
+        m
+    }
+
+    #[test]
+    fn same_cluster_is_accepted_and_timing_mismatch_is_reported() {
+        let a = hs("prod", 100);
+        assert_eq!(a.judge(&headers_of(&hs("prod", 100))), Ok(()));
+        assert_eq!(a.judge(&headers_of(&hs("prod", 50))), Ok(()));
+        let report = a.peers().remove(&1).expect("peer 1 recorded");
+        assert!(report.timing_mismatch.expect("mismatch").contains("heartbeat_ms=50"));
+    }
+
+    #[test]
+    fn an_unknown_protocol_version_and_another_cluster_are_refused() {
+        let a = hs("prod", 100);
+        let mut future = headers_of(&a);
+        future.insert(H_PROTOCOL, HeaderValue::from_static("3"));
+        let r = a.judge(&future).expect_err("v3 refused");
+        assert_eq!(r.code(), "peer_protocol_version");
+        assert!(r.to_string().contains("understands v1 to v2"), "{r}");
+        let r = a.judge(&headers_of(&hs("staging", 100))).expect_err("other cluster refused");
+        assert_eq!(r.code(), "peer_other_cluster");
+        assert!(r.to_string().contains("\"staging\""), "{r}");
+    }
+
+    #[test]
+    fn a_version_1_peer_without_headers_is_accepted() {
+        assert_eq!(hs("prod", 100).judge(&HeaderMap::new()), Ok(()));
+    }
+}
