@@ -14,6 +14,7 @@
 //! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
 //! - [`limits`]: the bounds on every collection in the table.
 //! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
+//! - [`rate`]: per-client token buckets for request rate limits (pure).
 
 pub mod api;
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod command;
 pub mod ids;
 pub mod limits;
 pub mod phi;
+pub mod rate;
 pub mod response;
 pub mod table;
 pub mod token;
