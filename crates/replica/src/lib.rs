@@ -8,11 +8,13 @@
 //! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
 //! - [`leader`]: the leader's duties: expiry, handoff, checkpoints, signing key.
 //! - [`api`]: the HTTP API.
+//! - [`limits`]: authentication, ACLs, per-client rate and watch limits, bounded proposals.
 //! - [`server`]: wiring it all together.
 //! - [`metrics`]: counters for `/metrics`.
 
 pub mod api;
 pub mod leader;
+pub mod limits;
 pub mod log_store;
 pub mod metrics;
 pub mod network;

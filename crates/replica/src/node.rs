@@ -53,6 +53,8 @@ pub struct ReplicaConfig {
     /// Bounds enforced inside the state machine. They decide what a log entry
     /// does, so every replica must use the same values: keep the defaults.
     pub limits: Limits,
+    /// Authentication, ACLs and per-client limits (`crate::limits`).
+    pub protection: crate::limits::Protection,
 }
 
 impl ReplicaConfig {
@@ -71,6 +73,7 @@ impl ReplicaConfig {
             tick: Duration::from_millis(50),
             max_ttl: Duration::from_secs(3600),
             limits: Limits::default(),
+            protection: Default::default(),
         }
     }
 }
@@ -128,6 +131,7 @@ pub struct Replica {
     pub http: HttpClient,
     pub metrics: Metrics,
     pub seams: Seams,
+    pub limiter: crate::limits::Limiter,
 }
 
 /// How long a forwarded proposal may take.
@@ -171,7 +175,8 @@ impl Replica {
                 Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
             }
         }
-        Ok(Arc::new(Replica { config, raft, shared, log, http, metrics: Metrics::default(), seams }))
+        let limiter = crate::limits::Limiter::new(config.protection.clone());
+        Ok(Arc::new(Replica { config, raft, shared, log, http, metrics: Metrics::default(), seams, limiter }))
     }
 
     /// Propose `req` and wait for its response, forwarding to the leader if

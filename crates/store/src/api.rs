@@ -20,9 +20,11 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use fenced_io::auth::{self, Op};
+use fenced_io::http::ConnInfo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -186,9 +188,25 @@ fn check_key(app: &App, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuse unless the caller (bearer token or client certificate) may do
+/// `op` on `key`: 401 without credentials, 403 outside its grants.
+fn allow(app: &App, conn: Option<&ConnInfo>, h: &HeaderMap, op: Op, key: &str) -> Result<(), ApiError> {
+    let policy = app.config.policy.as_deref();
+    auth::authenticate(policy, h, conn)
+        .and_then(|caller| auth::authorize(policy, &caller, op, key))
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))
+}
+
 /// Build the write from the request headers; authenticates the token.
-fn write_request(app: &App, key: String, op: WriteOp, h: &HeaderMap) -> Result<WriteRequest, ApiError> {
+fn write_request(
+    app: &App,
+    conn: Option<&ConnInfo>,
+    key: String,
+    op: WriteOp,
+    h: &HeaderMap,
+) -> Result<WriteRequest, ApiError> {
     check_key(app, &key)?;
+    allow(app, conn, h, Op::Write, &key)?;
     let presented = header(h, H_TOKEN)?;
     let token = if app.config.unsafe_no_fencing {
         // Demonstration mode: whatever was presented is recorded, unchecked.
@@ -224,6 +242,7 @@ fn write_response(ok: WriteOk) -> Response {
 
 async fn put_object(
     State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -237,16 +256,17 @@ async fn put_object(
             format!("values are at most {max} bytes"),
         ));
     }
-    let req = write_request(&app, key, WriteOp::Put(body), &headers)?;
+    let req = write_request(&app, conn.as_deref(), key, WriteOp::Put(body), &headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
 async fn delete_object(
     State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let req = write_request(&app, key, WriteOp::Delete, &headers)?;
+    let req = write_request(&app, conn.as_deref(), key, WriteOp::Delete, &headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
@@ -263,11 +283,14 @@ fn unavailable(e: std::io::Error) -> ApiError {
 
 async fn get_object(
     State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
+    headers: HeaderMap,
     Path(key): Path<String>,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_key(&app, &key)?;
+    allow(&app, conn.as_deref(), &headers, Op::Read, &key)?;
     let obj = app
         .store
         .get(&key)
