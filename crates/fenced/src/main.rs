@@ -23,6 +23,8 @@ enum Command {
     /// Acquire, release, inspect and hold locks.
     #[command(subcommand)]
     Lock(cmd::lock::LockCommand),
+    /// Make a development CA, replica and client certificates, and an auth policy.
+    Certs(cmd::certs::CertsArgs),
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
@@ -49,6 +51,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => fenced_check::cli::run(&args),
+        Command::Certs(args) => match cmd::certs::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         Command::Demo(args) => match cmd::demo::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -79,7 +88,9 @@ impl Command {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
             Command::Chaos(a) => cmd::chaos::run(a).await,
-            Command::Check(_) | Command::Sim(_) | Command::Demo(_) => unreachable!("handled synchronously"),
+            Command::Check(_) | Command::Sim(_) | Command::Demo(_) | Command::Certs(_) => {
+                unreachable!("handled synchronously")
+            }
         }
     }
 }

@@ -42,6 +42,19 @@ pub enum Op {
     Read,
 }
 
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Op::Acquire => "acquire",
+            Op::Watch => "watch",
+            Op::Release => "release",
+            Op::Write => "write",
+            Op::Read => "read",
+        };
+        f.write_str(s)
+    }
+}
+
 /// One ACL rule: `identity` may do `allow` on names starting with `prefix`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +105,7 @@ pub enum AuthError {
     Missing,
     #[error("the bearer token is not known to this server; check --token")]
     BadToken,
-    #[error("{identity:?} may not {op:?} {name:?}; ask an administrator for a grant on a prefix of it")]
+    #[error("{identity:?} may not {op} {name:?}; ask an administrator for a grant on a prefix of it")]
     Forbidden { identity: String, op: Op, name: String },
     #[error("{identity:?} is not a replica of this cluster; the peer protocol needs a replica certificate")]
     NotPeer { identity: String },

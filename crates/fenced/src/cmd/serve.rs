@@ -36,6 +36,8 @@ pub struct ServeArgs {
     /// Longest lease TTL a client may ask for.
     #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
     pub max_ttl: Duration,
+    #[command(flatten)]
+    pub security: super::credentials::SecurityArgs,
 }
 
 /// Parse `1=host:port,2=host:port`.
@@ -67,6 +69,7 @@ pub fn config(a: &ServeArgs) -> anyhow::Result<ReplicaConfig> {
     c.election_timeout_min = a.election_timeout;
     c.election_timeout_max = a.election_timeout * 2;
     c.max_ttl = a.max_ttl;
+    c.protection = a.security.protection()?;
     if c.heartbeat * 2 > c.election_timeout_min {
         bail!("--heartbeat must be at most half of --election-timeout");
     }
@@ -89,10 +92,17 @@ pub fn seams(data_dir: &std::path::Path) -> anyhow::Result<Seams> {
 pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
     super::init_logging("info,openraft=warn");
     let config = config(&a)?;
-    let running = server::start(config, seams(&a.data_dir)?)
-        .await
-        .with_context(|| format!("cannot start replica {} on {}", a.id, a.listen))?;
+    let mut seams = seams(&a.data_dir)?;
+    seams.transport = a.security.transport()?;
+    let running =
+        server::start(config, seams).await.with_context(|| format!("cannot start replica {} on {}", a.id, a.listen))?;
     eprintln!("fenced replica {} serving on {} (data in {})", a.id, running.addr, a.data_dir.display());
+    match (&a.security.tls_ca, &a.security.auth) {
+        (Some(_), Some(_)) => eprintln!("TLS on (mutual between replicas); callers authenticated and authorized"),
+        (Some(_), None) => eprintln!("TLS on; no --auth policy: every caller may do everything"),
+        (None, Some(_)) => eprintln!("PLAINTEXT with --auth: tokens travel in the clear; add --tls-*"),
+        (None, None) => eprintln!("PLAINTEXT, no authentication: use on trusted networks only (see docs/security.md)"),
+    }
     let replica = running.replica.clone();
     tokio::spawn(async move {
         loop {
