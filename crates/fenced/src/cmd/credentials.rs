@@ -98,7 +98,10 @@ impl SecurityArgs {
             None => None,
         };
         if policy.is_some() && self.tls_ca.is_none() {
-            eprintln!("warning: --auth without TLS: bearer tokens cross the network in the clear");
+            anyhow::bail!(
+                "--auth needs --tls-ca, --tls-cert and --tls-key: replicas prove who they are to each other \
+                 with their certificates, and bearer tokens must not cross the network in the clear"
+            );
         }
         let limits = ClientLimits {
             rate_per_sec: self.rate,

@@ -100,7 +100,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
     match (&a.security.tls_ca, &a.security.auth) {
         (Some(_), Some(_)) => eprintln!("TLS on (mutual between replicas); callers authenticated and authorized"),
         (Some(_), None) => eprintln!("TLS on; no --auth policy: every caller may do everything"),
-        (None, Some(_)) => eprintln!("PLAINTEXT with --auth: tokens travel in the clear; add --tls-*"),
+        (None, Some(_)) => unreachable!("--auth without TLS is refused by SecurityArgs::protection"),
         (None, None) => eprintln!("PLAINTEXT, no authentication: use on trusted networks only (see docs/security.md)"),
     }
     let replica = running.replica.clone();
