@@ -1,0 +1,116 @@
+//! The lock table's part in protecting the service (issue 9): signing-key
+//! rotation, lease ownership between authenticated identities, and leases
+//! per owner.
+
+use fenced_core::command::{Command, Origin, Request};
+use fenced_core::limits::Limits;
+use fenced_core::table::LockTable;
+use fenced_core::token::{self, key_id};
+use fenced_core::{ClientId, LeaseId, Response, SmError};
+
+struct T {
+    table: LockTable,
+    index: u64,
+    request: u64,
+}
+
+impl T {
+    fn new(limits: Limits) -> T {
+        T { table: LockTable::new(limits), index: 0, request: 0 }
+    }
+
+    fn apply(&mut self, client: Option<&str>, cmd: Command) -> Response {
+        self.index += 1;
+        self.request += 1;
+        let origin = client.map(|c| Origin { client: ClientId(c.into()), request_id: self.request });
+        self.table.apply(self.index, &Request { origin, at_ms: 0, cmd }).response
+    }
+
+    fn lease(&mut self, client: &str) -> LeaseId {
+        match self.apply(Some(client), Command::LeaseGrant { ttl_ms: 10_000 }) {
+            Response::LeaseGranted { lease, .. } => lease,
+            r => panic!("lease grant: {r:?}"),
+        }
+    }
+
+    fn acquire(&mut self, client: &str, lock: &str, lease: LeaseId) -> Response {
+        self.apply(Some(client), Command::Acquire { lock: lock.into(), lease, wait: false, value: String::new() })
+    }
+}
+
+fn signer(r: &Response) -> u32 {
+    match r {
+        Response::Granted(g) => token::decode(&g.signed).expect("decodes").0.key_id,
+        r => panic!("expected a grant: {r:?}"),
+    }
+}
+
+#[test]
+fn rotation_signs_with_the_new_key_and_publishes_both_until_retired() {
+    let mut t = T::new(Limits::default());
+    t.apply(None, Command::SetSigningKey { secret: [1; 32] });
+    let l = t.lease("c");
+    let first = t.acquire("c", "a", l);
+    let keys = t.table.public_keys();
+    assert_eq!(signer(&first), key_id(&keys[0]));
+
+    t.apply(None, Command::RotateSigningKey { secret: [2; 32] });
+    let keys = t.table.public_keys();
+    assert_eq!(keys.len(), 2, "old and new key published during the overlap");
+    let second = t.acquire("c", "b", l);
+    assert_eq!(signer(&second), key_id(&keys[1]), "the newest key signs");
+    // Both tokens verify against the published set.
+    for r in [&first, &second] {
+        let Response::Granted(g) = r else { unreachable!() };
+        token::verify(&keys, &g.signed).expect("verifies during the overlap");
+    }
+    // A second rotation keeps at most two keys: the oldest goes.
+    t.apply(None, Command::RotateSigningKey { secret: [3; 32] });
+    assert_eq!(t.table.public_keys().len(), 2);
+    assert_eq!(t.table.public_keys()[0], keys[1]);
+    // Installing-if-absent never rotates behind the verifiers' backs.
+    t.apply(None, Command::SetSigningKey { secret: [9; 32] });
+    assert_eq!(t.table.public_keys().len(), 2);
+    t.apply(None, Command::RetireSigningKeys);
+    let after = t.table.public_keys();
+    assert_eq!(after.len(), 1);
+    let Response::Granted(g) = &first else { unreachable!() };
+    assert!(matches!(token::verify(&after, &g.signed), Err(token::TokenError::UnknownKey(_))), "retired key refused");
+}
+
+#[test]
+fn an_authenticated_identity_cannot_use_anothers_lease() {
+    let mut t = T::new(Limits::default());
+    t.apply(None, Command::SetSigningKey { secret: [1; 32] });
+    let alice = t.lease("c1@alice");
+    // Another client process of the same identity may use it.
+    assert!(matches!(t.acquire("c2@alice", "x", alice), Response::Granted(_)));
+    let before = t.table.lock_status("y");
+    assert_eq!(t.acquire("c3@bob", "y", alice), Response::Err(SmError::NotOwner { lease: alice }));
+    assert_eq!(t.table.lock_status("y"), before, "refused: no state change");
+    assert_eq!(
+        t.apply(Some("c3@bob"), Command::LeaseKeepAlive { lease: alice }),
+        Response::Err(SmError::NotOwner { lease: alice })
+    );
+    assert_eq!(
+        t.apply(Some("c3@bob"), Command::LeaseRevoke { lease: alice }),
+        Response::Err(SmError::NotOwner { lease: alice })
+    );
+    assert!(t.table.lease(alice).is_some(), "bob could not revoke alice's lease");
+    // Without authentication (bare client ids) leases are not owned: the CLI
+    // releases in one process what it acquired in another.
+    let anon = t.lease("c4");
+    assert!(matches!(t.acquire("c5", "z", anon), Response::Granted(_)));
+}
+
+#[test]
+fn leases_per_owner_are_bounded_and_freed_when_they_end() {
+    let mut t = T::new(Limits { leases_per_owner_max: 2, ..Limits::default() });
+    let a = t.lease("c1@alice");
+    t.lease("c2@alice");
+    let r = t.apply(Some("c3@alice"), Command::LeaseGrant { ttl_ms: 10_000 });
+    assert!(matches!(r, Response::Err(SmError::LimitExceeded(_))), "{r:?}");
+    t.lease("c1@bob");
+    t.apply(Some("c1@alice"), Command::LeaseRevoke { lease: a });
+    t.lease("c3@alice");
+}
