@@ -114,3 +114,29 @@ fn leases_per_owner_are_bounded_and_freed_when_they_end() {
     t.apply(Some("c1@alice"), Command::LeaseRevoke { lease: a });
     t.lease("c3@alice");
 }
+
+#[test]
+fn state_machine_limits_refuse_deterministically_and_change_nothing() {
+    let limits = Limits { name_len_max: 8, value_len_max: 4, locks_per_lease_max: 2, waiters_per_lock_max: 1, ..Limits::default() };
+    let mut t = T::new(limits);
+    t.apply(None, Command::SetSigningKey { secret: [1; 32] });
+    let l = t.lease("c");
+    let long = "x".repeat(9);
+    assert!(matches!(t.acquire("c", &long, l), Response::Err(SmError::Invalid(_))));
+    let r = t.apply(Some("c"), Command::Acquire { lock: "v".into(), lease: l, wait: false, value: "12345".into() });
+    assert!(matches!(r, Response::Err(SmError::Invalid(_))), "{r:?}");
+    assert!(matches!(t.acquire("c", "a", l), Response::Granted(_)));
+    assert!(matches!(t.acquire("c", "b", l), Response::Granted(_)));
+    assert!(matches!(t.acquire("c", "c", l), Response::Err(SmError::LimitExceeded(_))), "locks per lease");
+    // Waiters per lock: one may queue on "a", the next is refused.
+    let w1 = t.lease("d");
+    let w2 = t.lease("e");
+    let q = |lease| Command::Acquire { lock: "a".into(), lease, wait: true, value: String::new() };
+    assert!(matches!(t.apply(Some("d"), q(w1)), Response::Queued { .. }));
+    let before = t.table.lock_status("a");
+    assert!(matches!(t.apply(Some("e"), q(w2)), Response::Err(SmError::LimitExceeded(_))), "waiters per lock");
+    assert_eq!(t.table.lock_status("a"), before, "refused: the queue is unchanged");
+    // TTL bounds.
+    let r = t.apply(Some("f"), Command::LeaseGrant { ttl_ms: 1 });
+    assert!(matches!(r, Response::Err(SmError::Invalid(_))), "{r:?}");
+}
