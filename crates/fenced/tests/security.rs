@@ -334,9 +334,10 @@ async fn a_flooding_client_is_throttled_and_does_not_starve_others() {
 }
 
 /// Rotation while the cluster runs: tokens carry the key id; after
-/// `rotate-key` new grants are signed by the new key, a store given both
-/// published keys accepts tokens of either (and still rejects a token
-/// replayed for another key or lock), and `retire-keys` ends the overlap.
+/// `rotate-key` new grants are signed by the new key; a running store given
+/// both published keys (live, no restart) accepts tokens of either, still
+/// rejects a token replayed for another key or lock, and after `retire-keys`
+/// and the key update refuses the old key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_key_rotates_while_running_and_the_store_accepts_both_during_the_overlap() {
     let cluster = TestCluster::start(None, Protection::default()).await;
@@ -347,21 +348,10 @@ async fn signing_key_rotates_while_running_and_the_store_accepts_both_during_the
     let lease = c.grant_lease(Duration::from_secs(60)).await.expect("lease").lease;
     let old = c.acquire_on("orders", lease, Duration::ZERO, "").await.expect("acquire");
 
-    let rotated = c.rotate_key().await.expect("rotate");
-    assert_eq!(rotated.public_keys.len(), 2, "both keys are published during the overlap");
-    assert_eq!(rotated.public_keys[0], old_key);
-    assert_ne!(rotated.public_key, old_key);
-    c.release("orders", lease, old.token.0).await.expect("release");
-    let new = c.acquire_on("orders", lease, Duration::ZERO, "").await.expect("acquire again");
-    let kid = |s: &str| token::decode(s).expect("decodes").0.key_id;
-    let new_key = parse_public_key(&rotated.public_key).expect("key");
-    assert_eq!(kid(&new.signed), token::key_id(&new_key), "new grants are signed by the new key");
-    assert_ne!(kid(&old.signed), kid(&new.signed));
-
-    // A real fenced store given both keys.
+    // A real fenced store, trusting the cluster's (only) key.
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys: Vec<_> = rotated.public_keys.iter().map(|k| parse_public_key(k).expect("key")).collect();
-    let mut cfg = StoreConfig::new(format!("127.0.0.1:{}", free_port()), keys);
+    let mut cfg =
+        StoreConfig::new(format!("127.0.0.1:{}", free_port()), vec![parse_public_key(&old_key).expect("key")]);
     cfg.guards.insert("orders/", "orders");
     let seams = StoreSeams {
         transport: Arc::new(TcpTransport),
@@ -377,27 +367,37 @@ async fn signing_key_rotates_while_running_and_the_store_accepts_both_during_the
             raw(Arc::new(TcpTransport), &addr, Method::PUT, &format!("/v1/objects/{key}"), "v", &h).await.status
         }
     };
-    assert_eq!(put("orders/1", old.token.0, &old.signed).await, StatusCode::OK, "old key accepted in the overlap");
+    assert_eq!(put("orders/1", old.token.0, &old.signed).await, StatusCode::OK);
+
+    let rotated = c.rotate_key().await.expect("rotate");
+    assert_eq!(rotated.public_keys.len(), 2, "both keys are published during the overlap");
+    assert_eq!(rotated.public_keys[0], old_key);
+    assert_ne!(rotated.public_key, old_key);
+    c.release("orders", lease, old.token.0).await.expect("release");
+    let new = c.acquire_on("orders", lease, Duration::ZERO, "").await.expect("acquire again");
+    let kid = |s: &str| token::decode(s).expect("decodes").0.key_id;
+    let new_key = parse_public_key(&rotated.public_key).expect("key");
+    assert_eq!(kid(&new.signed), token::key_id(&new_key), "new grants are signed by the new key");
+    assert_ne!(kid(&old.signed), kid(&new.signed));
+
+    // The store does not know the new key yet: refused, as another cluster's key would be.
+    assert_eq!(put("orders/1", new.token.0, &new.signed).await, StatusCode::FORBIDDEN);
+    // Give it both published keys, without a restart: both accepted.
+    store.set_cluster_keys(rotated.public_keys.iter().map(|k| parse_public_key(k).expect("key")).collect());
+    assert_eq!(put("orders/2", old.token.0, &old.signed).await, StatusCode::OK, "old key accepted in the overlap");
     assert_eq!(put("orders/1", new.token.0, &new.signed).await, StatusCode::OK, "new key accepted");
     // Replays: a token for lock "orders" on a key guarded by another lock,
     // and another lock's token on an "orders/" key.
     assert_eq!(put("invoices/1", new.token.0, &new.signed).await, StatusCode::FORBIDDEN, "other key");
     let other = c.acquire_on("invoices/1", lease, Duration::ZERO, "").await.expect("acquire invoices/1");
-    assert_eq!(put("orders/2", other.token.0, &other.signed).await, StatusCode::FORBIDDEN, "other lock");
-    // Another cluster's key: a store that only knows the old key refuses
-    // tokens of the new one, as it would any foreign cluster's.
-    let foreign = fenced_store::fence::authorize(
-        &[parse_public_key(&old_key).expect("key")],
-        &fenced_store::config::GuardMap::default(),
-        "orders",
-        Some(&new.token.0.to_string()),
-        Some(&new.signed),
-    );
-    assert!(matches!(foreign, Err(fenced_store::fence::AuthError::Signature(token::TokenError::UnknownKey(_)))));
+    assert_eq!(put("orders/3", other.token.0, &other.signed).await, StatusCode::FORBIDDEN, "other lock");
 
     let retired = c.retire_keys().await.expect("retire");
     assert_eq!(retired.public_keys, vec![rotated.public_key.clone()], "only the new key remains published");
     assert_eq!(encode_public_key(&new_key), retired.public_key);
+    store.set_cluster_keys(vec![new_key]);
+    assert_eq!(put("orders/4", old.token.0, &old.signed).await, StatusCode::FORBIDDEN, "retired key refused");
+    assert_eq!(put("orders/4", new.token.0, &new.signed).await, StatusCode::OK);
     store.stop().await;
     cluster.stop().await;
 }

@@ -140,7 +140,7 @@ impl From<Rejection> for ApiError {
 struct App {
     store: Store,
     config: StoreConfig,
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
 }
 
 type AppState = Arc<App>;
@@ -148,9 +148,15 @@ type AppState = Arc<App>;
 /// The store's router. `store` must come from [`Store::open`] with the same
 /// `unsafe_no_fencing` as `config`.
 pub fn router(store: Store, config: StoreConfig) -> Router {
+    let verifier = Arc::new(Verifier::new(config.cluster_keys.clone()));
+    router_with(store, config, verifier)
+}
+
+/// [`router`] with a verifier the caller keeps, to replace the cluster keys
+/// while serving (see [`crate::server::RunningStore::set_cluster_keys`]).
+pub fn router_with(store: Store, config: StoreConfig, verifier: Arc<Verifier>) -> Router {
     let body_max = config.limits.body_len_max.max(config.limits.value_len_max);
     let unfenced = config.unsafe_no_fencing || store.unsafe_no_fencing();
-    let verifier = Verifier::new(config.cluster_keys.clone());
     let app = Arc::new(App { store, config, verifier });
     let r = Router::new()
         .route("/v1/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
