@@ -117,7 +117,13 @@ fn leases_per_owner_are_bounded_and_freed_when_they_end() {
 
 #[test]
 fn state_machine_limits_refuse_deterministically_and_change_nothing() {
-    let limits = Limits { name_len_max: 8, value_len_max: 4, locks_per_lease_max: 2, waiters_per_lock_max: 1, ..Limits::default() };
+    let limits = Limits {
+        name_len_max: 8,
+        value_len_max: 4,
+        locks_per_lease_max: 2,
+        waiters_per_lock_max: 1,
+        ..Limits::default()
+    };
     let mut t = T::new(limits);
     t.apply(None, Command::SetSigningKey { secret: [1; 32] });
     let l = t.lease("c");
