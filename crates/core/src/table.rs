@@ -381,18 +381,41 @@ impl LockTable {
             }
             Command::RotateSigningKey { secret } => {
                 // The new key signs from this entry on; the previous one
-                // stays published so verifiers accept tokens it signed until
-                // `RetireSigningKeys`. At most two keys are ever kept.
-                if self.signing_keys.last() != Some(secret) {
-                    self.signing_keys.push(*secret);
+                // stays (published, and signing the grants made with it when
+                // they are answered) until `RetireSigningKeys`. One rotation
+                // at a time: dropping a key here could leave held grants
+                // that nobody can sign any more.
+                if self.signing_keys.last() == Some(secret) {
+                    return Ok(Response::Done);
                 }
-                while self.signing_keys.len() > 2 {
-                    self.signing_keys.remove(0);
+                if self.signing_keys.len() >= 2 {
+                    return Err(SmError::Invalid(
+                        "a key rotation is already in progress; retire the old key first (fenced cluster retire-keys)"
+                            .into(),
+                    ));
                 }
+                self.signing_keys.push(*secret);
                 Ok(Response::Done)
             }
             Command::RetireSigningKeys => {
                 let keep = self.signing_keys.len().saturating_sub(1);
+                let retiring: BTreeSet<u32> = self.signing_keys[..keep]
+                    .iter()
+                    .map(|s| token::key_id(&SigningKey::from_bytes(s).verifying_key()))
+                    .collect();
+                let old: Vec<&str> = self
+                    .locks
+                    .iter()
+                    .filter(|(_, l)| l.holder.as_ref().is_some_and(|h| retiring.contains(&h.key_id)))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                if let Some(first) = old.first() {
+                    return Err(SmError::Invalid(format!(
+                        "{} locks (e.g. {first:?}) are still held under the old key; retire once they are released \
+                         or their leases expire (at most the maximum TTL), or revoke their leases",
+                        old.len()
+                    )));
+                }
                 self.signing_keys.drain(..keep);
                 Ok(Response::Done)
             }

@@ -38,11 +38,16 @@ impl T {
     }
 }
 
-fn signer(r: &Response) -> u32 {
+/// The signed token of a grant, as the answering replica signs it.
+fn signed(t: &T, r: &Response) -> String {
     match r {
-        Response::Granted(g) => token::decode(&g.signed).expect("decodes").0.key_id,
+        Response::Granted(g) => t.table.sign(g).expect("signs").signed,
         r => panic!("expected a grant: {r:?}"),
     }
+}
+
+fn signer(t: &T, r: &Response) -> u32 {
+    token::decode(&signed(t, r)).expect("decodes").0.key_id
 }
 
 #[test]
@@ -52,30 +57,36 @@ fn rotation_signs_with_the_new_key_and_publishes_both_until_retired() {
     let l = t.lease("c");
     let first = t.acquire("c", "a", l);
     let keys = t.table.public_keys();
-    assert_eq!(signer(&first), key_id(&keys[0]));
+    assert_eq!(signer(&t, &first), key_id(&keys[0]));
 
     t.apply(None, Command::RotateSigningKey { secret: [2; 32] });
     let keys = t.table.public_keys();
     assert_eq!(keys.len(), 2, "old and new key published during the overlap");
     let second = t.acquire("c", "b", l);
-    assert_eq!(signer(&second), key_id(&keys[1]), "the newest key signs");
+    assert_eq!(signer(&t, &second), key_id(&keys[1]), "the newest key signs");
+    assert_eq!(signer(&t, &first), key_id(&keys[0]), "grants made before still sign with their key");
     // Both tokens verify against the published set.
     for r in [&first, &second] {
-        let Response::Granted(g) = r else { unreachable!() };
-        token::verify(&keys, &g.signed).expect("verifies during the overlap");
+        token::verify(&keys, &signed(&t, r)).expect("verifies during the overlap");
     }
-    // A second rotation keeps at most two keys: the oldest goes.
-    t.apply(None, Command::RotateSigningKey { secret: [3; 32] });
-    assert_eq!(t.table.public_keys().len(), 2);
-    assert_eq!(t.table.public_keys()[0], keys[1]);
-    // Installing-if-absent never rotates behind the verifiers' backs.
+    // One rotation at a time; installing-if-absent never rotates.
+    let r = t.apply(None, Command::RotateSigningKey { secret: [3; 32] });
+    assert!(matches!(r, Response::Err(SmError::Invalid(_))), "{r:?}");
     t.apply(None, Command::SetSigningKey { secret: [9; 32] });
-    assert_eq!(t.table.public_keys().len(), 2);
-    t.apply(None, Command::RetireSigningKeys);
-    let after = t.table.public_keys();
-    assert_eq!(after.len(), 1);
+    assert_eq!(t.table.public_keys(), keys);
+    // Retiring waits until no lock is held under the old key.
+    let r = t.apply(None, Command::RetireSigningKeys);
+    assert!(matches!(r, Response::Err(SmError::Invalid(_))), "{r:?}");
+    assert_eq!(t.table.public_keys(), keys, "refused: nothing changed");
+    let old_token = signed(&t, &first);
     let Response::Granted(g) = &first else { unreachable!() };
-    assert!(matches!(token::verify(&after, &g.signed), Err(token::TokenError::UnknownKey(_))), "retired key refused");
+    t.apply(Some("c"), Command::Release { lock: "a".into(), lease: l, token: g.token });
+    assert_eq!(t.apply(None, Command::RetireSigningKeys), Response::Done);
+    let after = t.table.public_keys();
+    assert_eq!(after, vec![keys[1]]);
+    assert!(matches!(token::verify(&after, &old_token), Err(token::TokenError::UnknownKey(_))), "retired key refused");
+    // The next rotation may start.
+    assert_eq!(t.apply(None, Command::RotateSigningKey { secret: [3; 32] }), Response::Done);
 }
 
 #[test]
