@@ -409,7 +409,7 @@ async fn signing_key_rotates_while_running_and_the_store_accepts_both_during_the
 /// nothing, and is counted in /metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_limits_are_reported_with_codes_and_counted() {
-    let limits = ClientLimits { watches_per_client_max: 2, ..ClientLimits::default() };
+    let limits = ClientLimits { watches_per_client_max: 2, limit_by_address: true, ..ClientLimits::default() };
     let cluster = TestCluster::start(None, Protection { policy: None, limits }).await;
     cluster.wait_ready().await;
     let eps = cluster.endpoints.clone();

@@ -42,6 +42,12 @@ pub struct ClientLimits {
     pub pending_proposals_max: usize,
     /// Connections served at once (see `fenced_io::http::ServeOptions`).
     pub connections_max: usize,
+    /// Apply the per-client limits (rate, watches) to unauthenticated
+    /// callers too, keyed by IP address. Off by default: without an auth
+    /// policy every client on one host (or behind one NAT, or a benchmark on
+    /// loopback) would share one budget. Authenticated callers are always
+    /// limited per identity.
+    pub limit_by_address: bool,
 }
 
 impl Default for ClientLimits {
@@ -53,6 +59,7 @@ impl Default for ClientLimits {
             watches_per_client_max: 1000,
             pending_proposals_max: 4096,
             connections_max: fenced_io::http::CONNECTIONS_MAX,
+            limit_by_address: false,
         }
     }
 }
@@ -140,8 +147,16 @@ impl Limiter {
         })
     }
 
+    /// Do per-client limits apply to `caller`?
+    fn limited(&self, caller: &Caller) -> bool {
+        caller.identity.is_some() || self.protection.limits.limit_by_address
+    }
+
     /// A slot for one more watch by `caller`, or 429 `limit_exceeded`.
-    pub fn watch_slot(&self, caller: &Caller) -> Result<WatchSlot, ApiError> {
+    pub fn watch_slot(&self, caller: &Caller) -> Result<Option<WatchSlot>, ApiError> {
+        if !self.limited(caller) {
+            return Ok(None);
+        }
         let max = self.protection.limits.watches_per_client_max;
         let mut w = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         let n = w.entry(caller.key.clone()).or_default();
@@ -155,7 +170,7 @@ impl Limiter {
             ));
         }
         *n += 1;
-        Ok(WatchSlot { key: caller.key.clone(), watches: self.watches.clone() })
+        Ok(Some(WatchSlot { key: caller.key.clone(), watches: self.watches.clone() }))
     }
 
     fn throttle(&self, key: &str, now_ms: u64) -> Result<(), u64> {
@@ -189,7 +204,7 @@ pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next
         if let Err(e) = auth::authorize_peer(policy, &caller) {
             return refuse(&app, e).into_response();
         }
-    } else if !is_peer {
+    } else if !is_peer && app.limiter.limited(&caller) {
         // Replicas forwarding for their clients are not throttled again:
         // the client was counted where it arrived.
         let now_ms = app.seams.clock.now().0 / 1_000_000;

@@ -89,6 +89,10 @@ pub struct SecurityArgs {
     /// Proposals in flight on this replica; more are refused with 503 overloaded.
     #[arg(long, default_value_t = ClientLimits::default().pending_proposals_max)]
     pub max_pending_proposals: usize,
+    /// Also rate- and watch-limit unauthenticated callers, per IP address
+    /// (authenticated callers are always limited per identity).
+    #[arg(long)]
+    pub limit_by_address: bool,
 }
 
 impl SecurityArgs {
@@ -109,6 +113,7 @@ impl SecurityArgs {
             connections_max: self.max_connections,
             watches_per_client_max: self.max_watches_per_client,
             pending_proposals_max: self.max_pending_proposals,
+            limit_by_address: self.limit_by_address,
             ..ClientLimits::default()
         };
         Ok(Protection { policy, limits })
