@@ -44,6 +44,10 @@ pub struct ClientConfig {
     /// The per-endpoint failure detectors: an endpoint whose phi exceeds
     /// `phi.threshold` is tried after the others (never skipped).
     pub phi: PhiConfig,
+    /// Sent as `Authorization: Bearer ...` when the cluster authenticates
+    /// callers (`fenced serve --auth`). TLS client certificates are the
+    /// transport's business: pass a `fenced_io::tls::TlsTransport`.
+    pub bearer_token: Option<String>,
 }
 
 impl ClientConfig {
@@ -56,6 +60,7 @@ impl ClientConfig {
             margin: Duration::from_millis(200),
             client_id: format!("c{:016x}", rand::random::<u64>()),
             phi: PhiConfig::default(),
+            bearer_token: None,
         }
     }
 }
@@ -104,11 +109,17 @@ impl Client {
             return Err(ClientError::Invalid(format!("rho {} must be in [0, 0.5)", config.rho)));
         }
         let detectors = Mutex::new(vec![PhiDetector::new(config.phi); config.endpoints.len()]);
+        let mut http = HttpClient::new(transport);
+        if let Some(t) = &config.bearer_token {
+            let v = hyper::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .map_err(|_| ClientError::Invalid("the bearer token must be printable ASCII".into()))?;
+            http = http.with_header(hyper::header::AUTHORIZATION, v);
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 detectors,
                 config,
-                http: HttpClient::new(transport),
+                http,
                 clock,
                 preferred: AtomicUsize::new(0),
                 next_request_id: AtomicU64::new(1),
@@ -310,6 +321,22 @@ impl Client {
     /// Ask the cluster to make `to` the leader; returns the new view.
     pub async fn transfer_leader(&self, to: u64) -> Result<ClusterStatus, ClientError> {
         self.call(Method::POST, "/v1/cluster/transfer-leader", &serde_json::json!({ "to": to })).await
+    }
+
+    /// Rotate the cluster's signing key (administrators only): a new key
+    /// signs from now on, and the old one stays published until
+    /// [`Client::retire_keys`]. Deduplicated, so a retry never rotates twice.
+    pub async fn rotate_key(&self) -> Result<KeyResponse, ClientError> {
+        let (client, request_id) = self.idem();
+        let body = serde_json::json!({ "client": client, "request_id": request_id });
+        self.call(Method::POST, "/v1/cluster/rotate-key", &body).await
+    }
+
+    /// End a key rotation's overlap: only the newest key stays published.
+    pub async fn retire_keys(&self) -> Result<KeyResponse, ClientError> {
+        let (client, request_id) = self.idem();
+        let body = serde_json::json!({ "client": client, "request_id": request_id });
+        self.call(Method::POST, "/v1/cluster/retire-keys", &body).await
     }
 
     /// The cluster's public signing keys.

@@ -57,6 +57,12 @@ pub enum Command {
     /// checkpoint taken before a renewal it does not know of is void for that
     /// lease: it must never shorten a lease that was renewed since.
     Checkpoint { remaining: Vec<(LeaseId, u64, u64)> },
+    /// Make `secret` the signing key; the previous key stays published (for
+    /// verifiers) until [`Command::RetireSigningKeys`]. Proposed by an
+    /// administrator's `fenced cluster rotate-key`.
+    RotateSigningKey { secret: [u8; 32] },
+    /// Stop publishing every key but the newest: the rotation's overlap ends.
+    RetireSigningKeys,
 }
 
 impl fmt::Display for Request {
@@ -81,6 +87,8 @@ impl fmt::Display for Request {
             Command::Expire { lease, renewed } => write!(f, "expire lease={lease} renewed={renewed}"),
             Command::Handoff { lock } => write!(f, "handoff {lock}"),
             Command::Checkpoint { remaining } => write!(f, "checkpoint leases={}", remaining.len()),
+            Command::RotateSigningKey { .. } => write!(f, "rotate-signing-key"),
+            Command::RetireSigningKeys => write!(f, "retire-signing-keys"),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`limits`]: the bounds on every collection in the table.
 //! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
 //! - [`admin`]: JSON bodies of the maintenance API (membership, drain, peers).
+//! - [`rate`]: per-client token buckets for request rate limits (pure).
 
 pub mod admin;
 pub mod api;
@@ -26,6 +27,7 @@ pub mod command;
 pub mod ids;
 pub mod limits;
 pub mod phi;
+pub mod rate;
 pub mod response;
 pub mod table;
 pub mod token;

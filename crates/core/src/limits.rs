@@ -21,6 +21,9 @@ pub struct Limits {
     pub ttl_ms_max: u64,
     /// Most leases alive at once.
     pub leases_max: usize,
+    /// Most leases alive at once per owner: per authenticated identity, or
+    /// per client id without authentication.
+    pub leases_per_owner_max: usize,
     /// Most locks (held or awaited) per lease.
     pub locks_per_lease_max: usize,
     /// Most waiters queued on one lock.
@@ -43,6 +46,7 @@ impl Default for Limits {
             ttl_ms_min: 100,
             ttl_ms_max: 24 * 3600 * 1000,
             leases_max: 1_000_000,
+            leases_per_owner_max: 10_000,
             locks_per_lease_max: 10_000,
             waiters_per_lock_max: 10_000,
             claims_max: 1_000_000,

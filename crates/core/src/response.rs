@@ -105,6 +105,8 @@ pub enum SmError {
     RequestTooOld { request_id: u64 },
     #[error("the cluster has no signing key yet")]
     NoSigningKey,
+    #[error("lease {lease} belongs to another identity; use a lease granted to you")]
+    NotOwner { lease: LeaseId },
 }
 
 impl SmError {
@@ -117,6 +119,7 @@ impl SmError {
             SmError::Invalid(_) => "invalid_argument",
             SmError::RequestTooOld { .. } => "request_too_old",
             SmError::NoSigningKey => "no_signing_key",
+            SmError::NotOwner { .. } => "not_owner",
         }
     }
 }

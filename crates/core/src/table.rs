@@ -94,6 +94,19 @@ pub struct Lease {
     pub held: BTreeSet<String>,
     pub waiting: BTreeSet<String>,
     pub claims: BTreeSet<String>,
+    /// Who created the lease (see [`owner_of`]); limits count per owner.
+    pub owner: Option<String>,
+}
+
+/// The owner a request's client id names. An API that authenticates its
+/// callers sends client ids of the form `client@identity`: the owner is
+/// then `@identity`, and only that identity may use the lease. A bare
+/// client id (no authentication) is its own owner, for counting only.
+pub fn owner_of(client: &ClientId) -> String {
+    match client.0.split_once('@') {
+        Some((_, identity)) => format!("@{identity}"),
+        None => client.0.clone(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +166,8 @@ pub struct LockTable {
     session_lru: BTreeMap<u64, ClientId>,
     /// Locks freed with waiters but not yet handed over.
     pending_handoff: BTreeSet<String>,
+    /// Live leases per owner (see [`owner_of`]), for `leases_per_owner_max`.
+    owner_leases: BTreeMap<String, usize>,
     /// Expanded forms of `signing_keys` (not state: skipped by serde).
     #[serde(skip)]
     key_cache: KeyCache,
@@ -334,7 +349,27 @@ impl LockTable {
         self.try_execute(index, req, ev).unwrap_or_else(Response::Err)
     }
 
+    /// An authenticated owner's lease may only be used by that owner.
+    fn check_owner(&self, req: &Request, id: LeaseId) -> Result<(), SmError> {
+        let (Some(origin), Some(lease)) = (&req.origin, self.leases.get(&id)) else { return Ok(()) };
+        match &lease.owner {
+            Some(owner) if owner.starts_with('@') && *owner != owner_of(&origin.client) => {
+                Err(SmError::NotOwner { lease: id })
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn try_execute(&mut self, index: u64, req: &Request, ev: &mut Vec<Event>) -> Result<Response, SmError> {
+        match &req.cmd {
+            Command::LeaseKeepAlive { lease }
+            | Command::LeaseRevoke { lease }
+            | Command::Acquire { lease, .. }
+            | Command::CancelWait { lease, .. }
+            | Command::Release { lease, .. } => self.check_owner(req, *lease)?,
+            Command::Claim { lease: Some(lease), .. } => self.check_owner(req, *lease)?,
+            _ => {}
+        }
         match &req.cmd {
             Command::SetSigningKey { secret } => {
                 // Install-if-absent: two leaders racing to install a key must
@@ -344,7 +379,50 @@ impl LockTable {
                 }
                 Ok(Response::Done)
             }
-            Command::LeaseGrant { ttl_ms } => self.lease_grant(index, *ttl_ms, ev),
+            Command::RotateSigningKey { secret } => {
+                // The new key signs from this entry on; the previous one
+                // stays (published, and signing the grants made with it when
+                // they are answered) until `RetireSigningKeys`. One rotation
+                // at a time: dropping a key here could leave held grants
+                // that nobody can sign any more.
+                if self.signing_keys.last() == Some(secret) {
+                    return Ok(Response::Done);
+                }
+                if self.signing_keys.len() >= 2 {
+                    return Err(SmError::Invalid(
+                        "a key rotation is already in progress; retire the old key first (fenced cluster retire-keys)"
+                            .into(),
+                    ));
+                }
+                self.signing_keys.push(*secret);
+                Ok(Response::Done)
+            }
+            Command::RetireSigningKeys => {
+                let keep = self.signing_keys.len().saturating_sub(1);
+                let retiring: BTreeSet<u32> = self.signing_keys[..keep]
+                    .iter()
+                    .map(|s| token::key_id(&SigningKey::from_bytes(s).verifying_key()))
+                    .collect();
+                let old: Vec<&str> = self
+                    .locks
+                    .iter()
+                    .filter(|(_, l)| l.holder.as_ref().is_some_and(|h| retiring.contains(&h.key_id)))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                if let Some(first) = old.first() {
+                    return Err(SmError::Invalid(format!(
+                        "{} locks (e.g. {first:?}) are still held under the old key; retire once they are released \
+                         or their leases expire (at most the maximum TTL), or revoke their leases",
+                        old.len()
+                    )));
+                }
+                self.signing_keys.drain(..keep);
+                Ok(Response::Done)
+            }
+            Command::LeaseGrant { ttl_ms } => {
+                let owner = req.origin.as_ref().map(|o| owner_of(&o.client));
+                self.lease_grant(index, *ttl_ms, owner, ev)
+            }
             Command::LeaseKeepAlive { lease } => self.keepalive(index, *lease, ev),
             Command::LeaseRevoke { lease } => {
                 let released = self.lease_ref(*lease)?.held.iter().cloned().collect();
@@ -406,13 +484,29 @@ impl LockTable {
         Ok(())
     }
 
-    fn lease_grant(&mut self, index: u64, ttl_ms: u64, ev: &mut Vec<Event>) -> Result<Response, SmError> {
+    fn lease_grant(
+        &mut self,
+        index: u64,
+        ttl_ms: u64,
+        owner: Option<String>,
+        ev: &mut Vec<Event>,
+    ) -> Result<Response, SmError> {
         let (lo, hi) = (self.limits.ttl_ms_min, self.limits.ttl_ms_max);
         if !(lo..=hi).contains(&ttl_ms) {
             return Err(SmError::Invalid(format!("ttl {ttl_ms}ms is outside {lo}ms..={hi}ms")));
         }
         if self.leases.len() >= self.limits.leases_max {
             return Err(SmError::LimitExceeded(format!("{} leases exist", self.leases.len())));
+        }
+        if let Some(o) = &owner {
+            let n = self.owner_leases.get(o).copied().unwrap_or(0);
+            if n >= self.limits.leases_per_owner_max {
+                return Err(SmError::LimitExceeded(format!(
+                    "{o} already has {n} leases (limit {}); revoke some or reuse one",
+                    self.limits.leases_per_owner_max
+                )));
+            }
+            *self.owner_leases.entry(o.clone()).or_default() += 1;
         }
         let id = LeaseId(index);
         let lease = Lease {
@@ -422,6 +516,7 @@ impl LockTable {
             held: BTreeSet::new(),
             waiting: BTreeSet::new(),
             claims: BTreeSet::new(),
+            owner,
         };
         self.leases.insert(id, lease);
         ev.push(Event::LeaseRenewed { lease: id, renewed: index, remaining_ms: ttl_ms });
@@ -619,6 +714,14 @@ impl LockTable {
 
     fn end_lease(&mut self, index: u64, at_ms: u64, id: LeaseId, reason: EndReason, ev: &mut Vec<Event>) {
         let Some(lease) = self.leases.remove(&id) else { return };
+        if let Some(o) = &lease.owner {
+            if let Some(n) = self.owner_leases.get_mut(o) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.owner_leases.remove(o);
+                }
+            }
+        }
         for name in &lease.waiting {
             if let Some(lock) = self.locks.get_mut(name) {
                 lock.waiters.retain(|w| w.lease != id);

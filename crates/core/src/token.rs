@@ -138,6 +138,21 @@ pub fn secret_from_entropy(entropy: &[u8; 32]) -> [u8; 32] {
     s
 }
 
+/// The secret of a key rotation: derived from a replica's key entropy and a
+/// nonce (the rotating replica's applied index), so two rotations never
+/// produce the same key and nobody without the entropy can predict one.
+pub fn rotated_secret(entropy: &[u8; 32], nonce: u64) -> [u8; 32] {
+    use ed25519_dalek::{Digest, Sha512};
+    let mut h = Sha512::new();
+    h.update(b"fenced-rotated-signing-key-v1");
+    h.update(entropy);
+    h.update(nonce.to_be_bytes());
+    let digest = h.finalize();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest[..32]);
+    out
+}
+
 /// The text form of a public key: `ed25519:<base64url>`.
 pub fn encode_public_key(key: &VerifyingKey) -> String {
     format!("{PUBKEY_PREFIX}{}", B64.encode(key.as_bytes()))

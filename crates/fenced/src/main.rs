@@ -23,7 +23,9 @@ enum Command {
     /// Acquire, release, inspect and hold locks.
     #[command(subcommand)]
     Lock(cmd::lock::LockCommand),
-    /// Inspect and maintain the cluster: status, leadership, membership, drain.
+    /// Make a development CA, replica and client certificates, and an auth policy.
+    Certs(cmd::certs::CertsArgs),
+    /// Inspect and maintain the cluster: status, leadership, membership, drain, signing keys.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
     /// Validate a replica config file offline.
@@ -52,6 +54,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => fenced_check::cli::run(&args),
+        Command::Certs(args) => match cmd::certs::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         Command::Demo(args) => match cmd::demo::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -89,7 +98,7 @@ impl Command {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
             Command::Chaos(a) => cmd::chaos::run(a).await,
-            Command::Check(_) | Command::Sim(_) | Command::Demo(_) | Command::Config(_) => {
+            Command::Check(_) | Command::Sim(_) | Command::Demo(_) | Command::Config(_) | Command::Certs(_) => {
                 unreachable!("handled synchronously")
             }
         }

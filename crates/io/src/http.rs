@@ -10,28 +10,70 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 /// The largest response body the client reads (snapshots included).
 pub const RESPONSE_BODY_MAX: usize = 256 << 20;
 /// Idle connections kept per address.
 const IDLE_PER_ADDR_MAX: usize = 32;
 
+/// Who is on the other end of a connection: inserted into every request's
+/// extensions by [`serve`], for authentication and per-client limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The peer's address (`host:port`).
+    pub peer: String,
+    /// The identity proved by the transport (a TLS client certificate).
+    pub identity: Option<String>,
+}
+
+/// Bounds of the server loop.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Most connections served at once. One more is answered `503` with code
+    /// `too_many_connections` and closed, and counted in `refused`.
+    pub max_connections: usize,
+    /// Counts connections refused for being over `max_connections`.
+    pub refused: Arc<AtomicU64>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { max_connections: CONNECTIONS_MAX, refused: Arc::default() }
+    }
+}
+
+/// Default of [`ServeOptions::max_connections`].
+pub const CONNECTIONS_MAX: usize = 4096;
+
 /// Serve `router` on `listener` until `shutdown` becomes true. Connections
 /// are dropped at shutdown.
-pub async fn serve(mut listener: Box<dyn Listener>, router: axum::Router, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: Box<dyn Listener>, router: axum::Router, shutdown: watch::Receiver<bool>) {
+    serve_with(listener, router, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit bounds.
+pub async fn serve_with(
+    mut listener: Box<dyn Listener>,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+    options: ServeOptions,
+) {
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.accept_identified() => a,
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        let (conn, _peer) = match accepted {
+        let accepted = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -39,17 +81,41 @@ pub async fn serve(mut listener: Box<dyn Listener>, router: axum::Router, mut sh
                 continue;
             }
         };
-        let svc = TowerToHyperService::new(router.clone());
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            options.refused.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(accepted.conn));
+            continue;
+        };
+        let info = ConnInfo { peer: accepted.peer, identity: accepted.identity };
+        let svc = TowerToHyperService::new(router.clone().layer(axum::Extension(info)));
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let conn =
-                hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(conn), svc);
+            let _slot = slot;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(accepted.conn), svc);
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
                 _ = stop.wait_for(|s| *s) => {}
             }
         });
     }
+}
+
+/// Answer a connection over the limit with a 503 and close it.
+async fn refuse(mut conn: BoxConn) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"code":"too_many_connections","message":"this server is at its connection limit; retry later or reuse connections","retry":true}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        conn.write_all(head.as_bytes()).await?;
+        conn.write_all(body.as_bytes()).await?;
+        conn.shutdown().await
+    })
+    .await;
 }
 
 /// Why a request got no response.
@@ -81,11 +147,20 @@ type Pool = Arc<Mutex<BTreeMap<String, Vec<SendRequest<Full<Bytes>>>>>>;
 pub struct HttpClient {
     transport: Arc<dyn Transport>,
     idle: Pool,
+    /// Added to every request that does not set them (credentials).
+    headers: Arc<HeaderMap>,
 }
 
 impl HttpClient {
     pub fn new(transport: Arc<dyn Transport>) -> Self {
-        HttpClient { transport, idle: Arc::default() }
+        HttpClient { transport, idle: Arc::default(), headers: Arc::default() }
+    }
+
+    /// Send `name: value` on every request that does not set `name` itself
+    /// (e.g. `authorization: Bearer ...`).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        Arc::make_mut(&mut self.headers).insert(name, value);
+        self
     }
 
     async fn connection(&self, addr: &str) -> Result<SendRequest<Full<Bytes>>, HttpError> {
@@ -156,6 +231,11 @@ impl HttpClient {
         let (mut parts, body) = req.into_parts();
         if let Ok(v) = addr.parse() {
             parts.headers.insert(hyper::header::HOST, v);
+        }
+        for (name, value) in self.headers.iter() {
+            if !parts.headers.contains_key(name) {
+                parts.headers.insert(name.clone(), value.clone());
+            }
         }
         let resp = send
             .send_request(Request::from_parts(parts, Full::new(body)))

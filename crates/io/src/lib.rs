@@ -7,10 +7,14 @@
 //! - [`disk`]: durable files with an explicit `sync` (fsync), so a simulated
 //!   disk can lose what was not synced at a crash;
 //! - [`clock`]: the system monotonic and wall clocks;
-//! - [`frame`]: the checksummed binary encoding used on disk and between replicas.
+//! - [`frame`]: the checksummed binary encoding used on disk and between replicas;
+//! - [`auth`]: who is calling (bearer token or client certificate) and per-prefix ACLs;
+//! - [`tls`]: TLS (mutual when certificates are given) layered over any transport.
 
+pub mod auth;
 pub mod clock;
 pub mod disk;
 pub mod frame;
 pub mod http;
+pub mod tls;
 pub mod transport;

@@ -15,10 +15,29 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
 /// A boxed connection, so that code above the seam is not generic over it.
 pub type BoxConn = Box<dyn Conn>;
 
+/// An accepted connection, with who is on the other end as far as the
+/// transport knows.
+pub struct Accepted {
+    pub conn: BoxConn,
+    /// The peer's address.
+    pub peer: String,
+    /// The identity the peer proved at the transport level (a TLS client
+    /// certificate, see [`crate::tls`]); `None` on plaintext transports.
+    pub identity: Option<String>,
+}
+
 /// Accepts incoming connections.
 pub trait Listener: Send + 'static {
     /// The next connection and the peer's address.
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxConn, String)>>;
+    /// The next connection with the identity the transport established, if
+    /// any. Plaintext transports need not implement this.
+    fn accept_identified(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            let (conn, peer) = self.accept().await?;
+            Ok(Accepted { conn, peer, identity: None })
+        })
+    }
     /// The address actually bound (useful after binding port 0).
     fn local_addr(&self) -> io::Result<String>;
 }

@@ -5,6 +5,7 @@
 //! log. Every mutating request becomes one log entry through
 //! [`Replica::propose`], which forwards to the leader when needed.
 
+use crate::limits::refuse;
 use crate::network::{SnapshotRequest, RAFT_PREFIX};
 use crate::node::{ProposeError, Replica};
 use crate::state_machine::decode_snapshot_data;
@@ -15,12 +16,13 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request as AxRequest, 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use fenced_core::api::*;
 use fenced_core::command::{Command, Origin, Request};
 use fenced_core::table::{EndReason, Event, LockStatus};
 use fenced_core::token::encode_public_key;
 use fenced_core::{ClientId, GrantRecord, LeaseId, Response, SmError, Token};
+use fenced_io::auth::{self, Caller, Op};
 use fenced_io::frame;
 use openraft::async_runtime::WatchReceiver;
 use serde::de::DeserializeOwned;
@@ -52,6 +54,12 @@ impl ApiError {
             status,
             body: ErrorBody { code: code.into(), message: message.into(), holder: None, token: None, retry: false },
         }
+    }
+
+    /// Mark as safe to retry with the same request id.
+    pub(crate) fn retryable(mut self) -> Self {
+        self.body.retry = true;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -91,6 +99,7 @@ impl From<SmError> for ApiError {
             SmError::Invalid(_) => StatusCode::BAD_REQUEST,
             SmError::RequestTooOld { .. } => StatusCode::GONE,
             SmError::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
+            SmError::NotOwner { .. } => StatusCode::FORBIDDEN,
         };
         // Every SmError comes from an applied entry whose response is stored
         // for deduplication: retrying with the same request id would get the
@@ -120,21 +129,45 @@ fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, 
     q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-fn origin(client: Option<String>, request_id: Option<u64>) -> Result<Option<Origin>, ApiError> {
-    match (client, request_id) {
-        (Some(c), Some(r)) if !c.is_empty() && c.len() <= 128 => {
-            Ok(Some(Origin { client: ClientId(c), request_id: r }))
+/// The deduplication origin of a request. When callers are authenticated
+/// the client id becomes `client@identity`: one identity can neither read
+/// another's stored responses nor use its leases (`fenced_core::table::owner_of`).
+fn origin(caller: &Caller, client: Option<String>, request_id: Option<u64>) -> Result<Option<Origin>, ApiError> {
+    match (client, request_id, &caller.identity) {
+        (Some(c), Some(_), Some(_)) if c.contains('@') => {
+            Err(ApiError::bad_request("client must not contain '@' when the cluster authenticates callers"))
         }
-        (Some(_), Some(_)) => Err(ApiError::bad_request("client must be 1 to 128 bytes")),
-        (None, None) => Ok(None),
+        (Some(c), Some(r), identity) if !c.is_empty() && c.len() <= 128 => {
+            let client = match identity {
+                Some(id) => format!("{c}@{id}"),
+                None => c,
+            };
+            Ok(Some(Origin { client: ClientId(client), request_id: r }))
+        }
+        (Some(_), Some(_), _) => Err(ApiError::bad_request("client must be 1 to 128 bytes")),
+        (None, None, None) => Ok(None),
+        (None, None, Some(_)) => Err(ApiError::bad_request(
+            "client and request_id are required when the cluster authenticates callers (the fenced client sends them)",
+        )),
         _ => Err(ApiError::bad_request("client and request_id must be given together")),
     }
 }
 
+/// Refuse unless `caller` may do `op` on `name`.
+fn allow(app: &App, caller: &Caller, op: Op, name: &str) -> Result<(), ApiError> {
+    auth::authorize(app.limiter.policy(), caller, op, name).map_err(|e| refuse(app, e))
+}
+
 async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Response, ApiError> {
+    let _slot = app.limiter.proposal_slot()?;
     let req = Request { origin, at_ms: app.seams.clock.wall_ms(), cmd };
     match app.propose(req).await?.0 {
-        Response::Err(e) => Err(e.into()),
+        Response::Err(e) => {
+            if matches!(e, SmError::LimitExceeded(_)) {
+                app.limiter.refused.limit_exceeded.inc();
+            }
+            Err(e.into())
+        }
         r => Ok(r),
     }
 }
@@ -156,6 +189,7 @@ fn unexpected(r: Response) -> ApiError {
 
 async fn lease_grant(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseGrantRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
@@ -177,7 +211,7 @@ async fn lease_grant(
             format!("ttl {} ms exceeds this cluster's maximum of {max} ms (fenced serve --max-ttl)", b.ttl_ms),
         ));
     }
-    match submit(&app, origin(b.client, b.request_id)?, Command::LeaseGrant { ttl_ms: b.ttl_ms }).await? {
+    match submit(&app, origin(&caller, b.client, b.request_id)?, Command::LeaseGrant { ttl_ms: b.ttl_ms }).await? {
         Response::LeaseGranted { lease, ttl_ms } => Ok(Json(LeaseResponse { lease: lease.0, ttl_ms })),
         r => Err(unexpected(r)),
     }
@@ -185,10 +219,11 @@ async fn lease_grant(
 
 async fn lease_keepalive(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let cmd = Command::LeaseKeepAlive { lease: LeaseId(b.lease) };
-    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::LeaseKept { lease, ttl_ms } => Ok(Json(LeaseResponse { lease: lease.0, ttl_ms })),
         r => Err(unexpected(r)),
     }
@@ -196,17 +231,19 @@ async fn lease_keepalive(
 
 async fn lease_revoke(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseRequest>,
 ) -> Result<Json<RevokeResponse>, ApiError> {
-    match submit(&app, origin(b.client, b.request_id)?, Command::LeaseRevoke { lease: LeaseId(b.lease) }).await? {
+    let cmd = Command::LeaseRevoke { lease: LeaseId(b.lease) };
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::LeaseRevoked { lease, released } => Ok(Json(RevokeResponse { lease: lease.0, released })),
         r => Err(unexpected(r)),
     }
 }
 
 /// Acquire, waiting in the FIFO queue up to `wait_ms`, and sign the grant.
-async fn acquire(app: &App, b: AcquireRequest) -> Result<fenced_core::Grant, ApiError> {
-    let record = acquire_record(app, b).await?;
+async fn acquire(app: &App, caller: &Caller, b: AcquireRequest) -> Result<fenced_core::Grant, ApiError> {
+    let record = acquire_record(app, caller, b).await?;
     sign(app, &record)
 }
 
@@ -215,7 +252,8 @@ fn sign(app: &App, record: &GrantRecord) -> Result<fenced_core::Grant, ApiError>
     Ok(app.shared.read(|t| t.sign(record))?)
 }
 
-async fn acquire_record(app: &App, b: AcquireRequest) -> Result<GrantRecord, ApiError> {
+async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result<GrantRecord, ApiError> {
+    allow(app, caller, Op::Acquire, &b.lock)?;
     let wait = Duration::from_millis(b.wait_ms);
     if wait > WAIT_MAX {
         return Err(ApiError::bad_request(format!(
@@ -237,7 +275,7 @@ async fn acquire_record(app: &App, b: AcquireRequest) -> Result<GrantRecord, Api
     let mut events = app.shared.subscribe();
     let cmd = Command::Acquire { lock: b.lock.clone(), lease, wait: b.wait_ms > 0, value: b.value };
     let started = app.seams.clock.now();
-    match submit(app, origin(b.client, b.request_id)?, cmd).await? {
+    match submit(app, origin(caller, b.client, b.request_id)?, cmd).await? {
         Response::Granted(g) => return Ok(g),
         Response::Busy { holder, token, .. } => {
             let mut e = ApiError::new(
@@ -288,19 +326,22 @@ async fn acquire_record(app: &App, b: AcquireRequest) -> Result<GrantRecord, Api
 
 async fn lock_acquire(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<AcquireRequest>,
 ) -> Result<Json<fenced_core::Grant>, ApiError> {
-    let g = acquire(&app, b).await?;
+    let g = acquire(&app, &caller, b).await?;
     app.metrics.grants.inc();
     Ok(Json(g))
 }
 
 async fn lock_release(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
+    allow(&app, &caller, Op::Release, &b.lock)?;
     let cmd = Command::Release { lock: b.lock, lease: LeaseId(b.lease), token: Token(b.token) };
-    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
         r => Err(unexpected(r)),
     }
@@ -337,10 +378,12 @@ async fn linearizable(app: &App, path_and_query: &str) -> Result<Option<AxRespon
 
 async fn lock_status(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<LockQuery>, QueryRejection>,
     uri: axum::http::Uri,
 ) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
+    allow(&app, &caller, Op::Watch, &q.lock)?;
     if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
         return Ok(forwarded);
     }
@@ -370,14 +413,20 @@ fn sse(kind: &str, ev: &WatchEvent) -> Bytes {
 /// a holder must learn of the loss, not discover it at its next write).
 async fn lock_watch(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<WatchQuery>, QueryRejection>,
 ) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
+    allow(&app, &caller, Op::Watch, &q.lock)?;
+    let slot = app.limiter.watch_slot(&caller)?;
+    // Bounded: a reader that does not keep up makes the sender wait, and
+    // the sender only ever has a heartbeat or the final event to send.
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let mut events = app.shared.subscribe();
     let app2 = app.clone();
     tokio::spawn(async move {
         let app = app2;
+        let _slot = slot;
         let lost = |reason: &str| WatchEvent {
             kind: "lost".into(),
             lock: q.lock.clone(),
@@ -444,9 +493,14 @@ async fn lock_watch(
     Ok(resp)
 }
 
-async fn claim(State(app): State<App>, ApiJson(b): ApiJson<ClaimRequest>) -> Result<Json<ClaimResponse>, ApiError> {
+async fn claim(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<ClaimRequest>,
+) -> Result<Json<ClaimResponse>, ApiError> {
+    allow(&app, &caller, Op::Acquire, &b.name)?;
     let cmd = Command::Claim { name: b.name, owner: b.owner, lease: b.lease.map(LeaseId) };
-    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::Claimed { name, token, owner } => Ok(Json(ClaimResponse { name, token: token.0, owner, won: true })),
         Response::AlreadyClaimed { name, token, owner } => {
             Ok(Json(ClaimResponse { name, token: token.0, owner, won: false }))
@@ -477,6 +531,7 @@ pub struct CampaignRequest {
 
 async fn campaign(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<CampaignRequest>,
 ) -> Result<Json<fenced_core::Grant>, ApiError> {
     let req = AcquireRequest {
@@ -487,7 +542,7 @@ async fn campaign(
         client: b.client,
         request_id: b.request_id,
     };
-    Ok(Json(acquire(&app, req).await?))
+    Ok(Json(acquire(&app, &caller, req).await?))
 }
 
 #[derive(Deserialize)]
@@ -500,9 +555,14 @@ pub struct ResignRequest {
     request_id: Option<u64>,
 }
 
-async fn resign(State(app): State<App>, ApiJson(b): ApiJson<ResignRequest>) -> Result<Json<ReleaseResponse>, ApiError> {
+async fn resign(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<ResignRequest>,
+) -> Result<Json<ReleaseResponse>, ApiError> {
+    allow(&app, &caller, Op::Release, &election_lock(&b.election))?;
     let cmd = Command::Release { lock: election_lock(&b.election), lease: LeaseId(b.lease), token: Token(b.token) };
-    match submit(&app, origin(b.client, b.request_id)?, cmd).await? {
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
         r => Err(unexpected(r)),
     }
@@ -516,10 +576,12 @@ pub struct ElectionQuery {
 
 async fn observe(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     q: Result<Query<ElectionQuery>, QueryRejection>,
     uri: axum::http::Uri,
 ) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
+    allow(&app, &caller, Op::Watch, &election_lock(&q.election))?;
     if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
         return Ok(forwarded);
     }
@@ -565,6 +627,29 @@ async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiErr
     }
 }
 
+/// Start a signing-key rotation: a new key signs from now on, and both are
+/// published (`/v1/cluster/key`) until `retire-keys`, so stores that were
+/// given both accept tokens signed by either during the overlap.
+async fn rotate_key(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<KeyResponse>, ApiError> {
+    auth::authorize_admin(app.limiter.policy(), &caller).map_err(|e| refuse(&app, e))?;
+    let secret = fenced_core::token::rotated_secret(&app.seams.key_entropy, app.shared.applied_index());
+    submit(&app, None, Command::RotateSigningKey { secret }).await?;
+    cluster_key(State(app)).await
+}
+
+/// End a rotation's overlap: only the newest key stays published.
+async fn retire_keys(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<KeyResponse>, ApiError> {
+    auth::authorize_admin(app.limiter.policy(), &caller).map_err(|e| refuse(&app, e))?;
+    submit(&app, None, Command::RetireSigningKeys).await?;
+    cluster_key(State(app)).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
@@ -574,8 +659,10 @@ pub struct TransferRequest {
 /// Hand leadership to `to` (rolling restarts; also how tests force elections).
 async fn transfer_leader(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<TransferRequest>,
 ) -> Result<Json<ClusterStatus>, ApiError> {
+    auth::authorize_admin(app.limiter.policy(), &caller).map_err(|e| refuse(&app, e))?;
     if !app.voters().contains(&b.to) {
         return Err(ApiError::bad_request(format!("{} is not a voter of this cluster", b.to)));
     }
@@ -661,9 +748,26 @@ async fn metrics(State(app): State<App>) -> AxResponse {
             app.log.torn_bytes(),
         ),
     ];
+    let r = &app.limiter.refused;
+    // Reasons, as documented in docs/security.md: 401, 403, 429 (rate,
+    // state-machine limits, watches), 503 (proposals, connections).
+    let refusals = [
+        ("unauthenticated", r.unauthenticated.get()),
+        ("forbidden", r.forbidden.get()),
+        ("rate_limited", r.throttled.get()),
+        ("limit_exceeded", r.limit_exceeded.get()),
+        ("watches", r.watches_refused.get()),
+        ("overloaded", r.proposals_refused.get()),
+        ("connections", r.connections_refused.load(std::sync::atomic::Ordering::Relaxed)),
+    ];
     let mut out = String::new();
     for (name, kind, help, v) in lines {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{replica=\"{}\"}} {v}\n", s.id));
+    }
+    out.push_str("# HELP fenced_refused_total Requests refused before doing anything, by reason.\n");
+    out.push_str("# TYPE fenced_refused_total counter\n");
+    for (reason, v) in refusals {
+        out.push_str(&format!("fenced_refused_total{{replica=\"{}\",reason=\"{reason}\"}} {v}\n", s.id));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
@@ -761,6 +865,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/cluster/status", get(cluster_status))
         .route("/v1/cluster/key", get(cluster_key))
         .route("/v1/cluster/transfer-leader", post(transfer_leader))
+        .route("/v1/cluster/rotate-key", post(rotate_key))
+        .route("/v1/cluster/retire-keys", post(retire_keys))
         .route("/metrics", get(metrics))
         .merge(crate::membership::routes())
         .merge(crate::drain::routes())
@@ -775,5 +881,6 @@ pub fn router(app: App) -> Router {
         .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
         .layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check))
         .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
-    v1.merge(peers).fallback(not_found).with_state(app)
+    let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);
+    v1.merge(peers).fallback(not_found).layer(guard).with_state(app)
 }

@@ -8,6 +8,7 @@
 //! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
 //! - [`leader`]: the leader's duties: expiry, handoff, checkpoints, signing key.
 //! - [`api`]: the HTTP API.
+//! - [`limits`]: authentication, ACLs, per-client rate and watch limits, bounded proposals.
 //! - [`server`]: wiring it all together.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`membership`]: add, remove, replace members while serving.
@@ -22,6 +23,7 @@ pub mod data_dir;
 pub mod drain;
 pub mod handshake;
 pub mod leader;
+pub mod limits;
 pub mod log_store;
 pub mod membership;
 pub mod metrics;

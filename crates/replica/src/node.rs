@@ -63,6 +63,8 @@ pub struct ReplicaConfig {
     /// Bounds enforced inside the state machine. They decide what a log entry
     /// does, so every replica must use the same values: keep the defaults.
     pub limits: Limits,
+    /// Authentication, ACLs and per-client limits (`crate::limits`).
+    pub protection: crate::limits::Protection,
 }
 
 impl ReplicaConfig {
@@ -84,6 +86,7 @@ impl ReplicaConfig {
             cluster_name: "fenced".into(),
             join: false,
             limits: Limits::default(),
+            protection: Default::default(),
         }
     }
 }
@@ -144,6 +147,7 @@ pub struct Replica {
     pub handshake: Arc<Handshake>,
     /// Set by a drain: new client sessions are refused ([`crate::drain`]).
     pub draining: AtomicBool,
+    pub limiter: crate::limits::Limiter,
 }
 
 /// How long a forwarded proposal may take.
@@ -214,6 +218,7 @@ impl Replica {
                 Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
             }
         }
+        let limiter = crate::limits::Limiter::new(config.protection.clone());
         Ok(Arc::new(Replica {
             config,
             raft,
@@ -224,6 +229,7 @@ impl Replica {
             seams,
             handshake,
             draining: AtomicBool::new(false),
+            limiter,
         }))
     }
 

@@ -22,7 +22,15 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
     let replica = Replica::start(config, seams).await?;
     let (shutdown, rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(fenced_io::http::serve(listener, crate::api::router(replica.clone()), rx.clone())),
+        tokio::spawn(fenced_io::http::serve_with(
+            listener,
+            crate::api::router(replica.clone()),
+            rx.clone(),
+            fenced_io::http::ServeOptions {
+                max_connections: replica.config.protection.limits.connections_max,
+                refused: replica.limiter.refused.connections_refused.clone(),
+            },
+        )),
         tokio::spawn(crate::leader::run(replica.clone(), rx)),
     ];
     Ok(Running { replica, addr, shutdown, tasks })

@@ -20,9 +20,11 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use fenced_io::auth::{self, Op};
+use fenced_io::http::ConnInfo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -138,7 +140,7 @@ impl From<Rejection> for ApiError {
 struct App {
     store: Store,
     config: StoreConfig,
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
 }
 
 type AppState = Arc<App>;
@@ -146,9 +148,15 @@ type AppState = Arc<App>;
 /// The store's router. `store` must come from [`Store::open`] with the same
 /// `unsafe_no_fencing` as `config`.
 pub fn router(store: Store, config: StoreConfig) -> Router {
+    let verifier = Arc::new(Verifier::new(config.cluster_keys.clone()));
+    router_with(store, config, verifier)
+}
+
+/// [`router`] with a verifier the caller keeps, to replace the cluster keys
+/// while serving (see [`crate::server::RunningStore::set_cluster_keys`]).
+pub fn router_with(store: Store, config: StoreConfig, verifier: Arc<Verifier>) -> Router {
     let body_max = config.limits.body_len_max.max(config.limits.value_len_max);
     let unfenced = config.unsafe_no_fencing || store.unsafe_no_fencing();
-    let verifier = Verifier::new(config.cluster_keys.clone());
     let app = Arc::new(App { store, config, verifier });
     let r = Router::new()
         .route("/v1/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
@@ -206,9 +214,25 @@ fn check_key(app: &App, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuse unless the caller (bearer token or client certificate) may do
+/// `op` on `key`: 401 without credentials, 403 outside its grants.
+fn allow(app: &App, conn: Option<&ConnInfo>, h: &HeaderMap, op: Op, key: &str) -> Result<(), ApiError> {
+    let policy = app.config.policy.as_deref();
+    auth::authenticate(policy, h, conn)
+        .and_then(|caller| auth::authorize(policy, &caller, op, key))
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))
+}
+
 /// Build the write from the request headers; authenticates the token.
-fn write_request(app: &App, key: String, op: WriteOp, h: &HeaderMap) -> Result<WriteRequest, ApiError> {
+fn write_request(
+    app: &App,
+    conn: Option<&ConnInfo>,
+    key: String,
+    op: WriteOp,
+    h: &HeaderMap,
+) -> Result<WriteRequest, ApiError> {
     check_key(app, &key)?;
+    allow(app, conn, h, Op::Write, &key)?;
     let presented = header(h, H_TOKEN)?;
     let token = if app.config.unsafe_no_fencing {
         // Demonstration mode: whatever was presented is recorded, unchecked.
@@ -255,6 +279,7 @@ fn write_response(ok: WriteOk) -> Response {
 
 async fn put_object(
     State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -268,16 +293,17 @@ async fn put_object(
             format!("values are at most {max} bytes"),
         ));
     }
-    let req = write_request(&app, key, WriteOp::Put(body), &headers)?;
+    let req = write_request(&app, conn.as_deref(), key, WriteOp::Put(body), &headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
 async fn delete_object(
     State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let req = write_request(&app, key, WriteOp::Delete, &headers)?;
+    let req = write_request(&app, conn.as_deref(), key, WriteOp::Delete, &headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
@@ -294,11 +320,14 @@ fn unavailable(e: std::io::Error) -> ApiError {
 
 async fn get_object(
     State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
+    headers: HeaderMap,
     Path(key): Path<String>,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_key(&app, &key)?;
+    allow(&app, conn.as_deref(), &headers, Op::Read, &key)?;
     let obj = app
         .store
         .get(&key)

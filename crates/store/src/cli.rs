@@ -138,6 +138,9 @@ fn parse_guard(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// How often `serve` re-reads `--cluster-key` files.
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Parse `--cluster-key` values: literal keys or files holding them.
 pub fn load_cluster_keys(specs: &[String]) -> Result<Vec<VerifyingKey>, StoreCliError> {
     let mut keys = Vec::new();
@@ -208,7 +211,25 @@ async fn serve(a: ServeArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreC
         disk: Arc::new(FsDisk::open(&a.data_dir)?),
         clock: Arc::new(SystemClock::new()),
     };
-    let running = crate::server::start(config, seams).await?;
+    let running = Arc::new(crate::server::start(config, seams).await?);
+    // Key files are re-read every few seconds, so a signing-key rotation
+    // reaches the store without a restart (write both keys, later only the new).
+    let reload = a.cluster_keys.iter().any(|k| !k.trim().starts_with("ed25519:")).then(|| {
+        let (specs, running) = (a.cluster_keys.clone(), running.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+                match load_cluster_keys(&specs) {
+                    Ok(keys) if !keys.is_empty() && keys != running.cluster_keys() => {
+                        tracing::info!(keys = keys.len(), "cluster keys changed on disk; now trusting them");
+                        running.set_cluster_keys(keys);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot reload cluster keys; keeping the current ones"),
+                }
+            }
+        })
+    });
     let mode = if a.unsafe_no_fencing {
         " (UNSAFE: no fencing)"
     } else if a.trust_unsigned_tokens {
@@ -219,7 +240,14 @@ async fn serve(a: ServeArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreC
     writeln!(out, "fenced store listening on {}{mode}", running.addr).map_err(StoreCliError::Output)?;
     out.flush().map_err(StoreCliError::Output)?;
     wait_for_signal().await;
-    running.stop().await;
+    if let Some(task) = reload {
+        task.abort();
+        let _ = task.await;
+    }
+    match Arc::try_unwrap(running) {
+        Ok(r) => r.stop().await,
+        Err(_) => tracing::warn!("store still referenced at exit; not waiting for it"),
+    }
     Ok(EXIT_OK)
 }
 

@@ -97,6 +97,9 @@ pub struct StoreConfig {
     /// Capacity of the queue in front of the writer; a full queue makes
     /// handlers wait, which pushes back on clients.
     pub queue_max: usize,
+    /// Who may read and write which keys (`fenced_io::auth`); `None`: anyone.
+    /// Independent of fencing: a caller needs both the right and a valid token.
+    pub policy: Option<Arc<fenced_io::auth::Policy>>,
 }
 
 impl StoreConfig {
@@ -112,6 +115,7 @@ impl StoreConfig {
             compact_wal_bytes: 64 << 20,
             batch_max: 256,
             queue_max: 1024,
+            policy: None,
         }
     }
 }

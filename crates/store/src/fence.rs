@@ -21,7 +21,7 @@ use crate::config::GuardMap;
 use ed25519_dalek::VerifyingKey;
 use fenced_core::token::{self, TokenClaims, TokenError};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// Verified tokens remembered per generation.
 const VERIFIED_CACHE: usize = 4096;
@@ -48,8 +48,10 @@ struct Generations {
 }
 
 /// Verifies signed tokens against the cluster keys, remembering successes.
+/// The keys can be replaced while serving ([`Verifier::set_keys`]), for a
+/// signing-key rotation.
 pub struct Verifier {
-    keys: Vec<VerifyingKey>,
+    keys: RwLock<Vec<VerifyingKey>>,
     cache: Mutex<Generations>,
     per_generation: usize,
 }
@@ -61,7 +63,25 @@ impl Verifier {
 
     /// Remember up to `2 * per_generation` verified tokens.
     pub fn with_capacity(keys: Vec<VerifyingKey>, per_generation: usize) -> Self {
-        Verifier { keys, cache: Mutex::new(Generations::default()), per_generation: per_generation.max(1) }
+        Verifier {
+            keys: RwLock::new(keys),
+            cache: Mutex::new(Generations::default()),
+            per_generation: per_generation.max(1),
+        }
+    }
+
+    /// Trust exactly `keys` from now on. Remembered verifications are
+    /// forgotten, so a token of a key no longer trusted stops verifying at once.
+    pub fn set_keys(&self, keys: Vec<VerifyingKey>) {
+        let mut k = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        *k = keys;
+        *g = Generations::default();
+    }
+
+    /// The keys trusted now.
+    pub fn keys(&self) -> Vec<VerifyingKey> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The claims of `signed`, if it verifies with one of the keys.
@@ -71,7 +91,7 @@ impl Verifier {
                 return Ok(c.clone());
             }
         }
-        let claims = token::verify(&self.keys, signed)?;
+        let claims = token::verify(&self.keys.read().unwrap_or_else(|e| e.into_inner()), signed)?;
         if let Ok(mut g) = self.cache.lock() {
             if g.current.len() >= self.per_generation {
                 g.previous = std::mem::take(&mut g.current);
@@ -171,5 +191,24 @@ mod tests {
         assert!(c.current.len() + c.previous.len() <= 8);
         drop(c);
         assert!(v.verify(&signed(2, "k", 1)).is_err(), "failures are not cached");
+    }
+
+    #[test]
+    fn replacing_keys_takes_effect_at_once_even_for_cached_tokens() {
+        let v = Verifier::new(vec![SigningKey::from_bytes(&[1; 32]).verifying_key()]);
+        let old = signed(1, "k", 1);
+        let new = signed(2, "k", 2);
+        assert!(v.verify(&old).is_ok());
+        assert!(v.verify(&new).is_err());
+        // The overlap of a rotation: both keys.
+        v.set_keys(vec![
+            SigningKey::from_bytes(&[1; 32]).verifying_key(),
+            SigningKey::from_bytes(&[2; 32]).verifying_key(),
+        ]);
+        assert!(v.verify(&old).is_ok() && v.verify(&new).is_ok());
+        // Retired: the old key's token is refused although it was cached.
+        v.set_keys(vec![SigningKey::from_bytes(&[2; 32]).verifying_key()]);
+        assert!(matches!(v.verify(&old), Err(TokenError::UnknownKey(_))));
+        assert!(v.verify(&new).is_ok());
     }
 }

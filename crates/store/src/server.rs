@@ -2,7 +2,10 @@
 
 use crate::config::{StoreConfig, StoreSeams};
 use crate::engine::{EngineOptions, Recovery, Store};
+use crate::fence::Verifier;
+use ed25519_dalek::VerifyingKey;
 use std::io;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -14,6 +17,7 @@ pub struct RunningStore {
     pub store: Store,
     /// What recovery found on start.
     pub recovery: Recovery,
+    verifier: Arc<Verifier>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -55,12 +59,24 @@ pub async fn start(config: StoreConfig, seams: StoreSeams) -> io::Result<Running
         "store serving"
     );
     let (shutdown, rx) = watch::channel(false);
-    let router = crate::api::router(store.clone(), config);
+    let verifier = Arc::new(Verifier::new(config.cluster_keys.clone()));
+    let router = crate::api::router_with(store.clone(), config, verifier.clone());
     let tasks = vec![tokio::spawn(writer.run(rx.clone())), tokio::spawn(fenced_io::http::serve(listener, router, rx))];
-    Ok(RunningStore { addr, store, recovery, shutdown, tasks })
+    Ok(RunningStore { addr, store, recovery, verifier, shutdown, tasks })
 }
 
 impl RunningStore {
+    /// Trust exactly `keys` from now on (a signing-key rotation: first both
+    /// keys, later only the new one). Takes effect for the next write.
+    pub fn set_cluster_keys(&self, keys: Vec<VerifyingKey>) {
+        self.verifier.set_keys(keys);
+    }
+
+    /// The cluster keys trusted now.
+    pub fn cluster_keys(&self) -> Vec<VerifyingKey> {
+        self.verifier.keys()
+    }
+
     /// Stop serving and stop the writer. Every acknowledged write is already
     /// durable; writes still queued are answered `unavailable`.
     pub async fn stop(self) {

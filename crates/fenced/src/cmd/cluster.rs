@@ -68,6 +68,19 @@ pub enum ClusterCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Rotate the signing key (administrators): a new key signs from now on,
+    /// and both are published until `retire-keys`. Give stores both keys
+    /// (printed here) before retiring the old one.
+    RotateKey {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// End a rotation: stop publishing every key but the newest. Tokens
+    /// signed with the old key stop verifying at stores that reload keys.
+    RetireKeys {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn print_membership(m: &Membership, json: bool) -> anyhow::Result<i32> {
@@ -132,7 +145,7 @@ pub async fn run(c: ClusterCommand) -> anyhow::Result<i32> {
         ClusterCommand::Drain { id, common } => drain(id, common).await,
         ClusterCommand::Peers { common } => peers(common).await,
         ClusterCommand::TransferLeader { id, common } => {
-            let cl = Client::new(ClientConfig::new(endpoints(&common.endpoints)))?;
+            let cl = common.client()?;
             match cl.transfer_leader(id).await {
                 Ok(s) => {
                     if common.json {
@@ -148,12 +161,34 @@ pub async fn run(c: ClusterCommand) -> anyhow::Result<i32> {
                 }
             }
         }
+        ClusterCommand::RotateKey { common } => keys(&common, true).await,
+        ClusterCommand::RetireKeys { common } => keys(&common, false).await,
+    }
+}
+
+async fn keys(common: &Common, rotate: bool) -> anyhow::Result<i32> {
+    let cl = common.client()?;
+    let r = if rotate { cl.rotate_key().await } else { cl.retire_keys().await };
+    match r {
+        Ok(k) if common.json => {
+            println!("{}", serde_json::to_string(&k)?);
+            Ok(0)
+        }
+        Ok(k) => {
+            println!("signing key: {}", k.public_key);
+            println!("published keys (give all of them to the stores, one --cluster-key each):");
+            for key in &k.public_keys {
+                println!("  {key}");
+            }
+            Ok(0)
+        }
+        Err(e) => Ok(super::lock::report(common, &e)),
     }
 }
 
 async fn status(common: Common) -> anyhow::Result<i32> {
     let eps = endpoints(&common.endpoints);
-    let cl = Client::new(ClientConfig::new(eps.clone()))?;
+    let cl = common.credentials.client(eps.clone())?;
     let mut rows = Vec::new();
     let mut reachable = 0;
     for ep in &eps {

@@ -1,9 +1,9 @@
 //! `fenced lock ...`: acquire, release, status, hold.
 
-use super::{endpoints, parse_duration};
+use super::parse_duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, LostReason};
+use fenced_client::{AcquireOptions, Client, ClientError, LostReason};
 use serde_json::json;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ pub struct Common {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub credentials: super::credentials::Credentials,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,7 +74,7 @@ pub enum LockCommand {
 pub const EXIT_LOST: i32 = 75;
 
 fn client(common: &Common) -> anyhow::Result<Client> {
-    Ok(Client::new(ClientConfig::new(endpoints(&common.endpoints)))?)
+    common.client()
 }
 
 /// Print a client error and choose the exit status: 1 = refused, 2 = unreachable.

@@ -1,9 +1,11 @@
 //! Subcommands that need the async runtime.
 
 pub mod bench;
+pub mod certs;
 pub mod chaos;
 pub mod cluster;
 pub mod config;
+pub mod credentials;
 pub mod debug;
 pub mod demo;
 pub mod dev;

@@ -22,6 +22,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(flatten)]
+    pub security: super::credentials::SecurityArgs,
 }
 
 pub fn seams(data_dir: &std::path::Path) -> anyhow::Result<Seams> {
@@ -53,12 +55,19 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
         Some(path) => Settings::load(path)?.overridden_by(a.settings.clone()),
         None => a.settings.clone(),
     };
-    let (config, data_dir) = resolve_or_bail(&settings)?;
+    let (mut config, data_dir) = resolve_or_bail(&settings)?;
+    config.protection = a.security.protection()?;
+    let mut seams = seams(&data_dir)?;
+    seams.transport = a.security.transport()?;
     let (id, listen, heartbeat) = (config.id, config.listen.clone(), config.heartbeat);
-    let running = server::start(config, seams(&data_dir)?)
-        .await
-        .with_context(|| format!("cannot start replica {id} on {listen}"))?;
+    let running =
+        server::start(config, seams).await.with_context(|| format!("cannot start replica {id} on {listen}"))?;
     eprintln!("fenced replica {id} serving on {} (data in {})", running.addr, data_dir.display());
+    match (&a.security.tls_ca, &a.security.auth) {
+        (Some(_), Some(_)) => eprintln!("TLS on (mutual between replicas); callers authenticated and authorized"),
+        (Some(_), None) => eprintln!("TLS on; no --auth policy: every caller may do everything"),
+        (None, _) => eprintln!("PLAINTEXT, no authentication: use on trusted networks only (see docs/security.md)"),
+    }
     let replica = running.replica.clone();
     tokio::spawn(async move {
         loop {

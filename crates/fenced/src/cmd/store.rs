@@ -9,9 +9,9 @@
 //! lock client (the client depends on it for `Guard::put`).
 
 use super::lock::{report, Common};
-use super::{endpoints, parse_duration};
+use super::parse_duration;
 use clap::{Args, Subcommand};
-use fenced_client::{AcquireOptions, Client, ClientConfig};
+use fenced_client::AcquireOptions;
 use fenced_store::cli::{GetArgs, PutArgs, ServeArgs};
 use std::time::Duration;
 
@@ -80,8 +80,8 @@ pub async fn run(c: StoreCommand) -> anyhow::Result<i32> {
 /// the exit code; a failed release only warns, since the lease expires on
 /// its own and the write has already happened (or not).
 async fn put_under_lock(put: PutArgs, name: &str, eps: &str, ttl: Duration, wait: Duration) -> anyhow::Result<i32> {
-    let common = Common { endpoints: eps.to_string(), json: put.json };
-    let client = Client::new(ClientConfig::new(endpoints(eps)))?;
+    let common = Common { endpoints: eps.to_string(), json: put.json, credentials: Default::default() };
+    let client = common.client()?;
     let guard = match client.acquire(name, AcquireOptions::new(ttl).wait(wait)).await {
         Ok(g) => g,
         Err(e) => return Ok(report(&common, &e)),

@@ -1,0 +1,232 @@
+//! Protecting a replica from its clients: who may call (via
+//! [`fenced_io::auth`]), how often (a token bucket per client), how many
+//! watches a client may hold open, and how many proposals may be in flight.
+//!
+//! Every request passes [`guard`] first: it authenticates the caller (401),
+//! keeps the peer protocol to replicas (403), throttles clients over their
+//! rate (429 with `Retry-After`), and leaves the [`Caller`] in the request's
+//! extensions for the handlers' per-lock ACL checks. Limits inside the state
+//! machine (names, values, leases per owner, locks per lease, waiters per
+//! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
+//! `/metrics`.
+
+use crate::api::ApiError;
+use crate::network::RAFT_PREFIX;
+use crate::node::Replica;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use fenced_core::rate::{Rate, RateLimiter};
+use fenced_io::auth::{self, Caller, Policy};
+use fenced_io::http::ConnInfo;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Per-replica protection settings. Unlike [`fenced_core::limits::Limits`]
+/// these are policy, checked before proposing: replicas may differ.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Requests per second per client (identity, else IP address), on average.
+    pub rate_per_sec: f64,
+    /// Requests a client may send in a burst above its rate.
+    pub rate_burst: f64,
+    /// Clients whose buckets are remembered (bounded; see `fenced_core::rate`).
+    pub rate_clients_max: usize,
+    /// Open `/v1/lock/watch` streams per client.
+    pub watches_per_client_max: usize,
+    /// Proposals in flight on this replica; more are refused with 503
+    /// `overloaded` (retryable) rather than queued without bound.
+    pub pending_proposals_max: usize,
+    /// Connections served at once (see `fenced_io::http::ServeOptions`).
+    pub connections_max: usize,
+    /// Apply the per-client limits (rate, watches) to unauthenticated
+    /// callers too, keyed by IP address. Off by default: without an auth
+    /// policy every client on one host (or behind one NAT, or a benchmark on
+    /// loopback) would share one budget. Authenticated callers are always
+    /// limited per identity.
+    pub limit_by_address: bool,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            rate_per_sec: 1000.0,
+            rate_burst: 2000.0,
+            rate_clients_max: 100_000,
+            watches_per_client_max: 1000,
+            pending_proposals_max: 4096,
+            connections_max: fenced_io::http::CONNECTIONS_MAX,
+            limit_by_address: false,
+        }
+    }
+}
+
+/// How a replica authenticates and limits callers.
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// `None`: no authentication, everyone may do everything (`fenced dev`).
+    pub policy: Option<Arc<Policy>>,
+    pub limits: ClientLimits,
+}
+
+/// Counters of refusals, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RefusalCounters {
+    pub unauthenticated: crate::metrics::Counter,
+    pub forbidden: crate::metrics::Counter,
+    pub throttled: crate::metrics::Counter,
+    pub limit_exceeded: crate::metrics::Counter,
+    pub watches_refused: crate::metrics::Counter,
+    pub proposals_refused: crate::metrics::Counter,
+    /// Shared with the server loop, which refuses connections over the limit.
+    pub connections_refused: Arc<AtomicU64>,
+}
+
+/// The run-time state of [`Protection`].
+pub struct Limiter {
+    pub protection: Protection,
+    rate: Mutex<RateLimiter>,
+    watches: Arc<Mutex<BTreeMap<String, usize>>>,
+    proposals: Arc<Semaphore>,
+    pub refused: RefusalCounters,
+}
+
+/// One open watch, counted against its client until dropped.
+pub struct WatchSlot {
+    key: String,
+    watches: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.watches.lock() {
+            if let Some(n) = w.get_mut(&self.key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    w.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+impl Limiter {
+    pub fn new(protection: Protection) -> Self {
+        let l = &protection.limits;
+        let rate = RateLimiter::new(Rate { per_sec: l.rate_per_sec, burst: l.rate_burst }, l.rate_clients_max);
+        let proposals = Arc::new(Semaphore::new(l.pending_proposals_max.max(1)));
+        Limiter {
+            rate: Mutex::new(rate),
+            watches: Arc::default(),
+            proposals,
+            refused: RefusalCounters::default(),
+            protection,
+        }
+    }
+
+    pub fn policy(&self) -> Option<&Policy> {
+        self.protection.policy.as_deref()
+    }
+
+    /// A slot for one more proposal in flight, or 503 `overloaded`.
+    pub fn proposal_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.proposals.clone().try_acquire_owned().map_err(|_| {
+            self.refused.proposals_refused.inc();
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                format!(
+                    "{} proposals are in flight on this replica; retry shortly (same request id)",
+                    self.protection.limits.pending_proposals_max
+                ),
+            )
+            .retryable()
+        })
+    }
+
+    /// Do per-client limits apply to `caller`?
+    fn limited(&self, caller: &Caller) -> bool {
+        caller.identity.is_some() || self.protection.limits.limit_by_address
+    }
+
+    /// A slot for one more watch by `caller`, or 429 `limit_exceeded`.
+    pub fn watch_slot(&self, caller: &Caller) -> Result<Option<WatchSlot>, ApiError> {
+        if !self.limited(caller) {
+            return Ok(None);
+        }
+        let max = self.protection.limits.watches_per_client_max;
+        let mut w = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let n = w.entry(caller.key.clone()).or_default();
+        if *n >= max {
+            drop(w);
+            self.refused.watches_refused.inc();
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "limit_exceeded",
+                format!("{} already has {max} watches open; close some first", caller.key),
+            ));
+        }
+        *n += 1;
+        Ok(Some(WatchSlot { key: caller.key.clone(), watches: self.watches.clone() }))
+    }
+
+    fn throttle(&self, key: &str, now_ms: u64) -> Result<(), u64> {
+        let mut r = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        r.check(key, now_ms).map_err(|t| t.retry_after_ms)
+    }
+}
+
+/// The API error for an authentication or authorization failure, counted.
+pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
+    if e.status() == StatusCode::UNAUTHORIZED {
+        app.limiter.refused.unauthenticated.inc();
+    } else {
+        app.limiter.refused.forbidden.inc();
+    }
+    ApiError::new(e.status(), e.code(), e.to_string())
+}
+
+/// Authenticate, keep the peer protocol to peers, throttle, and leave the
+/// [`Caller`] for the handlers.
+pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next) -> Response {
+    let policy = app.limiter.policy();
+    let conn = req.extensions().get::<ConnInfo>();
+    let caller = match auth::authenticate(policy, req.headers(), conn) {
+        Ok(c) => c,
+        Err(e) => return refuse(&app, e).into_response(),
+    };
+    let peer_route = req.uri().path().starts_with(RAFT_PREFIX);
+    let is_peer = policy.is_some_and(|p| caller.identity.as_ref().is_some_and(|i| p.peers.contains(i)));
+    if peer_route {
+        if let Err(e) = auth::authorize_peer(policy, &caller) {
+            return refuse(&app, e).into_response();
+        }
+    } else if !is_peer && app.limiter.limited(&caller) {
+        // Replicas forwarding for their clients are not throttled again:
+        // the client was counted where it arrived.
+        let now_ms = app.seams.clock.now().0 / 1_000_000;
+        if let Err(retry_ms) = app.limiter.throttle(&caller.key, now_ms) {
+            app.limiter.refused.throttled.inc();
+            let secs = retry_ms.div_ceil(1000).max(1);
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
+                    caller.key, app.limiter.protection.limits.rate_per_sec
+                ),
+            )
+            .retryable()
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
