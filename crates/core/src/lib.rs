@@ -14,14 +14,18 @@
 //! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
 //! - [`limits`]: the bounds on every collection in the table.
 //! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
+//! - [`latency`]: bounded windows of latency samples and their percentiles.
+//! - [`clockwatch`]: pause (lateness) and wall-clock jump detection from clock readings.
 
 pub mod api;
 pub mod audit;
 #[cfg(feature = "bugs")]
 pub mod bugs;
 pub mod clock;
+pub mod clockwatch;
 pub mod command;
 pub mod ids;
+pub mod latency;
 pub mod limits;
 pub mod phi;
 pub mod response;

@@ -7,10 +7,14 @@
 //! - [`disk`]: durable files with an explicit `sync` (fsync), so a simulated
 //!   disk can lose what was not synced at a crash;
 //! - [`clock`]: the system monotonic and wall clocks;
+//! - [`wallclock`]: the wall clock's error bound from the kernel (`adjtimex`);
+//! - [`timed_disk`]: fsync latency measurement, and an injectable slow disk;
 //! - [`frame`]: the checksummed binary encoding used on disk and between replicas.
 
 pub mod clock;
 pub mod disk;
 pub mod frame;
 pub mod http;
+pub mod timed_disk;
 pub mod transport;
+pub mod wallclock;
