@@ -517,6 +517,10 @@ fn cluster_status_of(app: &App) -> ClusterStatus {
         public_key: key,
         leases,
         locks_held,
+        peers: app.vitals.peers.health(&app.voters()),
+        clock: Some(app.vitals.timekeeper.health()),
+        fsync: app.vitals.fsync.lock().map(|w| w.summary()).ok(),
+        limp: Some(app.vitals.limp.status()),
     }
 }
 
@@ -620,6 +624,7 @@ async fn metrics(State(app): State<App>) -> AxResponse {
     for (name, kind, help, v) in lines {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{replica=\"{}\"}} {v}\n", s.id));
     }
+    out.push_str(&app.vitals.prometheus(s.id, &app.voters()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -677,6 +682,18 @@ async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse
     }
 }
 
+/// A peer's probe ([`crate::peers`]): answer with this replica's vital signs.
+async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode::<crate::peers::ProbeRequest>(&body) {
+        Ok(req) => {
+            app.vitals.peers.heard(req.from);
+            let fsync = app.vitals.fsync.lock().ok().and_then(|w| w.recent_median(64));
+            peer_reply(Ok::<_, String>(app.vitals.peers.reply(fsync)))
+        }
+        Err(r) => *r,
+    }
+}
+
 /// A proposal forwarded by a follower. Proposed here only, never forwarded on.
 async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<Request>(&body) {
@@ -715,6 +732,7 @@ pub fn router(app: App) -> Router {
         .route(&format!("{RAFT_PREFIX}/snapshot"), post(raft_snapshot))
         .route(&format!("{RAFT_PREFIX}/transfer-leader"), post(raft_transfer_leader))
         .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
+        .route(&format!("{RAFT_PREFIX}/probe"), post(raft_probe))
         .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
     v1.merge(peers).fallback(not_found).with_state(app)
 }

@@ -10,14 +10,21 @@
 //! - [`api`]: the HTTP API.
 //! - [`server`]: wiring it all together.
 //! - [`metrics`]: counters for `/metrics`.
+//! - [`vitals`]: peers, clocks, pauses, fsync latency, limping, for status and `/metrics`:
+//!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
+//!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
 
 pub mod api;
 pub mod leader;
+pub mod limp;
 pub mod log_store;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod peers;
 pub mod server;
 pub mod state_machine;
+pub mod timekeeper;
 pub mod types;
+pub mod vitals;
 mod wal_writer;

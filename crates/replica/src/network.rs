@@ -6,7 +6,9 @@
 //! unreachable rather than misreading the bytes.
 
 use crate::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::vitals::Vitals;
 use bytes::Bytes;
+use fenced_core::clock::Clock;
 use fenced_io::frame;
 use fenced_io::http::HttpClient;
 use hyper::{Method, Request, StatusCode};
@@ -20,6 +22,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Path prefix of the replica protocol, with its version.
@@ -37,11 +40,14 @@ pub struct SnapshotRequest {
 #[derive(Clone)]
 pub struct PeerNetwork {
     http: HttpClient,
+    vitals: Arc<Vitals>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PeerNetwork {
-    pub fn new(http: HttpClient) -> Self {
-        PeerNetwork { http }
+    /// Replies and AppendEntries round trips are recorded in `vitals`.
+    pub fn new(http: HttpClient, vitals: Arc<Vitals>, clock: Arc<dyn Clock>) -> Self {
+        PeerNetwork { http, vitals, clock }
     }
 }
 
@@ -49,7 +55,13 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, addr: node.addr.clone() }
+        PeerClient {
+            http: self.http.clone(),
+            target,
+            addr: node.addr.clone(),
+            vitals: self.vitals.clone(),
+            clock: self.clock.clone(),
+        }
     }
 }
 
@@ -58,6 +70,8 @@ pub struct PeerClient {
     http: HttpClient,
     target: NodeId,
     addr: String,
+    vitals: Arc<Vitals>,
+    clock: Arc<dyn Clock>,
 }
 
 fn unreachable(msg: impl ToString) -> Unreachable<TypeConfig> {
@@ -83,6 +97,7 @@ impl PeerClient {
             let text = String::from_utf8_lossy(&resp.body);
             return Err(unreachable(format!("peer {} answered {}: {text}", self.target, resp.status)));
         }
+        self.vitals.peers.heard(self.target);
         frame::decode_exact(&resp.body).map_err(unreachable)
     }
 }
@@ -95,7 +110,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call("append", &rpc, option.hard_ttl()).await?)
+        let start = self.clock.now();
+        let resp = self.call("append", &rpc, option.hard_ttl()).await?;
+        self.vitals.peers.replicated(self.target, self.clock.now().since(start));
+        Ok(resp)
     }
 
     async fn vote(

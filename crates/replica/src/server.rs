@@ -23,7 +23,9 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
     let (shutdown, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(fenced_io::http::serve(listener, crate::api::router(replica.clone()), rx.clone())),
-        tokio::spawn(crate::leader::run(replica.clone(), rx)),
+        tokio::spawn(crate::leader::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::peers::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::timekeeper::run(replica.clone(), rx)),
     ];
     Ok(Running { replica, addr, shutdown, tasks })
 }
