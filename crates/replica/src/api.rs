@@ -524,6 +524,11 @@ fn cluster_status_of(app: &App) -> ClusterStatus {
     }
 }
 
+/// The cheapest request there is: for measuring round trips (`fenced calibrate`).
+async fn ping(State(app): State<App>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "id": app.config.id }))
+}
+
 async fn cluster_status(State(app): State<App>) -> Json<ClusterStatus> {
     Json(cluster_status_of(&app))
 }
@@ -721,6 +726,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/election/resign", post(resign))
         .route("/v1/election/observe", get(observe))
         .route("/v1/cluster/status", get(cluster_status))
+        .route("/v1/ping", get(ping))
         .route("/v1/cluster/key", get(cluster_key))
         .route("/v1/cluster/transfer-leader", post(transfer_leader))
         .route("/metrics", get(metrics))

@@ -40,6 +40,10 @@ pub struct Timekeeper {
     pause_threshold: Duration,
     /// Monotonic ns of the loop's last beat.
     last_beat: AtomicU64,
+    /// False until the first beat (start-up is not a pause).
+    started: AtomicBool,
+    /// A background re-confirmation is running (at most one).
+    reconfirming: Arc<AtomicBool>,
     awaiting_reconfirm: AtomicBool,
     pauses: AtomicU64,
     longest_pause_ms: AtomicU64,
@@ -60,6 +64,8 @@ impl Timekeeper {
             tick,
             pause_threshold,
             last_beat: AtomicU64::new(now.0),
+            started: AtomicBool::new(false),
+            reconfirming: Arc::default(),
             awaiting_reconfirm: AtomicBool::new(false),
             pauses: AtomicU64::new(0),
             longest_pause_ms: AtomicU64::new(0),
@@ -79,6 +85,9 @@ impl Timekeeper {
         let wall = self.clock.wall_ms();
         let obs = self.watch.lock().map(|mut w| w.observe(now, wall, self.tick)).unwrap_or_default();
         self.last_beat.store(now.0, Ordering::SeqCst);
+        if !self.started.swap(true, Ordering::SeqCst) {
+            return None;
+        }
         if let Ok(mut l) = self.lateness.lock() {
             l.record(obs.lateness);
         }
@@ -122,6 +131,9 @@ impl Timekeeper {
     pub fn must_reconfirm(&self, is_leader: bool) -> bool {
         if self.awaiting_reconfirm.load(Ordering::SeqCst) {
             return true;
+        }
+        if !self.started.load(Ordering::SeqCst) {
+            return false;
         }
         let since = self.clock.now().since(Mono(self.last_beat.load(Ordering::SeqCst)));
         if since > self.pause_threshold + self.tick {
@@ -173,6 +185,16 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
         }
         let leading = replica.raft_thinks_leader();
         replica.vitals.timekeeper.beat(leading);
+        let busy = replica.vitals.timekeeper.reconfirming.clone();
+        if replica.vitals.timekeeper.awaiting_reconfirm() && !busy.swap(true, Ordering::SeqCst) {
+            // Re-confirm (or, as a follower, just clear) without waiting for
+            // a client request; leader duties resume once it succeeds.
+            let r = replica.clone();
+            tokio::spawn(async move {
+                let _ = r.ensure_not_paused().await;
+                busy.store(false, Ordering::SeqCst);
+            });
+        }
         crate::limp::check(&replica).await;
     }
 }

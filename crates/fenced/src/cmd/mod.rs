@@ -1,8 +1,10 @@
 //! Subcommands that need the async runtime.
 
 pub mod bench;
+pub mod calibrate;
 pub mod chaos;
 pub mod cluster;
+pub mod cluster_vitals;
 pub mod debug;
 pub mod demo;
 pub mod dev;
@@ -10,6 +12,7 @@ pub mod lock;
 pub mod serve;
 pub mod sim;
 pub mod store;
+pub mod timing_file;
 
 use std::time::Duration;
 

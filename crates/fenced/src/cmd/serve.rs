@@ -27,12 +27,16 @@ pub struct ServeArgs {
     /// Where the log and snapshots live. Must survive restarts.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Leader heartbeat interval.
-    #[arg(long, default_value = "100ms", value_parser = super::parse_duration)]
-    pub heartbeat: Duration,
-    /// Shortest election timeout (the longest is twice this).
-    #[arg(long, default_value = "500ms", value_parser = super::parse_duration)]
-    pub election_timeout: Duration,
+    /// Leader heartbeat interval [default: 100ms, or the --config file's].
+    #[arg(long, value_parser = super::parse_duration)]
+    pub heartbeat: Option<Duration>,
+    /// Shortest election timeout; the longest is twice this [default: 500ms,
+    /// or the --config file's].
+    #[arg(long, value_parser = super::parse_duration)]
+    pub election_timeout: Option<Duration>,
+    /// Timing file written by `fenced calibrate --write-config` (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Longest lease TTL a client may ask for.
     #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
     pub max_ttl: Duration,
@@ -63,9 +67,14 @@ pub fn config(a: &ServeArgs) -> anyhow::Result<ReplicaConfig> {
         bail!("--id must be positive");
     }
     let mut c = ReplicaConfig::new(a.id, a.listen.clone(), peers);
-    c.heartbeat = a.heartbeat;
-    c.election_timeout_min = a.election_timeout;
-    c.election_timeout_max = a.election_timeout * 2;
+    let file = match &a.config {
+        Some(p) => super::timing_file::TimingFile::read(p)?,
+        None => Default::default(),
+    };
+    c.heartbeat = a.heartbeat.or(file.heartbeat).unwrap_or(Duration::from_millis(100));
+    let election = a.election_timeout.or(file.election_timeout).unwrap_or(Duration::from_millis(500));
+    c.election_timeout_min = election;
+    c.election_timeout_max = election * 2;
     c.max_ttl = a.max_ttl;
     if c.heartbeat * 2 > c.election_timeout_min {
         bail!("--heartbeat must be at most half of --election-timeout");
