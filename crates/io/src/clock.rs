@@ -24,6 +24,7 @@ impl Default for SystemClock {
 }
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the clock seam itself
     fn now(&self) -> Mono {
         Mono(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
@@ -37,4 +38,16 @@ impl Clock for SystemClock {
     fn wall_ms(&self) -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
+}
+
+/// The process-wide system clock, for code that is never simulated and has no
+/// clock injected (benchmarks, CLI tools, tests of real processes).
+pub fn system() -> &'static SystemClock {
+    static CLOCK: std::sync::OnceLock<SystemClock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(SystemClock::new)
+}
+
+/// Monotonic now on the process-wide system clock ([`system`]).
+pub fn now() -> Mono {
+    system().now()
 }

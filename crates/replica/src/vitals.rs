@@ -97,7 +97,8 @@ impl Vitals {
             l.transfers as f64,
         );
         let peers = self.peers.health(members);
-        let families: [(&str, &str, fn(&fenced_core::api::PeerHealth) -> f64); 2] = [
+        type Family = (&'static str, &'static str, fn(&fenced_core::api::PeerHealth) -> f64);
+        let families: [Family; 2] = [
             ("fenced_peer_phi", "Phi-accrual suspicion of the peer.", |h| h.phi),
             ("fenced_peer_rtt_p99_seconds", "p99 probe round trip to the peer.", |h| h.rtt.p99_us as f64 / 1e6),
         ];
