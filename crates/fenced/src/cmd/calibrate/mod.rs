@@ -270,6 +270,9 @@ pub async fn run(a: CalibrateArgs) -> anyhow::Result<i32> {
     let fsync_max = worst(&|s| s.max_us, &mut fsync.values().copied().filter(|f| f.count > 0)).unwrap_or(0);
     let late_p999 = worst(&|s| s.p999_us, &mut lateness.values().copied()).unwrap_or(0).max(client_hiccup.p999_us);
     let late_max = worst(&|s| s.max_us, &mut lateness.values().copied()).unwrap_or(0).max(client_hiccup.max_us);
+    let pair_p99 = worst(&|s| s.p99_us, &mut between.iter().map(|p| p.rtt).filter(|r| r.count > 0));
+    let fsync_p99 = worst(&|s| s.p99_us, &mut fsync.values().copied().filter(|f| f.count > 0)).unwrap_or(0);
+    let late_p99 = worst(&|s| s.p99_us, &mut lateness.values().copied()).unwrap_or(0).max(client_hiccup.p99_us);
     if fsync_p999 == 0 {
         eprintln!("warning: no replica reported fsyncs; run without --no-writes for fsync numbers");
     }
@@ -277,20 +280,14 @@ pub async fn run(a: CalibrateArgs) -> anyhow::Result<i32> {
         rtt_p999_us: pair_p999.unwrap_or(client_rtt.p999_us),
         fsync_p999_us: fsync_p999,
         lateness_p999_us: late_p999,
+        round_p99_us: pair_p99.unwrap_or(client_rtt.p99_us) + fsync_p99 + late_p99,
         worst_us: pair_max.unwrap_or(client_rtt.max_us) + fsync_max + late_max,
         client_hiccup_max_us: client_hiccup.max_us,
         client_hiccup_p999_us: client_hiccup.p999_us,
         client_rtt_p999_us: client_rtt.p999_us,
         rho: client.config().rho,
     };
-    // Per-round delay samples for the tail: each RTT sample plus a lateness sample.
-    let delays: Vec<u64> = endpoints
-        .iter()
-        .flat_map(|e| e.samples_us.iter().copied())
-        .enumerate()
-        .map(|(i, r)| r + hiccup_samples.get(i * 7 % hiccup_samples.len().max(1)).copied().unwrap_or(0))
-        .collect();
-    let recommendation = model::recommend(&inputs, &delays);
+    let recommendation = model::recommend(&inputs);
     let report = Report {
         duration_ms: a.duration.as_millis() as u64,
         endpoints,

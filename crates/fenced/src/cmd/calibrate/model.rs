@@ -2,9 +2,11 @@
 //!
 //! Pure functions of the measured distributions, so the arithmetic is tested
 //! on its own. The one model assumption: beyond its 99th percentile, a
-//! heartbeat's delay has an exponential tail whose scale is the measured mean
-//! excess over that percentile (peaks over threshold). It is an estimate, not
-//! a guarantee: a pause longer than anything measured is not in the data.
+//! heartbeat round's delay has an exponential tail, fitted through the
+//! measured p99 and p99.9 (each the sum of the RTT, fsync and scheduling
+//! lateness percentiles: conservative, as if the worst of each coincided).
+//! It is an estimate, not a guarantee: a pause longer than anything measured
+//! is not in the data.
 
 use serde::Serialize;
 use std::time::Duration;
@@ -22,6 +24,8 @@ pub struct Inputs {
     pub fsync_p999_us: u64,
     /// Worst scheduling-lateness p99.9 (replicas' ticks and this process).
     pub lateness_p999_us: u64,
+    /// The same three at p99, summed: a heartbeat round's p99 delay.
+    pub round_p99_us: u64,
     /// Largest single delay seen: max RTT + max fsync + max lateness.
     pub worst_us: u64,
     /// The measuring process's own largest hiccup.
@@ -57,28 +61,21 @@ fn round_up(us: f64, step_ms: u64) -> u64 {
     (((us / step).ceil()).max(1.0) * step / 1000.0) as u64
 }
 
-/// An exponential tail above the p99 of `samples_us`: `P(X > x)`.
+/// An exponential tail through two quantiles: `P(X > p99) = 1 %`,
+/// `P(X > p999) = 0.1 %`, hence scale `(p999 − p99) / ln 10`.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Tail {
     pub p99_us: f64,
-    /// Mean excess over p99 (the exponential's scale), at least 1 µs.
     pub scale_us: f64,
 }
 
 impl Tail {
-    pub fn fit(samples_us: &[u64]) -> Option<Tail> {
-        let mut v = samples_us.to_vec();
-        v.sort_unstable();
-        if v.len() < 100 {
-            return None;
-        }
-        let p99 = fenced_core::latency::nearest_rank(&v, 0.99) as f64;
-        let excess: Vec<f64> = v.iter().map(|x| *x as f64 - p99).filter(|e| *e > 0.0).collect();
-        let scale = if excess.is_empty() { 1.0 } else { excess.iter().sum::<f64>() / excess.len() as f64 };
-        Some(Tail { p99_us: p99, scale_us: scale.max(1.0) })
+    pub fn from_quantiles(p99_us: u64, p999_us: u64) -> Tail {
+        let scale = (p999_us.saturating_sub(p99_us)) as f64 / std::f64::consts::LN_10;
+        Tail { p99_us: p99_us as f64, scale_us: scale.max(1.0) }
     }
 
-    /// `P(X > x)`: the data up to p99, the exponential beyond.
+    /// `P(X > x)`: 1 % up to p99 (nothing finer is claimed), the exponential beyond.
     pub fn exceed(&self, x_us: f64) -> f64 {
         if x_us <= self.p99_us {
             return 0.01;
@@ -91,16 +88,14 @@ impl Tail {
 /// heartbeats exceeds the election timeout, i.e. when one heartbeat round is
 /// delayed by more than `election − heartbeat` (an upper bound: it ignores
 /// that the *next* heartbeat might still arrive in time).
-pub fn false_elections_per_day(tail: &Tail, fixed_us: f64, heartbeat_ms: u64, election_ms: u64) -> f64 {
-    let slack = (election_ms.saturating_sub(heartbeat_ms)) as f64 * 1000.0 - fixed_us;
+pub fn false_elections_per_day(tail: &Tail, heartbeat_ms: u64, election_ms: u64) -> f64 {
+    let slack = (election_ms.saturating_sub(heartbeat_ms)) as f64 * 1000.0;
     let per_heartbeat = if slack <= 0.0 { 1.0 } else { tail.exceed(slack) };
     per_heartbeat * DAY / (heartbeat_ms as f64 / 1000.0)
 }
 
-/// Recommend timeouts. `delay_samples_us` are per-round delay samples
-/// (round trip + lateness), used for the tail; `fsync_p999_us` is added as a
-/// constant (a heartbeat carrying entries waits for the follower's fsync).
-pub fn recommend(i: &Inputs, delay_samples_us: &[u64]) -> Recommendation {
+/// Recommend timeouts from the measured percentiles.
+pub fn recommend(i: &Inputs) -> Recommendation {
     let d = (i.rtt_p999_us + i.fsync_p999_us + i.lateness_p999_us) as f64;
     let heartbeat_ms = round_up(d.max(50_000.0), 10);
     // Ten heartbeats, and at least three times the worst delay ever measured.
@@ -118,11 +113,10 @@ pub fn recommend(i: &Inputs, delay_samples_us: &[u64]) -> Recommendation {
     // election succeeds: ttl·(1−ρ) − margin ≥ ttl/3 + election_max + 2d.
     let need_us = election_max_ms as f64 * 1000.0 + 2.0 * d + margin_ms as f64 * 1000.0;
     let min_ttl_ms = round_up(need_us / (2.0 / 3.0 - i.rho), 100);
-    let tail = Tail::fit(delay_samples_us).unwrap_or(Tail { p99_us: d, scale_us: d.max(1.0) });
-    let fixed = i.fsync_p999_us as f64;
-    let false_per_day = false_elections_per_day(&tail, fixed, heartbeat_ms, election_min_ms);
+    let tail = Tail::from_quantiles(i.round_p99_us, d as u64);
+    let false_per_day = false_elections_per_day(&tail, heartbeat_ms, election_min_ms);
     let short_ms = round_up(4.0 * d, 1).max(heartbeat_ms + 1);
-    let false_short = false_elections_per_day(&tail, fixed, heartbeat_ms, short_ms);
+    let false_short = false_elections_per_day(&tail, heartbeat_ms, short_ms);
     let dm = d / 1000.0;
     let explanations = vec![
         format!(
@@ -191,6 +185,7 @@ mod tests {
             rtt_p999_us: 2_000,
             fsync_p999_us: 8_000,
             lateness_p999_us: 3_000,
+            round_p99_us: 5_000,
             worst_us: 40_000,
             client_hiccup_max_us: 15_000,
             client_hiccup_p999_us: 2_000,
@@ -199,15 +194,10 @@ mod tests {
         }
     }
 
-    fn samples() -> Vec<u64> {
-        // Mostly ~500 µs with a tail to 5 ms.
-        (0..10_000u64).map(|i| 400 + (i % 100) * 2 + if i % 500 == 0 { 4_000 } else { 0 }).collect()
-    }
-
     #[test]
     fn the_election_timeout_is_well_above_p999_rtt_plus_fsync() {
         let i = loopback();
-        let r = recommend(&i, &samples());
+        let r = recommend(&i);
         assert!(r.heartbeat_ms >= 50);
         assert!(r.election_timeout_min_ms * 1000 >= 10 * (i.rtt_p999_us + i.fsync_p999_us));
         assert!(r.election_timeout_min_ms >= 10 * r.heartbeat_ms);
@@ -221,16 +211,16 @@ mod tests {
 
     #[test]
     fn false_elections_fall_as_the_timeout_rises() {
-        let tail = Tail::fit(&samples()).expect("enough samples");
+        let tail = Tail::from_quantiles(5_000, 13_000);
+        assert!((tail.exceed(13_000.0) - 0.001).abs() < 1e-9, "the fit passes through p99.9");
         let mut last = f64::INFINITY;
         for election in [60, 100, 200, 400, 800] {
-            let f = false_elections_per_day(&tail, 0.0, 50, election);
+            let f = false_elections_per_day(&tail, 50, election);
             assert!(f <= last, "{election} ms: {f} > {last}");
             last = f;
         }
         assert!(last < 1e-6, "far beyond the tail: {last}");
-        // A timeout no longer than heartbeat + fixed cost: every heartbeat is "late".
-        assert_eq!(false_elections_per_day(&tail, 0.0, 50, 50), DAY / 0.05);
-        assert!(Tail::fit(&[1, 2, 3]).is_none(), "too few samples for a tail");
+        // A timeout no longer than the heartbeat: every heartbeat is "late".
+        assert_eq!(false_elections_per_day(&tail, 50, 50), DAY / 0.05);
     }
 }
