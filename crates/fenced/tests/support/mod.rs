@@ -335,3 +335,46 @@ pub fn check_exclusion(events: &[(u64, Event)]) -> BTreeSet<(String, u64)> {
 pub fn now() -> fenced_core::clock::Mono {
     fenced_io::clock::now()
 }
+
+/// One client of a lock workload: up to `cycles` times, acquire one of two
+/// locks (queueing up to `wait`), record the acknowledged grant, release.
+/// An unknown outcome gives the lease up and starts over with a new one.
+/// Stops early when `stop` is set; counts finished cycles in `done`.
+pub async fn lock_worker(
+    client: Client,
+    w: usize,
+    cycles: usize,
+    wait: Duration,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<Acked>>>,
+) {
+    use std::sync::atomic::Ordering;
+    let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
+    let mut lease = l.lease;
+    for i in 0..cycles {
+        if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
+        let lock = format!("lock-{}", (w + i) % 2);
+        let invoked = now();
+        let renew = match client.acquire_on(&lock, lease, wait, "").await {
+            Ok(g) => {
+                let completed = now();
+                acked.lock().expect("lock").push(Acked { lock: lock.clone(), token: g.token.0, invoked, completed });
+                // A lost release reply is fine: the retry inside the client
+                // reuses the request id.
+                client.release(&lock, lease, g.token.0).await.is_err()
+            }
+            // Unknown outcome: the lease might hold the lock.
+            Err(_) => true,
+        };
+        if renew {
+            let _ = client.revoke(lease).await;
+            let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
+            lease = l.lease;
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = client.revoke(lease).await;
+}
