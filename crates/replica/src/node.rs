@@ -361,13 +361,13 @@ impl Replica {
             return Ok(());
         }
         if !leading {
-            tk.reconfirmed();
+            tk.reconfirmed(false);
             return Ok(());
         }
         let round = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
         match tokio::time::timeout(self.config.election_timeout_max, round).await {
             Ok(Ok(_)) => {
-                tk.reconfirmed();
+                tk.reconfirmed(true);
                 Ok(())
             }
             _ => {

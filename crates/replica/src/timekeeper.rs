@@ -150,9 +150,13 @@ impl Timekeeper {
 
     /// A quorum acknowledged this replica's leadership after the pause (or it
     /// is not the leader and has nothing to re-confirm).
-    pub fn reconfirmed(&self) {
+    pub fn reconfirmed(&self, as_leader: bool) {
         if self.awaiting_reconfirm.swap(false, Ordering::SeqCst) {
-            tracing::info!("re-confirmed after a pause; serving again");
+            if as_leader {
+                tracing::info!("a quorum re-confirmed this leader after the pause; serving again");
+            } else {
+                tracing::info!("not the leader after the pause; serving as a follower (forwarding to the leader)");
+            }
         }
     }
 
@@ -247,7 +251,7 @@ mod tests {
         assert_eq!((h.pauses, h.pause_stepdowns, h.awaiting_reconfirm), (1, 1, true));
         assert!(h.longest_pause_ms >= 2900, "{h:?}");
         assert!(tk.must_reconfirm(true), "still waiting for the quorum");
-        tk.reconfirmed();
+        tk.reconfirmed(true);
         assert!(!tk.must_reconfirm(true));
         // A pause shorter than the election timeout is lateness, not a step-down.
         advance(&clock, Duration::from_millis(300));

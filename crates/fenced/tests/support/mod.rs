@@ -14,7 +14,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_fenced");
+/// The `fenced` binary under test: cargo's, or `FENCED_TEST_BIN` if set (to
+/// test a binary copied out of a target directory that other builds share).
+pub const BIN: Bin = Bin;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Bin;
+
+impl Bin {
+    fn path(&self) -> &'static str {
+        static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| std::env::var("FENCED_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fenced").into()))
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Bin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path().as_ref()
+    }
+}
+
+impl std::fmt::Display for Bin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.path())
+    }
+}
 pub const HEARTBEAT: &str = "50ms";
 /// The shortest election timeout; the longest is twice this.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
