@@ -18,10 +18,11 @@ pub mod workload;
 pub use error::BenchError;
 pub use report::Report;
 
+use fenced_io::clock::now;
 use procs::Cluster;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use system::{leader_endpoint, Etcd, Fenced, Kind, LockSystem};
 use workload::WorkloadResult;
 
@@ -55,8 +56,8 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 /// Wait until `kind`'s cluster has a leader that grants a lease.
 async fn wait_ready(kind: Kind, cluster: &Cluster) -> Result<String, BenchError> {
     let endpoints = cluster.endpoints();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30) {
+    let t0 = now();
+    while now().since(t0) < Duration::from_secs(30) {
         if let Some(leader) = leader_endpoint(kind, &endpoints).await {
             let ok = match kind {
                 Kind::Fenced => match Fenced::new(endpoints.clone()) {

@@ -4,10 +4,10 @@ use crate::error::BenchError;
 use crate::stats::civil_from_days;
 use crate::workload::WorkloadResult;
 use crate::Config;
+use fenced_core::clock::Clock;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +56,7 @@ pub struct Report {
 }
 
 fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = (fenced_io::clock::system().wall_ms() / 1000) as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", sod / 3600, (sod % 3600) / 60)

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use fenced_client::{Client, ClientConfig, ClientError};
+use fenced_io::clock::now;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
 use hyper::{Method, Request};
@@ -20,7 +21,7 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A held lock, as either system describes it.
 #[derive(Debug, Clone)]
@@ -148,7 +149,7 @@ impl Etcd {
     pub async fn post(&self, path: &str, body: &Value, extra: Duration) -> Result<Value, OpError> {
         let bytes = Bytes::from(body.to_string());
         let n = self.endpoints.len().max(1);
-        let start = Instant::now();
+        let start = now();
         let mut backoff = Duration::from_millis(20);
         let mut i = self.preferred.load(Ordering::Relaxed) % n;
         let mut last = String::from("no endpoints");
@@ -181,7 +182,7 @@ impl Etcd {
                 }
                 i = (i + 1) % n;
             }
-            if start.elapsed() + backoff > self.call_timeout + extra {
+            if now().since(start) + backoff > self.call_timeout + extra {
                 return Err(OpError::Unavailable(last));
             }
             tokio::time::sleep(backoff).await;

@@ -3,11 +3,13 @@
 use crate::error::OpError;
 use crate::stats::{jain_index, percentiles, Percentiles};
 use crate::system::{Held, LockSystem};
+use fenced_core::clock::Mono;
+use fenced_io::clock::now;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Cap on operations per worker per workload, whatever the deadline.
 pub const MAX_OPS_PER_WORKER: u64 = 5_000_000;
@@ -36,7 +38,7 @@ struct WorkerOut {
     ok: u64,
     errors: u64,
     /// `(start, end, ok)` of each acquire (failover only).
-    events: Vec<(Instant, Instant, bool)>,
+    events: Vec<(Mono, Mono, bool)>,
     leases: Vec<u64>,
 }
 
@@ -52,7 +54,7 @@ impl Progress {
         let count = Arc::new(AtomicU64::new(0));
         let (s, c) = (stop.clone(), count.clone());
         tokio::spawn(async move {
-            let t0 = Instant::now();
+            let t0 = now();
             // Bounded: at most an hour of ticks.
             for _ in 0..1800 {
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -60,7 +62,7 @@ impl Progress {
                     return;
                 }
                 let n = c.load(Ordering::Relaxed);
-                eprintln!("  [{label}] {:>5.1}s  {n} ops", t0.elapsed().as_secs_f64());
+                eprintln!("  [{label}] {:>5.1}s  {n} ops", now().since(t0).as_secs_f64());
             }
         });
         Progress { stop, count }
@@ -118,7 +120,7 @@ async fn acquire_release_loop<S: LockSystem>(
     sys: Arc<S>,
     w: usize,
     ttl: Duration,
-    deadline: Instant,
+    deadline: Mono,
     count: Arc<AtomicU64>,
     events: bool,
 ) -> WorkerOut {
@@ -129,18 +131,18 @@ async fn acquire_release_loop<S: LockSystem>(
     };
     let mut gen = 0u64;
     let mut n = 0;
-    while Instant::now() < deadline && n < MAX_OPS_PER_WORKER {
+    while now() < deadline && n < MAX_OPS_PER_WORKER {
         n += 1;
         let lock = format!("u-{w}-{gen}");
-        let t0 = Instant::now();
+        let t0 = now();
         let r = sys.acquire(&lock, lease, Duration::ZERO).await;
-        let t1 = Instant::now();
+        let t1 = now();
         if events {
             out.events.push((t0, t1, r.is_ok()));
         }
         match r {
             Ok(held) => {
-                out.lats.push(t1 - t0);
+                out.lats.push(t1.since(t0));
                 out.ok += 1;
                 count.fetch_add(1, Ordering::Relaxed);
                 if sys.release(&held).await.is_err() {
@@ -165,8 +167,8 @@ fn long_ttl(run: Duration) -> Duration {
 
 pub async fn uncontended<S: LockSystem>(system: &str, clients: &[Arc<S>], duration: Duration) -> WorkloadResult {
     let p = Progress::start(format!("{system} uncontended"));
-    let t0 = Instant::now();
-    let deadline = t0 + duration;
+    let t0 = now();
+    let deadline = t0.plus(duration);
     let handles = clients
         .iter()
         .enumerate()
@@ -175,7 +177,7 @@ pub async fn uncontended<S: LockSystem>(system: &str, clients: &[Arc<S>], durati
         })
         .collect();
     let mut outs = join(handles).await;
-    result(system, "uncontended", &mut outs, t0.elapsed())
+    result(system, "uncontended", &mut outs, now().since(t0))
 }
 
 /// 16 (or `clients.len()`) clients compete for one lock, queueing up to
@@ -184,8 +186,8 @@ pub async fn uncontended<S: LockSystem>(system: &str, clients: &[Arc<S>], durati
 /// over per-client grant counts.
 pub async fn contended<S: LockSystem>(system: &str, clients: &[Arc<S>], duration: Duration) -> WorkloadResult {
     let p = Progress::start(format!("{system} contended"));
-    let t0 = Instant::now();
-    let deadline = t0 + duration;
+    let t0 = now();
+    let deadline = t0.plus(duration);
     let wait = Duration::from_secs(5);
     let handles = clients
         .iter()
@@ -198,12 +200,12 @@ pub async fn contended<S: LockSystem>(system: &str, clients: &[Arc<S>], duration
                     return out;
                 };
                 let mut n = 0;
-                while Instant::now() < deadline && n < MAX_OPS_PER_WORKER {
+                while now() < deadline && n < MAX_OPS_PER_WORKER {
                     n += 1;
-                    let t = Instant::now();
+                    let t = now();
                     match sys.acquire("contended", lease, wait).await {
                         Ok(held) => {
-                            out.lats.push(t.elapsed());
+                            out.lats.push(now().since(t));
                             out.ok += 1;
                             count.fetch_add(1, Ordering::Relaxed);
                             if sys.release(&held).await.is_err() {
@@ -222,7 +224,7 @@ pub async fn contended<S: LockSystem>(system: &str, clients: &[Arc<S>], duration
         .collect();
     let mut outs = join(handles).await;
     let counts: Vec<u64> = outs.iter().map(|o| o.ok).collect();
-    let mut r = result(system, "contended", &mut outs, t0.elapsed());
+    let mut r = result(system, "contended", &mut outs, now().since(t0));
     r.extra.insert("jain_fairness".into(), jain_index(&counts).unwrap_or(0.0));
     r.extra.insert("min_grants_per_client".into(), counts.iter().copied().min().unwrap_or(0) as f64);
     r.extra.insert("max_grants_per_client".into(), counts.iter().copied().max().unwrap_or(0) as f64);
@@ -240,8 +242,8 @@ pub async fn keepalive<S: LockSystem>(
     let k = clients.len().max(1);
     let ttl = Duration::from_secs(60) + duration;
     let p = Progress::start(format!("{system} lease grant"));
-    let t0 = Instant::now();
-    let grant_deadline = t0 + Duration::from_secs(120);
+    let t0 = now();
+    let grant_deadline = t0.plus(Duration::from_secs(120));
     let handles = clients
         .iter()
         .enumerate()
@@ -251,13 +253,13 @@ pub async fn keepalive<S: LockSystem>(
             tokio::spawn(async move {
                 let mut out = WorkerOut::default();
                 for _ in 0..mine {
-                    if Instant::now() >= grant_deadline {
+                    if now() >= grant_deadline {
                         break;
                     }
-                    let t = Instant::now();
+                    let t = now();
                     match sys.grant_lease(ttl).await {
                         Ok(l) => {
-                            out.lats.push(t.elapsed());
+                            out.lats.push(now().since(t));
                             out.ok += 1;
                             out.leases.push(l);
                             count.fetch_add(1, Ordering::Relaxed);
@@ -272,11 +274,11 @@ pub async fn keepalive<S: LockSystem>(
     let mut outs = join(handles).await;
     drop(p);
     let leases: Vec<Vec<u64>> = outs.iter_mut().map(|o| std::mem::take(&mut o.leases)).collect();
-    let grant = result(system, "lease-grant", &mut outs, t0.elapsed());
+    let grant = result(system, "lease-grant", &mut outs, now().since(t0));
 
     let p = Progress::start(format!("{system} keepalive ({} leases)", grant.ops));
-    let t0 = Instant::now();
-    let deadline = t0 + duration;
+    let t0 = now();
+    let deadline = t0.plus(duration);
     let handles = clients
         .iter()
         .zip(leases)
@@ -288,13 +290,13 @@ pub async fn keepalive<S: LockSystem>(
                     return out;
                 }
                 let mut n = 0u64;
-                while Instant::now() < deadline && n < MAX_OPS_PER_WORKER {
+                while now() < deadline && n < MAX_OPS_PER_WORKER {
                     let lease = mine[(n as usize) % mine.len()];
                     n += 1;
-                    let t = Instant::now();
+                    let t = now();
                     match sys.keepalive(lease).await {
                         Ok(()) => {
-                            out.lats.push(t.elapsed());
+                            out.lats.push(now().since(t));
                             out.ok += 1;
                             count.fetch_add(1, Ordering::Relaxed);
                         }
@@ -309,7 +311,7 @@ pub async fn keepalive<S: LockSystem>(
         })
         .collect();
     let mut outs = join(handles).await;
-    let mut ka = result(system, "keepalive", &mut outs, t0.elapsed());
+    let mut ka = result(system, "keepalive", &mut outs, now().since(t0));
     ka.extra.insert("leases".into(), grant.ops as f64);
     (grant, ka)
 }
@@ -319,8 +321,8 @@ pub async fn keepalive<S: LockSystem>(
 pub async fn hold_many<S: LockSystem>(system: &str, clients: &[Arc<S>], n: usize, limit: Duration) -> WorkloadResult {
     let k = clients.len().max(1);
     let p = Progress::start(format!("{system} memory: holding {n} locks"));
-    let t0 = Instant::now();
-    let deadline = t0 + limit;
+    let t0 = now();
+    let deadline = t0.plus(limit);
     let handles = clients
         .iter()
         .enumerate()
@@ -330,10 +332,10 @@ pub async fn hold_many<S: LockSystem>(system: &str, clients: &[Arc<S>], n: usize
             tokio::spawn(async move {
                 let mut out = WorkerOut::default();
                 for i in 0..mine {
-                    if Instant::now() >= deadline {
+                    if now() >= deadline {
                         break;
                     }
-                    let t = Instant::now();
+                    let t = now();
                     let r: Result<Held, OpError> = async {
                         let l = sys.grant_lease(Duration::from_secs(3600)).await?;
                         sys.acquire(&format!("m-{w}-{i}"), l, Duration::ZERO).await
@@ -341,7 +343,7 @@ pub async fn hold_many<S: LockSystem>(system: &str, clients: &[Arc<S>], n: usize
                     .await;
                     match r {
                         Ok(_) => {
-                            out.lats.push(t.elapsed());
+                            out.lats.push(now().since(t));
                             out.ok += 1;
                             count.fetch_add(1, Ordering::Relaxed);
                         }
@@ -353,7 +355,7 @@ pub async fn hold_many<S: LockSystem>(system: &str, clients: &[Arc<S>], n: usize
         })
         .collect();
     let mut outs = join(handles).await;
-    result(system, "memory", &mut outs, t0.elapsed())
+    result(system, "memory", &mut outs, now().since(t0))
 }
 
 /// Uncontended load on all clients; after `warmup`, `kill` is called (it
@@ -372,8 +374,8 @@ where
     K: std::future::Future<Output = bool>,
 {
     let p = Progress::start(format!("{system} failover"));
-    let t0 = Instant::now();
-    let deadline = t0 + warmup + after;
+    let t0 = now();
+    let deadline = t0.plus(warmup + after);
     let handles = clients
         .iter()
         .enumerate()
@@ -382,20 +384,19 @@ where
         })
         .collect();
     tokio::time::sleep(warmup).await;
-    let t_kill = Instant::now();
+    let t_kill = now();
     let killed = kill.await;
     eprintln!("  [{system} failover] leader SIGKILLed: {killed}");
     let mut outs = join(handles).await;
-    let mut events: Vec<(Instant, Instant, bool)> =
-        outs.iter_mut().flat_map(|o| std::mem::take(&mut o.events)).collect();
-    let mut r = result(system, "failover", &mut outs, t0.elapsed());
-    let first = events.iter().filter(|e| e.2 && e.0 >= t_kill).map(|e| e.1 - t_kill).min();
+    let mut events: Vec<(Mono, Mono, bool)> = outs.iter_mut().flat_map(|o| std::mem::take(&mut o.events)).collect();
+    let mut r = result(system, "failover", &mut outs, now().since(t0));
+    let first = events.iter().filter(|e| e.2 && e.0 >= t_kill).map(|e| e.1.since(t_kill)).min();
     r.extra.insert("time_to_first_grant_ms".into(), first.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
     events.sort_by_key(|e| e.1);
-    let ends: Vec<Instant> = events.iter().filter(|e| e.2).map(|e| e.1).collect();
-    let gap = ends.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let ends: Vec<Mono> = events.iter().filter(|e| e.2).map(|e| e.1).collect();
+    let gap = ends.windows(2).map(|w| w[1].since(w[0])).max().unwrap_or_default();
     r.extra.insert("max_grant_gap_ms".into(), gap.as_secs_f64() * 1e3);
-    let window: Vec<_> = events.iter().filter(|e| e.0 >= t_kill && e.0 < t_kill + Duration::from_secs(5)).collect();
+    let window: Vec<_> = events.iter().filter(|e| e.0 >= t_kill && e.0 < t_kill.plus(Duration::from_secs(5))).collect();
     let errs = window.iter().filter(|e| !e.2).count();
     r.extra.insert(
         "error_rate_5s_after_kill".into(),

@@ -244,7 +244,7 @@ fn completion_moved_before_invoke_is_bad_input() {
 #[test]
 fn s2_is_fast_on_large_histories() {
     let h = generate(&GenOptions { seed: 7, clients: 50, locks: 20, ops: 100_000, nemesis: true });
-    let start = std::time::Instant::now();
+    let start = fenced_linear::budget::Stopwatch::start();
     let v = checkers::s2::check(&h, &Options::default());
     assert_eq!(v.status, Status::Valid, "{}", v.message);
     // Quadratic would take minutes here, even optimised.

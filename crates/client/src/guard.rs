@@ -27,6 +27,19 @@ pub enum LostReason {
     DeadlinePassed,
     /// [`Guard::release`] was called.
     Released,
+    /// This process was not running for longer than its margin (GC, SIGSTOP,
+    /// swapping): the local deadline cannot be trusted. Fired pre-emptively;
+    /// the guard then re-confirms with the cluster and, if the lock is still
+    /// held with this token, clears the signal (the only reason that can be
+    /// cleared). Any other outcome replaces it with a final reason.
+    Paused(Duration),
+}
+
+impl LostReason {
+    /// Every reason but [`LostReason::Paused`] is final.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, LostReason::Paused(_))
+    }
 }
 
 impl std::fmt::Display for LostReason {
@@ -36,6 +49,7 @@ impl std::fmt::Display for LostReason {
             LostReason::LeaseGone => write!(f, "the lease no longer exists"),
             LostReason::DeadlinePassed => write!(f, "no keepalive confirmed before the local validity deadline"),
             LostReason::Released => write!(f, "released"),
+            LostReason::Paused(d) => write!(f, "this process was paused for {} ms; re-confirming", d.as_millis()),
         }
     }
 }
@@ -65,6 +79,10 @@ impl AcquireOptions {
 struct State {
     /// Until when this client may believe it holds the lock.
     deadline: Mono,
+    /// Pauses longer than the margin this guard noticed.
+    pauses: u64,
+    /// Re-confirmations after a pause that found the lock still held.
+    reconfirmed: u64,
 }
 
 /// A held lock. Dropping it stops the background tasks but does not release
@@ -92,7 +110,8 @@ impl Guard {
     pub(crate) async fn acquire(client: Client, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
         let t_send = client.clock().now();
         let lease = client.grant_lease(opts.ttl).await?;
-        let state = Arc::new(Mutex::new(State { deadline: validity_deadline(&client, t_send, opts.ttl) }));
+        let deadline = validity_deadline(&client, t_send, opts.ttl);
+        let state = Arc::new(Mutex::new(State { deadline, pauses: 0, reconfirmed: 0 }));
         let (lost_tx, _) = watch::channel(None);
         // Keep the lease alive while queued, too: a wait may outlast the TTL.
         let keepalive =
@@ -108,7 +127,14 @@ impl Guard {
         };
         let mut guard = Guard { client, grant, ttl: opts.ttl, state, lost_tx, tasks: vec![keepalive] };
         guard.tasks.push(tokio::spawn(watch_loop(guard.client.clone(), guard.grant.clone(), guard.lost_tx.clone())));
-        guard.tasks.push(tokio::spawn(deadline_loop(guard.client.clone(), guard.state.clone(), guard.lost_tx.clone())));
+        guard.tasks.push(tokio::spawn(deadline_loop(
+            guard.client.clone(),
+            guard.grant.clone(),
+            guard.ttl,
+            guard.state.clone(),
+            guard.lost_tx.clone(),
+            guard.client.clock().now(),
+        )));
         Ok(guard)
     }
 
@@ -148,6 +174,12 @@ impl Guard {
     /// Even `true` is only a belief: the resource must check the token.
     pub fn is_valid(&self) -> bool {
         self.lost_tx.borrow().is_none() && self.client.clock().now() < self.deadline()
+    }
+
+    /// Pauses longer than the margin this guard noticed, and how many of them
+    /// were followed by a successful re-confirmation.
+    pub fn pauses(&self) -> (u64, u64) {
+        self.state.lock().map(|s| (s.pauses, s.reconfirmed)).unwrap_or_default()
     }
 
     /// A receiver that becomes `Some(reason)` when the lock is lost.
@@ -192,15 +224,22 @@ impl Drop for Guard {
     }
 }
 
+/// Record `reason` unless a final reason is already recorded (a final reason
+/// replaces a pending [`LostReason::Paused`]).
 fn signal(lost: &watch::Sender<Option<LostReason>>, reason: LostReason) {
     lost.send_if_modified(|r| {
-        if r.is_none() {
+        if r.as_ref().is_none_or(|old| !old.is_final() && reason.is_final()) {
             *r = Some(reason);
             true
         } else {
             false
         }
     });
+}
+
+/// Has the lock been lost for good?
+fn lost_for_good(lost: &watch::Sender<Option<LostReason>>) -> bool {
+    lost.borrow().as_ref().is_some_and(LostReason::is_final)
 }
 
 /// Renew the lease every ttl/3; each confirmed renewal moves the deadline.
@@ -214,7 +253,7 @@ async fn keepalive_loop(
     let period = ttl / 3;
     loop {
         tokio::time::sleep(period).await;
-        if lost.borrow().is_some() {
+        if lost_for_good(&lost) {
             return;
         }
         let t_send = client.clock().now();
@@ -233,17 +272,87 @@ async fn keepalive_loop(
     }
 }
 
-/// Fire the signal when the local deadline passes. Checked often, so that a
-/// process resumed after a long pause notices at once.
-async fn deadline_loop(client: Client, state: Arc<Mutex<State>>, lost: watch::Sender<Option<LostReason>>) {
+/// Fire the signal when the local deadline passes. Checked every 50 ms at
+/// most, which also measures this process's scheduling lateness: a wake-up
+/// later than the margin means the process was paused, and the local deadline
+/// (computed before the pause) is no longer trusted.
+async fn deadline_loop(
+    client: Client,
+    grant: Grant,
+    ttl: Duration,
+    state: Arc<Mutex<State>>,
+    lost: watch::Sender<Option<LostReason>>,
+    created: Mono,
+) {
+    let margin = client.config().margin;
+    // The previous wake-up and the nap asked for since: the baseline is the
+    // moment the guard was created, so a pause right after acquiring counts.
+    let (mut prev, mut nap) = (created, Duration::ZERO);
     loop {
+        let now = client.clock().now();
+        let late = now.since(prev).saturating_sub(nap);
+        if late > margin && !lost_for_good(&lost) {
+            tracing::warn!(
+                lock = %grant.lock,
+                paused_ms = late.as_millis() as u64,
+                margin_ms = margin.as_millis() as u64,
+                "this process was paused longer than its margin; lock presumed lost until re-confirmed"
+            );
+            if let Ok(mut s) = state.lock() {
+                s.pauses += 1;
+            }
+            signal(&lost, LostReason::Paused(late));
+            reconfirm(&client, &grant, ttl, &state, &lost).await;
+        }
         let deadline = state.lock().map(|s| s.deadline).unwrap_or_default();
         let now = client.clock().now();
         if now >= deadline {
             signal(&lost, LostReason::DeadlinePassed);
             return;
         }
-        tokio::time::sleep(deadline.since(now).min(Duration::from_millis(50))).await;
+        nap = deadline.since(now).min(Duration::from_millis(50));
+        prev = now;
+        tokio::time::sleep(nap).await;
+    }
+}
+
+/// After a pause: renew the lease and read the lock linearizably. If it is
+/// still held with this token, move the deadline from this renewal and clear
+/// the pause signal; if it is not, record why (final).
+async fn reconfirm(
+    client: &Client,
+    grant: &Grant,
+    ttl: Duration,
+    state: &Arc<Mutex<State>>,
+    lost: &watch::Sender<Option<LostReason>>,
+) {
+    let t_send = client.clock().now();
+    match client.keepalive(grant.lease.0).await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("no_such_lease") => return signal(lost, LostReason::LeaseGone),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot re-confirm after a pause; the lock stays presumed lost");
+            return;
+        }
+    }
+    match client.status(&grant.lock).await {
+        Ok(s) if s.holder.as_ref().is_some_and(|h| h.token == grant.token) => {
+            if let Ok(mut st) = state.lock() {
+                st.deadline = st.deadline.max(validity_deadline(client, t_send, ttl));
+                st.reconfirmed += 1;
+            }
+            lost.send_if_modified(|r| {
+                if matches!(r, Some(LostReason::Paused(_))) {
+                    *r = None;
+                    true
+                } else {
+                    false
+                }
+            });
+            tracing::info!(lock = %grant.lock, "re-confirmed after a pause: the lock is still held");
+        }
+        Ok(_) => signal(lost, LostReason::Cluster("not_held".into())),
+        Err(e) => tracing::warn!(error = %e, "cannot re-confirm after a pause; the lock stays presumed lost"),
     }
 }
 
@@ -253,7 +362,7 @@ async fn watch_loop(client: Client, grant: Grant, lost: watch::Sender<Option<Los
     let endpoints = client.config().endpoints.clone();
     let mut i = 0usize;
     loop {
-        if lost.borrow().is_some() {
+        if lost_for_good(&lost) {
             return;
         }
         let endpoint = &endpoints[i % endpoints.len()];

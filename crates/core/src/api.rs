@@ -120,7 +120,7 @@ pub struct ErrorBody {
     pub retry: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub id: u64,
     pub state: String,
@@ -133,6 +133,74 @@ pub struct ClusterStatus {
     pub public_key: Option<String>,
     pub leases: usize,
     pub locks_held: usize,
+    /// This replica's view of each other voter (failure detector, RTT).
+    #[serde(default)]
+    pub peers: BTreeMap<u64, PeerHealth>,
+    /// This replica's clocks: wall-clock error bound, jumps, pauses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockHealth>,
+    /// Latency of this replica's log fsyncs (recent window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsync: Option<crate::latency::LatencySummary>,
+    /// Whether this replica judges itself a limping leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limp: Option<LimpStatus>,
+}
+
+/// One replica's view of one peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerHealth {
+    /// The phi-accrual suspicion level now (0 before the first reply).
+    pub phi: f64,
+    /// The threshold above which the peer is suspected.
+    pub phi_threshold: f64,
+    pub suspected: bool,
+    /// Milliseconds since anything was last heard from the peer (a probe
+    /// reply, a Raft reply, or a Raft request from it); `None` if never.
+    pub last_heard_ms_ago: Option<u64>,
+    /// Round trips of this replica's probes to the peer.
+    pub rtt: crate::latency::LatencySummary,
+    /// AppendEntries round trips (entries and heartbeats) while this replica leads.
+    pub replication: crate::latency::LatencySummary,
+    /// The peer's own median fsync and median RTT to its peers, as it reported
+    /// in its last probe reply (for the limping-leader comparison).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_fsync_p50_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_rtt_p50_us: Option<u64>,
+}
+
+/// A replica's clocks and pauses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockHealth {
+    /// The wall clock with its error bound (`adjtimex`).
+    pub wall: crate::clock::WallBound,
+    /// Wall-clock jumps detected (|wall − monotonic| over one tick above the threshold).
+    pub jumps: u64,
+    /// The last jump, in ms (positive: forward).
+    pub last_jump_ms: Option<i64>,
+    /// Pauses detected (a tick late by more than the pause threshold).
+    pub pauses: u64,
+    /// The longest pause seen, in ms.
+    pub longest_pause_ms: u64,
+    /// Times this replica stopped serving as leader after a pause, until a
+    /// quorum re-confirmed it.
+    pub pause_stepdowns: u64,
+    /// True while a pause has been noticed and leadership is not re-confirmed.
+    pub awaiting_reconfirm: bool,
+    /// Scheduling lateness of the replica's tick (jHiccup-style).
+    pub lateness: crate::latency::LatencySummary,
+}
+
+/// The limping-leader judgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimpStatus {
+    /// True if, as leader, this replica is persistently far slower than its peers.
+    pub limping: bool,
+    /// Why (or why not), in words.
+    pub reason: String,
+    /// Leadership transfers this replica started because it was limping.
+    pub transfers: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

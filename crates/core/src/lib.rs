@@ -16,6 +16,8 @@
 //! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
 //! - [`admin`]: JSON bodies of the maintenance API (membership, drain, peers).
 //! - [`rate`]: per-client token buckets for request rate limits (pure).
+//! - [`latency`]: bounded windows of latency samples and their percentiles.
+//! - [`clockwatch`]: pause (lateness) and wall-clock jump detection from clock readings.
 
 pub mod admin;
 pub mod api;
@@ -23,8 +25,10 @@ pub mod audit;
 #[cfg(feature = "bugs")]
 pub mod bugs;
 pub mod clock;
+pub mod clockwatch;
 pub mod command;
 pub mod ids;
+pub mod latency;
 pub mod limits;
 pub mod phi;
 pub mod rate;

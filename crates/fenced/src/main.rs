@@ -23,6 +23,8 @@ enum Command {
     /// Acquire, release, inspect and hold locks.
     #[command(subcommand)]
     Lock(cmd::lock::LockCommand),
+    /// Measure RTTs, fsync latency and scheduling hiccups; recommend timeouts.
+    Calibrate(cmd::calibrate::CalibrateArgs),
     /// Make a development CA, replica and client certificates, and an auth policy.
     Certs(cmd::certs::CertsArgs),
     /// Inspect and maintain the cluster: status, leadership, membership, drain, signing keys.
@@ -94,6 +96,7 @@ impl Command {
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Lock(c) => cmd::lock::run(c).await,
             Command::Cluster(c) => cmd::cluster::run(c).await,
+            Command::Calibrate(a) => cmd::calibrate::run(a).await,
             Command::Debug(c) => cmd::debug::run(c).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,

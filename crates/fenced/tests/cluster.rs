@@ -3,60 +3,12 @@
 
 mod support;
 
-use fenced_core::command::Request;
-use fenced_core::table::{Event, LockTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use support::{signal, Cluster, BIN, ELECTION_TIMEOUT};
-
-/// One acknowledged grant, with real-time bounds of its request.
-#[derive(Debug, Clone)]
-struct Acked {
-    lock: String,
-    token: u64,
-    invoked: Instant,
-    completed: Instant,
-}
-
-/// Replay a dumped log through the real state machine and return its events.
-fn replay(entries: &[serde_json::Value]) -> Vec<(u64, Event)> {
-    let mut table = LockTable::new(Default::default());
-    let mut out = Vec::new();
-    for e in entries {
-        let Some(req) = e["entry"].get("request") else { continue };
-        let req: Request = serde_json::from_value(req.clone()).expect("request decodes");
-        let index = e["index"].as_u64().expect("index");
-        for ev in table.apply(index, &req).events {
-            out.push((index, ev));
-        }
-    }
-    out
-}
-
-/// S4 from the outside: per lock, a grant only follows the release of the
-/// previous one. Returns the granted (lock, token) pairs.
-fn check_exclusion(events: &[(u64, Event)]) -> BTreeSet<(String, u64)> {
-    let mut holder: BTreeMap<String, u64> = BTreeMap::new();
-    let mut grants = BTreeSet::new();
-    for (index, ev) in events {
-        match ev {
-            Event::Granted { lock, token, .. } => {
-                assert_eq!(token.0, *index, "token is not the granting entry's index");
-                if let Some(prev) = holder.insert(lock.clone(), token.0) {
-                    panic!("lock {lock} granted with token {} while token {prev} still held it", token.0);
-                }
-                grants.insert((lock.clone(), token.0));
-            }
-            Event::Freed { lock, token, .. } => {
-                assert_eq!(holder.remove(lock), Some(token.0), "freed a grant that was not the holder");
-            }
-            _ => {}
-        }
-    }
-    grants
-}
+use std::time::Duration;
+use support::now;
+use support::{check_exclusion, replay, signal, Acked, Cluster, BIN, ELECTION_TIMEOUT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
@@ -70,42 +22,12 @@ async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
         let client = cluster.client();
         let acked = acked.clone();
         let done = done.clone();
-        workers.push(tokio::spawn(async move {
-            let mut lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
-            for i in 0..CYCLES {
-                let lock = format!("lock-{}", (w + i) % 2);
-                let invoked = Instant::now();
-                match client.acquire_on(&lock, lease, Duration::from_secs(20), "").await {
-                    Ok(g) => {
-                        acked.lock().expect("lock").push(Acked {
-                            lock: lock.clone(),
-                            token: g.token.0,
-                            invoked,
-                            completed: Instant::now(),
-                        });
-                        // A lost release reply is fine: the retry inside the
-                        // client reuses the request id.
-                        if client.release(&lock, lease, g.token.0).await.is_err() {
-                            let _ = client.revoke(lease).await;
-                            lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
-                        }
-                    }
-                    Err(_) => {
-                        // Unknown outcome: the lease might hold the lock.
-                        // Give it up and start over with a new lease.
-                        let _ = client.revoke(lease).await;
-                        lease = client.grant_lease(Duration::from_secs(10)).await.expect("lease").lease;
-                    }
-                }
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            let _ = client.revoke(lease).await;
-        }));
+        workers.push(tokio::spawn(support::lock_worker(client, w, CYCLES, Duration::from_secs(20), None, done, acked)));
     }
     // The nemesis: kill -9 the leader twice, at a third and two thirds.
     for fraction in [1, 2] {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while done.load(std::sync::atomic::Ordering::Relaxed) < fraction * 4 * CYCLES / 3 && Instant::now() < deadline {
+        let deadline = now().plus(Duration::from_secs(60));
+        while done.load(std::sync::atomic::Ordering::Relaxed) < fraction * 4 * CYCLES / 3 && now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let leader = cluster.leader(Duration::from_secs(20)).await.expect("leader");
@@ -179,8 +101,8 @@ async fn hold_kills_its_child_within_one_ttl_when_the_cluster_is_gone() {
         }
     });
     let mut child_pid = None;
-    let start = Instant::now();
-    while child_pid.is_none() && start.elapsed() < Duration::from_secs(20) {
+    let start = now();
+    while child_pid.is_none() && now().since(start) < Duration::from_secs(20) {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
             if let Some(p) = line.split(" as pid ").nth(1) {
                 child_pid = p.trim().parse::<u32>().ok();
@@ -193,16 +115,16 @@ async fn hold_kills_its_child_within_one_ttl_when_the_cluster_is_gone() {
     for id in 1..=3 {
         signal(cluster.pid(id), libc::SIGSTOP);
     }
-    let frozen = Instant::now();
+    let frozen = now();
     let mut status = None;
-    while frozen.elapsed() < Duration::from_secs(10) {
+    while now().since(frozen) < Duration::from_secs(10) {
         if let Some(s) = hold.try_wait().expect("try_wait") {
             status = Some(s);
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let took = frozen.elapsed();
+    let took = now().since(frozen);
     for id in 1..=3 {
         signal(cluster.pid(id), libc::SIGCONT);
     }
@@ -224,13 +146,13 @@ async fn a_dead_holders_lock_reaches_the_next_waiter_despite_ten_elections() {
     let ttl = Duration::from_secs(3);
     // The holder takes the lock and then goes silent: no keepalives.
     let dead = client.grant_lease(ttl).await.expect("lease");
-    let granted_at = Instant::now();
+    let granted_at = now();
     let g = client.acquire_on("shared", dead.lease, Duration::ZERO, "").await.expect("first grant");
     let waiter_lease = client.grant_lease(Duration::from_secs(60)).await.expect("lease");
     let waiter_client = cluster.client();
     let waiter = tokio::spawn(async move {
         let r = waiter_client.acquire_on("shared", waiter_lease.lease, Duration::from_secs(30), "").await;
-        (r, Instant::now())
+        (r, now())
     });
     // Ten forced elections in a row, during the TTL.
     let mut elections = 0;
@@ -244,7 +166,7 @@ async fn a_dead_holders_lock_reaches_the_next_waiter_despite_ten_elections() {
         tokio::time::timeout(Duration::from_secs(40), waiter).await.expect("waiter finishes").expect("task");
     let next = r.expect("the waiter got the lock");
     assert!(next.token.0 > g.token.0, "tokens must increase across the handover");
-    let waited = got_at.duration_since(granted_at);
+    let waited = got_at.since(granted_at);
     let bound = ttl + ELECTION_TIMEOUT * 2 + Duration::from_millis(500);
     assert!(elections >= 5, "only {elections} of 10 leadership transfers happened");
     assert!(waited <= bound, "waiter got the lock after {waited:?}; bound is TTL + one election timeout ({bound:?})");
@@ -262,9 +184,9 @@ async fn a_leader_that_lost_its_majority_grants_nothing() {
     let client = cluster.client();
     let alone = cluster.addrs[&leader].clone();
     // It notices within an election timeout or so, and says so.
-    let start = Instant::now();
+    let start = now();
     let mut state = String::new();
-    while start.elapsed() < Duration::from_secs(5) {
+    while now().since(start) < Duration::from_secs(5) {
         if let Ok(s) = client.cluster_status_of(&alone).await {
             state = s.state;
             if state == "LeaderWithoutQuorum" {

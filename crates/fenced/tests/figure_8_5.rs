@@ -10,7 +10,8 @@ mod support;
 use fenced_client::{AcquireOptions, StoreError};
 use serde_json::Value;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::now;
 use support::{cluster_key, fenced, signal, wait_output, Cluster, StoreProc, BIN};
 
 const CLI: Duration = Duration::from_secs(30);
@@ -69,10 +70,10 @@ fn figure_8_5(cluster: &Cluster, store: &StoreProc, name: &str) -> (i32, Value, 
     signal(client1.id(), libc::SIGSTOP);
     // 2. The lease expires during the pause; client 2 queues for the lock,
     // gets it with a higher token, and writes.
-    let paused_at = Instant::now();
+    let paused_at = now();
     let (t2, s2) = acquire(cluster, name, "30s", "20s");
     assert!(t2 > t1, "client 2's token {t2} is not above client 1's {t1}");
-    assert!(paused_at.elapsed() < Duration::from_secs(20), "client 2 waited too long");
+    assert!(now().since(paused_at) < Duration::from_secs(20), "client 2 waited too long");
     let (code, ok) = put(store, name, "client 2", t2, &s2);
     assert_eq!(code, 0, "client 2's write: {ok}");
     // 3. Client 1 resumes, unaware, and writes with its old token.

@@ -8,7 +8,7 @@ mod support;
 use fenced_core::admin::Membership;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::workload::{acquire_latency_ms, assert_all_valid, judge, Workload};
 use support::{cluster_key, fenced, signal, Cluster, StoreProc, ELECTION_TIMEOUT};
 
@@ -17,8 +17,8 @@ const CLI: Duration = Duration::from_secs(120);
 /// Wait until the workload has `n` more acknowledged grants (bounded).
 async fn progress(wl: &Workload, n: usize) {
     let target = wl.grants() + n;
-    let start = Instant::now();
-    while wl.grants() < target && start.elapsed() < Duration::from_secs(20) {
+    let start = support::now();
+    while wl.grants() < target && support::now().since(start) < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -43,8 +43,8 @@ fn change(cluster: &Cluster, args: &[&str]) -> Membership {
 /// The leader the given members agree on (asked of each), within `within`.
 async fn leader_among(cluster: &Cluster, ids: &BTreeSet<u64>, within: Duration) -> Option<u64> {
     let client = cluster.client();
-    let start = Instant::now();
-    while start.elapsed() < within {
+    let start = support::now();
+    while support::now().since(start) < within {
         let mut seen = Vec::new();
         for id in ids {
             if let Ok(s) = client.cluster_status_of(&cluster.addrs[id]).await {
@@ -64,9 +64,9 @@ async fn leader_among(cluster: &Cluster, ids: &BTreeSet<u64>, within: Duration) 
 /// Wait until replica `id` has applied what the leader had committed.
 async fn caught_up(cluster: &Cluster, id: u64, leader_ep: &str, within: Duration) -> bool {
     let client = cluster.client();
-    let start = Instant::now();
+    let start = support::now();
     let Ok(target) = client.cluster_status_of(leader_ep).await.map(|s| s.commit_index) else { return false };
-    while start.elapsed() < within {
+    while support::now().since(start) < within {
         if client.cluster_status_of(&cluster.addrs[&id]).await.is_ok_and(|s| s.applied_index >= target) {
             return true;
         }
@@ -392,8 +392,8 @@ async fn a_foreign_data_dir_and_an_impossible_ttl_are_refused_with_the_fix() {
     std::fs::remove_dir_all(&b_dir).expect("remove B's dir");
     std::fs::rename(a.data_dir(victim), &b_dir).expect("move A's dir in");
     b.spawn(victim);
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) && !b.logs().contains("holds data of another cluster") {
+    let start = support::now();
+    while support::now().since(start) < Duration::from_secs(15) && !b.logs().contains("holds data of another cluster") {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let logs = b.logs();

@@ -22,7 +22,7 @@ use hyper::{Method, Request, StatusCode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fenced");
 const ALICE_TOKEN: &str = "alice-token-0123456789abcdef";
@@ -103,9 +103,12 @@ impl TestCluster {
 
     /// Wait (liveness only) until a replica has the signing key.
     async fn wait_ready(&self) {
-        let start = Instant::now();
+        let start = fenced_io::clock::now();
         while !self.running.iter().any(|r| r.replica.shared.read(|t| !t.public_keys().is_empty())) {
-            assert!(start.elapsed() < Duration::from_secs(30), "no leader and signing key within 30 s");
+            assert!(
+                fenced_io::clock::now().since(start) < Duration::from_secs(30),
+                "no leader and signing key within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -253,9 +256,9 @@ async fn a_flooding_client_is_throttled_and_does_not_starve_others() {
         let lease = c.grant_lease(Duration::from_secs(60)).await.expect("lease").lease;
         let mut lat = Vec::new();
         for _ in 0..n {
-            let t = Instant::now();
+            let t = fenced_io::clock::now();
             let g = c.acquire_on("a/gentle", lease, Duration::ZERO, "").await.expect("never refused");
-            lat.push(t.elapsed());
+            lat.push(fenced_io::clock::now().since(t));
             c.release("a/gentle", lease, g.token.0).await.expect("release never refused");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -270,13 +273,15 @@ async fn a_flooding_client_is_throttled_and_does_not_starve_others() {
         flooders.push(tokio::spawn(async move {
             let http = HttpClient::new(tls);
             let (mut ok, mut throttled, mut retry_after_seen) = (0u64, 0u64, false);
-            let started = Instant::now();
+            let started = fenced_io::clock::now();
             // 125 requests/s per task; bounded: 8000 requests or 60 s.
             let mut tick = tokio::time::interval(Duration::from_millis(8));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             for _ in 0..8000 {
                 tick.tick().await;
-                if stop.load(std::sync::atomic::Ordering::Relaxed) || started.elapsed() > Duration::from_secs(60) {
+                if stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || fenced_io::clock::now().since(started) > Duration::from_secs(60)
+                {
                     break;
                 }
                 let req = Request::builder()
@@ -296,9 +301,9 @@ async fn a_flooding_client_is_throttled_and_does_not_starve_others() {
             (ok, throttled, retry_after_seen)
         }));
     }
-    let loaded_start = Instant::now();
+    let loaded_start = fenced_io::clock::now();
     let loaded = rounds(&good, 30).await;
-    let loaded_secs = loaded_start.elapsed().as_secs_f64();
+    let loaded_secs = fenced_io::clock::now().since(loaded_start).as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut throttled, mut retry_after) = (0, 0, true);
     for f in flooders {
@@ -445,13 +450,13 @@ async fn api_limits_are_reported_with_codes_and_counted() {
     assert_eq!(w3.status(), StatusCode::TOO_MANY_REQUESTS);
     // Closing one frees its slot (the stream task notices at its next send).
     drop(w1);
-    let start = Instant::now();
+    let start = fenced_io::clock::now();
     loop {
         let w = watch(eps[0].clone()).await;
         if w.status() == StatusCode::OK {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "a closed watch never freed its slot");
+        assert!(fenced_io::clock::now().since(start) < Duration::from_secs(20), "a closed watch never freed its slot");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let m = raw(t.clone(), &eps[0], Method::GET, "/metrics", "", &[]).await;

@@ -11,7 +11,8 @@ use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::now;
 use support::{cluster_key, Cluster, StoreProc};
 
 const WRITERS: usize = 8;
@@ -50,7 +51,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
     let acked_count = Arc::new(AtomicUsize::new(0));
     let acked: Arc<Mutex<BTreeMap<usize, Acked>>> = Arc::default();
     let first_tokens: Arc<Mutex<BTreeMap<usize, (u64, String)>>> = Arc::default();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = now().plus(Duration::from_secs(60));
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let (client, sc) = (client.clone(), store.client());
@@ -60,7 +61,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
             let mut guard: Guard = client.acquire(&name, opts()).await.expect("acquire");
             first_tokens.lock().expect("lock").insert(w, (guard.token(), guard.signed_token().to_string()));
             for seq in 0..WRITES_PER_WRITER {
-                if Instant::now() > deadline {
+                if now() > deadline {
                     break;
                 }
                 if seq == WRITES_PER_WRITER / 2 {
@@ -82,7 +83,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
         }));
     }
     // Kill at a random point of the load (bounded wait).
-    while acked_count.load(Ordering::SeqCst) < kill_after && Instant::now() < deadline {
+    while acked_count.load(Ordering::SeqCst) < kill_after && now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     store.kill9();

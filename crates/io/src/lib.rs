@@ -9,12 +9,16 @@
 //! - [`clock`]: the system monotonic and wall clocks;
 //! - [`frame`]: the checksummed binary encoding used on disk and between replicas;
 //! - [`auth`]: who is calling (bearer token or client certificate) and per-prefix ACLs;
-//! - [`tls`]: TLS (mutual when certificates are given) layered over any transport.
+//! - [`tls`]: TLS (mutual when certificates are given) layered over any transport;
+//! - [`wallclock`]: the wall clock's error bound from the kernel (`adjtimex`);
+//! - [`timed_disk`]: fsync latency measurement, and an injectable slow disk.
 
 pub mod auth;
 pub mod clock;
 pub mod disk;
 pub mod frame;
 pub mod http;
+pub mod timed_disk;
 pub mod tls;
 pub mod transport;
+pub mod wallclock;

@@ -8,9 +8,10 @@
 //! so every history is linearizable and the checker must search it fully.
 //! A small share of operations end `info` (unknown), as in a Jepsen run.
 
+use fenced_linear::budget::Stopwatch;
 use fenced_linear::models::{Kv, KvF, KvOp, KvRet, Register, RegisterOp, RegisterRet};
 use fenced_linear::{check, Completion, Model, NilRead, Operation, Options, Steps, Verdict};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A generated history for model `M`.
 type History<M> = Vec<Operation<<M as Model>::Input, <M as Model>::Output>>;
@@ -135,7 +136,7 @@ fn time<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], runs: usize
     let mut times = Vec::new();
     let mut verdict = Verdict::Linearizable;
     for _ in 0..runs {
-        let t = Instant::now();
+        let t = Stopwatch::start();
         verdict = check(model, ops, &opts).verdict;
         times.push(t.elapsed());
     }

@@ -14,12 +14,13 @@
 //! with a known completion is linearized: the unknown ones still in the list
 //! are the ones that never took effect.
 
+use crate::budget::{Deadline, Stopwatch};
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A sequential specification.
 ///
@@ -257,8 +258,8 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], opts: 
     if let Some(op) = ops.iter().position(|o| o.ret().is_some_and(|r| r < o.call)) {
         return Report { verdict: Verdict::Unknown(UnknownReason::BadOperation { op }), partitions: Vec::new() };
     }
-    let start = Instant::now();
-    let deadline = opts.deadline.map(|d| start + d);
+    let start = Stopwatch::start();
+    let deadline = opts.deadline.map(|budget| Deadline { start, budget });
     let parts = model.partition(ops);
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -272,7 +273,7 @@ pub fn check<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], opts: 
     let worker = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(part) = parts.get(i) else { break };
-        let t0 = Instant::now();
+        let t0 = Stopwatch::start();
         let (result, cache_entries) = if cancel.load(Ordering::Relaxed) {
             (PartitionResult::Unknown(UnknownReason::Cancelled), 0)
         } else {
@@ -363,7 +364,7 @@ struct Search<'a, M: Model> {
     ops: Vec<&'a Operation<M::Input, M::Output>>,
     index: Vec<usize>,
     opts: &'a Options,
-    deadline: Option<Instant>,
+    deadline: Option<Deadline>,
     cancel: &'a AtomicBool,
     // The entry list: node 0 is the head; node `1 + 2k` is a call and
     // `2 + 2k` a return, of the operation `op[node]`.
@@ -388,7 +389,7 @@ impl<'a, M: Model> Search<'a, M> {
         all: &'a [Operation<M::Input, M::Output>],
         part: &[usize],
         opts: &'a Options,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
         cancel: &'a AtomicBool,
     ) -> Self {
         let mut index: Vec<usize> =
@@ -523,7 +524,7 @@ impl<'a, M: Model> Search<'a, M> {
         if self.cancel.load(Ordering::Relaxed) {
             return Some(UnknownReason::Cancelled);
         }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.deadline.is_some_and(|d| d.passed()) {
             return Some(UnknownReason::Deadline);
         }
         None

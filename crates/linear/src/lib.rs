@@ -33,6 +33,7 @@
 //! `fail` operations (certainly did not happen) are not part of a history
 //! given to this crate: the caller drops them.
 
+pub mod budget;
 pub mod checker;
 pub mod models;
 

@@ -612,7 +612,16 @@ fn cluster_status_of(app: &App) -> ClusterStatus {
         public_key: key,
         leases,
         locks_held,
+        peers: app.vitals.peers.health(&app.voters()),
+        clock: Some(app.vitals.timekeeper.health()),
+        fsync: app.vitals.fsync.lock().map(|w| w.summary()).ok(),
+        limp: Some(app.vitals.limp.status()),
     }
+}
+
+/// The cheapest request there is: for measuring round trips (`fenced calibrate`).
+async fn ping(State(app): State<App>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "id": app.config.id }))
 }
 
 async fn cluster_status(State(app): State<App>) -> Json<ClusterStatus> {
@@ -769,6 +778,7 @@ async fn metrics(State(app): State<App>) -> AxResponse {
     for (reason, v) in refusals {
         out.push_str(&format!("fenced_refused_total{{replica=\"{}\",reason=\"{reason}\"}} {v}\n", s.id));
     }
+    out.push_str(&app.vitals.prometheus(s.id, &app.voters()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -836,6 +846,18 @@ async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse
     }
 }
 
+/// A peer's probe ([`crate::peers`]): answer with this replica's vital signs.
+async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode::<crate::peers::ProbeRequest>(&app, "probe", &body) {
+        Ok(req) => {
+            app.vitals.peers.heard(req.from);
+            let fsync = app.vitals.fsync.lock().ok().and_then(|w| w.recent_median(64));
+            peer_reply(Ok::<_, String>(app.vitals.peers.reply(fsync)))
+        }
+        Err(r) => *r,
+    }
+}
+
 /// A proposal forwarded by a follower. Proposed here only, never forwarded on.
 async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<Request>(&app, "propose", &body) {
@@ -863,6 +885,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/election/resign", post(resign))
         .route("/v1/election/observe", get(observe))
         .route("/v1/cluster/status", get(cluster_status))
+        .route("/v1/ping", get(ping))
         .route("/v1/cluster/key", get(cluster_key))
         .route("/v1/cluster/transfer-leader", post(transfer_leader))
         .route("/v1/cluster/rotate-key", post(rotate_key))
@@ -879,6 +902,7 @@ pub fn router(app: App) -> Router {
         .route(&format!("{RAFT_PREFIX}/snapshot"), post(raft_snapshot))
         .route(&format!("{RAFT_PREFIX}/transfer-leader"), post(raft_transfer_leader))
         .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
+        .route(&format!("{RAFT_PREFIX}/probe"), post(raft_probe))
         .layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check))
         .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
     let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);

@@ -16,6 +16,9 @@
 //! - [`handshake`]: versions, cluster identity and timing at every peer message.
 //! - [`data_dir`]: the data directory's format version and owner.
 //! - [`config_check`]: configuration refused before it can hurt.
+//! - [`vitals`]: peers, clocks, pauses, fsync latency, limping, for status and `/metrics`:
+//!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
+//!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
 
 pub mod api;
 pub mod config_check;
@@ -24,12 +27,16 @@ pub mod drain;
 pub mod handshake;
 pub mod leader;
 pub mod limits;
+pub mod limp;
 pub mod log_store;
 pub mod membership;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod peers;
 pub mod server;
 pub mod state_machine;
+pub mod timekeeper;
 pub mod types;
+pub mod vitals;
 mod wal_writer;

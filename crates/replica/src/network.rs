@@ -10,7 +10,9 @@
 
 use crate::handshake::Handshake;
 use crate::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::vitals::Vitals;
 use bytes::Bytes;
+use fenced_core::clock::Clock;
 use fenced_io::frame;
 use fenced_io::http::HttpClient;
 use hyper::{Method, Request, StatusCode};
@@ -43,11 +45,14 @@ pub struct SnapshotRequest {
 pub struct PeerNetwork {
     http: HttpClient,
     handshake: Arc<Handshake>,
+    vitals: Arc<Vitals>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PeerNetwork {
-    pub fn new(http: HttpClient, handshake: Arc<Handshake>) -> Self {
-        PeerNetwork { http, handshake }
+    /// Replies and AppendEntries round trips are recorded in `vitals`.
+    pub fn new(http: HttpClient, handshake: Arc<Handshake>, vitals: Arc<Vitals>, clock: Arc<dyn Clock>) -> Self {
+        PeerNetwork { http, handshake, vitals, clock }
     }
 }
 
@@ -55,7 +60,14 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient { http: self.http.clone(), handshake: self.handshake.clone(), target, addr: node.addr.clone() }
+        PeerClient {
+            http: self.http.clone(),
+            handshake: self.handshake.clone(),
+            target,
+            addr: node.addr.clone(),
+            vitals: self.vitals.clone(),
+            clock: self.clock.clone(),
+        }
     }
 }
 
@@ -65,6 +77,8 @@ pub struct PeerClient {
     handshake: Arc<Handshake>,
     target: NodeId,
     addr: String,
+    vitals: Arc<Vitals>,
+    clock: Arc<dyn Clock>,
 }
 
 fn unreachable(msg: impl ToString) -> Unreachable<TypeConfig> {
@@ -98,6 +112,7 @@ impl PeerClient {
             tracing::warn!(peer = self.target, code = refusal.code(), "refusing a peer's answer: {refusal}");
             return Err(unreachable(refusal));
         }
+        self.vitals.peers.heard(self.target);
         frame::decode_exact(&resp.body).map_err(unreachable)
     }
 }
@@ -110,7 +125,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call("append", &rpc, option.hard_ttl()).await?)
+        let start = self.clock.now();
+        let resp = self.call("append", &rpc, option.hard_ttl()).await?;
+        self.vitals.peers.replicated(self.target, self.clock.now().since(start));
+        Ok(resp)
     }
 
     async fn vote(

@@ -17,6 +17,7 @@ use fenced_core::Response;
 use fenced_io::disk::Disk;
 use fenced_io::frame;
 use fenced_io::http::{HttpClient, HttpError};
+use fenced_io::timed_disk::TimedDisk;
 use fenced_io::transport::Transport;
 use hyper::{Method, StatusCode};
 use openraft::async_runtime::WatchReceiver;
@@ -148,6 +149,8 @@ pub struct Replica {
     /// Set by a drain: new client sessions are refused ([`crate::drain`]).
     pub draining: AtomicBool,
     pub limiter: crate::limits::Limiter,
+    /// Peers, clocks, pauses, fsync latency, limping ([`crate::vitals`]).
+    pub vitals: Arc<crate::vitals::Vitals>,
 }
 
 /// How long a forwarded proposal may take.
@@ -156,11 +159,15 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 impl Replica {
     /// Open storage, start openraft, and initialize the cluster if this is
     /// the lowest-numbered voter of a new one.
-    pub async fn start(config: ReplicaConfig, seams: Seams) -> std::io::Result<Arc<Replica>> {
+    pub async fn start(config: ReplicaConfig, mut seams: Seams) -> std::io::Result<Arc<Replica>> {
         let refused = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         crate::config_check::validate(&config).map_err(|e| refused(e.to_string()))?;
         crate::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
         let has_log = seams.disk.read(crate::log_store::WAL)?.is_some();
+        // Every fsync is timed: the status reports it and a limping leader steps aside.
+        let timed = TimedDisk::new(seams.disk.clone(), seams.clock.clone());
+        let vitals = Arc::new(crate::vitals::Vitals::new(&config, seams.clock.clone(), timed.window()));
+        seams.disk = Arc::new(timed);
         let raft_config = Config {
             cluster_name: "fenced".into(),
             heartbeat_interval: config.heartbeat.as_millis() as u64,
@@ -179,7 +186,7 @@ impl Replica {
         let shared = sm.shared.clone();
         let http = HttpClient::new(seams.transport.clone());
         let handshake = Arc::new(Handshake::new(&config, shared.clone()));
-        let network = PeerNetwork::new(http.clone(), handshake.clone());
+        let network = PeerNetwork::new(http.clone(), handshake.clone(), vitals.clone(), seams.clock.clone());
         let raft = DeterministicRng::<openraft::impls::TokioRuntime>::scope(
             seams.seed,
             Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm),
@@ -230,6 +237,7 @@ impl Replica {
             handshake,
             draining: AtomicBool::new(false),
             limiter,
+            vitals,
         }))
     }
 
@@ -311,6 +319,10 @@ impl Replica {
     }
 
     async fn propose_once(&self, req: &Request) -> Result<(Response, u64), Route> {
+        if self.ensure_not_paused().await.is_err() {
+            // A paused leader that could not re-confirm: wait for the new one.
+            return Err(Route::NotProposed);
+        }
         match self.raft.client_write(req.clone()).await {
             Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -331,6 +343,7 @@ impl Replica {
 
     /// Propose on this replica only (the target of a forward).
     pub async fn propose_local(&self, req: Request) -> Result<(Response, u64), ProposeError> {
+        self.ensure_not_paused().await?;
         match self.raft.client_write(req).await {
             Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
@@ -368,6 +381,7 @@ impl Replica {
     /// applied up to the commit index it saw). Returns the leader's address
     /// if this replica is not the leader.
     pub async fn linearizable(&self) -> Result<(), Result<String, ProposeError>> {
+        self.ensure_not_paused().await.map_err(Err)?;
         match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(read) => {
                 let index = read.index();
@@ -390,6 +404,9 @@ impl Replica {
     /// Is this replica the leader with a recent quorum acknowledgement? Used
     /// only to decide who proposes expiries (liveness); safety never rests on it.
     pub fn is_leader(&self) -> bool {
+        if self.vitals.timekeeper.must_reconfirm(self.raft_thinks_leader()) {
+            return false;
+        }
         let leader = match self.raft.as_leader() {
             Ok(l) => l,
             Err(e) => {
@@ -400,6 +417,44 @@ impl Replica {
         let acked = leader.last_quorum_acked();
         tracing::trace!(?acked, "leader quorum check");
         acked.is_some_and(|t| t.elapsed() <= self.config.election_timeout_max)
+    }
+
+    /// Does openraft consider this replica the leader (without asking a quorum)?
+    pub fn raft_thinks_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state.is_leader()
+    }
+
+    /// After a pause longer than the election timeout ([`crate::timekeeper`]),
+    /// serve nothing as leader until a quorum acknowledges a heartbeat sent
+    /// after the pause (a ReadIndex round). A follower has nothing to
+    /// re-confirm: it forwards to the leader.
+    pub async fn ensure_not_paused(&self) -> Result<(), ProposeError> {
+        let tk = &self.vitals.timekeeper;
+        let leading = self.raft_thinks_leader();
+        if !tk.must_reconfirm(leading) {
+            return Ok(());
+        }
+        if !leading {
+            tk.reconfirmed(false);
+            return Ok(());
+        }
+        let round = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+        match tokio::time::timeout(self.config.election_timeout_max, round).await {
+            Ok(Ok(_)) => {
+                tk.reconfirmed(true);
+                Ok(())
+            }
+            _ => {
+                tracing::info!("paused leader could not re-confirm its leadership; refusing to serve as leader");
+                Err(ProposeError::NoLeader)
+            }
+        }
+    }
+
+    /// Every member (voters and learners) and its address.
+    pub fn member_addrs(&self) -> BTreeMap<NodeId, String> {
+        let m = self.raft.metrics().borrow_watched().membership_config.clone();
+        m.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
     }
 
     /// The voters, from the committed membership.

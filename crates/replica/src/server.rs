@@ -31,7 +31,9 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
                 refused: replica.limiter.refused.connections_refused.clone(),
             },
         )),
-        tokio::spawn(crate::leader::run(replica.clone(), rx)),
+        tokio::spawn(crate::leader::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::peers::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::timekeeper::run(replica.clone(), rx)),
     ];
     Ok(Running { replica, addr, shutdown, tasks })
 }

@@ -4,6 +4,7 @@
 //! catches up by snapshot install.
 
 use fenced_client::{Client, ClientConfig};
+use fenced_io::clock::now;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::transport::TcpTransport;
@@ -12,7 +13,7 @@ use fenced_replica::server::{self, Running};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -36,9 +37,9 @@ async fn start(id: u64, peers: &BTreeMap<u64, String>, dir: &Path) -> Running {
 }
 
 async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
+    let start = now();
     while !f() {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        assert!(now().since(start) < within, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -52,9 +53,9 @@ async fn snapshots_purge_the_log_and_restore_state() {
         running.insert(id, start(id, &peers, dir.path()).await);
     }
     let client = Client::new(ClientConfig::new(peers.values().cloned().collect())).expect("client");
-    let start_wait = Instant::now();
+    let start_wait = now();
     while client.cluster_key().await.is_err() {
-        assert!(start_wait.elapsed() < Duration::from_secs(20), "no leader");
+        assert!(now().since(start_wait) < Duration::from_secs(20), "no leader");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Take replica 3 down, so it misses entries that will be purged.

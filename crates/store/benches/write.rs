@@ -12,6 +12,7 @@
 
 use ed25519_dalek::SigningKey;
 use fenced_core::token::{sign, TokenClaims};
+use fenced_io::clock::now;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::http::HttpClient;
@@ -19,7 +20,7 @@ use fenced_io::transport::TcpTransport;
 use fenced_store::{StoreClient, StoreConfig, StoreSeams};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROUNDS: usize = 3;
 
@@ -35,8 +36,8 @@ async fn round(unsafe_no_fencing: bool, clients: u64, writes: u64, seconds: u64)
     };
     let store = fenced_store::start(config, seams).await.expect("store starts");
     let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
+    let deadline = now().plus(Duration::from_secs(seconds));
+    let started = now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let lock = format!("bench-{c}");
@@ -46,7 +47,7 @@ async fn round(unsafe_no_fencing: bool, clients: u64, writes: u64, seconds: u64)
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let value = vec![b'x'; 128];
-            while Instant::now() < deadline && done.fetch_add(1, Ordering::Relaxed) < writes {
+            while now() < deadline && done.fetch_add(1, Ordering::Relaxed) < writes {
                 client.put(&lock, value.clone(), token, &signed, None).await.expect("write accepted");
             }
         }));
@@ -54,7 +55,7 @@ async fn round(unsafe_no_fencing: bool, clients: u64, writes: u64, seconds: u64)
     for t in tasks {
         t.await.expect("writer");
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = now().since(started).as_secs_f64();
     let n = done.load(Ordering::Relaxed).min(writes) as f64;
     store.stop().await;
     n / elapsed

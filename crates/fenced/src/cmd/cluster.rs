@@ -9,7 +9,9 @@ use serde_json::json;
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
-    /// Each replica's view: state, leader, term, commit and applied index.
+    /// Each replica's view: state, leader, term, commit and applied index; its
+    /// peers' phi, last-heard and RTT percentiles; its wall-clock error bound,
+    /// pauses, clock jumps, fsync latency and whether it is a limping leader.
     Status {
         #[command(flatten)]
         common: Common,
@@ -226,6 +228,9 @@ async fn status(common: Common) -> anyhow::Result<i32> {
         if let Some(k) = rows.iter().find_map(|r| r.get("status").and_then(|s| s["public_key"].as_str())) {
             println!("cluster public key: {k}");
         }
+        let statuses: Vec<fenced_core::api::ClusterStatus> =
+            rows.iter().filter_map(|r| r.get("status").and_then(|s| serde_json::from_value(s.clone()).ok())).collect();
+        super::cluster_vitals::print(&statuses);
     }
     Ok(if reachable * 2 > eps.len() { 0 } else { 1 })
 }

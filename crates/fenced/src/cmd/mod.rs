@@ -1,9 +1,11 @@
 //! Subcommands that need the async runtime.
 
 pub mod bench;
+pub mod calibrate;
 pub mod certs;
 pub mod chaos;
 pub mod cluster;
+pub mod cluster_vitals;
 pub mod config;
 pub mod credentials;
 pub mod debug;
@@ -13,6 +15,7 @@ pub mod lock;
 pub mod serve;
 pub mod sim;
 pub mod store;
+pub mod timing_file;
 
 use std::time::Duration;
 

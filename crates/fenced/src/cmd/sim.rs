@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use fenced_check::history::{EventType, Process};
 use fenced_check::verdict::Status;
+use fenced_io::clock::now;
 use fenced_sim::config::{Faults, Model, SimConfig};
 use fenced_sim::run::{run_seed, SeedOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct SimArgs {
@@ -254,7 +255,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
     if a.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let started = Instant::now();
+    let started = now();
     let mut results: BTreeMap<u64, Value> = BTreeMap::new();
     let mut queue = seeds.iter().copied();
     let mut running: Vec<(u64, std::process::Child)> = Vec::new();
@@ -302,7 +303,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
         std::thread::sleep(Duration::from_millis(5));
     }
     bar.finish_and_clear();
-    let wall = started.elapsed().as_secs_f64();
+    let wall = now().since(started).as_secs_f64();
     // A seed replays bit for bit (one seed per process), so the reports of
     // the failing seeds are made by running each again in a process of its own.
     if let Some(dir) = &a.html {

@@ -8,12 +8,39 @@
 pub mod workload;
 
 use fenced_client::{Client, ClientConfig};
+use fenced_core::command::Request;
+use fenced_core::table::{Event, LockTable};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_fenced");
+/// The `fenced` binary under test: cargo's, or `FENCED_TEST_BIN` if set (to
+/// test a binary copied out of a target directory that other builds share).
+pub const BIN: Bin = Bin;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Bin;
+
+impl Bin {
+    fn path(&self) -> &'static str {
+        static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| std::env::var("FENCED_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fenced").into()))
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Bin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path().as_ref()
+    }
+}
+
+impl std::fmt::Display for Bin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.path())
+    }
+}
 pub const HEARTBEAT: &str = "50ms";
 /// The shortest election timeout; the longest is twice this.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
@@ -100,8 +127,8 @@ impl Cluster {
     pub fn terminate(&mut self, id: u64, within: Duration) -> Option<i32> {
         let mut c = self.procs.remove(&id)?;
         signal(c.id(), libc::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < within {
+        let start = now();
+        while now().since(start) < within {
             if let Ok(Some(status)) = c.try_wait() {
                 return status.code();
             }
@@ -134,8 +161,8 @@ impl Cluster {
     /// The leader that a majority agrees on, waiting up to `within`.
     pub async fn leader(&self, within: Duration) -> Option<u64> {
         let client = self.client();
-        let start = Instant::now();
-        while start.elapsed() < within {
+        let start = now();
+        while now().since(start) < within {
             let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
             for ep in self.endpoints() {
                 if let Ok(s) = client.cluster_status_of(&ep).await {
@@ -191,11 +218,13 @@ impl Drop for Cluster {
 /// asked of the cluster itself so that the store trusts exactly what it signs.
 pub async fn cluster_key(cluster: &Cluster, within: Duration) -> String {
     let client = cluster.client();
-    let start = Instant::now();
+    let start = now();
     loop {
         match client.cluster_key().await {
             Ok(k) => return k.public_key,
-            Err(e) if start.elapsed() > within => panic!("no cluster key within {within:?}: {e}\n{}", cluster.logs()),
+            Err(e) if now().since(start) > within => {
+                panic!("no cluster key within {within:?}: {e}\n{}", cluster.logs())
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
@@ -246,8 +275,8 @@ impl StoreProc {
     /// Waits until a read succeeds; panics with the log after `within`.
     pub async fn wait_ready(&self, within: Duration) {
         let client = self.client();
-        let start = Instant::now();
-        while start.elapsed() < within {
+        let start = now();
+        while now().since(start) < within {
             if client.get("readiness-probe").await.is_ok() {
                 return;
             }
@@ -294,11 +323,11 @@ pub fn fenced(args: &[&str], within: Duration) -> (i32, String) {
 /// exit code (-1 if killed by a signal) and standard output. Standard error
 /// is appended to the output on failure, for the assertion message.
 pub fn wait_output(mut child: Child, within: Duration) -> (i32, String) {
-    let start = Instant::now();
+    let start = now();
     loop {
         match child.try_wait() {
             Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > within => {
+            Ok(None) if now().since(start) > within => {
                 signal(child.id(), libc::SIGCONT);
                 let _ = child.kill();
                 break;
@@ -314,4 +343,99 @@ pub fn wait_output(mut child: Child, within: Duration) -> (i32, String) {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     (code, text)
+}
+
+/// One acknowledged grant, with real-time bounds of its request.
+#[derive(Debug, Clone)]
+pub struct Acked {
+    pub lock: String,
+    pub token: u64,
+    pub invoked: fenced_core::clock::Mono,
+    pub completed: fenced_core::clock::Mono,
+}
+
+/// Replay a dumped log through the real state machine and return its events.
+pub fn replay(entries: &[serde_json::Value]) -> Vec<(u64, Event)> {
+    let mut table = LockTable::new(Default::default());
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(req) = e["entry"].get("request") else { continue };
+        let req: Request = serde_json::from_value(req.clone()).expect("request decodes");
+        let index = e["index"].as_u64().expect("index");
+        for ev in table.apply(index, &req).events {
+            out.push((index, ev));
+        }
+    }
+    out
+}
+
+/// S4 from the outside: per lock, a grant only follows the release of the
+/// previous one. Returns the granted (lock, token) pairs.
+pub fn check_exclusion(events: &[(u64, Event)]) -> BTreeSet<(String, u64)> {
+    let mut holder: BTreeMap<String, u64> = BTreeMap::new();
+    let mut grants = BTreeSet::new();
+    for (index, ev) in events {
+        match ev {
+            Event::Granted { lock, token, .. } => {
+                assert_eq!(token.0, *index, "token is not the granting entry's index");
+                if let Some(prev) = holder.insert(lock.clone(), token.0) {
+                    panic!("lock {lock} granted with token {} while token {prev} still held it", token.0);
+                }
+                grants.insert((lock.clone(), token.0));
+            }
+            Event::Freed { lock, token, .. } => {
+                assert_eq!(holder.remove(lock), Some(token.0), "freed a grant that was not the holder");
+            }
+            _ => {}
+        }
+    }
+    grants
+}
+
+/// Monotonic time for tests, through the clock seam.
+pub fn now() -> fenced_core::clock::Mono {
+    fenced_io::clock::now()
+}
+
+/// One client of a lock workload: up to `cycles` times, acquire one of two
+/// locks (queueing up to `wait`), record the acknowledged grant, release.
+/// An unknown outcome gives the lease up and starts over with a new one.
+/// Stops early when `stop` is set; counts finished cycles in `done`.
+pub async fn lock_worker(
+    client: Client,
+    w: usize,
+    cycles: usize,
+    wait: Duration,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<Acked>>>,
+) {
+    use std::sync::atomic::Ordering;
+    let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
+    let mut lease = l.lease;
+    for i in 0..cycles {
+        if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
+        let lock = format!("lock-{}", (w + i) % 2);
+        let invoked = now();
+        let renew = match client.acquire_on(&lock, lease, wait, "").await {
+            Ok(g) => {
+                let completed = now();
+                acked.lock().expect("lock").push(Acked { lock: lock.clone(), token: g.token.0, invoked, completed });
+                // A lost release reply is fine: the retry inside the client
+                // reuses the request id.
+                client.release(&lock, lease, g.token.0).await.is_err()
+            }
+            // Unknown outcome: the lease might hold the lock.
+            Err(_) => true,
+        };
+        if renew {
+            let _ = client.revoke(lease).await;
+            let Ok(l) = client.grant_lease(Duration::from_secs(10)).await else { return };
+            lease = l.lease;
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = client.revoke(lease).await;
 }

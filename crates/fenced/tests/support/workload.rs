@@ -12,7 +12,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const LOCKS: usize = 3;
 pub const TTL_MS: u64 = 3000;
@@ -69,12 +69,12 @@ impl Workload {
     /// Wait for every client to finish (they stop invoking at the end of
     /// the duration); kill, by pid, any still running after `within`.
     pub fn finish(mut self, within: Duration) -> Vec<Event> {
-        let start = Instant::now();
+        let start = super::now();
         for c in &mut self.children {
             loop {
                 match c.try_wait() {
                     Ok(Some(_)) => break,
-                    Ok(None) if start.elapsed() > within => {
+                    Ok(None) if super::now().since(start) > within => {
                         signal(c.id(), libc::SIGCONT);
                         let _ = c.kill();
                         let _ = c.wait();
@@ -152,8 +152,9 @@ pub async fn judge(
 ) -> (History, Vec<Verdict>) {
     events.extend(fenced_chaos::run::final_reads(&store.client(), LOCKS, epoch).await);
     let at = mono_ns().saturating_sub(epoch);
-    let (log, notes) = fenced_chaos::run::read_back_dirs(Path::new(BIN), voters, Some(out), 0, voters.len() as u64, at)
-        .expect("read the logs back");
+    let (log, notes) =
+        fenced_chaos::run::read_back_dirs(Path::new(BIN.path()), voters, Some(out), 0, voters.len() as u64, at)
+            .expect("read the logs back");
     assert!(!log.is_empty(), "no log events read back: {notes:?}");
     events.extend(log);
     let history = History::new(events);

@@ -1,0 +1,70 @@
+//! The vital-signs part of `fenced cluster status`: each replica's view of
+//! its peers (phi, last heard, RTT percentiles), its wall-clock error bound,
+//! pauses, jumps, fsync latency and the limping judgement.
+
+use fenced_core::api::ClusterStatus;
+use fenced_core::latency::LatencySummary;
+
+fn ms(us: u64) -> String {
+    format!("{:.1}", us as f64 / 1000.0)
+}
+
+fn lat(s: &LatencySummary) -> String {
+    if s.count == 0 {
+        return "-".into();
+    }
+    format!("{}/{}/{}/{}", ms(s.p50_us), ms(s.p99_us), ms(s.p999_us), ms(s.max_us))
+}
+
+/// Print the vitals of every replica that answered.
+pub fn print(statuses: &[ClusterStatus]) {
+    println!();
+    println!("peers, as each replica sees them (RTT and replication: p50/p99/p99.9/max ms):");
+    println!(
+        "{:>4} {:>4} {:>7} {:>9} {:>11} {:<26} {:<26}",
+        "FROM", "TO", "PHI", "SUSPECT", "HEARD(ms)", "PROBE RTT", "REPLICATION"
+    );
+    for s in statuses {
+        for (peer, h) in &s.peers {
+            println!(
+                "{:>4} {:>4} {:>7.2} {:>9} {:>11} {:<26} {:<26}",
+                s.id,
+                peer,
+                h.phi,
+                if h.suspected { "YES" } else { "no" },
+                h.last_heard_ms_ago.map(|m| m.to_string()).unwrap_or_else(|| "never".into()),
+                lat(&h.rtt),
+                lat(&h.replication)
+            );
+        }
+    }
+    println!();
+    println!("clocks and disks:");
+    for s in statuses {
+        if let Some(c) = &s.clock {
+            let w = &c.wall;
+            println!(
+                "  replica {}: wall clock ±{} ms ({}), [{} .. {}] ms since epoch; jumps {}; pauses {} (longest {} ms, \
+                 step-downs {}{}); tick lateness p99 {} ms",
+                s.id,
+                ms(w.max_error_us),
+                if w.synchronized { "synchronized" } else { "NOT synchronized: the bound is not to be trusted" },
+                w.earliest_ms,
+                w.latest_ms,
+                c.jumps,
+                c.pauses,
+                c.longest_pause_ms,
+                c.pause_stepdowns,
+                if c.awaiting_reconfirm { ", awaiting quorum re-confirmation" } else { "" },
+                ms(c.lateness.p99_us)
+            );
+        }
+        if let Some(f) = &s.fsync {
+            println!("  replica {}: fsync p50/p99/p99.9/max {} ms over {} syncs", s.id, lat(f), f.count);
+        }
+        if let Some(l) = &s.limp {
+            let flag = if l.limping { "LIMPING" } else { "ok" };
+            println!("  replica {}: {flag}: {} (transfers: {})", s.id, l.reason, l.transfers);
+        }
+    }
+}

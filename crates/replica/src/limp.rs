@@ -1,0 +1,242 @@
+//! The limping leader: "a Gigabit interface drops to 1 Kb/s". A node that is
+//! slow but not dead is worse than a dead one: it keeps its leadership (its
+//! heartbeats still arrive) while every write waits for its disk or its links.
+//!
+//! The leader compares itself with its peers, using what it measures and what
+//! they report in probe replies ([`crate::peers::ProbeReply`]):
+//!
+//! - its own median fsync against the median of its peers' medians;
+//! - its median AppendEntries round trip to its peers against the median of
+//!   the peers' own probe RTTs (links that do not involve the leader).
+//!
+//! If either is [`FACTOR`] times slower (and slower than an absolute floor,
+//! so microsecond noise cannot trigger it) on [`PERSIST_CHECKS`] consecutive
+//! checks, it transfers leadership to its most caught-up, unsuspected peer
+//! (openraft's leader transfer, as `/v1/cluster/transfer-leader` does), then
+//! waits [`COOLDOWN`] before judging again. Timing decides only *who* leads;
+//! safety does not depend on it.
+
+use crate::node::Replica;
+use crate::types::NodeId;
+use fenced_core::api::LimpStatus;
+use fenced_core::clock::Mono;
+use openraft::async_runtime::WatchReceiver;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many times slower than the peers counts as limping.
+pub const FACTOR: u32 = 5;
+/// Below this, nothing is slow enough to matter.
+pub const FLOOR: Duration = Duration::from_millis(20);
+/// Consecutive limping verdicts before acting.
+pub const PERSIST_CHECKS: u32 = 5;
+/// Time between checks.
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// After a transfer, do not judge again for this long.
+pub const COOLDOWN: Duration = Duration::from_secs(30);
+/// Fewest fsync samples to judge a disk on.
+const MIN_SAMPLES: u64 = 8;
+
+/// The inputs of one judgement.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub own_fsync_p50: Option<Duration>,
+    pub own_fsync_samples: u64,
+    /// Each peer's reported fsync median.
+    pub peer_fsync_p50: Vec<Duration>,
+    /// This leader's AppendEntries median per peer.
+    pub own_link_p50: Vec<Duration>,
+    /// Each peer's reported probe-RTT median (its links).
+    pub peer_rtt_p50: Vec<Duration>,
+}
+
+/// `Ok(reason)` if the leader is limping, `Err(why not)` otherwise.
+pub fn judge(i: &Inputs) -> Result<String, String> {
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v.get(v.len().checked_sub(1)? / 2).copied()
+    };
+    let slow = |own: Duration, others: Duration| own >= FLOOR && own > others.max(Duration::from_millis(1)) * FACTOR;
+    if let (Some(own), Some(peers)) = (i.own_fsync_p50, median(&i.peer_fsync_p50)) {
+        if i.own_fsync_samples >= MIN_SAMPLES && slow(own, peers) {
+            return Ok(format!("own fsync median {:.1} ms is over {FACTOR}x the peers' {:.1} ms", ms(own), ms(peers)));
+        }
+    }
+    if let (Some(own), Some(peers)) = (median(&i.own_link_p50), median(&i.peer_rtt_p50)) {
+        if slow(own, peers) {
+            return Ok(format!(
+                "own replication round trip median {:.1} ms is over {FACTOR}x the peers' link RTT {:.1} ms",
+                ms(own),
+                ms(peers)
+            ));
+        }
+    }
+    Err("not limping: fsync and links within range of the peers'".into())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The state of the limping judgement on one replica.
+pub struct LimpState {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    last_check: Option<Mono>,
+    consecutive: u32,
+    cooldown_until: Option<Mono>,
+    status: LimpStatus,
+}
+
+impl Default for LimpState {
+    fn default() -> Self {
+        LimpState {
+            inner: Mutex::new(Inner {
+                last_check: None,
+                consecutive: 0,
+                cooldown_until: None,
+                status: LimpStatus { limping: false, reason: "not the leader".into(), transfers: 0 },
+            }),
+        }
+    }
+}
+
+impl LimpState {
+    pub fn status(&self) -> LimpStatus {
+        self.inner.lock().map(|i| i.status.clone()).unwrap_or(LimpStatus {
+            limping: false,
+            reason: "unknown".into(),
+            transfers: 0,
+        })
+    }
+}
+
+fn gather(replica: &Replica) -> Inputs {
+    let own = replica.vitals.fsync.lock().map(|w| (w.recent_median(64), w.total())).unwrap_or((None, 0));
+    let reports = replica.vitals.peers.reports();
+    Inputs {
+        own_fsync_p50: own.0,
+        own_fsync_samples: own.1,
+        peer_fsync_p50: reports.values().filter_map(|r| r.fsync_p50_us).map(Duration::from_micros).collect(),
+        own_link_p50: replica.vitals.peers.replication_p50s().into_values().collect(),
+        peer_rtt_p50: reports.values().filter_map(|r| r.rtt_p50_us).map(Duration::from_micros).collect(),
+    }
+}
+
+/// The peer to hand leadership to: unsuspected, most caught up.
+fn successor(replica: &Replica) -> Option<NodeId> {
+    let m = replica.raft.metrics().borrow_watched().clone();
+    let matched: BTreeMap<NodeId, u64> = m
+        .replication
+        .as_ref()
+        .map(|r| r.iter().map(|(id, l)| (*id, l.as_ref().map(|l| l.index).unwrap_or(0))).collect())
+        .unwrap_or_default();
+    replica
+        .voters()
+        .into_iter()
+        .filter(|id| *id != replica.config.id && !replica.vitals.peers.suspected(*id))
+        .max_by_key(|id| (matched.get(id).copied().unwrap_or(0), std::cmp::Reverse(*id)))
+}
+
+/// Called on every timekeeper beat; judges at most every [`CHECK_EVERY`].
+pub async fn check(replica: &Replica) {
+    let now = replica.seams.clock.now();
+    let leading = replica.is_leader();
+    let act = {
+        let Ok(mut s) = replica.vitals.limp.inner.lock() else { return };
+        if s.last_check.is_some_and(|t| now.since(t) < CHECK_EVERY) {
+            return;
+        }
+        s.last_check = Some(now);
+        if !leading {
+            s.consecutive = 0;
+            s.status.limping = false;
+            s.status.reason = "not the leader".into();
+            return;
+        }
+        if s.cooldown_until.is_some_and(|t| now < t) {
+            s.status.reason = "recently transferred leadership; waiting before judging again".into();
+            return;
+        }
+        match judge(&gather(replica)) {
+            Ok(reason) => {
+                s.consecutive += 1;
+                s.status.limping = true;
+                s.status.reason = format!("{reason} ({} of {PERSIST_CHECKS} checks)", s.consecutive);
+            }
+            Err(reason) => {
+                s.consecutive = 0;
+                s.status.limping = false;
+                s.status.reason = reason;
+            }
+        }
+        s.consecutive >= PERSIST_CHECKS
+    };
+    if !act {
+        return;
+    }
+    let Some(to) = successor(replica) else {
+        tracing::warn!("limping, but no unsuspected peer to hand leadership to");
+        return;
+    };
+    tracing::warn!(to, reason = %replica.vitals.limp.status().reason, "limping leader: transferring leadership");
+    match replica.raft.trigger().transfer_leader(to).await {
+        Ok(()) => {
+            if let Ok(mut s) = replica.vitals.limp.inner.lock() {
+                s.status.transfers += 1;
+                s.consecutive = 0;
+                s.cooldown_until = Some(now.plus(COOLDOWN));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "leader transfer failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn base() -> Inputs {
+        Inputs {
+            own_fsync_p50: Some(ms(2)),
+            own_fsync_samples: 100,
+            peer_fsync_p50: vec![ms(2), ms(3)],
+            own_link_p50: vec![ms(1), ms(1)],
+            peer_rtt_p50: vec![ms(1), ms(1)],
+        }
+    }
+
+    #[test]
+    fn a_healthy_leader_is_not_limping() {
+        assert!(judge(&base()).is_err());
+        assert!(judge(&Inputs::default()).is_err(), "no data, no verdict");
+    }
+
+    #[test]
+    fn a_slow_disk_or_slow_links_make_a_limping_leader() {
+        let disk = Inputs { own_fsync_p50: Some(ms(200)), ..base() };
+        assert!(judge(&disk).is_ok_and(|r| r.contains("fsync")));
+        let links = Inputs { own_link_p50: vec![ms(150), ms(160)], ..base() };
+        assert!(judge(&links).is_ok_and(|r| r.contains("round trip")));
+    }
+
+    #[test]
+    fn relative_slowness_below_the_floor_or_with_few_samples_is_ignored() {
+        // 10x slower, but 10 ms: under the floor.
+        let fast = Inputs { own_fsync_p50: Some(ms(10)), peer_fsync_p50: vec![ms(1)], ..base() };
+        assert!(judge(&fast).is_err());
+        let few = Inputs { own_fsync_p50: Some(ms(500)), own_fsync_samples: 3, ..base() };
+        assert!(judge(&few).is_err());
+        // Everyone is equally slow: that is the environment, not a limp.
+        let all = Inputs { own_fsync_p50: Some(ms(200)), peer_fsync_p50: vec![ms(150), ms(180)], ..base() };
+        assert!(judge(&all).is_err());
+    }
+}

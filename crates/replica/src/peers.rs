@@ -1,0 +1,283 @@
+//! Each replica's view of its peers: a phi-accrual failure detector, when it
+//! last heard from each, round-trip times, and replication latency.
+//!
+//! The detector needs a regular heartbeat stream in *both* roles. openraft's
+//! heartbeats flow only from the leader, so a follower would hear nothing
+//! from other followers, and the leader's AppendEntries replies mix
+//! heartbeats with fsync-bound writes. So every replica probes every peer
+//! (`POST /raft/v1/probe`) once per heartbeat interval, and the replies feed
+//! the detector and the RTT window: the same measurement whatever the role.
+//! Any other message from a peer (a Raft request it sent, a reply to ours)
+//! still counts as "heard from". AppendEntries round trips are recorded
+//! separately as replication latency (the leader's outbound links, for the
+//! limping-leader judgement).
+
+use crate::network::RAFT_PREFIX;
+use crate::types::NodeId;
+use bytes::Bytes;
+use fenced_core::api::PeerHealth;
+use fenced_core::clock::{Clock, Mono};
+use fenced_core::latency::LatencyWindow;
+use fenced_core::phi::{PhiConfig, PhiDetector};
+use fenced_io::frame;
+use fenced_io::http::HttpClient;
+use hyper::{Method, Request, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// RTT and replication samples kept per peer.
+pub const PEER_WINDOW: usize = 1024;
+
+/// A probe: who is asking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    pub from: NodeId,
+}
+
+/// A probe's answer: the responder's own vital signs, so that a leader can
+/// compare itself with its peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeReply {
+    pub id: NodeId,
+    /// Median of the responder's recent fsyncs, if it has done any.
+    pub fsync_p50_us: Option<u64>,
+    /// Median over its peers of its recent probe RTT medians.
+    pub rtt_p50_us: Option<u64>,
+}
+
+struct PeerState {
+    phi: PhiDetector,
+    last_heard: Option<Mono>,
+    rtt: LatencyWindow,
+    replication: LatencyWindow,
+    reported: Option<ProbeReply>,
+}
+
+impl PeerState {
+    fn new(phi: PhiConfig) -> Self {
+        PeerState {
+            phi: PhiDetector::new(phi),
+            last_heard: None,
+            rtt: LatencyWindow::new(PEER_WINDOW),
+            replication: LatencyWindow::new(PEER_WINDOW),
+            reported: None,
+        }
+    }
+}
+
+/// The per-peer measurements of one replica.
+pub struct PeerStats {
+    me: NodeId,
+    clock: Arc<dyn Clock>,
+    phi: PhiConfig,
+    peers: Mutex<BTreeMap<NodeId, PeerState>>,
+}
+
+fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl PeerStats {
+    /// Probes are sent every `interval`: the detector's first estimate.
+    pub fn new(me: NodeId, clock: Arc<dyn Clock>, interval: Duration) -> Self {
+        let phi = PhiConfig {
+            first_heartbeat_estimate: interval,
+            // Never suspect a peer on scheduling noise of a loaded machine
+            // alone: at least 100 ms of jitter is assumed.
+            min_std_dev: Duration::from_millis(100).max(interval / 2),
+            ..PhiConfig::default()
+        };
+        PeerStats { me, clock, phi, peers: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn with<T>(&self, peer: NodeId, f: impl FnOnce(&mut PeerState, Mono) -> T) -> Option<T> {
+        if peer == self.me {
+            return None;
+        }
+        let now = self.clock.now();
+        let mut peers = self.peers.lock().ok()?;
+        Some(f(peers.entry(peer).or_insert_with(|| PeerState::new(self.phi)), now))
+    }
+
+    /// Something arrived from `peer` (a request it sent, or a reply).
+    pub fn heard(&self, peer: NodeId) {
+        self.with(peer, |p, now| p.last_heard = Some(now));
+    }
+
+    /// A probe to `peer` was answered after `rtt`.
+    pub fn probe_answered(&self, peer: NodeId, rtt: Duration, reply: ProbeReply) {
+        self.with(peer, |p, now| {
+            p.last_heard = Some(now);
+            p.phi.heartbeat(now);
+            p.rtt.record(rtt);
+            p.reported = Some(reply);
+        });
+    }
+
+    /// An AppendEntries to `peer` (sent as leader) was answered after `took`.
+    pub fn replicated(&self, peer: NodeId, took: Duration) {
+        self.with(peer, |p, now| {
+            p.last_heard = Some(now);
+            p.replication.record(took);
+        });
+    }
+
+    /// The median over peers of each peer's recent RTT median.
+    pub fn rtt_p50(&self) -> Option<Duration> {
+        let peers = self.peers.lock().ok()?;
+        let mut medians: Vec<Duration> = peers.values().filter_map(|p| p.rtt.recent_median(64)).collect();
+        medians.sort_unstable();
+        medians.get(medians.len().checked_sub(1)? / 2).copied()
+    }
+
+    /// The median over peers of each peer's recent replication latency median
+    /// (only meaningful on a leader).
+    pub fn replication_p50s(&self) -> BTreeMap<NodeId, Duration> {
+        let Ok(peers) = self.peers.lock() else { return BTreeMap::new() };
+        peers.iter().filter_map(|(id, p)| p.replication.recent_median(64).map(|m| (*id, m))).collect()
+    }
+
+    /// What each peer last reported about itself.
+    pub fn reports(&self) -> BTreeMap<NodeId, ProbeReply> {
+        let Ok(peers) = self.peers.lock() else { return BTreeMap::new() };
+        peers.iter().filter_map(|(id, p)| p.reported.clone().map(|r| (*id, r))).collect()
+    }
+
+    /// Is `peer` currently suspected?
+    pub fn suspected(&self, peer: NodeId) -> bool {
+        let now = self.clock.now();
+        self.peers.lock().map(|p| p.get(&peer).is_some_and(|s| !s.phi.is_available(now))).unwrap_or(false)
+    }
+
+    /// The status view, for `members` other than this replica.
+    pub fn health(&self, members: &BTreeSet<NodeId>) -> BTreeMap<NodeId, PeerHealth> {
+        let now = self.clock.now();
+        let Ok(mut peers) = self.peers.lock() else { return BTreeMap::new() };
+        members
+            .iter()
+            .filter(|id| **id != self.me)
+            .map(|id| {
+                let p = peers.entry(*id).or_insert_with(|| PeerState::new(self.phi));
+                let phi = p.phi.phi(now);
+                let h = PeerHealth {
+                    phi: (phi * 100.0).round() / 100.0,
+                    phi_threshold: self.phi.threshold,
+                    suspected: phi > self.phi.threshold,
+                    last_heard_ms_ago: p.last_heard.map(|t| now.since(t).as_millis() as u64),
+                    rtt: p.rtt.summary(),
+                    replication: p.replication.summary(),
+                    reported_fsync_p50_us: p.reported.as_ref().and_then(|r| r.fsync_p50_us),
+                    reported_rtt_p50_us: p.reported.as_ref().and_then(|r| r.rtt_p50_us),
+                };
+                (*id, h)
+            })
+            .collect()
+    }
+
+    /// This replica's answer to a probe.
+    pub fn reply(&self, fsync_p50: Option<Duration>) -> ProbeReply {
+        ProbeReply { id: self.me, fsync_p50_us: fsync_p50.map(us), rtt_p50_us: self.rtt_p50().map(us) }
+    }
+}
+
+/// Send one probe to `addr` and return the reply and its round trip.
+pub async fn probe(
+    http: &HttpClient,
+    clock: &dyn Clock,
+    me: NodeId,
+    addr: &str,
+    timeout: Duration,
+) -> Option<(ProbeReply, Duration)> {
+    let body = frame::encode(&ProbeRequest { from: me }).ok()?;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{RAFT_PREFIX}/probe"))
+        .header("content-type", "application/x-fenced-frame")
+        .body(Bytes::from(body))
+        .ok()?;
+    let start = clock.now();
+    let resp = http.send(addr, req, timeout).await.ok()?;
+    let rtt = clock.now().since(start);
+    if resp.status != StatusCode::OK {
+        return None;
+    }
+    frame::decode_exact::<ProbeReply>(&resp.body).ok().map(|r| (r, rtt))
+}
+
+/// Probe every other member once per `interval` until `shutdown`. At most one
+/// probe per peer is in flight, so a stopped peer costs one pending request.
+pub async fn run(replica: Arc<crate::node::Replica>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let in_flight: Arc<Mutex<BTreeSet<NodeId>>> = Arc::default();
+    let interval = replica.config.heartbeat;
+    let timeout = replica.config.election_timeout_max.max(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        for (id, addr) in replica.member_addrs() {
+            if id == replica.config.id || !in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false) {
+                continue;
+            }
+            let (r, in_flight) = (replica.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let me = r.config.id;
+                if let Some((reply, rtt)) = probe(&r.http, r.seams.clock.as_ref(), me, &addr, timeout).await {
+                    r.vitals.peers.probe_answered(id, rtt, reply);
+                }
+                if let Ok(mut s) = in_flight.lock() {
+                    s.remove(&id);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A clock the test moves by hand.
+    #[derive(Default)]
+    struct Manual(AtomicU64);
+
+    impl Clock for Manual {
+        fn now(&self) -> Mono {
+            Mono(self.0.load(Ordering::SeqCst))
+        }
+        fn wall_ms(&self) -> u64 {
+            self.0.load(Ordering::SeqCst) / 1_000_000
+        }
+    }
+
+    #[test]
+    fn a_silent_peer_becomes_suspected_and_recovers_when_heard_again() {
+        let clock = Arc::new(Manual::default());
+        let stats = PeerStats::new(1, clock.clone(), Duration::from_millis(100));
+        let reply = || ProbeReply { id: 2, fsync_p50_us: Some(500), rtt_p50_us: Some(300) };
+        let step = |ms: u64| clock.0.fetch_add(ms * 1_000_000, Ordering::SeqCst);
+        for _ in 0..50 {
+            step(100);
+            stats.probe_answered(2, Duration::from_micros(300), reply());
+        }
+        let members: BTreeSet<NodeId> = [1, 2, 3].into();
+        let h = stats.health(&members);
+        assert!(!h[&2].suspected && h[&2].phi < 1.0, "{:?}", h[&2]);
+        assert_eq!(h[&2].rtt.count, 50);
+        assert_eq!(h[&2].reported_fsync_p50_us, Some(500));
+        assert!(!h.contains_key(&1), "no entry for itself");
+        assert_eq!(h[&3].last_heard_ms_ago, None, "never heard");
+        step(3000); // SIGSTOP for 3 s
+        let h = stats.health(&members);
+        assert!(h[&2].suspected && h[&2].phi > h[&2].phi_threshold, "{:?}", h[&2]);
+        assert_eq!(h[&2].last_heard_ms_ago, Some(3000));
+        assert!(stats.suspected(2));
+        step(100);
+        stats.probe_answered(2, Duration::from_micros(300), reply());
+        assert!(!stats.suspected(2), "back to normal after the next reply");
+        assert_eq!(stats.rtt_p50(), Some(Duration::from_micros(300)));
+    }
+}
