@@ -10,7 +10,7 @@ mod common;
 
 use fenced_chaos::netns;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Children of `pid` (from /proc), with their command lines.
 fn children(pid: u32) -> Vec<(u32, String)> {
@@ -59,13 +59,13 @@ fn a_runner_killed_with_sigkill_leaves_nothing_the_next_run_does_not_remove() {
         .expect("start the chaos runner");
     let run = runner.id();
     // Wait until the workload runs: replicas and client processes exist.
-    let t0 = Instant::now();
+    let t0 = fenced_io::clock::now();
     let started = loop {
         let kids = children(run);
         if kids.iter().any(|(_, c)| c.contains("chaos client")) {
             break kids;
         }
-        if t0.elapsed() > Duration::from_secs(90) || !running(run) {
+        if fenced_io::clock::now().since(t0) > Duration::from_secs(90) || !running(run) {
             let _ = runner.kill();
             let _ = runner.wait();
             let _ = netns::remove_leftovers();
@@ -83,8 +83,8 @@ fn a_runner_killed_with_sigkill_leaves_nothing_the_next_run_does_not_remove() {
     let _ = runner.wait();
 
     // Its processes die with it.
-    let t1 = Instant::now();
-    while started.iter().any(|(p, _)| running(*p)) && t1.elapsed() < Duration::from_secs(10) {
+    let t1 = fenced_io::clock::now();
+    while started.iter().any(|(p, _)| running(*p)) && fenced_io::clock::now().since(t1) < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let survivors: Vec<_> = started.iter().filter(|(p, _)| running(*p)).collect();

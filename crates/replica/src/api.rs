@@ -861,7 +861,14 @@ async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
 /// A proposal forwarded by a follower. Proposed here only, never forwarded on.
 async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<Request>(&app, "propose", &body) {
-        Ok(req) => peer_reply(app.propose_local(req).await),
+        // 503 means "refused before proposing" to the forwarding replica,
+        // which may then try again elsewhere; any other failure may have
+        // proposed, so it must not look like a refusal.
+        Ok(req) => match app.propose_local(req).await {
+            Err(e @ ProposeError::NoLeader) => peer_reply::<(), _>(Err(e)),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            ok => peer_reply(ok),
+        },
         Err(r) => *r,
     }
 }

@@ -91,14 +91,14 @@ fn live_window(app: &Replica) -> Duration {
 /// liveness window to do so before it refuses.
 async fn guard(app: &Replica, new_voters: &BTreeSet<NodeId>, force: bool) -> Result<Vec<String>, ApiError> {
     let majority = new_voters.len() / 2 + 1;
-    let deadline = tokio::time::Instant::now() + live_window(app);
+    let deadline = app.seams.clock.now().plus(live_window(app));
     let live_new = loop {
         let live = live_members(app);
         let live_new: BTreeSet<NodeId> = new_voters.intersection(&live).copied().collect();
         if live_new.len() >= majority {
             return Ok(Vec::new());
         }
-        if tokio::time::Instant::now() >= deadline {
+        if app.seams.clock.now() >= deadline {
             break live_new;
         }
         tokio::time::sleep(app.config.heartbeat).await;

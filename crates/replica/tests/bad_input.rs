@@ -11,7 +11,7 @@ use fenced_replica::server::{self, Running};
 use hyper::{Method, Request};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 async fn single_replica(dir: &std::path::Path) -> Running {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
@@ -24,9 +24,9 @@ async fn single_replica(dir: &std::path::Path) -> Running {
         key_entropy: [7; 32],
     };
     let r = server::start(ReplicaConfig::new(1, peers[&1].clone(), peers.clone()), seams).await.expect("starts");
-    let start = Instant::now();
+    let start = fenced_io::clock::now();
     while r.replica.shared.read(|t| t.public_keys().is_empty()) {
-        assert!(start.elapsed() < Duration::from_secs(30), "no leader with a signing key");
+        assert!(fenced_io::clock::now().since(start) < Duration::from_secs(30), "no leader with a signing key");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     r
