@@ -33,11 +33,12 @@ async fn calibrate_measures_and_recommends_an_election_timeout_above_p999_rtt_pl
     assert!(v["recommendation"]["expected_false_elections_per_day"].as_f64().is_some());
     let text = std::fs::read_to_string(&file).expect("config written");
     assert!(text.contains("election_timeout = ") && text.contains("heartbeat = "), "{text}");
-    // The server reads it (and refuses a bad one with the line at fault).
+    // The server reads it (and refuses a bad one, naming the key and the line at fault).
     std::fs::write(&file, format!("{text}\nelection_timout = \"1s\"\n")).expect("write");
     let bad =
         ["serve", "--id", "1", "--listen", "127.0.0.1:1", "--peers", "1=127.0.0.1:1", "--data-dir", "/nonexistent"];
     let (code, out) = fenced(&[&bad[..], &["--config", &file.to_string_lossy()]].concat(), Duration::from_secs(20));
     assert_ne!(code, 0);
-    assert!(out.contains("unknown key") && out.contains("election_timout"), "{out}");
+    let line = format!("line {}", text.lines().count() + 2);
+    assert!(out.contains("unknown field") && out.contains("election_timout") && out.contains(&line), "{out}");
 }

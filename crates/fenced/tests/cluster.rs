@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,17 +41,7 @@ async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
     let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() >= 4 * CYCLES * 3 / 4, "too few grants acknowledged: {}\n{}", acked.len(), cluster.logs());
 
-    // S1: unique.
-    let tokens: BTreeSet<u64> = acked.iter().map(|a| a.token).collect();
-    assert_eq!(tokens.len(), acked.len(), "a token was granted twice");
-    // S2: monotonic in real time.
-    for x in &acked {
-        for y in &acked {
-            if x.completed < y.invoked {
-                assert!(x.token < y.token, "grant {x:?} completed before {y:?} began, yet its token is not smaller");
-            }
-        }
-    }
+    support::assert_unique_and_monotonic(&acked);
 
     // Restart everything, let a leader commit, then read the logs back.
     for id in 1..=3 {

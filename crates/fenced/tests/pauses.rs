@@ -105,16 +105,7 @@ async fn a_leader_stopped_past_the_election_timeout_steps_down_and_no_grant_is_s
     }
     let acked = acked.lock().expect("lock").clone();
     assert!(!acked.is_empty(), "the workload got no grant at all\n{}", cluster.logs());
-    // Tokens unique, and monotonic in real time.
-    let tokens: std::collections::BTreeSet<u64> = acked.iter().map(|a| a.token).collect();
-    assert_eq!(tokens.len(), acked.len(), "a token was granted twice");
-    for x in &acked {
-        for y in &acked {
-            if x.completed < y.invoked {
-                assert!(x.token < y.token, "{x:?} completed before {y:?} began, yet its token is not smaller");
-            }
-        }
-    }
+    support::assert_unique_and_monotonic(&acked);
     // Every acknowledged grant is in a majority of logs, and no two overlap.
     for id in 1..=3 {
         cluster.kill(id);

@@ -397,6 +397,20 @@ pub fn now() -> fenced_core::clock::Mono {
     fenced_io::clock::now()
 }
 
+/// S1 and S2 on acknowledged grants: tokens are unique, and a grant that
+/// completed before another began has the smaller token.
+pub fn assert_unique_and_monotonic(acked: &[Acked]) {
+    let tokens: std::collections::BTreeSet<u64> = acked.iter().map(|a| a.token).collect();
+    assert_eq!(tokens.len(), acked.len(), "a token was granted twice");
+    for x in acked {
+        for y in acked {
+            if x.completed < y.invoked {
+                assert!(x.token < y.token, "grant {x:?} completed before {y:?} began, yet its token is not smaller");
+            }
+        }
+    }
+}
+
 /// One client of a lock workload: up to `cycles` times, acquire one of two
 /// locks (queueing up to `wait`), record the acknowledged grant, release.
 /// An unknown outcome gives the lease up and starts over with a new one.
