@@ -4,11 +4,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::now;
-use support::{check_exclusion, replay, signal, Acked, Cluster, BIN, ELECTION_TIMEOUT};
+use support::{check_exclusion, replay, signal, Acked, Cluster, ELECTION_TIMEOUT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
@@ -77,19 +76,7 @@ async fn hold_kills_its_child_within_one_ttl_when_the_cluster_is_gone() {
     let cluster = Cluster::start(3);
     assert!(cluster.leader(Duration::from_secs(20)).await.is_some(), "no leader\n{}", cluster.logs());
     let ttl = Duration::from_secs(2);
-    let mut hold = Command::new(BIN)
-        .args(["lock", "hold", "job", "--ttl", "2s", "--endpoints", &cluster.endpoints_arg(), "--", "sleep", "60"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hold");
-    let stderr = hold.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut hold, rx) = support::spawn_hold(&cluster, "2s");
     let mut child_pid = None;
     let start = now();
     while child_pid.is_none() && now().since(start) < Duration::from_secs(20) {

@@ -9,11 +9,10 @@ mod support;
 
 use fenced_core::api::ClusterStatus;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{check_exclusion, now, replay, signal, Acked, Cluster, BIN};
+use support::{check_exclusion, now, replay, signal, Acked, Cluster};
 
 async fn status(cluster: &Cluster, id: u64) -> Option<ClusterStatus> {
     cluster.client().cluster_status_of(&cluster.addrs[&id]).await.ok()
@@ -126,19 +125,7 @@ async fn a_leader_stopped_past_the_election_timeout_steps_down_and_no_grant_is_s
 async fn a_stopped_lock_holder_fires_its_lost_signal_when_it_resumes() {
     let cluster = Cluster::start(3);
     cluster.leader(Duration::from_secs(20)).await.expect("leader");
-    let mut hold = Command::new(BIN)
-        .args(["lock", "hold", "job", "--ttl", "10s", "--endpoints", &cluster.endpoints_arg(), "--", "sleep", "60"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hold");
-    let stderr = hold.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut hold, rx) = support::spawn_hold(&cluster, "10s");
     let mut lines = Vec::new();
     let started = now();
     while !lines.iter().any(|l: &String| l.contains(" as pid ")) && now().since(started) < Duration::from_secs(20) {

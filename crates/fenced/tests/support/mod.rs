@@ -397,6 +397,25 @@ pub fn now() -> fenced_core::clock::Mono {
     fenced_io::clock::now()
 }
 
+/// `fenced lock hold job --ttl TTL -- sleep 60` against `cluster`, with its
+/// stderr lines delivered on the returned channel.
+pub fn spawn_hold(cluster: &Cluster, ttl: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut hold = Command::new(BIN)
+        .args(["lock", "hold", "job", "--ttl", ttl, "--endpoints", &cluster.endpoints_arg(), "--", "sleep", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hold");
+    let stderr = hold.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (hold, rx)
+}
+
 /// S1 and S2 on acknowledged grants: tokens are unique, and a grant that
 /// completed before another began has the smaller token.
 pub fn assert_unique_and_monotonic(acked: &[Acked]) {
