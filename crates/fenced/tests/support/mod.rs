@@ -54,9 +54,23 @@ pub struct Cluster {
     pub procs: BTreeMap<u64, Child>,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+/// A free `IP:port` on a loopback address of this test process's own.
+///
+/// Ports picked by binding port 0 on 127.0.0.1 and releasing it can be taken
+/// before a replica binds them, or while a killed replica is down, by another
+/// test running at the same time or by any outgoing connection (whose source
+/// is 127.0.0.1 and an ephemeral port). Each test runs in its own process
+/// (nextest), so an address derived from the pid, `127.a.b.c` with `a >= 1`,
+/// is shared with no concurrent test, and no outgoing connection ever has it
+/// as its source: a replica restarted later can always bind its port again.
+fn free_addr() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let pid = std::process::id();
+    let nth = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ip = std::net::Ipv4Addr::new(127, 1 + (pid % 250) as u8, ((pid / 250) % 256) as u8, 1 + (nth % 250) as u8);
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind port 0 on a loopback address");
+    let port = l.local_addr().expect("local addr").port();
+    format!("{ip}:{port}")
 }
 
 pub fn signal(pid: u32, sig: i32) {
@@ -75,8 +89,7 @@ impl Cluster {
     /// (ids `n+1..`), to be started with [`Cluster::spawn_with`] and `--join`.
     pub fn start_with_spares(n: u64, spares: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let addrs: BTreeMap<u64, String> =
-            (1..=n + spares).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
+        let addrs: BTreeMap<u64, String> = (1..=n + spares).map(|i| (i, free_addr())).collect();
         let bootstrap = addrs.range(1..=n).map(|(i, a)| (*i, a.clone())).collect();
         let mut c = Cluster { dir, addrs, bootstrap, procs: BTreeMap::new() };
         for id in 1..=n {
@@ -247,7 +260,7 @@ impl StoreProc {
     pub async fn start(dir: &Path, cluster_key: Option<&str>) -> StoreProc {
         std::fs::create_dir_all(dir).expect("store dir");
         let mut s = StoreProc {
-            addr: format!("127.0.0.1:{}", free_port()),
+            addr: free_addr(),
             data_dir: dir.join("data"),
             log_path: dir.join("store.log"),
             cluster_key: cluster_key.map(String::from),
