@@ -864,12 +864,17 @@ async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
         // 503 means "refused before proposing" to the forwarding replica,
         // which may then try again elsewhere; any other failure may have
         // proposed, so it must not look like a refusal.
-        Ok(req) => match app.propose_local(req).await {
-            Err(e @ ProposeError::NoLeader) => peer_reply::<(), _>(Err(e)),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-            ok => peer_reply(ok),
-        },
+        Ok(req) => propose_reply(app.propose_local(req).await),
         Err(r) => *r,
+    }
+}
+
+/// The answer of `/raft/v1/propose`: 503 only when nothing was proposed.
+fn propose_reply(r: Result<(fenced_core::Response, u64), ProposeError>) -> AxResponse {
+    match r {
+        Err(e @ ProposeError::NoLeader) => peer_reply::<(), _>(Err(e)),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        ok => peer_reply(ok),
     }
 }
 
@@ -914,4 +919,22 @@ pub fn router(app: App) -> Router {
         .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
     let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);
     v1.merge(peers).fallback(not_found).layer(guard).with_state(app)
+}
+
+#[cfg(test)]
+mod propose_reply_tests {
+    use super::*;
+
+    #[test]
+    fn only_no_leader_is_answered_503_to_a_forwarding_replica() {
+        assert_eq!(propose_reply(Err(ProposeError::NoLeader)).status(), StatusCode::SERVICE_UNAVAILABLE);
+        for e in [ProposeError::Unknown, ProposeError::ShuttingDown, ProposeError::Internal("disk".into())] {
+            let code = e.code();
+            assert_eq!(
+                propose_reply(Err(e)).status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{code} may have proposed, so it must not read as a refusal"
+            );
+        }
+    }
 }

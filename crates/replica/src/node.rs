@@ -129,6 +129,7 @@ impl ProposeError {
 }
 
 /// The outcome of one routing attempt that did not produce a response.
+#[derive(Debug)]
 enum Route {
     /// Certainly not proposed (no leader known, or it refused or was
     /// unreachable before anything was sent): safe to try again.
@@ -361,19 +362,7 @@ impl Replica {
             .uri(format!("{RAFT_PREFIX}/propose"))
             .body(Bytes::from(body))
             .map_err(|e| internal(e.to_string()))?;
-        let resp = match self.http.send(addr, http_req, FORWARD_TIMEOUT).await {
-            Ok(r) => r,
-            // No connection, so nothing was sent: the leader we know of is gone.
-            Err(HttpError::Connect { .. }) => return Err(Route::NotProposed),
-            // Once the request may have been sent, a failure means "unknown", not "failed".
-            Err(_) => return Err(Route::Failed(ProposeError::Unknown)),
-        };
-        match resp.status {
-            StatusCode::OK => frame::decode_exact(&resp.body).map_err(|e| internal(e.to_string())),
-            // The leader refused before proposing (it was no longer leader).
-            StatusCode::SERVICE_UNAVAILABLE => Err(Route::NotProposed),
-            _ => Err(Route::Failed(ProposeError::Unknown)),
-        }
+        forward_outcome(self.http.send(addr, http_req, FORWARD_TIMEOUT).await)
     }
 
     /// Wait until this replica may serve a linearizable read (read-index: the
@@ -467,5 +456,70 @@ impl Replica {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+    }
+}
+
+/// What the reply to a forwarded proposal means for the forwarding replica.
+///
+/// Only an attempt that certainly proposed nothing may be routed again
+/// ([`Route::NotProposed`]): no connection was made, or the target answered
+/// 503, which `/raft/v1/propose` uses only for "refused before proposing".
+/// Everything else after the request may have been sent is an unknown
+/// outcome: the client must retry with the same request id, and the table's
+/// deduplication makes that retry return the first grant.
+fn forward_outcome(reply: Result<fenced_io::http::HttpResponse, HttpError>) -> Result<(Response, u64), Route> {
+    let internal = |e: String| Route::Failed(ProposeError::Internal(e));
+    let resp = match reply {
+        Ok(r) => r,
+        Err(HttpError::Connect { .. }) => return Err(Route::NotProposed),
+        Err(_) => return Err(Route::Failed(ProposeError::Unknown)),
+    };
+    match resp.status {
+        StatusCode::OK => frame::decode_exact(&resp.body).map_err(|e| internal(e.to_string())),
+        StatusCode::SERVICE_UNAVAILABLE => Err(Route::NotProposed),
+        _ => Err(Route::Failed(ProposeError::Unknown)),
+    }
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+    use fenced_io::http::HttpResponse;
+
+    fn reply(status: StatusCode, body: &'static [u8]) -> Result<HttpResponse, HttpError> {
+        Ok(HttpResponse { status, headers: Default::default(), body: Bytes::from_static(body) })
+    }
+
+    #[test]
+    fn only_a_refused_connection_or_a_503_may_be_routed_again() {
+        let refused = Err(HttpError::Connect {
+            addr: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        });
+        assert!(matches!(forward_outcome(refused), Err(Route::NotProposed)));
+        assert!(matches!(
+            forward_outcome(reply(StatusCode::SERVICE_UNAVAILABLE, b"no leader")),
+            Err(Route::NotProposed)
+        ));
+    }
+
+    #[test]
+    fn anything_after_the_request_may_have_been_sent_is_an_unknown_outcome() {
+        let timeout = Err(HttpError::Timeout { addr: "127.0.0.1:1".into(), timeout: FORWARD_TIMEOUT });
+        assert!(matches!(forward_outcome(timeout), Err(Route::Failed(ProposeError::Unknown))));
+        let body = Err(HttpError::Body { addr: "127.0.0.1:1".into() });
+        assert!(matches!(forward_outcome(body), Err(Route::Failed(ProposeError::Unknown))));
+        for status in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::TOO_MANY_REQUESTS] {
+            assert!(
+                matches!(forward_outcome(reply(status, b"")), Err(Route::Failed(ProposeError::Unknown))),
+                "{status} must not be taken for a refusal"
+            );
+        }
+    }
+
+    #[test]
+    fn a_200_with_a_corrupt_body_is_an_error_not_a_grant() {
+        let r = forward_outcome(reply(StatusCode::OK, b"\x00garbage"));
+        assert!(matches!(r, Err(Route::Failed(ProposeError::Internal(_)))), "{r:?}");
     }
 }
