@@ -6,12 +6,20 @@
 //! answered last, then the suspected ones, least suspected first. Suspicion
 //! only reorders; no endpoint is ever skipped, so one missed reply (or many)
 //! never declares a replica dead.
+//!
+//! A client hears from an endpoint only when it asks, so silence is evidence
+//! only after an attempt to that endpoint has failed: an endpoint that has not
+//! failed since it last answered is never suspected, however long the client
+//! sat idle ([`EndpointHealth::suspicion`]). Without that rule any idle spell
+//! longer than a few hundred milliseconds demoted the leader, and every later
+//! request went through a follower's forwarding (it halved keepalive
+//! throughput in `fenced bench`).
 
 use crate::error::ClientError;
 use crate::guard::{AcquireOptions, Guard};
 use bytes::Bytes;
 use fenced_core::api::*;
-use fenced_core::clock::Clock;
+use fenced_core::clock::{Clock, Mono};
 use fenced_core::phi::{PhiConfig, PhiDetector};
 use fenced_core::Grant;
 use fenced_io::clock::SystemClock;
@@ -41,8 +49,9 @@ pub struct ClientConfig {
     pub margin: Duration,
     /// Identity for deduplication; random by default.
     pub client_id: String,
-    /// The per-endpoint failure detectors: an endpoint whose phi exceeds
-    /// `phi.threshold` is tried after the others (never skipped).
+    /// The per-endpoint failure detectors: an endpoint whose last attempt
+    /// failed and whose phi exceeds `phi.threshold` is tried after the others
+    /// (never skipped).
     pub phi: PhiConfig,
     /// Sent as `Authorization: Bearer ...` when the cluster authenticates
     /// callers (`fenced serve --auth`). TLS client certificates are the
@@ -73,7 +82,7 @@ pub(crate) struct Inner {
     preferred: AtomicUsize,
     /// One failure detector per endpoint (same indices as `config.endpoints`),
     /// fed with `clock.now()` whenever that endpoint's reply ends a call.
-    detectors: Mutex<Vec<PhiDetector>>,
+    health: Mutex<Vec<EndpointHealth>>,
     next_request_id: AtomicU64,
 }
 
@@ -108,7 +117,7 @@ impl Client {
         if !(0.0..0.5).contains(&config.rho) {
             return Err(ClientError::Invalid(format!("rho {} must be in [0, 0.5)", config.rho)));
         }
-        let detectors = Mutex::new(vec![PhiDetector::new(config.phi); config.endpoints.len()]);
+        let health = Mutex::new(vec![EndpointHealth::new(config.phi); config.endpoints.len()]);
         let mut http = HttpClient::new(transport);
         if let Some(t) = &config.bearer_token {
             let v = hyper::header::HeaderValue::from_str(&format!("Bearer {t}"))
@@ -117,7 +126,7 @@ impl Client {
         }
         Ok(Client {
             inner: Arc::new(Inner {
-                detectors,
+                health,
                 config,
                 http,
                 clock,
@@ -135,31 +144,41 @@ impl Client {
         &self.inner.clock
     }
 
-    /// Each endpoint's current phi, in `config.endpoints` order.
+    /// Each endpoint's current phi (time since its last answer, judged by
+    /// its answers' usual spacing), in `config.endpoints` order.
     pub fn endpoint_phis(&self) -> Vec<f64> {
         let now = self.inner.clock.now();
-        self.detectors().iter().map(|d| d.phi(now)).collect()
+        self.health().iter().map(|h| h.detector.phi(now)).collect()
     }
 
-    fn detectors(&self) -> std::sync::MutexGuard<'_, Vec<PhiDetector>> {
-        // A detector is plain data; a panic elsewhere cannot leave it torn.
-        self.inner.detectors.lock().unwrap_or_else(|e| e.into_inner())
+    fn health(&self) -> std::sync::MutexGuard<'_, Vec<EndpointHealth>> {
+        // Plain data; a panic elsewhere cannot leave it torn.
+        self.inner.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The order in which to try the endpoints now.
     fn endpoint_order(&self) -> Vec<usize> {
         let n = self.inner.config.endpoints.len();
         let preferred = self.inner.preferred.load(Ordering::Relaxed) % n;
-        rank_endpoints(&self.endpoint_phis(), self.inner.config.phi.threshold, preferred)
+        let now = self.inner.clock.now();
+        let suspicion: Vec<f64> = self.health().iter().map(|h| h.suspicion(now)).collect();
+        rank_endpoints(&suspicion, self.inner.config.phi.threshold, preferred)
     }
 
     /// Endpoint `i` answered: evidence that it is alive.
     fn heard_from(&self, i: usize) {
         let now = self.inner.clock.now();
-        if let Some(d) = self.detectors().get_mut(i) {
-            d.heartbeat(now);
+        if let Some(h) = self.health().get_mut(i) {
+            h.answered(now);
         }
         self.inner.preferred.store(i, Ordering::Relaxed);
+    }
+
+    /// An attempt to endpoint `i` got no answer.
+    fn failed(&self, i: usize) {
+        if let Some(h) = self.health().get_mut(i) {
+            h.failed();
+        }
     }
 
     /// A fresh `(client, request_id)`.
@@ -254,6 +273,7 @@ impl Client {
                     }
                     Attempt::Next(e) => {
                         tracing::debug!(endpoint, error = %e, "trying next endpoint");
+                        self.failed(i);
                         last_err = e;
                     }
                 }
@@ -350,6 +370,41 @@ impl Client {
     }
 }
 
+/// What a client knows of one endpoint's health.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointHealth {
+    /// Fed with the time of every answer.
+    detector: PhiDetector,
+    /// An attempt failed and no answer came after it.
+    failed_since_answer: bool,
+}
+
+impl EndpointHealth {
+    fn new(config: PhiConfig) -> Self {
+        EndpointHealth { detector: PhiDetector::new(config), failed_since_answer: false }
+    }
+
+    fn answered(&mut self, now: Mono) {
+        self.detector.heartbeat(now);
+        self.failed_since_answer = false;
+    }
+
+    fn failed(&mut self) {
+        self.failed_since_answer = true;
+    }
+
+    /// The phi used for ranking: the detector's phi once an attempt has
+    /// failed since the last answer, else 0. The client hears only when it
+    /// asks, so time it spent not asking is no evidence against anyone.
+    fn suspicion(&self, now: Mono) -> f64 {
+        if self.failed_since_answer {
+            self.detector.phi(now)
+        } else {
+            0.0
+        }
+    }
+}
+
 /// The order in which to try `phis.len()` endpoints: those with
 /// `phi <= threshold` first, in rotation order starting at `preferred` (the one
 /// that answered last); then the suspected ones, least suspected first (ties in
@@ -383,7 +438,9 @@ pub(crate) fn encode_query(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rank_endpoints;
+    use super::{rank_endpoints, EndpointHealth};
+    use fenced_core::clock::Mono;
+    use fenced_core::phi::PhiConfig;
 
     #[test]
     fn nothing_suspected_rotates_from_the_preferred() {
@@ -401,6 +458,33 @@ mod tests {
         assert_eq!(rank_endpoints(&[9.0, 9.0, 9.0], 8.0, 1), vec![1, 2, 0]);
         // At exactly the threshold: not suspected.
         assert_eq!(rank_endpoints(&[8.0, 8.5], 8.0, 1), vec![0, 1]);
+    }
+
+    /// The bench regression: a leader that answered every 10 ms, then a
+    /// client idle for 5 s. Idleness alone must not demote the leader; a
+    /// failed attempt after it does, and the next answer clears it.
+    #[test]
+    fn an_idle_client_does_not_suspect_the_endpoint_it_did_not_ask() {
+        let config = PhiConfig::default();
+        let mut leader = EndpointHealth::new(config);
+        let follower = EndpointHealth::new(config);
+        let ms = |m: u64| Mono(m * 1_000_000);
+        for t in 0..50 {
+            leader.answered(ms(t * 10));
+        }
+        let later = ms(490 + 5_000);
+        assert!(leader.detector.phi(later) > config.threshold, "the raw phi is high after the idle spell");
+        assert_eq!(leader.suspicion(later), 0.0);
+        let order = rank_endpoints(&[leader.suspicion(later), follower.suspicion(later)], config.threshold, 0);
+        assert_eq!(order, vec![0, 1], "the leader stays first");
+
+        leader.failed();
+        assert!(leader.suspicion(later) > config.threshold);
+        let order = rank_endpoints(&[leader.suspicion(later), follower.suspicion(later)], config.threshold, 0);
+        assert_eq!(order, vec![1, 0], "after a failed attempt the silent leader goes last");
+
+        leader.answered(later);
+        assert_eq!(leader.suspicion(later), 0.0);
     }
 
     #[test]
