@@ -68,6 +68,15 @@ pub struct ReplicaConfig {
     pub protection: crate::limits::Protection,
 }
 
+/// The default leader heartbeat interval. See `docs/timeouts-and-clocks.md`
+/// ("Why these defaults") for the reasoning behind this and the next.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
+/// The default shortest election timeout (six heartbeats); the longest is
+/// twice this. openraft's leader lease equals the longest, so a failover takes
+/// about two timeouts: the first candidate is refused while the other
+/// follower's lease runs.
+pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
+
 impl ReplicaConfig {
     /// Sensible timings for a LAN; `fenced calibrate` recommends real ones.
     pub fn new(id: NodeId, listen: String, peers: BTreeMap<NodeId, String>) -> Self {
@@ -75,15 +84,15 @@ impl ReplicaConfig {
             id,
             listen,
             peers,
-            heartbeat: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(500),
-            election_timeout_max: Duration::from_millis(1000),
+            heartbeat: DEFAULT_HEARTBEAT,
+            election_timeout_min: DEFAULT_ELECTION_TIMEOUT,
+            election_timeout_max: DEFAULT_ELECTION_TIMEOUT * 2,
             snapshot_every_entries: 10_000,
             log_kept_after_snapshot: 1000,
             checkpoint_interval: Duration::from_secs(2),
             tick: Duration::from_millis(50),
             max_ttl: Duration::from_secs(3600),
-            min_ttl: crate::config_check::safe_min_ttl(Duration::from_millis(500), Duration::from_millis(1000)),
+            min_ttl: crate::config_check::safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2),
             cluster_name: "fenced".into(),
             join: false,
             limits: Limits::default(),

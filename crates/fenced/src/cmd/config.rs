@@ -39,11 +39,11 @@ pub struct Settings {
     /// The cluster's name, stored in the data directory and checked at start and at every peer handshake.
     #[arg(long)]
     pub cluster_name: Option<String>,
-    /// Leader heartbeat interval [default: 100ms].
+    /// Leader heartbeat interval [default: 50ms].
     #[arg(long, value_parser = super::parse_duration)]
     #[serde(default, with = "opt_duration")]
     pub heartbeat: Option<Duration>,
-    /// Shortest election timeout (the longest is twice this); at least 3 heartbeats [default: 500ms].
+    /// Shortest election timeout (the longest is twice this); at least 3 heartbeats [default: 300ms].
     #[arg(long, value_parser = super::parse_duration)]
     #[serde(default, with = "opt_duration")]
     pub election_timeout: Option<Duration>,

@@ -94,12 +94,18 @@ pub fn false_elections_per_day(tail: &Tail, heartbeat_ms: u64, election_ms: u64)
     per_heartbeat * DAY / (heartbeat_ms as f64 / 1000.0)
 }
 
+/// The shortest election timeout in heartbeats, as in the defaults
+/// (`fenced_replica::node::DEFAULT_ELECTION_TIMEOUT`).
+pub const ELECTION_HEARTBEATS: f64 = 6.0;
+
 /// Recommend timeouts from the measured percentiles.
 pub fn recommend(i: &Inputs) -> Recommendation {
     let d = (i.rtt_p999_us + i.fsync_p999_us + i.lateness_p999_us) as f64;
     let heartbeat_ms = round_up(d.max(50_000.0), 10);
-    // Ten heartbeats, and at least three times the worst delay ever measured.
-    let election_min_ms = round_up((heartbeat_ms as f64 * 1000.0 * 10.0).max(3.0 * i.worst_us as f64), 50);
+    // Six heartbeats (a follower calls an election only after five in a row
+    // are missing), and at least three times the worst delay ever measured.
+    let election_min_ms =
+        round_up((heartbeat_ms as f64 * 1000.0 * ELECTION_HEARTBEATS).max(3.0 * i.worst_us as f64), 50);
     let election_max_ms = election_min_ms * 2;
     let margin_ms = round_up(
         (2.0 * i.client_hiccup_max_us as f64)
@@ -128,7 +134,7 @@ pub fn recommend(i: &Inputs) -> Recommendation {
             i.lateness_p999_us as f64 / 1000.0
         ),
         format!(
-            "election timeout {election_min_ms}..{election_max_ms} ms: ten heartbeats and at least 3x the worst \
+            "election timeout {election_min_ms}..{election_max_ms} ms: six heartbeats and at least 3x the worst \
              single delay measured ({:.1} ms), i.e. {:.0}x the p99.9 RTT + fsync. This is the trade-off: a crashed \
              leader is replaced after {election_min_ms}..{} ms (detection time), and a live leader is wrongly \
              deposed about {false_per_day:.2e} times a day (false positives). With a timeout of 4d = {short_ms} ms \
@@ -200,7 +206,7 @@ mod tests {
         let r = recommend(&i);
         assert!(r.heartbeat_ms >= 50);
         assert!(r.election_timeout_min_ms * 1000 >= 10 * (i.rtt_p999_us + i.fsync_p999_us));
-        assert!(r.election_timeout_min_ms >= 10 * r.heartbeat_ms);
+        assert!(r.election_timeout_min_ms as f64 >= ELECTION_HEARTBEATS * r.heartbeat_ms as f64);
         assert_eq!(r.election_timeout_max_ms, 2 * r.election_timeout_min_ms);
         // The lease survives one failover: (2/3 − ρ)·ttl covers election_max + 2d + margin.
         let need = r.election_timeout_max_ms as f64 + 2.0 * r.heartbeat_round_p999_ms + r.client_margin_ms as f64;
