@@ -82,7 +82,10 @@ pub fn decode_snapshot_file(bytes: &[u8]) -> io::Result<(SnapshotFile, LockTable
 pub struct Shared {
     table: RwLock<LockTable>,
     applied: Mutex<(Option<LogId>, StoredMembership)>,
-    snapshot: Mutex<Option<SnapshotFile>>,
+    /// The metadata of the snapshot on disk. Its data stays on disk, read
+    /// back only when a follower needs it: keeping it in memory cost a
+    /// serialized copy of the whole table per replica.
+    snapshot: Mutex<Option<SnapshotMeta>>,
     timers: Mutex<BTreeMap<LeaseId, LeaseTimer>>,
     clock: Arc<dyn Clock>,
     disk: Arc<dyn Disk>,
@@ -124,6 +127,20 @@ impl Shared {
     /// This replica's lease timers.
     pub fn timers(&self) -> BTreeMap<LeaseId, LeaseTimer> {
         self.timers.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Up to `max` leases whose timer ran out by `now`, with the renewal
+    /// each timer is based on. Scans the timers in place (no copy).
+    pub fn expired_timers(&self, now: Mono, max: usize) -> Vec<(LeaseId, u64)> {
+        let Ok(t) = self.timers.lock() else { return Vec::new() };
+        t.iter().filter(|(_, t)| t.deadline <= now).take(max).map(|(id, t)| (*id, t.renewed)).collect()
+    }
+
+    /// Up to `max` timers of the leases after `after` in id order, wrapping
+    /// around to the first lease when the end is reached (`None`: from the
+    /// start). A rotating checkpoint walks every lease this way.
+    pub fn timers_after(&self, after: Option<LeaseId>, max: usize) -> Vec<(LeaseId, LeaseTimer)> {
+        self.timers.lock().map(|t| rotate_after(&t, after, max)).unwrap_or_default()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -194,7 +211,7 @@ impl StateMachine {
         if let Some(bytes) = sm.shared.disk.read(SNAPSHOT)? {
             let (file, table) = decode_snapshot_file(&bytes)?;
             sm.install_table(&file.meta, table)?;
-            *sm.shared.snapshot.lock().map_err(poisoned)? = Some(file);
+            *sm.shared.snapshot.lock().map_err(poisoned)? = Some(file.meta);
         }
         Ok(sm)
     }
@@ -250,10 +267,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         self.shared.snapshots_built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let meta = SnapshotMeta { last_log_id: last, last_membership: membership };
-        let file = SnapshotFile { meta: meta.clone(), data: data.clone() };
+        let file = SnapshotFile { meta, data };
         self.shared.disk.write_atomic(SNAPSHOT, &frame::encode(&file).map_err(io_err)?)?;
-        *self.shared.snapshot.lock().map_err(poisoned)? = Some(file);
-        Ok(openraft::storage::Snapshot { meta, snapshot: std::io::Cursor::new(data) })
+        *self.shared.snapshot.lock().map_err(poisoned)? = Some(file.meta.clone());
+        Ok(openraft::storage::Snapshot { meta: file.meta, snapshot: std::io::Cursor::new(file.data) })
     }
 }
 
@@ -287,17 +304,65 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.load(meta, &data)?;
         let file = SnapshotFile { meta: meta.clone(), data };
         self.shared.disk.write_atomic(SNAPSHOT, &frame::encode(&file).map_err(io_err)?)?;
-        *self.shared.snapshot.lock().map_err(poisoned)? = Some(file);
+        *self.shared.snapshot.lock().map_err(poisoned)? = Some(file.meta);
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
-        let g = self.shared.snapshot.lock().map_err(poisoned)?;
-        Ok(g.as_ref().map(|f| openraft::storage::Snapshot {
-            meta: f.meta.clone(),
-            snapshot: std::io::Cursor::new(f.data.clone()),
-        }))
+        if self.shared.snapshot.lock().map_err(poisoned)?.is_none() {
+            return Ok(None);
+        }
+        // The file is replaced atomically and carries its own metadata in the
+        // same checksummed frame, so whichever snapshot is on disk (a builder
+        // running concurrently may just have replaced it) is consistent.
+        let bytes = self.shared.disk.read(SNAPSHOT)?.ok_or_else(|| io_err("the snapshot file is missing"))?;
+        let file: SnapshotFile = frame::decode_exact(&bytes).map_err(damaged)?;
+        Ok(Some(openraft::storage::Snapshot { meta: file.meta, snapshot: std::io::Cursor::new(file.data) }))
+    }
+}
+
+/// Up to `max` entries of `map` after the key `after`, in key order, wrapping
+/// around to the smallest key; each key at most once.
+fn rotate_after<K: Ord + Copy, V: Copy>(map: &BTreeMap<K, V>, after: Option<K>, max: usize) -> Vec<(K, V)> {
+    let tail = match after {
+        Some(a) => map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+        None => map.range(..),
+    };
+    let mut out: Vec<(K, V)> = tail.take(max).map(|(k, v)| (*k, *v)).collect();
+    if let Some(a) = after {
+        let room = max - out.len();
+        out.extend(map.range(..=a).take(room).map(|(k, v)| (*k, *v)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotate_after;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_rotating_checkpoint_visits_every_lease_once_per_cycle() {
+        let map: BTreeMap<u64, ()> = (1..=10).map(|k| (k, ())).collect();
+        let keys = |v: Vec<(u64, ())>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys(rotate_after(&map, None, 4)), vec![1, 2, 3, 4]);
+        assert_eq!(keys(rotate_after(&map, Some(4), 4)), vec![5, 6, 7, 8]);
+        assert_eq!(keys(rotate_after(&map, Some(8), 4)), vec![9, 10, 1, 2], "wraps around");
+        // The cursor's lease may be gone (expired): the walk goes on after it.
+        assert_eq!(keys(rotate_after(&map, Some(0), 3)), vec![1, 2, 3]);
+        assert_eq!(keys(rotate_after(&map, Some(99), 3)), vec![1, 2, 3]);
+        // Fewer leases than the batch: each exactly once.
+        assert_eq!(keys(rotate_after(&map, Some(7), 50)), vec![8, 9, 10, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(rotate_after(&BTreeMap::<u64, ()>::new(), Some(3), 5).is_empty());
+        // Walking batch after batch covers every key.
+        let (mut cursor, mut seen) = (None, Vec::new());
+        for _ in 0..4 {
+            let batch = rotate_after(&map, cursor, 3);
+            cursor = batch.last().map(|(k, _)| *k);
+            seen.extend(keys(batch));
+        }
+        assert_eq!(seen, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2]);
     }
 }
