@@ -159,6 +159,8 @@ mod tests {
     #[test]
     fn a_ttl_the_election_timeout_cannot_honour_is_refused_with_the_fix() {
         let mut c = config();
+        c.election_timeout_min = Duration::from_millis(500);
+        c.election_timeout_max = Duration::from_millis(1000);
         c.min_ttl = Duration::from_millis(500);
         let e = validate(&c).expect_err("refused");
         assert_eq!(e.0.len(), 1, "{e}");
