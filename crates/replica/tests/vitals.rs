@@ -62,6 +62,8 @@ async fn start(
     config.heartbeat = Duration::from_millis(50);
     config.election_timeout_min = Duration::from_millis(500);
     config.election_timeout_max = Duration::from_millis(1000);
+    config.min_ttl =
+        fenced_replica::config_check::safe_min_ttl(config.election_timeout_min, config.election_timeout_max);
     let _ = dir;
     let seams = Seams { transport: Arc::new(TcpTransport), disk, clock, seed: id, key_entropy: [9; 32] };
     server::start(config, seams).await.expect("replica starts")
