@@ -15,6 +15,12 @@ impl Client {
         self.call_waiting(Method::GET, "/v1/cluster/members", &(), Duration::ZERO).await
     }
 
+    /// The membership as the replica at `endpoint` knows it (not failed
+    /// over: a removed or lagging replica answers with its stale view).
+    pub async fn members_of(&self, endpoint: &str) -> Result<Membership, ClientError> {
+        self.only(endpoint)?.call_waiting(Method::GET, "/v1/cluster/members", &(), Duration::ZERO).await
+    }
+
     /// Add replica `id` at `addr`: learner first, voter once caught up.
     pub async fn add_member(&self, id: u64, addr: &str, force: bool) -> Result<Membership, ClientError> {
         let body = AddMember { id, addr: addr.into(), learner_only: false, force };
