@@ -691,6 +691,9 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
             }
         }
         if active.is_none() && !healed && next < schedule.len() && schedule[next].start <= now {
+            // The fault began when its action did (a membership change
+            // takes seconds before `start` returns).
+            let began = mono_ns().saturating_sub(epoch);
             let (v, undo) = nem.start(&schedule[next].fault).await?;
             progress(cfg, &format!("{:>6.1}s start {v}", now.as_secs_f64()));
             if let Some(why) = v["skipped"].as_str() {
@@ -699,7 +702,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
                     notes.push(note);
                 }
             }
-            events.push(nemesis_event("start", v.clone(), epoch));
+            events.push(Event { time: began, ..nemesis_event("start", v.clone(), epoch) });
             active = Some((next, v, undo));
             next += 1;
         }

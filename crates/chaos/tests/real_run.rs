@@ -96,8 +96,13 @@ async fn a_membership_run_against_fenced_is_valid_and_leaves_nothing() {
         .filter(|e| e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership")
         .map(|e| &e.value)
         .collect();
-    for c in &changes {
-        eprintln!("{c}");
+    // How long acquires waited around each change and its undo: reported,
+    // never asserted (real time on a shared machine); the bound is asserted
+    // in simulated time (crates/sim/tests/membership.rs).
+    let windows = fenced_check::waits::fault_windows(&o.history.events, "membership");
+    let waits = fenced_check::waits::longest_acquire_waits(&o.history.events, &windows);
+    for (c, w) in changes.iter().zip(&waits) {
+        eprintln!("{c}\n  longest acquire overlapping it: {} ms", w / 1_000_000);
     }
     let done =
         |c: &&&serde_json::Value| c["outcome"].get("voters").is_some() && c["undo"]["outcome"].get("voters").is_some();
