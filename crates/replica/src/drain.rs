@@ -28,8 +28,13 @@ use std::time::Duration;
 
 type App = Arc<Replica>;
 
-/// How often a waiting acquire looks whether its replica started draining.
-pub const POLL: Duration = Duration::from_millis(250);
+/// How often a waiting acquire or proposal looks whether its replica
+/// started draining: once a heartbeat (a removed replica's waiters should
+/// move on about as fast as a leader change is noticed), at least every
+/// 250 ms.
+pub fn poll(app: &Replica) -> Duration {
+    app.config.heartbeat.min(Duration::from_millis(250))
+}
 
 /// Wait this long for leadership to move to one candidate.
 fn move_timeout(app: &Replica) -> Duration {
@@ -144,9 +149,10 @@ pub fn drain_removed(app: &Arc<Replica>, removed_at: u64) -> DrainStatus {
     tracing::info!(removed_at, "removed from the cluster: draining until added back");
     start_draining(app);
     let weak = Arc::downgrade(app);
+    let period = poll(app);
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(period).await;
             let Some(app) = weak.upgrade() else { return };
             if app.drain_requested.load(Ordering::SeqCst) || !app.draining.load(Ordering::SeqCst) {
                 return;

@@ -267,7 +267,7 @@ impl Replica {
                 if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
                     return false;
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::POLL, applied.changed()).await {
+                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::poll(self), applied.changed()).await {
                     return false;
                 }
             }
