@@ -273,7 +273,7 @@ impl JointFaults {
         JointFaults {
             on: cfg.membership && cfg.nemesis && cfg.script.is_none(),
             crash: cfg.faults == Faults::CrashRecovery,
-            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6a6f_696e_74),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006a_6f69_6e74),
             seen: 0,
         }
     }
