@@ -12,10 +12,11 @@
 //! `fenced serve` drains on SIGTERM before it stops; `fenced cluster drain
 //! ID` drains a replica that keeps running (for a stop by other means).
 
-use crate::api::{ApiError, ApiJson};
+use crate::api::ApiError;
 use crate::membership::live_members;
 use crate::node::{ProposeError, Replica};
 use crate::types::NodeId;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -178,11 +179,18 @@ pub fn refusal() -> ApiError {
     e
 }
 
-async fn drain_handler(
-    State(app): State<App>,
-    ApiJson(body): ApiJson<Option<DrainRequest>>,
-) -> Result<Json<DrainStatus>, ApiError> {
-    match body.and_then(|b| b.removed_at) {
+/// The drain body is optional (an operator's `curl -X POST …/drain` sends
+/// none): empty or `null` is an operator's drain.
+fn drain_body(body: &[u8]) -> Result<Option<DrainRequest>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("{e}: the body is empty, null or {{\"removed_at\": INDEX}}")))
+}
+
+async fn drain_handler(State(app): State<App>, body: Bytes) -> Result<Json<DrainStatus>, ApiError> {
+    match drain_body(&body)?.and_then(|b| b.removed_at) {
         Some(at) => Ok(Json(drain_removed(&app, at))),
         None => drain(&app).await.map(Json),
     }
@@ -191,4 +199,19 @@ async fn drain_handler(
 /// The drain route (served by the replica to drain, never forwarded).
 pub fn routes() -> Router<App> {
     Router::new().route("/v1/cluster/drain", post(drain_handler))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drain_body_is_optional_and_strict() {
+        assert_eq!(drain_body(b"").ok(), Some(None));
+        assert_eq!(drain_body(b" \n").ok(), Some(None));
+        assert_eq!(drain_body(b"null").ok(), Some(None));
+        assert_eq!(drain_body(br#"{"removed_at": 7}"#).ok(), Some(Some(DrainRequest { removed_at: Some(7) })));
+        assert!(drain_body(br#"{"removed": 7}"#).is_err(), "unknown fields are refused");
+        assert!(drain_body(b"{").is_err());
+    }
 }
