@@ -46,7 +46,9 @@ pub struct RunArgs {
     /// How long the workload runs; the last quarter (at least 5 s) is healed.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Faults to inject, comma-separated.
+    /// Faults to inject, comma-separated: partition, one-way, pause, kill,
+    /// clock, limp, and membership (fenced only: remove a voter or the
+    /// leader and add it back, replace a killed voter by a spare).
     #[arg(long, default_value = "partition,one-way,pause,kill,clock,limp", value_delimiter = ',')]
     pub nemesis: Vec<Kind>,
     /// The system under test: fenced; etcd with the lock key's revision as a

@@ -24,10 +24,13 @@ pub enum Kind {
     Kill,
     Clock,
     Limp,
+    /// Membership changes through the maintenance API (fenced only).
+    Membership,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [Kind::Partition, Kind::OneWay, Kind::Pause, Kind::Kill, Kind::Clock, Kind::Limp];
+    pub const ALL: [Kind; 7] =
+        [Kind::Partition, Kind::OneWay, Kind::Pause, Kind::Kill, Kind::Clock, Kind::Limp, Kind::Membership];
 }
 
 impl FromStr for Kind {
@@ -40,8 +43,11 @@ impl FromStr for Kind {
             "kill" => Kind::Kill,
             "clock" => Kind::Clock,
             "limp" => Kind::Limp,
+            "membership" => Kind::Membership,
             other => {
-                return Err(format!("unknown nemesis {other:?} (partition, one-way, pause, kill, clock, limp)"));
+                return Err(format!(
+                    "unknown nemesis {other:?} (partition, one-way, pause, kill, clock, limp, membership)"
+                ));
             }
         })
     }
@@ -56,6 +62,7 @@ impl fmt::Display for Kind {
             Kind::Kill => "kill",
             Kind::Clock => "clock",
             Kind::Limp => "limp",
+            Kind::Membership => "membership",
         })
     }
 }
@@ -109,6 +116,27 @@ pub enum Fault {
     Limp {
         node: u64,
     },
+    /// A membership change (`fenced cluster remove/add/replace`, through
+    /// the same admin API), undone when the fault ends.
+    Membership {
+        #[serde(flatten)]
+        op: MembershipOp,
+    },
+}
+
+/// What a [`Fault::Membership`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum MembershipOp {
+    /// Remove voter `node` (its process stops); at the end it comes back
+    /// as a new machine (empty data directory, `--join`) and is added.
+    Remove { node: u64 },
+    /// The same, for whichever replica leads when the fault starts.
+    RemoveLeader,
+    /// Kill voter `node` and replace it by a spare replica; at the end the
+    /// spare is replaced by a new, empty `node` (so the cluster's shape is
+    /// the plan's again for the faults that follow).
+    ReplaceKilled { node: u64 },
 }
 
 impl Fault {
@@ -120,6 +148,7 @@ impl Fault {
             Fault::Kill { .. } => Kind::Kill,
             Fault::Clock { .. } => Kind::Clock,
             Fault::Limp { .. } => Kind::Limp,
+            Fault::Membership { .. } => Kind::Membership,
         }
     }
 }
@@ -176,6 +205,13 @@ pub fn schedule(seed: u64, nodes: u64, kinds: &BTreeSet<Kind>, from: Duration, u
                 Fault::Clock { node, offset_s: if rng.gen_bool(0.5) { s } else { -s } }
             }
             Kind::Limp => Fault::Limp { node },
+            Kind::Membership => Fault::Membership {
+                op: match rng.gen_range(0..3) {
+                    0 => MembershipOp::Remove { node },
+                    1 => MembershipOp::RemoveLeader,
+                    _ => MembershipOp::ReplaceKilled { node },
+                },
+            },
         };
         out.push(Planned { start: t, end: t + d, fault });
         t += d + Duration::from_millis(rng.gen_range(1_000..3_000));
@@ -357,6 +393,7 @@ mod tests {
     #[test]
     fn kinds_parse_and_faketime_text() {
         assert_eq!("one-way".parse::<Kind>(), Ok(Kind::OneWay));
+        assert_eq!("membership".parse::<Kind>(), Ok(Kind::Membership));
         assert!("bogus".parse::<Kind>().is_err());
         assert_eq!(faketime_offset(-45), "-45s\n");
         assert_eq!(faketime_offset(30), "+30s\n");

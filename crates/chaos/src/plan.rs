@@ -26,11 +26,24 @@ pub struct AddressPlan {
     pub nodes: u64,
     /// The third octet of `10.77.X.0/24`, derived from the run id.
     pub subnet: u8,
+    /// Spare replica namespaces (ids `nodes + 1…`): empty machines that a
+    /// membership change (`replace`) puts in a voter's place.
+    pub spares: u64,
 }
 
 impl AddressPlan {
     pub fn new(run: u32, nodes: u64) -> Self {
-        AddressPlan { run, nodes, subnet: (run % 250) as u8 + 1 }
+        AddressPlan { run, nodes, subnet: (run % 250) as u8 + 1, spares: 0 }
+    }
+
+    /// The same plan with `spares` spare replica namespaces.
+    pub fn with_spares(self, spares: u64) -> Self {
+        AddressPlan { spares, ..self }
+    }
+
+    /// The spare replicas' ids (not members at the start).
+    pub fn spare_ids(&self) -> impl Iterator<Item = u64> {
+        (self.nodes + 1)..=(self.nodes + self.spares)
     }
 
     pub fn prefix(&self) -> String {
@@ -114,7 +127,7 @@ impl AddressPlan {
     /// short member name used for the bridge port.
     pub fn members(&self) -> BTreeMap<String, (String, Ipv4Addr)> {
         let mut m = BTreeMap::new();
-        for i in self.ids() {
+        for i in self.ids().chain(self.spare_ids()) {
             m.insert(self.node_ns(i), (format!("n{i}"), self.node_ip(i)));
         }
         m.insert(self.store_ns(), ("s".to_string(), self.store_ip()));
@@ -144,6 +157,11 @@ mod tests {
         ips.dedup();
         assert_eq!(ips.len(), n);
         assert_eq!(p.members().len(), 6);
+        let spared = p.clone().with_spares(1);
+        assert_eq!(spared.spare_ids().collect::<Vec<_>>(), vec![6]);
+        assert_eq!(spared.members().len(), 7);
+        assert_eq!(spared.endpoints().len(), 5, "spares are no endpoints of the clients");
+        assert!(!spared.peers_arg().contains("6="), "a spare is no initial peer: {}", spared.peers_arg());
     }
 
     #[test]

@@ -94,8 +94,10 @@ impl Procs {
         self.dir.join("data").join(format!("n{id}.faketime"))
     }
 
-    /// The command line of node `id`'s server for this run's target.
-    fn server_command(&self, id: u64) -> Command {
+    /// The command line of node `id`'s server for this run's target. A
+    /// joining fenced replica starts empty and waits to be added (`--join`,
+    /// no `--peers`).
+    fn server_command(&self, id: u64, join: bool) -> Command {
         let ns = self.plan.node_ns(id);
         let ip = self.plan.node_ip(id);
         let mut cmd = Command::new("ip");
@@ -104,7 +106,7 @@ impl Procs {
             Target::Fenced => {
                 cmd.arg(&self.bin)
                     .args(["serve", "--id", &id.to_string(), "--listen", &self.plan.node_addr(id)])
-                    .args(["--peers", &self.plan.peers_arg()])
+                    .args(if join { vec!["--join".to_string()] } else { vec!["--peers".into(), self.plan.peers_arg()] })
                     .arg("--data-dir")
                     .arg(self.data_dir(id))
                     .args(["--heartbeat", HEARTBEAT, "--election-timeout", ELECTION_TIMEOUT])
@@ -145,11 +147,27 @@ impl Procs {
 
     /// Start (or restart, after a kill) node `id`'s server in its namespace.
     pub fn spawn_replica(&mut self, id: u64) -> Result<u32, ChaosError> {
+        self.spawn_server(id, false)
+    }
+
+    /// Start node `id` as a new, empty fenced replica that waits to be added
+    /// (`fenced serve --join`): its data directory is deleted first, as a
+    /// fresh machine's would be empty.
+    pub fn spawn_joining_replica(&mut self, id: u64) -> Result<u32, ChaosError> {
+        self.kill_replica(id);
+        let dir = self.data_dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| ChaosError::Write { path: dir.clone(), source })?;
+        }
+        self.spawn_server(id, true)
+    }
+
+    fn spawn_server(&mut self, id: u64, join: bool) -> Result<u32, ChaosError> {
         let ns = self.plan.node_ns(id);
         let log = log_file(&self.dir.join(format!("n{id}.log")))?;
         let dir = self.data_dir(id);
         std::fs::create_dir_all(&dir).map_err(|source| ChaosError::Write { path: dir.clone(), source })?;
-        let mut cmd = self.server_command(id);
+        let mut cmd = self.server_command(id, join);
         cmd.stdin(Stdio::null()).stdout(
             log.try_clone()
                 .map_err(|source| ChaosError::Write { path: self.dir.join(format!("n{id}.log")), source })?,

@@ -4,7 +4,7 @@
 
 use crate::error::ChaosError;
 use crate::metrics::{self, Metrics};
-use crate::nemesis::{self, Fault, Kind, Planned};
+use crate::nemesis::{self, Fault, Kind, MembershipOp, Planned};
 use crate::netns::{self, Net};
 use crate::plan::{AddressPlan, NS_PREFIX};
 use crate::procs::{self, Procs};
@@ -189,6 +189,13 @@ fn preflight(cfg: &Config) -> Result<Preflight, ChaosError> {
             None
         }
     };
+    if kinds.contains(&Kind::Membership) && cfg.target != Target::Fenced {
+        kinds.remove(&Kind::Membership);
+        notes.push(format!(
+            "membership nemesis skipped on {}: membership changes are driven through fenced's maintenance API only",
+            cfg.target.name()
+        ));
+    }
     if kinds.contains(&Kind::Limp) && !netns::have("tc") {
         kinds.remove(&Kind::Limp);
         notes.push("limp nemesis skipped: `tc` is not installed (apt-get install -y iproute2)".into());
@@ -240,7 +247,36 @@ enum Undo {
     Restart(u64),
     Clock(u64),
     Limp(u64),
+    /// Bring a removed replica back as a new machine and add it.
+    Readd(u64),
+    /// Replace the spare `new` by a new, empty `old`.
+    ReplaceBack {
+        old: u64,
+        new: u64,
+    },
     Nothing,
+}
+
+/// How long one membership change may take (a learner's catch-up included).
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One admin call, bounded; the membership's voters, or the error.
+async fn change<F>(f: F) -> Result<BTreeSet<u64>, String>
+where
+    F: std::future::Future<Output = Result<fenced_core::admin::Membership, fenced_client::ClientError>>,
+{
+    match tokio::time::timeout(CHANGE_TIMEOUT, f).await {
+        Ok(Ok(m)) => Ok(m.voters),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {CHANGE_TIMEOUT:?}")),
+    }
+}
+
+fn outcome(r: &Result<BTreeSet<u64>, String>) -> Value {
+    match r {
+        Ok(voters) => json!({"voters": voters}),
+        Err(e) => json!({"error": e}),
+    }
 }
 
 struct Nemesis<'a> {
@@ -326,6 +362,7 @@ impl Nemesis<'_> {
                     }
                 }
             }
+            Fault::Membership { op } => self.membership(*op, &mut v).await?,
             Fault::Limp { node } => {
                 let ns = self.plan.node_ns(*node);
                 let args = ["-n", &ns, "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "200ms"];
@@ -342,6 +379,75 @@ impl Nemesis<'_> {
         Ok((v, undo))
     }
 
+    /// Start a membership change (the admin API `fenced cluster` uses).
+    async fn membership(&mut self, op: MembershipOp, v: &mut Value) -> Result<Undo, ChaosError> {
+        let Some(client) = self.client.clone() else {
+            v["skipped"] = json!("no fenced client");
+            return Ok(Undo::Nothing);
+        };
+        let node = match op {
+            MembershipOp::Remove { node } | MembershipOp::ReplaceKilled { node } => node,
+            MembershipOp::RemoveLeader => match leader(self.cfg.target, Some(&client), &self.plan).await {
+                Some(l) => l,
+                None => {
+                    v["skipped"] = json!("no leader");
+                    return Ok(Undo::Nothing);
+                }
+            },
+        };
+        v["targets"] = json!([node]);
+        match op {
+            MembershipOp::Remove { .. } | MembershipOp::RemoveLeader => {
+                let r = change(client.remove_member(node, false)).await;
+                v["outcome"] = outcome(&r);
+                if r.is_err() {
+                    return Ok(Undo::Nothing);
+                }
+                // The removed machine is switched off; it returns empty.
+                with_procs(&self.res, |p| p.kill_replica(node));
+                Ok(Undo::Readd(node))
+            }
+            MembershipOp::ReplaceKilled { .. } => {
+                let Some(spare) = self.plan.spare_ids().next() else {
+                    v["skipped"] = json!("no spare namespace");
+                    return Ok(Undo::Nothing);
+                };
+                with_procs(&self.res, |p| p.kill_replica(node));
+                with_procs(&self.res, |p| p.spawn_joining_replica(spare)).transpose()?;
+                v["new"] = json!(spare);
+                let r = change(client.replace_member(node, spare, &self.plan.node_addr(spare), false)).await;
+                v["outcome"] = outcome(&r);
+                if r.is_err() {
+                    // Still a voter: it restarts as after a kill.
+                    with_procs(&self.res, |p| p.kill_replica(spare));
+                    return Ok(Undo::Restart(node));
+                }
+                Ok(Undo::ReplaceBack { old: node, new: spare })
+            }
+        }
+    }
+
+    /// Undo a membership change: what was done, for the history.
+    async fn membership_back(&mut self, undo: Undo) -> Result<Value, ChaosError> {
+        let Some(client) = self.client.clone() else { return Ok(Value::Null) };
+        match undo {
+            Undo::Readd(node) => {
+                with_procs(&self.res, |p| p.spawn_joining_replica(node)).transpose()?;
+                let r = change(client.add_member(node, &self.plan.node_addr(node), false)).await;
+                Ok(json!({"op": "add", "node": node, "outcome": outcome(&r)}))
+            }
+            Undo::ReplaceBack { old, new } => {
+                with_procs(&self.res, |p| p.spawn_joining_replica(old)).transpose()?;
+                let r = change(client.replace_member(new, old, &self.plan.node_addr(old), false)).await;
+                if r.is_ok() {
+                    with_procs(&self.res, |p| p.kill_replica(new));
+                }
+                Ok(json!({"op": "replace", "node": new, "new": old, "outcome": outcome(&r)}))
+            }
+            _ => Ok(Value::Null),
+        }
+    }
+
     fn pause_replica(&self, node: u64, v: &mut Value) -> Undo {
         v["targets"] = json!([node]);
         match with_procs(&self.res, |p| p.replica_pid(node)).flatten() {
@@ -353,8 +459,10 @@ impl Nemesis<'_> {
         }
     }
 
-    fn stop(&mut self, undo: Undo) -> Result<(), ChaosError> {
+    /// End a fault; what the undo did, for the history (or null).
+    async fn stop(&mut self, undo: Undo) -> Result<Value, ChaosError> {
         match undo {
+            Undo::Readd(_) | Undo::ReplaceBack { .. } => return self.membership_back(undo).await,
             Undo::Nft(nodes) => {
                 for n in nodes {
                     self.nft(n, &nemesis::nft_heal_script())?;
@@ -378,7 +486,7 @@ impl Nemesis<'_> {
             }
             Undo::Nothing => {}
         }
-        Ok(())
+        Ok(Value::Null)
     }
 }
 
@@ -439,7 +547,9 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     }
     let out = cfg.out.clone();
     std::fs::create_dir_all(out.join("data")).map_err(|source| ChaosError::Write { path: out.clone(), source })?;
-    let plan = AddressPlan::new(std::process::id(), cfg.nodes);
+    // A membership nemesis replaces replicas by a spare machine.
+    let spares = u64::from(kinds.contains(&Kind::Membership));
+    let plan = AddressPlan::new(std::process::id(), cfg.nodes).with_spares(spares);
     progress(
         cfg,
         &format!("network: {} namespaces under {} ({})", plan.members().len() + 1, plan.prefix(), plan.cidr()),
@@ -569,14 +679,21 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
         }
         if let Some((idx, v, _)) = &active {
             if schedule[*idx].end <= now || now >= heal_at {
-                let v = v.clone();
+                let mut v = v.clone();
                 if let Some((_, _, undo)) = active.take() {
-                    nem.stop(undo)?;
+                    let undone = nem.stop(undo).await?;
+                    if !undone.is_null() {
+                        progress(cfg, &format!("{:>6.1}s undo {undone}", now.as_secs_f64()));
+                        v["undo"] = undone;
+                    }
                 }
                 events.push(nemesis_event("stop", v, epoch));
             }
         }
         if active.is_none() && !healed && next < schedule.len() && schedule[next].start <= now {
+            // The fault began when its action did (a membership change
+            // takes seconds before `start` returns).
+            let began = mono_ns().saturating_sub(epoch);
             let (v, undo) = nem.start(&schedule[next].fault).await?;
             progress(cfg, &format!("{:>6.1}s start {v}", now.as_secs_f64()));
             if let Some(why) = v["skipped"].as_str() {
@@ -585,7 +702,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
                     notes.push(note);
                 }
             }
-            events.push(nemesis_event("start", v.clone(), epoch));
+            events.push(Event { time: began, ..nemesis_event("start", v.clone(), epoch) });
             active = Some((next, v, undo));
             next += 1;
         }

@@ -65,6 +65,88 @@ async fn short_real_run_against_fenced_is_valid_and_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_run_against_fenced_is_valid_and_leaves_nothing() {
+    if !common::can_run(&[]) {
+        return;
+    }
+    let out = tempfile_dir();
+    let cfg = Config {
+        bin: common::fenced_bin(),
+        target: fenced_chaos::target::Target::Fenced,
+        nodes: 3,
+        clients: 3,
+        duration: Duration::from_secs(36),
+        kinds: [Kind::Membership].into_iter().collect(),
+        seed: MEMBERSHIP_SEED,
+        out: out.clone(),
+        locks: 3,
+        ttl: Duration::from_secs(3),
+        progress: true,
+    };
+    let o = run::run(cfg).await.expect("the chaos run completes");
+    for v in &o.verdicts {
+        eprintln!("{} {:?} {}", v.property, v.status, v.message);
+    }
+    // Each change and its undo, as the history recorded them.
+    let changes: Vec<&serde_json::Value> = o
+        .history
+        .events
+        .iter()
+        .filter(|e| e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership")
+        .map(|e| &e.value)
+        .collect();
+    // How long acquires waited around each change and its undo: reported,
+    // never asserted (real time on a shared machine); the bound is asserted
+    // in simulated time (crates/sim/tests/membership.rs).
+    let windows = fenced_check::waits::fault_windows(&o.history.events, "membership");
+    let waits = fenced_check::waits::longest_acquire_waits(&o.history.events, &windows);
+    for (c, w) in changes.iter().zip(&waits) {
+        eprintln!("{c}\n  longest acquire overlapping it: {} ms", w / 1_000_000);
+    }
+    let done =
+        |c: &&&serde_json::Value| c["outcome"].get("voters").is_some() && c["undo"]["outcome"].get("voters").is_some();
+    let ops: std::collections::BTreeSet<&str> = changes.iter().filter(done).filter_map(|c| c["op"].as_str()).collect();
+    assert!(
+        ops.iter().any(|o| o.starts_with("remove")) && ops.contains("replace-killed"),
+        "a remove and a replace, each undone, must complete: {changes:?}"
+    );
+    assert!(
+        o.verdicts.iter().all(|v| v.status != Status::Invalid),
+        "a safety or liveness violation against fenced under membership changes; see {}",
+        out.display()
+    );
+    assert!(o.leftovers_after.is_empty(), "namespaces left behind: {:?}", o.leftovers_after);
+    let ours = format!("fchaos-{}-", std::process::id());
+    let left: Vec<String> = fenced_chaos::netns::list_namespaces()
+        .expect("ip netns list")
+        .into_iter()
+        .filter(|n| n.starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A seed whose schedule removes a replica, removes the leader and replaces
+/// a killed replica within the run (`membership_seed_covers_every_change`).
+const MEMBERSHIP_SEED: u64 = 18;
+
+#[test]
+fn membership_seed_covers_every_change() {
+    let kinds = [Kind::Membership].into_iter().collect();
+    let s = fenced_chaos::nemesis::schedule(
+        MEMBERSHIP_SEED,
+        3,
+        &kinds,
+        run::FAULTS_FROM,
+        run::heal_at(Duration::from_secs(36)),
+    );
+    let ops: Vec<String> = s.iter().map(|p| serde_json::to_value(&p.fault).expect("json")["op"].to_string()).collect();
+    for op in ["\"remove\"", "\"remove-leader\"", "\"replace-killed\""] {
+        assert!(ops.iter().any(|o| o == op), "seed {MEMBERSHIP_SEED} has no {op}: {ops:?}");
+    }
+}
+
 fn tempfile_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("fenced-chaos-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

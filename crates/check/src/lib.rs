@@ -12,3 +12,4 @@ pub mod report;
 pub mod testgen;
 pub mod verdict;
 pub mod view;
+pub mod waits;

@@ -1,7 +1,9 @@
 //! The maintenance API: membership changes, drain, handshake reports
 //! (`docs/operations.md`).
 
+use crate::client::Attempt;
 use crate::{Client, ClientConfig, ClientError};
+use bytes::Bytes;
 use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember};
 use hyper::Method;
 use std::time::Duration;
@@ -13,6 +15,15 @@ impl Client {
     /// The replicated membership, as the first replica that answers knows it.
     pub async fn members(&self) -> Result<Membership, ClientError> {
         self.call_waiting(Method::GET, "/v1/cluster/members", &(), Duration::ZERO).await
+    }
+
+    /// The membership as the replica at `endpoint` knows it (not failed
+    /// over: a removed or lagging replica answers with its stale view).
+    pub async fn members_of(&self, endpoint: &str) -> Result<Membership, ClientError> {
+        match self.attempt(endpoint, &Method::GET, "/v1/cluster/members", &Bytes::new(), Duration::ZERO).await {
+            Attempt::Done(r) => r,
+            Attempt::Next(e) => Err(ClientError::Unavailable(e)),
+        }
     }
 
     /// Add replica `id` at `addr`: learner first, voter once caught up.

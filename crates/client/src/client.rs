@@ -93,7 +93,7 @@ pub struct Client {
 }
 
 /// The outcome of one attempt at one endpoint.
-enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     Done(Result<T, ClientError>),
     /// Try the next endpoint (unreachable, or no leader there).
     Next(String),
@@ -187,7 +187,7 @@ impl Client {
         (Some(self.inner.config.client_id.clone()), Some(id))
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    pub(crate) async fn attempt<T: DeserializeOwned>(
         &self,
         endpoint: &str,
         method: &Method,

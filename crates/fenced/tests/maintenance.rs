@@ -111,6 +111,10 @@ async fn membership_grows_to_five_loses_two_and_replaces_a_killed_one_under_load
 
     // Replace a killed replica: 3 dies (kill -9), 6 joins in its place.
     cluster.kill(3);
+    // The kill costs an election if 3 led, and requests in flight to 3 their
+    // timeout: wait until the workload makes progress again, so that the
+    // window below measures the replacement, not the crash.
+    progress(&wl, 3).await;
     cluster.spawn_with(6, &["--join"]);
     let t0 = wl.now();
     let m = change(&cluster, &["replace", "3", "6", &cluster.addrs[&6].clone()]);

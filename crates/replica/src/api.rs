@@ -307,7 +307,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result
             // answered `Queued` from the table and waits on another replica.
             return Err(crate::drain::refusal());
         }
-        match tokio::time::timeout(left.min(crate::drain::POLL), events.recv()).await {
+        match tokio::time::timeout(left.min(crate::drain::poll(app)), events.recv()).await {
             Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => continue,
             Ok(Err(RecvError::Closed)) => break,
         }

@@ -16,11 +16,12 @@ use crate::api::ApiError;
 use crate::membership::live_members;
 use crate::node::{ProposeError, Replica};
 use crate::types::NodeId;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use fenced_core::admin::DrainStatus;
+use fenced_core::admin::{DrainRequest, DrainStatus};
 use openraft::async_runtime::WatchReceiver;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,8 +29,13 @@ use std::time::Duration;
 
 type App = Arc<Replica>;
 
-/// How often a waiting acquire looks whether its replica started draining.
-pub const POLL: Duration = Duration::from_millis(250);
+/// How often a waiting acquire or proposal looks whether its replica
+/// started draining: once a heartbeat (a removed replica's waiters should
+/// move on about as fast as a leader change is noticed), at least every
+/// 250 ms.
+pub fn poll(app: &Replica) -> Duration {
+    app.config.heartbeat.min(Duration::from_millis(250))
+}
 
 /// Wait this long for leadership to move to one candidate.
 fn move_timeout(app: &Replica) -> Duration {
@@ -87,25 +93,79 @@ pub async fn hand_off(app: &Replica) -> Result<Option<NodeId>, ApiError> {
 }
 
 /// Start draining (idempotent) and hand leadership off. A background task
-/// hands it off again if this replica is elected while it drains.
+/// hands it off again if this replica is elected while it drains. An
+/// operator's drain never ends (the process is about to stop).
 pub async fn drain(app: &Arc<Replica>) -> Result<DrainStatus, ApiError> {
-    if !app.draining.swap(true, Ordering::SeqCst) {
-        tracing::info!("draining: refusing new client sessions, handing off leadership");
-        let weak = Arc::downgrade(app);
-        let period = app.config.heartbeat * 2;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                let Some(app) = weak.upgrade() else { return };
-                let leads = app.raft.metrics().borrow_watched().current_leader == Some(app.config.id);
-                if leads && app.voters().len() > 1 {
-                    let _ = hand_off(&app).await;
-                }
-            }
-        });
-    }
+    app.drain_requested.store(true, Ordering::SeqCst);
+    start_draining(app);
     let leader = if app.voters().len() > 1 { hand_off(app).await? } else { None };
     Ok(DrainStatus { id: app.config.id, draining: true, leader })
+}
+
+/// Set the draining flag; the first time, start the task that keeps handing
+/// leadership away while the flag stays set.
+fn start_draining(app: &Arc<Replica>) {
+    if app.draining.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tracing::info!("draining: refusing new client sessions, handing off leadership");
+    let weak = Arc::downgrade(app);
+    let period = app.config.heartbeat * 2;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(app) = weak.upgrade() else { return };
+            if !app.draining.load(Ordering::SeqCst) {
+                return;
+            }
+            let leads = app.raft.metrics().borrow_watched().current_leader == Some(app.config.id);
+            if leads && app.voters().len() > 1 {
+                let _ = hand_off(&app).await;
+            }
+        }
+    });
+}
+
+/// Has this replica seen a membership later than `removed_at` that includes
+/// it (it was added back)?
+fn readded(app: &Replica, removed_at: u64) -> bool {
+    let view = crate::membership::view(app);
+    view.log_index > removed_at && view.nodes.contains_key(&app.config.id)
+}
+
+/// Drain because the leader removed this replica from the membership at log
+/// index `removed_at`: it no longer receives the log, so waiting acquires
+/// and proposals must go elsewhere at once. Ends by itself when the replica
+/// is added back (a later membership includes it), unless an operator
+/// drained it as well.
+pub fn drain_removed(app: &Arc<Replica>, removed_at: u64) -> DrainStatus {
+    let status = |app: &Replica| DrainStatus {
+        id: app.config.id,
+        draining: app.draining.load(Ordering::SeqCst),
+        leader: app.raft.metrics().borrow_watched().current_leader,
+    };
+    if readded(app, removed_at) || app.draining.load(Ordering::SeqCst) {
+        return status(app); // A late message, or draining already.
+    }
+    tracing::info!(removed_at, "removed from the cluster: draining until added back");
+    start_draining(app);
+    let weak = Arc::downgrade(app);
+    let period = poll(app);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(app) = weak.upgrade() else { return };
+            if app.drain_requested.load(Ordering::SeqCst) || !app.draining.load(Ordering::SeqCst) {
+                return;
+            }
+            if readded(&app, removed_at) {
+                app.draining.store(false, Ordering::SeqCst);
+                tracing::info!("added back to the cluster: no longer draining");
+                return;
+            }
+        }
+    });
+    status(app)
 }
 
 /// The error a draining replica answers a new session with.
@@ -119,11 +179,39 @@ pub fn refusal() -> ApiError {
     e
 }
 
-async fn drain_handler(State(app): State<App>) -> Result<Json<DrainStatus>, ApiError> {
-    drain(&app).await.map(Json)
+/// The drain body is optional (an operator's `curl -X POST …/drain` sends
+/// none): empty or `null` is an operator's drain.
+fn drain_body(body: &[u8]) -> Result<Option<DrainRequest>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("{e}: the body is empty, null or {{\"removed_at\": INDEX}}")))
+}
+
+async fn drain_handler(State(app): State<App>, body: Bytes) -> Result<Json<DrainStatus>, ApiError> {
+    match drain_body(&body)?.and_then(|b| b.removed_at) {
+        Some(at) => Ok(Json(drain_removed(&app, at))),
+        None => drain(&app).await.map(Json),
+    }
 }
 
 /// The drain route (served by the replica to drain, never forwarded).
 pub fn routes() -> Router<App> {
     Router::new().route("/v1/cluster/drain", post(drain_handler))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drain_body_is_optional_and_strict() {
+        assert_eq!(drain_body(b"").ok(), Some(None));
+        assert_eq!(drain_body(b" \n").ok(), Some(None));
+        assert_eq!(drain_body(b"null").ok(), Some(None));
+        assert_eq!(drain_body(br#"{"removed_at": 7}"#).ok(), Some(Some(DrainRequest { removed_at: Some(7) })));
+        assert!(drain_body(br#"{"removed": 7}"#).is_err(), "unknown fields are refused");
+        assert!(drain_body(b"{").is_err());
+    }
 }

@@ -20,7 +20,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fenced_core::admin::{AddMember, Membership, RemoveMember, ReplaceMember};
+use fenced_core::admin::{AddMember, DrainRequest, Membership, RemoveMember, ReplaceMember};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Instant as _};
@@ -237,8 +237,9 @@ async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Re
     if !before.voters.contains(&b.id) {
         let change = ChangeMembers::RemoveNodes(BTreeSet::from([b.id]));
         app.raft.change_membership(change, false).await.map_err(write_error)?;
-        drain_removed(&app, before.nodes.get(&b.id).cloned());
-        return Ok(Json(view(&app)).into_response());
+        let after = view(&app);
+        drain_removed(&app, before.nodes.get(&b.id).cloned(), after.log_index);
+        return Ok(Json(after).into_response());
     }
     let mut voters = before.voters.clone();
     voters.remove(&b.id);
@@ -254,7 +255,9 @@ async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Re
         .await
         .map_err(write_error)?;
     tracing::info!(id = b.id, "removed a voter");
-    Ok(Json(Membership { warnings, ..view(&app) }).into_response())
+    let after = view(&app);
+    drain_removed(&app, before.nodes.get(&b.id).cloned(), after.log_index);
+    Ok(Json(Membership { warnings, ..after }).into_response())
 }
 
 /// `fenced cluster replace OLD NEW HOST:PORT`.
@@ -293,22 +296,26 @@ async fn replace(State(app): State<App>, ApiJson(b): ApiJson<ReplaceMember>) -> 
     let warnings = guard(&app, &voters, b.force).await?;
     app.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await.map_err(write_error)?;
     tracing::info!(old = b.old, new = b.new, addr = %b.addr, "replaced a voter");
-    drain_removed(&app, before.nodes.get(&b.old).cloned());
-    Ok(Json(Membership { warnings, ..view(&app) }).into_response())
+    let after = view(&app);
+    drain_removed(&app, before.nodes.get(&b.old).cloned(), after.log_index);
+    Ok(Json(Membership { warnings, ..after }).into_response())
 }
 
-/// Tell a replica that was just removed to drain (best effort, in the
-/// background): it no longer receives the log, so acquires waiting there
-/// would never see their grant; drained, it sends them elsewhere.
-fn drain_removed(app: &Replica, addr: Option<String>) {
+/// Tell a replica that was just removed (by the membership at log index
+/// `removed_at`) to drain, best effort, in the background: it no longer
+/// receives the log, so acquires waiting there would never see their grant;
+/// drained, it sends them elsewhere. It stops draining by itself once it is
+/// added back ([`crate::drain::drain_removed`]).
+fn drain_removed(app: &Replica, addr: Option<String>, removed_at: u64) {
     let Some(addr) = addr else { return };
     let http = app.http.clone();
+    let body = serde_json::to_vec(&DrainRequest { removed_at: Some(removed_at) }).unwrap_or_default();
     tokio::spawn(async move {
         let req = hyper::Request::builder()
             .method(hyper::Method::POST)
             .uri("/v1/cluster/drain")
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Bytes::from_static(b"null"));
+            .body(Bytes::from(body));
         if let Ok(req) = req {
             if let Err(e) = http.send(&addr, req, Duration::from_secs(5)).await {
                 tracing::debug!(%addr, error = %e, "could not tell a removed replica to drain");

@@ -158,6 +158,10 @@ pub struct Replica {
     pub handshake: Arc<Handshake>,
     /// Set by a drain: new client sessions are refused ([`crate::drain`]).
     pub draining: AtomicBool,
+    /// Set by an operator's drain (SIGTERM, `fenced cluster drain`), which
+    /// never ends; a drain because the replica was removed ends when it is
+    /// re-added, unless an operator drained it too.
+    pub drain_requested: AtomicBool,
     pub limiter: crate::limits::Limiter,
     /// Peers, clocks, pauses, fsync latency, limping ([`crate::vitals`]).
     pub vitals: Arc<crate::vitals::Vitals>,
@@ -246,6 +250,7 @@ impl Replica {
             seams,
             handshake,
             draining: AtomicBool::new(false),
+            drain_requested: AtomicBool::new(false),
             limiter,
             vitals,
         }))
@@ -271,7 +276,7 @@ impl Replica {
                 if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
                     return false;
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::POLL, applied.changed()).await {
+                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::poll(self), applied.changed()).await {
                     return false;
                 }
             }
@@ -303,6 +308,11 @@ impl Replica {
                 Err(Route::NotProposed) => {}
                 Err(Route::Failed(e)) => return Err(e),
                 Ok(r) => return Ok(r),
+            }
+            // A draining replica (or one just removed, whose idea of the
+            // leader may never be corrected) sends the client elsewhere now.
+            if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ProposeError::NoLeader);
             }
             // Wait for a different leader, or give up at the deadline.
             loop {

@@ -255,6 +255,72 @@ impl World<'_> {
     }
 }
 
+/// Faults aimed at membership changes (`--membership` with the nemesis on):
+/// whenever a live replica holds a joint configuration (`C_old,new`) not
+/// seen before, crash a voter (the leader half of the time) or cut the
+/// leader off, for up to three seconds: a crash in the middle of a joint
+/// configuration, a partition during a change. Drawn from the seed.
+struct JointFaults {
+    on: bool,
+    crash: bool,
+    rng: ChaCha8Rng,
+    /// The membership log index of the last joint configuration acted on.
+    seen: u64,
+}
+
+impl JointFaults {
+    fn new(cfg: &SimConfig) -> Self {
+        JointFaults {
+            on: cfg.membership && cfg.nemesis && cfg.script.is_none(),
+            crash: cfg.faults == Faults::CrashRecovery,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x006a_6f69_6e74),
+            seen: 0,
+        }
+    }
+
+    /// A joint configuration a live replica holds: its log index and its
+    /// voters (both halves).
+    fn joint_now(world: &World) -> Option<(u64, BTreeSet<u64>)> {
+        let live = world.live.lock().ok()?;
+        live.values().find_map(|r| {
+            let m = r.raft.metrics().borrow_watched().membership_config.clone();
+            let configs = m.membership().get_joint_config();
+            let index = m.log_id().as_ref().map(|l| l.index)?;
+            (configs.len() > 1).then(|| (index, configs.iter().flatten().copied().collect()))
+        })
+    }
+
+    /// The fault to start now, with its history record and its end.
+    fn next(&mut self, world: &World, now: Duration, gst: Duration) -> Option<(Fault, serde_json::Value, Duration)> {
+        if !self.on {
+            return None;
+        }
+        let (index, voters) = Self::joint_now(world)?;
+        if index <= self.seen {
+            return None;
+        }
+        self.seen = index;
+        let end = (now + Duration::from_millis(self.rng.gen_range(200..3000))).min(gst);
+        let leader = world.leader();
+        let voters: Vec<u64> = voters.into_iter().collect();
+        let fault = match self.rng.gen_range(0..4) {
+            0 | 1 if self.crash => {
+                let node = match leader.filter(|_| self.rng.gen_bool(0.5)) {
+                    Some(l) => l,
+                    None => voters[self.rng.gen_range(0..voters.len())],
+                };
+                Fault::Crash { node }
+            }
+            2 => Fault::Partition { kind: PartitionKind::RandomHalves },
+            _ => Fault::Partition { kind: PartitionKind::IsolateLeader },
+        };
+        let mut record = json!(fault);
+        record["during"] = json!("joint-configuration");
+        record["membership_index"] = json!(index);
+        Some((fault, record, end))
+    }
+}
+
 /// The log events (grants, releases, expiries) as the committed log decided
 /// them, replayed through the real state machine.
 fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, SimError> {
@@ -307,15 +373,20 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
     let rec = Recorder::default();
     let live: Live = Arc::default();
     let peers: BTreeMap<u64, String> = (1..=cfg.nodes).map(|i| (i, format!("{}:{RAFT_PORT}", host(i)))).collect();
-    let nhosts = (cfg.nodes + cfg.clients + 2) as usize;
+    // Replicas, store, clients, the final reader, and a spare replica's clock.
+    let nhosts = (cfg.nodes + cfg.clients + 3) as usize;
     let drifts = nemesis::drifts(cfg, nhosts);
     let epoch_ms = 1_800_000_000_000u64;
     let clocks: Vec<SimClock> = (0..nhosts).map(|_| SimClock::new(epoch_ms)).collect();
     let mut disks = BTreeMap::new();
-    for i in 1..=cfg.nodes {
+    // With membership changes, one spare replica starts empty and waits to
+    // be added (`fenced serve --join`): `replace` puts it in a voter's place.
+    let spare = cfg.membership.then_some(cfg.nodes + 1);
+    for i in (1..=cfg.nodes).chain(spare) {
         let disk = MemDisk::new();
         disks.insert(i, disk.clone());
-        let (peers, live, clock) = (peers.clone(), live.clone(), clocks[i as usize - 1].clone());
+        let clock = clocks[if Some(i) == spare { nhosts - 1 } else { i as usize - 1 }].clone();
+        let (peers, live) = (if Some(i) == spare { BTreeMap::new() } else { peers.clone() }, live.clone());
         let seed = cfg.seed.wrapping_mul(31).wrapping_add(i);
         sim.host(host(i).as_str(), move || {
             let (peers, live, clock, disk) = (peers.clone(), live.clone(), clock.clone(), disk.clone());
@@ -328,6 +399,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
                     _ => peers,
                 };
                 let mut config = ReplicaConfig::new(i, format!("0.0.0.0:{RAFT_PORT}"), peers);
+                config.join = Some(i) == spare;
                 // Keep the whole log so the checker can read every decision.
                 config.snapshot_every_entries = 1_000_000;
                 let seams = Seams {
@@ -412,12 +484,14 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         acfg.request_timeout = Duration::from_secs(1);
         acfg.call_timeout = Duration::from_secs(5);
         let clock = SimClock::new(epoch_ms);
-        let (rec, peers, seed) = (rec.clone(), peers.clone(), cfg.seed);
+        let mut all = peers.clone();
+        all.extend(spare.map(|s| (s, format!("{}:{RAFT_PORT}", host(s)))));
+        let (rec, seed, voters) = (rec.clone(), cfg.seed, cfg.nodes as usize);
         let until = cfg.gst().saturating_sub(Duration::from_secs(2));
         let deadline = cfg.gst() + Duration::from_secs(5);
         sim.client("operator", async move {
             let client = Client::with_seams(acfg, Arc::new(SimTransport), Arc::new(clock))?;
-            crate::membership::drive(peers, client, rec, until, deadline, seed).await;
+            crate::membership::drive(all, voters, client, rec, until, deadline, seed).await;
             Ok(())
         });
     }
@@ -441,6 +515,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
     let mut everyone = replicas.clone();
     everyone.push("store".into());
     everyone.extend(clients.iter().cloned());
+    everyone.extend(spare.map(host));
     let mut world = World {
         cfg,
         disks,
@@ -458,9 +533,11 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         c.set_drift(drifts[i], Duration::ZERO);
     }
     let mut next = 0usize;
-    let mut active: Vec<(Duration, usize, Undo)> = Vec::new();
+    // Active faults: when each ends, its history record, and how to undo it.
+    let mut active: Vec<(Duration, serde_json::Value, Undo)> = Vec::new();
     let mut healed = false;
     let gst = cfg.gst();
+    let mut joint = JointFaults::new(cfg);
     loop {
         let now = sim.elapsed();
         while next < schedule.len() && schedule[next].start <= now {
@@ -470,24 +547,31 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             }
             let undo = world.start(&mut sim, &p.fault);
             world.rec.nemesis("start", json!(p), now);
-            active.push((p.end, next, undo));
+            active.push((p.end, json!(p), undo));
             next += 1;
+        }
+        if now < gst {
+            if let Some((fault, record, end)) = joint.next(&world, now, gst) {
+                let undo = world.start(&mut sim, &fault);
+                world.rec.nemesis("start", record.clone(), now);
+                active.push((end, record, undo));
+            }
         }
         let mut i = 0;
         while i < active.len() {
             if active[i].0 <= now {
-                let (_, idx, undo) = active.remove(i);
+                let (_, record, undo) = active.remove(i);
                 world.stop(&mut sim, undo);
-                world.rec.nemesis("stop", json!(schedule[idx]), now);
+                world.rec.nemesis("stop", record, now);
             } else {
                 i += 1;
             }
         }
         if !healed && now >= gst && cfg.model != Model::Async {
             healed = true;
-            for (_, idx, undo) in std::mem::take(&mut active) {
+            for (_, record, undo) in std::mem::take(&mut active) {
                 world.stop(&mut sim, undo);
-                world.rec.nemesis("stop", json!(schedule[idx]), now);
+                world.rec.nemesis("stop", record, now);
             }
             let majority_up = world.crashed.len() * 2 < world.replicas.len();
             world.rec.nemesis("stop", json!({"fault": "heal-all", "majority_up": majority_up}), now);

@@ -102,43 +102,10 @@ impl Drop for Workload {
 }
 
 /// For each window `[from, to]` (ns), the longest acquire that overlapped
-/// it, in ms, measured as L1 does: from its invoke, or from the latest ok
-/// release of the same lock that completed while it waited (waiting for a
-/// holder is not unavailability). Reported, never asserted.
+/// it, in ms, measured as L1 does ([`fenced_check::waits`]). Reported,
+/// never asserted.
 pub fn acquire_latency_ms(events: &[Event], windows: &[(u64, u64)]) -> Vec<u64> {
-    let lock_of = |e: &Event| e.value.get("lock").and_then(|l| l.as_str()).unwrap_or("").to_string();
-    let releases: Vec<(String, u64)> =
-        events.iter().filter(|e| e.f == "release" && e.kind == EventType::Ok).map(|e| (lock_of(e), e.time)).collect();
-    let mut open: std::collections::BTreeMap<String, u64> = Default::default();
-    let mut worst = vec![0; windows.len()];
-    for e in events.iter().filter(|e| e.f == "acquire") {
-        let key = format!("{:?}", e.process);
-        match e.kind {
-            EventType::Invoke => {
-                open.insert(key, e.time);
-            }
-            EventType::Ok => {
-                let Some(t0) = open.remove(&key) else { continue };
-                let lock = lock_of(e);
-                let from = releases
-                    .iter()
-                    .filter(|(l, r)| *l == lock && *r > t0 && *r < e.time)
-                    .map(|(_, r)| *r)
-                    .max()
-                    .unwrap_or(t0);
-                let ms = (e.time - from) / 1_000_000;
-                for (w, (a, b)) in windows.iter().enumerate() {
-                    if t0 <= *b && e.time >= *a {
-                        worst[w] = worst[w].max(ms);
-                    }
-                }
-            }
-            _ => {
-                open.remove(&key);
-            }
-        }
-    }
-    worst
+    fenced_check::waits::longest_acquire_waits(events, windows).into_iter().map(|ns| ns / 1_000_000).collect()
 }
 
 /// Final reads of every key, the log read back from `voters` (their data
