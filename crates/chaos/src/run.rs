@@ -390,6 +390,7 @@ fn nemesis_event(f: &str, value: Value, epoch: u64) -> Event {
         value,
         time: mono_ns().saturating_sub(epoch),
         node: None,
+        wall: Some(crate::worker::wall_now()),
     }
 }
 
@@ -674,6 +675,7 @@ pub async fn final_reads(store: &StoreClient, locks: usize, epoch: u64) -> Vec<E
                     value: json!({"key": key, "value": v, "version": version, "token": token}),
                     time: mono_ns().saturating_sub(epoch),
                     node: None,
+                    wall: Some(crate::worker::wall_now()),
                 });
                 break;
             }
@@ -759,6 +761,7 @@ pub fn read_back_dirs(
             value: serde_json::to_value(&d).unwrap_or_default(),
             time: at,
             node: None,
+            wall: None,
         })
         .collect();
     Ok((out, notes))

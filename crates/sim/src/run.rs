@@ -281,6 +281,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
             value: serde_json::to_value(&d).unwrap_or_default(),
             time: at,
             node: None,
+            wall: None,
         })
         .collect();
     Ok(out)
@@ -317,8 +318,10 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         disks.insert(i, disk.clone());
         let (peers, live, clock) = (peers.clone(), live.clone(), clocks[i as usize - 1].clone());
         let seed = cfg.seed.wrapping_mul(31).wrapping_add(i);
+        let rec = rec.on_host(Arc::new(clock.clone()));
         sim.host(host(i).as_str(), move || {
-            let (peers, live, clock, disk) = (peers.clone(), live.clone(), clock.clone(), disk.clone());
+            let (peers, live, clock, disk, rec) =
+                (peers.clone(), live.clone(), clock.clone(), disk.clone(), rec.clone());
             async move {
                 // A restart trusts its data directory, as `fenced serve`
                 // without `--peers` does: membership changes may have made
@@ -338,6 +341,16 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
                     key_entropy,
                 };
                 let running = fenced_replica::server::start(config, seams).await?;
+                // The replica's clock-jump detections go into the history.
+                running.replica.vitals.timekeeper.on_jump(Box::new(move |jump_ms, _| {
+                    rec.record_on(
+                        EventType::Info,
+                        Process::Named(Process::CLOCK.into()),
+                        "jump",
+                        json!({"node": i, "jump_ms": jump_ms}),
+                        Some(host(i)),
+                    );
+                }));
                 if let Ok(mut l) = live.lock() {
                     l.insert(i, running.replica.clone());
                 }
@@ -392,7 +405,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             pause_max: cfg.ttl * 3,
             byzantine,
         };
-        let (rec, store_addr, running) = (rec.clone(), store_addr.clone(), running.clone());
+        let (rec, store_addr, running) = (rec.on_host(Arc::new(clock.clone())), store_addr.clone(), running.clone());
         sim.client(name.as_str(), async move {
             let client = Client::with_seams(ccfg, Arc::new(SimTransport), Arc::new(clock))?;
             let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
@@ -412,7 +425,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         acfg.request_timeout = Duration::from_secs(1);
         acfg.call_timeout = Duration::from_secs(5);
         let clock = SimClock::new(epoch_ms);
-        let (rec, peers, seed) = (rec.clone(), peers.clone(), cfg.seed);
+        let (rec, peers, seed) = (rec.on_host(Arc::new(clock.clone())), peers.clone(), cfg.seed);
         let until = cfg.gst().saturating_sub(Duration::from_secs(2));
         let deadline = cfg.gst() + Duration::from_secs(5);
         sim.client("operator", async move {
@@ -422,7 +435,9 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         });
     }
     {
-        let (rec, locks, until, running) = (rec.clone(), cfg.locks, cfg.duration + SETTLE, running.clone());
+        // The final reader keeps true time (no drift, no jumps).
+        let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
+        let (rec, locks, until, running) = (rec, cfg.locks, cfg.duration + SETTLE, running.clone());
         sim.client("final", async move {
             tokio::time::sleep(until).await;
             // A client paused mid-write may still be writing: wait for it.
