@@ -524,6 +524,9 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
             }
         });
     }
+    // Replicas' clock-jump detections, as `clock` events (fenced only).
+    let jump_watch =
+        client.clone().map(|c| crate::jumps::spawn(c, plan.ids().zip(plan.endpoints()).collect(), epoch, tx.clone()));
     drop(tx);
 
     // Faults run in [2 s, heal); the rest of the run is healed, so that L1
@@ -614,6 +617,9 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     }
     // The reader threads end with their pipes.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Some(j) = jump_watch {
+        j.abort();
+    }
     while let Ok(e) = rx.try_recv() {
         events.push(e);
     }

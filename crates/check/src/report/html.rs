@@ -162,6 +162,7 @@ fn timeline_data(history: &History, verdicts: &[Verdict]) -> Value {
         faults.extend(open.into_iter().map(|(f, s)| json!([s, t1 - t0, f])));
     }
 
+    let contradictions = history.wall_contradictions();
     json!({
         "span": t1 - t0,
         "lanes": lanes.keys().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -170,7 +171,12 @@ fn timeline_data(history: &History, verdicts: &[Verdict]) -> Value {
         "marks": marks,
         "evidence": evidence,
         "hidden": ops.iter().filter(|o| o.process().is_named(Process::LOG)).count(),
-        "wall_contradictions": history.wall_contradictions().len(),
+        "wall_contradictions": contradictions.len(),
+        // The first, to start looking: the earlier-recorded event, then the one whose clock says otherwise.
+        "wall_first": contradictions.first().map(|&(a, b)| {
+            let (a, b) = (&history.events[a], &history.events[b]);
+            json!([a.process.to_string(), a.time - t0, b.process.to_string(), b.time - t0])
+        }),
     })
 }
 
@@ -258,7 +264,7 @@ function focus(ops){if(!ops.length)return;let a=Infinity,b=-Infinity;for(const i
 const ol=document.getElementById('ev');
 D.evidence.forEach(ev=>{const li=document.createElement('li');li.textContent=ev.p+': '+ev.note;li.onclick=()=>focus(ev.ops);ol.appendChild(li)});
 if(!D.evidence.length)ol.outerHTML='<p class="muted">No violations.</p>';
-document.getElementById('note').textContent=(D.hidden?D.hidden+' log entries read back after the run are not drawn (they have no time of their own). ':'')+(D.wall_contradictions?D.wall_contradictions+' event(s) carry a wall-clock interval certainly earlier than an event recorded before them: a clock was off by more than the bound it claimed (a jump?). Nothing here decides by wall time.':'');
+document.getElementById('note').textContent=(D.hidden?D.hidden+' log entries read back after the run are not drawn (they have no time of their own). ':'')+(D.wall_contradictions?D.wall_contradictions+' event(s) carry a wall-clock interval certainly earlier than an event recorded before them: a clock was off by more than the bound it claimed (a jump?); the first: process '+D.wall_first[2]+' at '+fmt(D.wall_first[3])+' against process '+D.wall_first[0]+' at '+fmt(D.wall_first[1])+'. Nothing here decides by wall time.':'');
 window.addEventListener('resize',size);size();
 </script></body></html>
 "##;
@@ -307,6 +313,7 @@ mod tests {
         assert_eq!(data["ops"][0][10], json!([[1000, 1020, true], [1004, 1024, true]]));
         assert_eq!(data["ops"][1][10], json!([[1, 21, true], null]), "a standalone event has one reading");
         assert_eq!(data["wall_contradictions"], json!(1), "the jump back shows");
+        assert_eq!(data["wall_first"], json!(["0", 4, "\"clock\"", 5]));
         assert!(render_html(&h, &[]).contains("wall at completion"));
     }
 }
