@@ -270,6 +270,19 @@ impl PeerStats {
     }
 }
 
+/// A framed POST of `msg` to the replica endpoint `what`, and its size.
+fn framed_post<T: Serialize>(what: &str, msg: &T) -> Option<(Request<Bytes>, u64)> {
+    let body = frame::encode(msg).ok()?;
+    let size = body.len() as u64;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{RAFT_PREFIX}/{what}"))
+        .header("content-type", "application/x-fenced-frame")
+        .body(Bytes::from(body))
+        .ok()?;
+    Some((req, size))
+}
+
 /// Send one probe to `addr` and return the reply and its round trip.
 pub async fn probe(
     http: &HttpClient,
@@ -278,13 +291,7 @@ pub async fn probe(
     addr: &str,
     timeout: Duration,
 ) -> Option<(ProbeReply, Duration)> {
-    let body = frame::encode(&ProbeRequest { from: me }).ok()?;
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{RAFT_PREFIX}/probe"))
-        .header("content-type", "application/x-fenced-frame")
-        .body(Bytes::from(body))
-        .ok()?;
+    let (req, _) = framed_post("probe", &ProbeRequest { from: me })?;
     let start = clock.now();
     let resp = http.send(addr, req, timeout).await.ok()?;
     let rtt = clock.now().since(start);
@@ -304,14 +311,7 @@ pub async fn probe_bandwidth(
     me: NodeId,
     addr: &str,
 ) -> Option<(Option<BandwidthReply>, Duration, u64)> {
-    let body = frame::encode(&BandwidthRequest { from: me, pad: vec![0u8; BANDWIDTH_PAD] }).ok()?;
-    let bytes = body.len() as u64;
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{RAFT_PREFIX}/bandwidth"))
-        .header("content-type", "application/x-fenced-frame")
-        .body(Bytes::from(body))
-        .ok()?;
+    let (req, bytes) = framed_post("bandwidth", &BandwidthRequest { from: me, pad: vec![0u8; BANDWIDTH_PAD] })?;
     let start = clock.now();
     let resp = http.send(addr, req, BANDWIDTH_TIMEOUT).await;
     let took = clock.now().since(start);
