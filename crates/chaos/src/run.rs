@@ -498,6 +498,7 @@ fn nemesis_event(f: &str, value: Value, epoch: u64) -> Event {
         value,
         time: mono_ns().saturating_sub(epoch),
         node: None,
+        wall: Some(crate::worker::wall_now()),
     }
 }
 
@@ -633,6 +634,9 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
             }
         });
     }
+    // Replicas' clock-jump detections, as `clock` events (fenced only).
+    let jump_watch =
+        client.clone().map(|c| crate::jumps::spawn(c, plan.ids().zip(plan.endpoints()).collect(), epoch, tx.clone()));
     drop(tx);
 
     // Faults run in [2 s, heal); the rest of the run is healed, so that L1
@@ -730,6 +734,9 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
     }
     // The reader threads end with their pipes.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Some(j) = jump_watch {
+        j.abort();
+    }
     while let Ok(e) = rx.try_recv() {
         events.push(e);
     }
@@ -791,6 +798,7 @@ pub async fn final_reads(store: &StoreClient, locks: usize, epoch: u64) -> Vec<E
                     value: json!({"key": key, "value": v, "version": version, "token": token}),
                     time: mono_ns().saturating_sub(epoch),
                     node: None,
+                    wall: Some(crate::worker::wall_now()),
                 });
                 break;
             }
@@ -876,6 +884,7 @@ pub fn read_back_dirs(
             value: serde_json::to_value(&d).unwrap_or_default(),
             time: at,
             node: None,
+            wall: None,
         })
         .collect();
     Ok((out, notes))

@@ -14,7 +14,7 @@ use crate::redlock::{self, Redlock, RedlockError};
 use crate::target::Target;
 use fenced_bench::error::OpError;
 use fenced_bench::system::{Etcd, LockSystem};
-use fenced_check::history::{Event, EventType, Process};
+use fenced_check::history::{Event, EventType, Process, Wall};
 use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, Guard};
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
@@ -37,6 +37,13 @@ pub fn mono_ns() -> u64 {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
     }
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// This process's wall clock with its error bound (`adjtimex`, through the
+/// clock seam), for the `wall` of a history event.
+pub fn wall_now() -> Wall {
+    let b = fenced_core::clock::Clock::wall_bound(fenced_io::clock::system());
+    Wall::new(b.earliest_ms, b.latest_ms, b.synchronized)
 }
 
 /// What one client process does.
@@ -82,6 +89,7 @@ impl Out {
             value,
             time: mono_ns().saturating_sub(self.epoch),
             node: None,
+            wall: Some(wall_now()),
         };
         if let Ok(line) = serde_json::to_string(&e) {
             let mut out = std::io::stdout().lock();

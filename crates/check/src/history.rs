@@ -57,7 +57,8 @@ pub enum Process {
     /// A client process, numbered from 0.
     Client(u64),
     /// A named actor: `"nemesis"` for faults, `"log"` for entries read back
-    /// from the replicated log, `"final"` for end-of-run reads.
+    /// from the replicated log, `"final"` for end-of-run reads, `"clock"` for
+    /// a replica's detection of a wall-clock jump.
     Named(String),
 }
 
@@ -68,6 +69,8 @@ impl Process {
     pub const LOG: &'static str = "log";
     /// End-of-run reads of the fenced store.
     pub const FINAL: &'static str = "final";
+    /// A replica's clock-jump detections (`f: "jump"`, `node`, `value.jump_ms`).
+    pub const CLOCK: &'static str = "clock";
 
     /// True for the named process `name`.
     pub fn is_named(&self, name: &str) -> bool {
@@ -102,6 +105,56 @@ pub struct Event {
     /// The node that served the request, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The recording process's wall clock with its error bound, read through
+    /// its clock seam when the event was recorded; absent in histories written
+    /// before it existed, in imports, and for actors without a clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall: Option<Wall>,
+}
+
+/// A wall-clock reading as an interval: the true time was somewhere in
+/// `[earliest_ms, latest_ms]` (ms since the Unix epoch) *if* `synced` (the
+/// recorder's clock was disciplined, e.g. by NTP). Written compactly as
+/// `[earliest_ms, latest_ms, synced]`. `time` (monotonic, one clock per run)
+/// orders events; the interval is what a wall clock can honestly say, and
+/// what to order by when events come from machines with different clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u64, u64, bool)", into = "(u64, u64, bool)")]
+pub struct Wall {
+    pub earliest_ms: u64,
+    pub latest_ms: u64,
+    pub synced: bool,
+}
+
+impl Wall {
+    /// An interval; `earliest_ms` and `latest_ms` are put in order.
+    pub fn new(earliest_ms: u64, latest_ms: u64, synced: bool) -> Wall {
+        Wall { earliest_ms: earliest_ms.min(latest_ms), latest_ms: earliest_ms.max(latest_ms), synced }
+    }
+
+    /// Certainly earlier in real time than `other`: both synced and the
+    /// intervals do not overlap (TrueTime's rule). Overlapping or unsynced
+    /// intervals order nothing.
+    pub fn certainly_before(&self, other: &Wall) -> bool {
+        self.synced && other.synced && self.latest_ms < other.earliest_ms
+    }
+
+    /// The interval's width in ms (twice the error bound).
+    pub fn width_ms(&self) -> u64 {
+        self.latest_ms - self.earliest_ms
+    }
+}
+
+impl From<(u64, u64, bool)> for Wall {
+    fn from((e, l, s): (u64, u64, bool)) -> Wall {
+        Wall::new(e, l, s)
+    }
+}
+
+impl From<Wall> for (u64, u64, bool) {
+    fn from(w: Wall) -> Self {
+        (w.earliest_ms, w.latest_ms, w.synced)
+    }
 }
 
 /// A whole history, in the order the events were recorded.
@@ -165,7 +218,7 @@ pub enum LineError {
     Syntax(String),
     #[error("expected a JSON object, found {0}")]
     NotObject(&'static str),
-    #[error("unknown field `{0}` (the fields are: type, process, f, value, time, node)")]
+    #[error("unknown field `{0}` (the fields are: type, process, f, value, time, node, wall)")]
     UnknownField(String),
     #[error("missing field `{0}`")]
     MissingField(&'static str),
@@ -378,6 +431,44 @@ impl History {
             .collect())
     }
 
+    /// Pairs `(a, b)` of events whose wall intervals contradict the recorded
+    /// order: `a` was recorded before `b` (by `time`, the run's one monotonic
+    /// clock) yet `b`'s interval lies certainly before `a`'s. Each means a
+    /// clock was wrong by more than the bound it claimed (a jump, or a bad
+    /// `maxerror`). At most one pair per event `b`, against the recorded
+    /// event with the latest `earliest_ms` so far.
+    pub fn wall_contradictions(&self) -> Vec<(usize, usize)> {
+        let mut order: Vec<usize> = (0..self.events.len()).collect();
+        order.sort_by_key(|&i| self.events[i].time);
+        let mut out = Vec::new();
+        // The event with the latest `earliest_ms` among those recorded at an
+        // earlier `time` (ties in `time` are not ordered, so not compared).
+        let mut best: Option<(usize, Wall)> = None;
+        let mut pending: Option<(usize, Wall)> = None;
+        let mut pending_time = None;
+        for i in order {
+            let e = &self.events[i];
+            if pending_time != Some(e.time) {
+                if let Some((j, w)) = pending.take() {
+                    if best.is_none_or(|(_, b)| w.earliest_ms > b.earliest_ms) {
+                        best = Some((j, w));
+                    }
+                }
+                pending_time = Some(e.time);
+            }
+            let Some(w) = e.wall.filter(|w| w.synced) else { continue };
+            if let Some((j, b)) = best {
+                if w.certainly_before(&b) {
+                    out.push((j, i));
+                }
+            }
+            if pending.is_none_or(|(_, p)| w.earliest_ms > p.earliest_ms) {
+                pending = Some((i, w));
+            }
+        }
+        out
+    }
+
     /// The time of the last event (ns), or 0 for an empty history.
     pub fn end_time(&self) -> u64 {
         self.events.iter().map(|e| e.time).max().unwrap_or(0)
@@ -450,7 +541,7 @@ fn pair(events: &[Event], pos: &dyn Fn(usize) -> Pos) -> Result<Vec<(usize, Opti
     Ok(out)
 }
 
-const FIELDS: [&str; 6] = ["type", "process", "f", "value", "time", "node"];
+const FIELDS: [&str; 7] = ["type", "process", "f", "value", "time", "node", "wall"];
 
 /// Parses one line field by field, so that every error names the field and
 /// what was wrong with it (serde's derive reports these less precisely).
@@ -498,8 +589,28 @@ fn parse_line(raw: &str) -> Result<Event, LineError> {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(other) => return Err(bad("node", format!("expected a string, found {}", json_kind(other)))),
     };
+    let wall = match map.get("wall") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(parse_wall(v).map_err(|msg| bad("wall", msg))?),
+    };
     let value = map.remove("value").unwrap_or(serde_json::Value::Null);
-    Ok(Event { kind, process, f, value, time, node })
+    Ok(Event { kind, process, f, value, time, node, wall })
+}
+
+/// `[earliest_ms, latest_ms, synced]`, with earliest ≤ latest.
+pub(crate) fn parse_wall(v: &serde_json::Value) -> Result<Wall, String> {
+    let expected = "expected [earliest_ms, latest_ms, synced] (two non-negative integers and a boolean)";
+    let serde_json::Value::Array(items) = v else {
+        return Err(format!("{expected}, found {}", json_kind(v)));
+    };
+    match items.as_slice() {
+        [e, l, s] => match (e.as_u64(), l.as_u64(), s.as_bool()) {
+            (Some(e), Some(l), Some(s)) if e <= l => Ok(Wall::new(e, l, s)),
+            (Some(e), Some(l), Some(_)) => Err(format!("earliest {e} is after latest {l}")),
+            _ => Err(format!("{expected}, found {v}")),
+        },
+        _ => Err(format!("{expected}, found an array of {}", items.len())),
+    }
 }
 
 fn bad(field: &'static str, msg: String) -> LineError {
@@ -557,7 +668,10 @@ mod tests {
     #[test]
     fn unknown_field() {
         let e = err("{\"type\":\"ok\",\"process\":\"log\",\"f\":\"grant\",\"time\":1,\"tiem\":2}\n");
-        assert_eq!(e.to_string(), "line 1: unknown field `tiem` (the fields are: type, process, f, value, time, node)");
+        assert_eq!(
+            e.to_string(),
+            "line 1: unknown field `tiem` (the fields are: type, process, f, value, time, node, wall)"
+        );
     }
 
     #[test]
@@ -596,6 +710,59 @@ mod tests {
         assert!(matches!(err(text), ParseError::Sequence(SequenceError::DoubleInvoke { .. })));
         let text = "{\"type\":\"invoke\",\"process\":1,\"f\":\"x\",\"time\":1}\n{\"type\":\"ok\",\"process\":1,\"f\":\"y\",\"time\":2}\n";
         assert!(matches!(err(text), ParseError::Sequence(SequenceError::MismatchedF { .. })));
+    }
+
+    #[test]
+    fn the_wall_bound_is_optional_compact_and_checked() {
+        // Old histories have no `wall`: they still parse, with none.
+        let h = History::parse_jsonl(GOOD).expect("parses");
+        assert!(h.events.iter().all(|e| e.wall.is_none()));
+        assert!(!h.to_jsonl().contains("wall"), "absent stays absent");
+        let line = "{\"type\":\"info\",\"process\":\"clock\",\"f\":\"jump\",\"time\":1,\"wall\":[100,140,true]}\n";
+        let h = History::parse_jsonl(line).expect("parses");
+        assert_eq!(h.events[0].wall, Some(Wall::new(100, 140, true)));
+        assert!(h.to_jsonl().contains("\"wall\":[100,140,true]"), "{}", h.to_jsonl());
+        assert_eq!(History::parse_jsonl(&h.to_jsonl()).expect("reparses"), h);
+        for bad in ["[140,100,true]", "[1,2]", "{\"earliest\":1}", "[1,2,\"yes\"]"] {
+            let e = err(&line.replace("[100,140,true]", bad));
+            assert!(e.to_string().contains("field `wall`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn intervals_order_events_only_when_they_do_not_overlap() {
+        let a = Wall::new(100, 110, true);
+        assert!(a.certainly_before(&Wall::new(111, 120, true)));
+        assert!(!a.certainly_before(&Wall::new(110, 120, true)), "touching intervals overlap");
+        assert!(!Wall::new(111, 120, true).certainly_before(&a));
+        assert!(!a.certainly_before(&Wall::new(500, 600, false)), "an unsynced clock orders nothing");
+    }
+
+    #[test]
+    fn wall_intervals_that_contradict_the_recorded_order_are_found() {
+        let ev = |time: u64, wall: Option<Wall>| Event {
+            kind: EventType::Info,
+            process: Process::Named(Process::CLOCK.into()),
+            f: "x".into(),
+            value: serde_json::Value::Null,
+            time,
+            node: None,
+            wall,
+        };
+        let w = |e, l| Some(Wall::new(e, l, true));
+        let h = History::new(vec![
+            ev(1, w(1000, 1010)),
+            ev(2, w(1005, 1015)), // overlaps: fine
+            ev(3, None),          // no bound: ignored
+            ev(4, w(2000, 2010)),
+            ev(5, w(1500, 1510)),                // certainly before the event at time 4: a jump back
+            ev(5, Some(Wall::new(0, 1, false))), // unsynced: claims nothing
+            ev(6, w(2005, 2015)),
+        ]);
+        assert_eq!(h.wall_contradictions(), vec![(3, 4)]);
+        // Events recorded at the same `time` are not ordered against each other.
+        let same = History::new(vec![ev(1, w(2000, 2010)), ev(1, w(1000, 1010))]);
+        assert!(same.wall_contradictions().is_empty());
     }
 
     #[test]

@@ -204,5 +204,5 @@ pub fn generate(opts: &GenOptions) -> History {
 }
 
 fn ev(kind: EventType, process: Process, f: &str, value: Value, time: u64) -> Event {
-    Event { kind, process, f: f.to_string(), value, time, node: None }
+    Event { kind, process, f: f.to_string(), value, time, node: None, wall: None }
 }

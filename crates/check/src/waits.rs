@@ -58,7 +58,7 @@ mod tests {
     use serde_json::json;
 
     fn ev(kind: EventType, process: Process, f: &str, value: serde_json::Value, time: u64) -> Event {
-        Event { kind, process, f: f.into(), value, time, node: None }
+        Event { kind, process, f: f.into(), value, time, node: None, wall: None }
     }
 
     #[test]

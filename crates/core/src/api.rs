@@ -168,6 +168,20 @@ pub struct PeerHealth {
     pub reported_fsync_p50_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_rtt_p50_us: Option<u64>,
+    /// AppendEntries sent to the peer and acknowledged while this replica
+    /// leads: bytes and entries per second over the window (the replication
+    /// stream), and bytes per second of round trip (the link while busy).
+    #[serde(default)]
+    pub replication_throughput: crate::throughput::ThroughputSummary,
+    /// This replica's bandwidth probes to the peer (a fixed-size padded
+    /// request every few seconds, in any role): `busy_bytes_per_s` is the
+    /// outbound link's rate, comparable across replicas whatever the load.
+    #[serde(default)]
+    pub link_throughput: crate::throughput::ThroughputSummary,
+    /// The peer's own outbound link rate (median over its peers of its
+    /// bandwidth probes), as it reported in its last bandwidth-probe reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_link_bytes_per_s: Option<u64>,
 }
 
 /// A replica's clocks and pauses.
@@ -201,6 +215,9 @@ pub struct LimpStatus {
     pub reason: String,
     /// Leadership transfers this replica started because it was limping.
     pub transfers: u64,
+    /// Why the last transfer happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transfer_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

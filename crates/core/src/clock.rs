@@ -56,7 +56,7 @@ pub struct WallBound {
     /// False if the kernel reports `STA_UNSYNC` (no NTP discipline) or the
     /// bound could not be read: then the interval is not to be believed.
     pub synchronized: bool,
-    /// Where the bound came from: `adjtimex`, or `none` (unknown).
+    /// Where the bound came from: `adjtimex`, `simulated`, or `none` (unknown).
     pub source: WallSource,
 }
 
@@ -65,6 +65,8 @@ pub struct WallBound {
 #[serde(rename_all = "lowercase")]
 pub enum WallSource {
     Adjtimex,
+    /// The simulator's clocks: a fixed, deterministic bound.
+    Simulated,
     None,
 }
 

@@ -34,6 +34,7 @@ pub mod phi;
 pub mod rate;
 pub mod response;
 pub mod table;
+pub mod throughput;
 pub mod token;
 
 pub use command::{Command, Request};

@@ -858,6 +858,18 @@ async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
     }
 }
 
+/// A peer's bandwidth probe ([`crate::peers::probe_bandwidth`]): its padding
+/// has been received by now; answer with this replica's own link rate.
+async fn raft_bandwidth(State(app): State<App>, body: Bytes) -> AxResponse {
+    match peer_decode::<crate::peers::BandwidthRequest>(&app, "bandwidth", &body) {
+        Ok(req) => {
+            app.vitals.peers.heard(req.from);
+            peer_reply(Ok::<_, String>(app.vitals.peers.bandwidth_reply()))
+        }
+        Err(r) => *r,
+    }
+}
+
 /// A proposal forwarded by a follower. Proposed here only, never forwarded on.
 async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<Request>(&app, "propose", &body) {
@@ -915,6 +927,7 @@ pub fn router(app: App) -> Router {
         .route(&format!("{RAFT_PREFIX}/transfer-leader"), post(raft_transfer_leader))
         .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
         .route(&format!("{RAFT_PREFIX}/probe"), post(raft_probe))
+        .route(&format!("{RAFT_PREFIX}/bandwidth"), post(raft_bandwidth))
         .layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check))
         .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
     let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);

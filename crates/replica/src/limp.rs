@@ -7,9 +7,14 @@
 //!
 //! - its own median fsync against the median of its peers' medians;
 //! - its median AppendEntries round trip to its peers against the median of
-//!   the peers' own probe RTTs (links that do not involve the leader).
+//!   the peers' own probe RTTs (links that do not involve the leader);
+//! - its outbound link throughput (bandwidth probes, [`crate::peers`]) to a
+//!   majority of its unsuspected peers against the median of the peers' own
+//!   outbound link throughput. A link throttled to a trickle still carries
+//!   heartbeats in normal time, so round trips alone miss it; the delivered
+//!   replication rate follows the load, so it cannot be compared either.
 //!
-//! If either is [`FACTOR`] times slower (and slower than an absolute floor,
+//! If any is [`FACTOR`] times slower (and slower than an absolute floor,
 //! so microsecond noise cannot trigger it) on [`PERSIST_CHECKS`] consecutive
 //! checks, it transfers leadership to its most caught-up, unsuspected peer
 //! (openraft's leader transfer, as `/v1/cluster/transfer-leader` does), then
@@ -37,6 +42,11 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub const COOLDOWN: Duration = Duration::from_secs(30);
 /// Fewest fsync samples to judge a disk on.
 const MIN_SAMPLES: u64 = 8;
+/// Above this outbound link rate (bytes/s), nothing is slow enough to matter:
+/// a 64 KiB bandwidth probe then takes under 250 ms. (Unoptimised builds on a
+/// loaded machine measure about 1 MB/s on loopback, the probe's encoding and
+/// checksum included; optimised ones far more.)
+pub const LINK_CEILING: f64 = 256.0 * 1024.0;
 
 /// The inputs of one judgement.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +59,10 @@ pub struct Inputs {
     pub own_link_p50: Vec<Duration>,
     /// Each peer's reported probe-RTT median (its links).
     pub peer_rtt_p50: Vec<Duration>,
+    /// This leader's outbound link rate to each unsuspected peer (bytes/s).
+    pub own_link_rate: Vec<f64>,
+    /// Each unsuspected peer's reported outbound link rate (bytes/s).
+    pub peer_link_rate: Vec<f64>,
 }
 
 /// `Ok(reason)` if the leader is limping, `Err(why not)` otherwise.
@@ -64,6 +78,27 @@ pub fn judge(i: &Inputs) -> Result<String, String> {
             return Ok(format!("own fsync median {:.1} ms is over {FACTOR}x the peers' {:.1} ms", ms(own), ms(peers)));
         }
     }
+    // Own links: the upper median, so that one slow or stopped follower does
+    // not make the leader look slow: most of its links must be.
+    let upper = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let lower = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable_by(f64::total_cmp);
+        v.get(v.len().checked_sub(1)? / 2).copied()
+    };
+    if let (Some(own), Some(peers)) = (upper(&i.own_link_rate), lower(&i.peer_link_rate)) {
+        if own < LINK_CEILING && own * f64::from(FACTOR) < peers {
+            return Ok(format!(
+                "own outbound link throughput {} is under 1/{FACTOR} of the peers' {}",
+                rate(own),
+                rate(peers)
+            ));
+        }
+    }
     if let (Some(own), Some(peers)) = (median(&i.own_link_p50), median(&i.peer_rtt_p50)) {
         if slow(own, peers) {
             return Ok(format!(
@@ -73,7 +108,16 @@ pub fn judge(i: &Inputs) -> Result<String, String> {
             ));
         }
     }
-    Err("not limping: fsync and links within range of the peers'".into())
+    Err("not limping: fsync, round trips and link throughput within range of the peers'".into())
+}
+
+/// A rate in bytes/s, for people.
+pub fn rate(bytes_per_s: f64) -> String {
+    if bytes_per_s >= 1e6 {
+        format!("{:.1} MB/s", bytes_per_s / 1e6)
+    } else {
+        format!("{:.1} kB/s", bytes_per_s / 1e3)
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -99,7 +143,12 @@ impl Default for LimpState {
                 last_check: None,
                 consecutive: 0,
                 cooldown_until: None,
-                status: LimpStatus { limping: false, reason: "not the leader".into(), transfers: 0 },
+                status: LimpStatus {
+                    limping: false,
+                    reason: "not the leader".into(),
+                    transfers: 0,
+                    last_transfer_reason: None,
+                },
             }),
         }
     }
@@ -111,6 +160,7 @@ impl LimpState {
             limping: false,
             reason: "unknown".into(),
             transfers: 0,
+            last_transfer_reason: None,
         })
     }
 }
@@ -124,6 +174,8 @@ fn gather(replica: &Replica) -> Inputs {
         peer_fsync_p50: reports.values().filter_map(|r| r.fsync_p50_us).map(Duration::from_micros).collect(),
         own_link_p50: replica.vitals.peers.replication_p50s().into_values().collect(),
         peer_rtt_p50: reports.values().filter_map(|r| r.rtt_p50_us).map(Duration::from_micros).collect(),
+        own_link_rate: replica.vitals.peers.link_rates().into_values().collect(),
+        peer_link_rate: replica.vitals.peers.reported_link_rates().into_values().map(|r| r as f64).collect(),
     }
 }
 
@@ -183,11 +235,13 @@ pub async fn check(replica: &Replica) {
         tracing::warn!("limping, but no unsuspected peer to hand leadership to");
         return;
     };
-    tracing::warn!(to, reason = %replica.vitals.limp.status().reason, "limping leader: transferring leadership");
+    let reason = replica.vitals.limp.status().reason;
+    tracing::warn!(to, %reason, "limping leader: transferring leadership");
     match replica.raft.trigger().transfer_leader(to).await {
         Ok(()) => {
             if let Ok(mut s) = replica.vitals.limp.inner.lock() {
                 s.status.transfers += 1;
+                s.status.last_transfer_reason = Some(reason);
                 s.consecutive = 0;
                 s.cooldown_until = Some(now.plus(COOLDOWN));
             }
@@ -211,7 +265,28 @@ mod tests {
             peer_fsync_p50: vec![ms(2), ms(3)],
             own_link_p50: vec![ms(1), ms(1)],
             peer_rtt_p50: vec![ms(1), ms(1)],
+            own_link_rate: vec![50e6, 60e6],
+            peer_link_rate: vec![55e6, 70e6],
         }
+    }
+
+    #[test]
+    fn slow_outbound_links_make_a_limping_leader_but_one_slow_follower_does_not() {
+        // Throttled to 64 kB/s on every outbound link; the peers' links run at 50+ MB/s.
+        let throttled = Inputs { own_link_rate: vec![64e3, 60e3], ..base() };
+        assert!(judge(&throttled).is_ok_and(|r| r.contains("link throughput")), "{:?}", judge(&throttled));
+        // One slow link (that follower's problem, not the leader's).
+        let one = Inputs { own_link_rate: vec![64e3, 60e6], ..base() };
+        assert!(judge(&one).is_err());
+        // Everyone slow alike: the network, not a limp.
+        let all = Inputs { own_link_rate: vec![64e3, 60e3], peer_link_rate: vec![70e3, 80e3], ..base() };
+        assert!(judge(&all).is_err());
+        // 10x slower but still fast in absolute terms: above the ceiling.
+        let fast = Inputs { own_link_rate: vec![300e3, 300e3], peer_link_rate: vec![3e6, 3e6], ..base() };
+        assert!(judge(&fast).is_err());
+        // Peers that report nothing (an older version) give no verdict.
+        let none = Inputs { own_link_rate: vec![64e3, 60e3], peer_link_rate: vec![], ..base() };
+        assert!(judge(&none).is_err());
     }
 
     #[test]

@@ -92,7 +92,18 @@ impl PeerClient {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
+        self.call_sized(what, req, timeout).await.map(|(resp, _)| resp)
+    }
+
+    /// [`PeerClient::call`], also returning the request's size in bytes.
+    async fn call_sized<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        what: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<(Resp, u64), Unreachable<TypeConfig>> {
         let body = frame::encode(req).map_err(unreachable)?;
+        let size = body.len() as u64;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("{RAFT_PREFIX}/{what}"))
@@ -113,7 +124,7 @@ impl PeerClient {
             return Err(unreachable(refusal));
         }
         self.vitals.peers.heard(self.target);
-        frame::decode_exact(&resp.body).map_err(unreachable)
+        frame::decode_exact(&resp.body).map(|r| (r, size)).map_err(unreachable)
     }
 }
 
@@ -126,8 +137,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let start = self.clock.now();
-        let resp = self.call("append", &rpc, option.hard_ttl()).await?;
-        self.vitals.peers.replicated(self.target, self.clock.now().since(start));
+        let entries = rpc.entries.len() as u64;
+        let (resp, bytes) = self.call_sized("append", &rpc, option.hard_ttl()).await?;
+        // The bytes crossed the link either way; the entries count only if appended.
+        let entries = if matches!(resp, AppendEntriesResponse::Success) { entries } else { 0 };
+        self.vitals.peers.replicated(self.target, self.clock.now().since(start), bytes, entries);
         Ok(resp)
     }
 

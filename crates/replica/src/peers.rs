@@ -19,6 +19,7 @@ use fenced_core::api::PeerHealth;
 use fenced_core::clock::{Clock, Mono};
 use fenced_core::latency::LatencyWindow;
 use fenced_core::phi::{PhiConfig, PhiDetector};
+use fenced_core::throughput::RateWindow;
 use fenced_io::frame;
 use fenced_io::http::HttpClient;
 use hyper::{Method, Request, StatusCode};
@@ -29,6 +30,19 @@ use std::time::Duration;
 
 /// RTT and replication samples kept per peer.
 pub const PEER_WINDOW: usize = 1024;
+/// The window replication and link throughput are averaged over.
+pub const THROUGHPUT_SPAN: Duration = Duration::from_secs(30);
+/// Transfers kept per peer in a throughput window.
+const THROUGHPUT_SAMPLES: usize = 4096;
+/// The padding of a bandwidth probe: large enough that its transfer time,
+/// not the round trip's latency, dominates on a slow link.
+pub const BANDWIDTH_PAD: usize = 64 * 1024;
+/// How often each replica sends every peer a bandwidth probe.
+pub const BANDWIDTH_EVERY: Duration = Duration::from_secs(2);
+/// A bandwidth probe still unanswered after this is recorded as having taken
+/// this long (the link carries at most `BANDWIDTH_PAD` per this), so a link
+/// too slow to finish one still reads as slow rather than as unmeasured.
+pub const BANDWIDTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A probe: who is asking.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,12 +61,31 @@ pub struct ProbeReply {
     pub rtt_p50_us: Option<u64>,
 }
 
+/// A bandwidth probe: who is asking, and padding to carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BandwidthRequest {
+    pub from: NodeId,
+    pub pad: Vec<u8>,
+}
+
+/// A bandwidth probe's answer: the responder's own outbound link rate, so
+/// that a leader can compare its links with its peers'.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BandwidthReply {
+    pub id: NodeId,
+    /// Median over the responder's peers of its bandwidth-probe rates (bytes/s).
+    pub link_bytes_per_s: Option<u64>,
+}
+
 struct PeerState {
     phi: PhiDetector,
     last_heard: Option<Mono>,
     rtt: LatencyWindow,
     replication: LatencyWindow,
     reported: Option<ProbeReply>,
+    replication_rate: RateWindow,
+    link_rate: RateWindow,
+    reported_link: Option<u64>,
 }
 
 impl PeerState {
@@ -63,6 +96,9 @@ impl PeerState {
             rtt: LatencyWindow::new(PEER_WINDOW),
             replication: LatencyWindow::new(PEER_WINDOW),
             reported: None,
+            replication_rate: RateWindow::new(THROUGHPUT_SPAN, THROUGHPUT_SAMPLES),
+            link_rate: RateWindow::new(THROUGHPUT_SPAN, THROUGHPUT_SAMPLES),
+            reported_link: None,
         }
     }
 }
@@ -116,12 +152,61 @@ impl PeerStats {
         });
     }
 
-    /// An AppendEntries to `peer` (sent as leader) was answered after `took`.
-    pub fn replicated(&self, peer: NodeId, took: Duration) {
+    /// An AppendEntries to `peer` (sent as leader) of `bytes` carrying
+    /// `entries` was answered after `took`.
+    pub fn replicated(&self, peer: NodeId, took: Duration, bytes: u64, entries: u64) {
         self.with(peer, |p, now| {
             p.last_heard = Some(now);
             p.replication.record(took);
+            p.replication_rate.record(now, bytes, entries, took);
         });
+    }
+
+    /// A bandwidth probe of `bytes` to `peer` took `took` (answered, or
+    /// given up on after [`BANDWIDTH_TIMEOUT`]: `reply` is then `None`).
+    pub fn bandwidth_measured(&self, peer: NodeId, took: Duration, bytes: u64, reply: Option<BandwidthReply>) {
+        self.with(peer, |p, now| {
+            p.link_rate.record(now, bytes, 0, took);
+            if let Some(r) = reply {
+                p.last_heard = Some(now);
+                p.reported_link = r.link_bytes_per_s;
+            }
+        });
+    }
+
+    /// This replica's outbound link rate to each unsuspected peer it has
+    /// measured (bytes/s, from bandwidth probes).
+    pub fn link_rates(&self) -> BTreeMap<NodeId, f64> {
+        let now = self.clock.now();
+        let Ok(mut peers) = self.peers.lock() else { return BTreeMap::new() };
+        peers
+            .iter_mut()
+            .filter(|(_, p)| p.phi.is_available(now))
+            .filter_map(|(id, p)| p.link_rate.summary(now).busy_bytes_per_s.map(|r| (*id, r)))
+            .collect()
+    }
+
+    /// The median of [`PeerStats::link_rates`]: what this replica reports.
+    pub fn link_p50(&self) -> Option<u64> {
+        let mut rates: Vec<f64> = self.link_rates().into_values().collect();
+        rates.sort_unstable_by(f64::total_cmp);
+        rates.get(rates.len().checked_sub(1)? / 2).map(|r| *r as u64)
+    }
+
+    /// Each unsuspected peer's reported outbound link rate (bytes/s).
+    pub fn reported_link_rates(&self) -> BTreeMap<NodeId, u64> {
+        let now = self.clock.now();
+        let Ok(peers) = self.peers.lock() else { return BTreeMap::new() };
+        peers
+            .iter()
+            .filter(|(_, p)| p.phi.is_available(now))
+            .filter_map(|(id, p)| p.reported_link.map(|r| (*id, r)))
+            .collect()
+    }
+
+    /// This replica's answer to a bandwidth probe.
+    pub fn bandwidth_reply(&self) -> BandwidthReply {
+        BandwidthReply { id: self.me, link_bytes_per_s: self.link_p50() }
     }
 
     /// The median over peers of each peer's recent RTT median.
@@ -170,6 +255,9 @@ impl PeerStats {
                     replication: p.replication.summary(),
                     reported_fsync_p50_us: p.reported.as_ref().and_then(|r| r.fsync_p50_us),
                     reported_rtt_p50_us: p.reported.as_ref().and_then(|r| r.rtt_p50_us),
+                    replication_throughput: p.replication_rate.summary(now),
+                    link_throughput: p.link_rate.summary(now),
+                    reported_link_bytes_per_s: p.reported_link,
                 };
                 (*id, h)
             })
@@ -182,6 +270,19 @@ impl PeerStats {
     }
 }
 
+/// A framed POST of `msg` to the replica endpoint `what`, and its size.
+fn framed_post<T: Serialize>(what: &str, msg: &T) -> Option<(Request<Bytes>, u64)> {
+    let body = frame::encode(msg).ok()?;
+    let size = body.len() as u64;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{RAFT_PREFIX}/{what}"))
+        .header("content-type", "application/x-fenced-frame")
+        .body(Bytes::from(body))
+        .ok()?;
+    Some((req, size))
+}
+
 /// Send one probe to `addr` and return the reply and its round trip.
 pub async fn probe(
     http: &HttpClient,
@@ -190,13 +291,7 @@ pub async fn probe(
     addr: &str,
     timeout: Duration,
 ) -> Option<(ProbeReply, Duration)> {
-    let body = frame::encode(&ProbeRequest { from: me }).ok()?;
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{RAFT_PREFIX}/probe"))
-        .header("content-type", "application/x-fenced-frame")
-        .body(Bytes::from(body))
-        .ok()?;
+    let (req, _) = framed_post("probe", &ProbeRequest { from: me })?;
     let start = clock.now();
     let resp = http.send(addr, req, timeout).await.ok()?;
     let rtt = clock.now().since(start);
@@ -206,16 +301,64 @@ pub async fn probe(
     frame::decode_exact::<ProbeReply>(&resp.body).ok().map(|r| (r, rtt))
 }
 
-/// Probe every other member once per `interval` until `shutdown`. At most one
-/// probe per peer is in flight, so a stopped peer costs one pending request.
+/// Send one bandwidth probe ([`BANDWIDTH_PAD`] bytes of padding) to `addr`;
+/// returns the reply (if any), the time it took and the bytes sent. `None`
+/// if it failed before [`BANDWIDTH_TIMEOUT`] (refused, unreachable: not a
+/// measurement of the link's rate).
+pub async fn probe_bandwidth(
+    http: &HttpClient,
+    clock: &dyn Clock,
+    me: NodeId,
+    addr: &str,
+) -> Option<(Option<BandwidthReply>, Duration, u64)> {
+    let (req, bytes) = framed_post("bandwidth", &BandwidthRequest { from: me, pad: vec![0u8; BANDWIDTH_PAD] })?;
+    let start = clock.now();
+    let resp = http.send(addr, req, BANDWIDTH_TIMEOUT).await;
+    let took = clock.now().since(start);
+    match resp {
+        Ok(r) if r.status == StatusCode::OK => Some((frame::decode_exact::<BandwidthReply>(&r.body).ok(), took, bytes)),
+        // A replica of an older version does not know the endpoint.
+        Ok(_) => None,
+        Err(_) if took >= BANDWIDTH_TIMEOUT => Some((None, took, bytes)),
+        Err(_) => None,
+    }
+}
+
+/// Probe every other member once per `interval` until `shutdown`, and send
+/// each a bandwidth probe every [`BANDWIDTH_EVERY`]. At most one probe of
+/// each kind per peer is in flight, so a stopped peer costs two pending
+/// requests.
 pub async fn run(replica: Arc<crate::node::Replica>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let in_flight: Arc<Mutex<BTreeSet<NodeId>>> = Arc::default();
+    let bw_in_flight: Arc<Mutex<BTreeSet<NodeId>>> = Arc::default();
+    let mut last_bandwidth: Option<Mono> = None;
     let interval = replica.config.heartbeat;
     let timeout = replica.config.election_timeout_max.max(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let now = replica.seams.clock.now();
+        if last_bandwidth.is_none_or(|t| now.since(t) >= BANDWIDTH_EVERY) {
+            last_bandwidth = Some(now);
+            for (id, addr) in replica.member_addrs() {
+                if id == replica.config.id || !bw_in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false) {
+                    continue;
+                }
+                let (r, bw_in_flight) = (replica.clone(), bw_in_flight.clone());
+                tokio::spawn(async move {
+                    let me = r.config.id;
+                    if let Some((reply, took, bytes)) =
+                        probe_bandwidth(&r.http, r.seams.clock.as_ref(), me, &addr).await
+                    {
+                        r.vitals.peers.bandwidth_measured(id, took, bytes, reply);
+                    }
+                    if let Ok(mut s) = bw_in_flight.lock() {
+                        s.remove(&id);
+                    }
+                });
+            }
         }
         for (id, addr) in replica.member_addrs() {
             if id == replica.config.id || !in_flight.lock().map(|mut s| s.insert(id)).unwrap_or(false) {

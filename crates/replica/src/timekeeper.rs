@@ -22,7 +22,7 @@
 
 use crate::node::Replica;
 use fenced_core::api::ClockHealth;
-use fenced_core::clock::{Clock, Mono};
+use fenced_core::clock::{Clock, Mono, WallBound};
 use fenced_core::clockwatch::{ClockWatch, ClockWatchConfig};
 use fenced_core::latency::LatencyWindow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,11 @@ use tokio::sync::watch;
 
 /// Lateness samples kept.
 const LATENESS_WINDOW: usize = 4096;
+
+/// Told of every detected wall-clock jump: its size in ms (negative: back)
+/// and the wall bound read right after. A history recorder listens here (the
+/// simulator writes each detection into the history).
+pub type JumpSink = Box<dyn Fn(i64, WallBound) + Send + Sync>;
 
 /// Counters and state of the clock watch.
 pub struct Timekeeper {
@@ -52,6 +57,7 @@ pub struct Timekeeper {
     last_jump_ms: Mutex<Option<i64>>,
     lateness: Mutex<LatencyWindow>,
     watch: Mutex<ClockWatch>,
+    jump_sink: Mutex<Option<JumpSink>>,
 }
 
 impl Timekeeper {
@@ -74,6 +80,7 @@ impl Timekeeper {
             last_jump_ms: Mutex::new(None),
             lateness: Mutex::new(LatencyWindow::new(LATENESS_WINDOW)),
             watch: Mutex::new(ClockWatch::new(config)),
+            jump_sink: Mutex::new(None),
             clock,
         }
     }
@@ -96,12 +103,18 @@ impl Timekeeper {
             if let Ok(mut j) = self.last_jump_ms.lock() {
                 *j = Some(jump);
             }
+            let wall = self.clock.wall_bound();
             tracing::warn!(
                 jump_ms = jump,
-                wall = ?self.clock.wall_bound(),
+                ?wall,
                 "the wall clock jumped relative to the monotonic clock; nothing in fenced decides by wall time, \
                  but timestamps around now are unreliable"
             );
+            if let Ok(sink) = self.jump_sink.lock() {
+                if let Some(sink) = sink.as_ref() {
+                    sink(jump, wall);
+                }
+            }
         }
         if let Some(pause) = obs.pause {
             self.pauses.fetch_add(1, Ordering::Relaxed);
@@ -114,6 +127,13 @@ impl Timekeeper {
             self.suspect_pause(is_leader);
         }
         obs.pause
+    }
+
+    /// Report every detected wall-clock jump to `sink` from now on.
+    pub fn on_jump(&self, sink: JumpSink) {
+        if let Ok(mut s) = self.jump_sink.lock() {
+            *s = Some(sink);
+        }
     }
 
     /// Mark that leadership must be re-confirmed before serving.
@@ -264,6 +284,13 @@ mod tests {
     fn a_wall_jump_through_the_seam_is_counted_not_taken_for_a_pause() {
         let clock = Arc::new(Manual::default());
         let tk = Timekeeper::new(clock.clone(), TICK, ELECTION);
+        let seen: Arc<Mutex<Vec<(i64, u64)>>> = Arc::default();
+        let sink = seen.clone();
+        tk.on_jump(Box::new(move |ms, wall| {
+            if let Ok(mut s) = sink.lock() {
+                s.push((ms, wall.now_ms));
+            }
+        }));
         advance(&clock, TICK);
         tk.beat(false);
         clock.wall_offset_ms.store(3_600_000, Ordering::SeqCst); // an hour forward
@@ -271,6 +298,8 @@ mod tests {
         assert_eq!(tk.beat(false), None);
         let h = tk.health();
         assert_eq!((h.jumps, h.last_jump_ms, h.pauses), (1, Some(3_600_000), 0));
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(seen, vec![(3_600_000, clock.wall_ms())], "the detection reaches the sink (the history)");
         assert!(!h.wall.synchronized, "the manual clock knows no bound");
     }
 }

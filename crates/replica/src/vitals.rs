@@ -98,9 +98,29 @@ impl Vitals {
         );
         let peers = self.peers.health(members);
         type Family = (&'static str, &'static str, fn(&fenced_core::api::PeerHealth) -> f64);
-        let families: [Family; 2] = [
+        let families: [Family; 6] = [
             ("fenced_peer_phi", "Phi-accrual suspicion of the peer.", |h| h.phi),
             ("fenced_peer_rtt_p99_seconds", "p99 probe round trip to the peer.", |h| h.rtt.p99_us as f64 / 1e6),
+            (
+                "fenced_peer_replication_bytes_per_second",
+                "AppendEntries bytes acknowledged by the peer per second (30 s window, as leader).",
+                |h| h.replication_throughput.bytes_per_s,
+            ),
+            (
+                "fenced_peer_replication_entries_per_second",
+                "Log entries appended by the peer per second (30 s window, as leader).",
+                |h| h.replication_throughput.entries_per_s,
+            ),
+            (
+                "fenced_peer_replication_busy_bytes_per_second",
+                "AppendEntries bytes per second of round trip to the peer (the link while busy).",
+                |h| h.replication_throughput.busy_bytes_per_s.unwrap_or(0.0),
+            ),
+            (
+                "fenced_peer_link_bytes_per_second",
+                "Outbound link rate to the peer from bandwidth probes (30 s window).",
+                |h| h.link_throughput.busy_bytes_per_s.unwrap_or(0.0),
+            ),
         ];
         for (name, help, value) in families {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");

@@ -8,14 +8,19 @@ use fenced_core::clock::{Clock, Mono};
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::timed_disk::SlowDisk;
-use fenced_io::transport::TcpTransport;
+use fenced_io::transport::{BoxConn, Listener, TcpTransport, Transport};
 use fenced_replica::node::{ReplicaConfig, Seams};
 use fenced_replica::server::{self, Running};
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The system clock plus injectable jumps: `mono_skip` makes time pass at
 /// once (what a paused process sees when it resumes), `wall_skip_ms` steps
@@ -47,6 +52,62 @@ impl Clock for JumpyClock {
     }
 }
 
+/// TCP whose outbound connections (the ones this replica opens: its
+/// AppendEntries, probes, forwards) carry at most `rate` bytes/s when `rate`
+/// is non-zero: "a Gigabit interface drops to 1 Kb/s", for the sending side.
+struct ThrottledTransport {
+    rate: Arc<AtomicU64>,
+}
+
+struct ThrottledConn {
+    inner: BoxConn,
+    rate: Arc<AtomicU64>,
+    /// The time the last write's bytes take at `rate`, still to wait out.
+    wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Transport for ThrottledTransport {
+    fn connect(&self, addr: &str) -> BoxFuture<'static, std::io::Result<BoxConn>> {
+        let (connect, rate) = (TcpTransport.connect(addr), self.rate.clone());
+        Box::pin(async move { Ok(Box::new(ThrottledConn { inner: connect.await?, rate, wait: None }) as BoxConn) })
+    }
+
+    fn bind(&self, addr: &str) -> BoxFuture<'static, std::io::Result<Box<dyn Listener>>> {
+        TcpTransport.bind(addr)
+    }
+}
+
+impl AsyncRead for ThrottledConn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ThrottledConn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if let Some(wait) = self.wait.as_mut() {
+            std::task::ready!(wait.as_mut().poll(cx));
+            self.wait = None;
+        }
+        let rate = self.rate.load(Ordering::SeqCst);
+        if rate == 0 {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        let n = buf.len().min(4096);
+        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..n]))?;
+        self.wait = Some(Box::pin(tokio::time::sleep(Duration::from_secs_f64(written as f64 / rate as f64))));
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -57,6 +118,7 @@ async fn start(
     dir: &Path,
     clock: Arc<dyn Clock>,
     disk: Arc<dyn Disk>,
+    transport: Arc<dyn Transport>,
 ) -> Running {
     let mut config = ReplicaConfig::new(id, peers[&id].clone(), peers.clone());
     config.heartbeat = Duration::from_millis(50);
@@ -65,7 +127,7 @@ async fn start(
     config.min_ttl =
         fenced_replica::config_check::safe_min_ttl(config.election_timeout_min, config.election_timeout_max);
     let _ = dir;
-    let seams = Seams { transport: Arc::new(TcpTransport), disk, clock, seed: id, key_entropy: [9; 32] };
+    let seams = Seams { transport, disk, clock, seed: id, key_entropy: [9; 32] };
     server::start(config, seams).await.expect("replica starts")
 }
 
@@ -73,6 +135,8 @@ struct Cluster {
     running: BTreeMap<u64, Running>,
     clocks: BTreeMap<u64, Arc<JumpyClock>>,
     delays: BTreeMap<u64, Arc<AtomicU64>>,
+    /// Each replica's outbound byte rate limit (0: none).
+    throttles: BTreeMap<u64, Arc<AtomicU64>>,
     client: Client,
     _dir: tempfile::TempDir,
 }
@@ -81,12 +145,16 @@ async fn cluster() -> Cluster {
     let dir = tempfile::tempdir().expect("tempdir");
     let peers: BTreeMap<u64, String> = (1..=3).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
     let (mut running, mut clocks, mut delays) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut throttles = BTreeMap::new();
     for id in 1..=3u64 {
         let clock = JumpyClock::new();
         let fs: Arc<dyn Disk> = Arc::new(FsDisk::open(dir.path().join(id.to_string())).expect("disk"));
         let slow = SlowDisk::new(fs);
         delays.insert(id, slow.delay_handle());
-        running.insert(id, start(id, &peers, dir.path(), clock.clone(), Arc::new(slow)).await);
+        let rate = Arc::new(AtomicU64::new(0));
+        throttles.insert(id, rate.clone());
+        let transport = Arc::new(ThrottledTransport { rate });
+        running.insert(id, start(id, &peers, dir.path(), clock.clone(), Arc::new(slow), transport).await);
         clocks.insert(id, clock);
     }
     let client = Client::new(ClientConfig::new(peers.values().cloned().collect())).expect("client");
@@ -94,7 +162,7 @@ async fn cluster() -> Cluster {
         client.cluster_key().await.is_ok()
     })
     .await;
-    Cluster { running, clocks, delays, client, _dir: dir }
+    Cluster { running, clocks, delays, throttles, client, _dir: dir }
 }
 
 impl Cluster {
@@ -206,6 +274,52 @@ async fn a_leader_with_a_slow_disk_hands_leadership_to_a_peer() {
     })
     .await;
     // The cluster still works, led by a healthy replica.
+    c.client.keepalive(lease).await.expect("keepalive under the new leader");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_with_throttled_outbound_links_shows_lower_throughput_and_hands_leadership_over() {
+    let c = cluster().await;
+    let limping = c.leader().expect("a leader");
+    let r = c.running[&limping].replica.clone();
+    // 32 KiB/s out of the leader: a heartbeat still takes a few ms (round
+    // trips alone would not tell), a 64 KiB bandwidth probe takes 2 s.
+    c.throttles[&limping].store(32 * 1024, Ordering::SeqCst);
+    let lease = c.client.grant_lease(Duration::from_secs(60)).await.expect("lease").lease;
+    let members: std::collections::BTreeSet<u64> = c.running.keys().copied().collect();
+    let clock = SystemClock::new();
+    let start = clock.now();
+    let mut n = 0;
+    let mut seen = None;
+    while r.vitals.limp.status().transfers == 0 && clock.now().since(start) < Duration::from_secs(90) && n < 100_000 {
+        // Replication traffic, so the leader measures its replication stream.
+        let _ = c.client.keepalive(lease).await;
+        n += 1;
+        if r.vitals.limp.status().limping {
+            seen = Some(r.vitals.peers.health(&members));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = r.vitals.limp.status();
+    assert_eq!(status.transfers, 1, "the limping leader transferred leadership: {status:?}");
+    let why = status.last_transfer_reason.unwrap_or_default();
+    assert!(why.contains("link throughput"), "transferred for its links' throughput: {why}");
+    // While it judged itself limping, its status showed why: its outbound
+    // link throughput to each peer below what that peer reported of its own.
+    let health = seen.expect("the limping judgement was seen before the transfer");
+    for (peer, h) in &health {
+        let own = h.link_throughput.busy_bytes_per_s.expect("own link rate measured");
+        let theirs = h.reported_link_bytes_per_s.expect("peer reported its link rate") as f64;
+        assert!(own < theirs, "peer {peer}: own link {own} B/s vs the peer's {theirs} B/s: {h:?}");
+        assert!(h.replication_throughput.samples > 0, "replication to {peer} measured: {h:?}");
+    }
+    wait_until("another replica to lead", Duration::from_secs(20), || {
+        let l = c.leader();
+        async move { l.is_some_and(|l| l != limping) }
+    })
+    .await;
+    c.throttles[&limping].store(0, Ordering::SeqCst);
     c.client.keepalive(lease).await.expect("keepalive under the new leader");
     c.stop().await;
 }

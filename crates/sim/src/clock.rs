@@ -6,9 +6,14 @@
 //! uses the wall clock for a decision, and these clocks let the simulator
 //! show it.
 
-use fenced_core::clock::{Clock, Mono};
+use fenced_core::clock::{Clock, Mono, WallBound, WallSource};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The error bound every simulated wall clock claims (a typical NTP
+/// `maxerror` on a LAN). A nemesis jump makes the claim false: the host's
+/// interval then misses the true time, which the history shows.
+pub const SIM_MAX_ERROR_US: u64 = 10_000;
 
 /// What the nemesis can change about a host's clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,5 +78,11 @@ impl Clock for SimClock {
         let offset = self.state.lock().map(|s| s.wall_offset_ms).unwrap_or(0);
         let ms = self.epoch_ms as i64 + sim_now().as_millis() as i64 + offset;
         ms.max(0) as u64
+    }
+
+    /// Deterministic: the reading with a fixed, synchronized bound.
+    fn wall_bound(&self) -> WallBound {
+        let b = WallBound::new(self.wall_ms(), SIM_MAX_ERROR_US, SIM_MAX_ERROR_US / 2, true);
+        WallBound { source: WallSource::Simulated, ..b }
     }
 }

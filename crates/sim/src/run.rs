@@ -347,6 +347,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
             value: serde_json::to_value(&d).unwrap_or_default(),
             time: at,
             node: None,
+            wall: None,
         })
         .collect();
     Ok(out)
@@ -388,8 +389,10 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         let clock = clocks[if Some(i) == spare { nhosts - 1 } else { i as usize - 1 }].clone();
         let (peers, live) = (if Some(i) == spare { BTreeMap::new() } else { peers.clone() }, live.clone());
         let seed = cfg.seed.wrapping_mul(31).wrapping_add(i);
+        let rec = rec.on_host(Arc::new(clock.clone()));
         sim.host(host(i).as_str(), move || {
-            let (peers, live, clock, disk) = (peers.clone(), live.clone(), clock.clone(), disk.clone());
+            let (peers, live, clock, disk, rec) =
+                (peers.clone(), live.clone(), clock.clone(), disk.clone(), rec.clone());
             async move {
                 // A restart trusts its data directory, as `fenced serve`
                 // without `--peers` does: membership changes may have made
@@ -410,6 +413,16 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
                     key_entropy,
                 };
                 let running = fenced_replica::server::start(config, seams).await?;
+                // The replica's clock-jump detections go into the history.
+                running.replica.vitals.timekeeper.on_jump(Box::new(move |jump_ms, _| {
+                    rec.record_on(
+                        EventType::Info,
+                        Process::Named(Process::CLOCK.into()),
+                        "jump",
+                        json!({"node": i, "jump_ms": jump_ms}),
+                        Some(host(i)),
+                    );
+                }));
                 if let Ok(mut l) = live.lock() {
                     l.insert(i, running.replica.clone());
                 }
@@ -464,7 +477,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             pause_max: cfg.ttl * 3,
             byzantine,
         };
-        let (rec, store_addr, running) = (rec.clone(), store_addr.clone(), running.clone());
+        let (rec, store_addr, running) = (rec.on_host(Arc::new(clock.clone())), store_addr.clone(), running.clone());
         sim.client(name.as_str(), async move {
             let client = Client::with_seams(ccfg, Arc::new(SimTransport), Arc::new(clock))?;
             let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
@@ -486,7 +499,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         let clock = SimClock::new(epoch_ms);
         let mut all = peers.clone();
         all.extend(spare.map(|s| (s, format!("{}:{RAFT_PORT}", host(s)))));
-        let (rec, seed, voters) = (rec.clone(), cfg.seed, cfg.nodes as usize);
+        let (rec, seed, voters) = (rec.on_host(Arc::new(clock.clone())), cfg.seed, cfg.nodes as usize);
         let until = cfg.gst().saturating_sub(Duration::from_secs(2));
         let deadline = cfg.gst() + Duration::from_secs(5);
         sim.client("operator", async move {
@@ -496,7 +509,9 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         });
     }
     {
-        let (rec, locks, until, running) = (rec.clone(), cfg.locks, cfg.duration + SETTLE, running.clone());
+        // The final reader keeps true time (no drift, no jumps).
+        let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
+        let (rec, locks, until, running) = (rec, cfg.locks, cfg.duration + SETTLE, running.clone());
         sim.client("final", async move {
             tokio::time::sleep(until).await;
             // A client paused mid-write may still be writing: wait for it.

@@ -20,7 +20,9 @@
 //! - `:time` (ns) is kept; where it is missing the event's position in the
 //!   file is its time, which preserves the real-time order a file's order
 //!   implies. Porcupine's kv and etcd histories have no times at all;
-//! - `:node` (a string) is kept; other fields (`:index`, `:error`) are dropped.
+//! - `:node` (a string) is kept, and so is `:wall` (`[earliest-ms latest-ms
+//!   synced]`, fenced's wall-clock interval; Jepsen has none, so imports
+//!   usually carry no wall bound); other fields (`:index`, `:error`) are dropped.
 
 mod edn;
 
@@ -203,7 +205,11 @@ fn push_op(out: &mut Lined, last_time: &mut u64, line: usize, form: &Edn) -> Res
         None => value,
     };
     let node = name("node")?;
-    out.0.push(Event { kind, process, f, value, time, node });
+    let wall = match form.get("wall") {
+        None | Some(Edn::Nil) => None,
+        Some(w) => Some(crate::history::parse_wall(&w.to_json()).map_err(|msg| bad(line, "wall", msg))?),
+    };
+    out.0.push(Event { kind, process, f, value, time, node, wall });
     out.1.push(line);
     Ok(())
 }
@@ -257,7 +263,7 @@ fn parse_log(text: &str) -> Result<Lined, ImportError> {
             }
         };
         let time = out.0.len() as u64;
-        out.0.push(Event { kind, process, f, value, time, node: None });
+        out.0.push(Event { kind, process, f, value, time, node: None, wall: None });
         out.1.push(line);
     }
     Ok(out)
@@ -288,6 +294,16 @@ mod tests {
         assert_eq!(h.events[2].value, serde_json::json!(3));
         assert_eq!(h.events[3].value, serde_json::json!([1, 2]));
         assert_eq!(h.events[3].time, 13);
+        assert!(h.events.iter().all(|e| e.wall.is_none()), "Jepsen has no wall bound");
+    }
+
+    #[test]
+    fn edn_keeps_a_wall_interval_and_checks_it() {
+        let text = "{:type :info, :f :jump, :process :clock, :time 1, :wall [100 120 true]}";
+        let h = parse(Format::JepsenEdn, text).expect("parses");
+        assert_eq!(h.events[0].wall, Some(crate::history::Wall::new(100, 120, true)));
+        let e = parse(Format::JepsenEdn, "{:type :info, :f :jump, :time 1, :wall [120 100 true]}").expect_err("bad");
+        assert!(e.to_string().contains("wall"), "{e}");
     }
 
     #[test]

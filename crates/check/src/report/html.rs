@@ -122,6 +122,7 @@ fn timeline_data(history: &History, verdicts: &[Verdict]) -> Value {
             0,
             op.invoke.or(op.completion),
             op.first.node.as_deref().or(op.done.and_then(|e| e.node.as_deref())),
+            [op.first.wall, op.done.filter(|_| op.invoke.is_some()).and_then(|e| e.wall)],
         ]));
     }
 
@@ -161,6 +162,7 @@ fn timeline_data(history: &History, verdicts: &[Verdict]) -> Value {
         faults.extend(open.into_iter().map(|(f, s)| json!([s, t1 - t0, f])));
     }
 
+    let contradictions = history.wall_contradictions();
     json!({
         "span": t1 - t0,
         "lanes": lanes.keys().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -169,6 +171,12 @@ fn timeline_data(history: &History, verdicts: &[Verdict]) -> Value {
         "marks": marks,
         "evidence": evidence,
         "hidden": ops.iter().filter(|o| o.process().is_named(Process::LOG)).count(),
+        "wall_contradictions": contradictions.len(),
+        // The first, to start looking: the earlier-recorded event, then the one whose clock says otherwise.
+        "wall_first": contradictions.first().map(|&(a, b)| {
+            let (a, b) = (&history.events[a], &history.events[b]);
+            json!([a.process.to_string(), a.time - t0, b.process.to_string(), b.time - t0])
+        }),
     })
 }
 
@@ -207,6 +215,9 @@ function end(o){return o[2]<0?D.span:o[2]}
 function X(t){return G+(t-v0)/(v1-v0)*(W-G)}
 function T(x){return v0+(x-G)/(W-G)*(v1-v0)}
 function fmt(ns){ns=Math.round(ns);if(Math.abs(ns)>=1e9)return(ns/1e9).toFixed(3)+'s';if(Math.abs(ns)>=1e6)return(ns/1e6).toFixed(3)+'ms';if(Math.abs(ns)>=1e3)return(ns/1e3).toFixed(1)+'µs';return ns+'ns'}
+function iso(ms){return new Date(ms).toISOString().replace('T',' ').replace('Z','')}
+function bound(w){return iso((w[0]+w[1])/2)+' ±'+(w[1]-w[0])/2+'ms'+(w[2]?'':' (unsynced: not to be trusted)')}
+function wall(ws){const p=[];if(ws[0])p.push((ws[1]?'wall at invoke: ':'wall: ')+bound(ws[0]));if(ws[1])p.push('wall at completion: '+bound(ws[1]));return p.length?'\n'+p.join('\n'):''}
 function size(){const r=window.devicePixelRatio||1;W=wrap.clientWidth;H=AX+D.lanes.length*LH+4;cv.width=W*r;cv.height=H*r;cv.style.width=W+'px';cv.style.height=H+'px';ctx.setTransform(r,0,0,r,0,0);draw()}
 function draw(){
  ctx.clearRect(0,0,W,H);ctx.font='11px sans-serif';ctx.textBaseline='middle';
@@ -243,7 +254,7 @@ window.addEventListener('mouseup',()=>{drag=null;cv.style.cursor='grab'});
 window.addEventListener('mousemove',e=>{if(drag){const d=(e.clientX-drag.x)/(W-G)*(drag.v1-drag.v0);v0=drag.v0-d;v1=drag.v1-d;draw();return}
  if(e.target!==cv){tip.style.display='none';return}
  const i=hit(e);if(i===null){tip.style.display='none';return}const o=D.ops[i];
- tip.textContent='process '+D.lanes[o[0]]+'  '+o[4]+'  '+['ok','fail','info','pending'][o[3]]+(o[9]?'  node '+o[9]:'')+'\n'+fmt(o[1])+' → '+(o[2]<0?'…':fmt(o[2])+'  ('+fmt(o[2]-o[1])+')')+'\ninvoke: '+o[5]+(o[6]?'\nresult: '+o[6]:'')+'\nevent #'+o[8]+(o[7]?'\n⚠ named by the evidence':'');
+ tip.textContent='process '+D.lanes[o[0]]+'  '+o[4]+'  '+['ok','fail','info','pending'][o[3]]+(o[9]?'  node '+o[9]:'')+'\n'+fmt(o[1])+' → '+(o[2]<0?'…':fmt(o[2])+'  ('+fmt(o[2]-o[1])+')')+'\ninvoke: '+o[5]+(o[6]?'\nresult: '+o[6]:'')+wall(o[10])+'\nevent #'+o[8]+(o[7]?'\n⚠ named by the evidence':'');
  tip.style.display='block';tip.style.left=Math.min(e.clientX+14,window.innerWidth-540)+'px';tip.style.top=(e.clientY+14)+'px'});
 cv.addEventListener('wheel',e=>{e.preventDefault();const r=cv.getBoundingClientRect(),t=T(e.clientX-r.left),k=Math.exp(e.deltaY*0.002);
  let w=Math.max(1e3,(v1-v0)*k);v0=t-(t-v0)*w/(v1-v0);v1=v0+w;draw()},{passive:false});
@@ -253,7 +264,7 @@ function focus(ops){if(!ops.length)return;let a=Infinity,b=-Infinity;for(const i
 const ol=document.getElementById('ev');
 D.evidence.forEach(ev=>{const li=document.createElement('li');li.textContent=ev.p+': '+ev.note;li.onclick=()=>focus(ev.ops);ol.appendChild(li)});
 if(!D.evidence.length)ol.outerHTML='<p class="muted">No violations.</p>';
-document.getElementById('note').textContent=D.hidden?D.hidden+' log entries read back after the run are not drawn (they have no time of their own).':'';
+document.getElementById('note').textContent=(D.hidden?D.hidden+' log entries read back after the run are not drawn (they have no time of their own). ':'')+(D.wall_contradictions?D.wall_contradictions+' event(s) carry a wall-clock interval certainly earlier than an event recorded before them: a clock was off by more than the bound it claimed (a jump?); the first: process '+D.wall_first[2]+' at '+fmt(D.wall_first[3])+' against process '+D.wall_first[0]+' at '+fmt(D.wall_first[1])+'. Nothing here decides by wall time.':'');
 window.addEventListener('resize',size);size();
 </script></body></html>
 "##;
@@ -288,5 +299,21 @@ mod tests {
         let marked: Vec<&Value> = data["ops"].as_array().into_iter().flatten().filter(|o| o[7] == json!(1)).collect();
         assert!(marked.len() >= 2, "{data}");
         assert_eq!(data["faults"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn wall_bounds_reach_the_event_details() {
+        let text = concat!(
+            "{\"type\":\"invoke\",\"process\":0,\"f\":\"acquire\",\"value\":{\"lock\":\"a\"},\"time\":1,\"wall\":[1000,1020,true]}\n",
+            "{\"type\":\"ok\",\"process\":0,\"f\":\"acquire\",\"value\":{\"lock\":\"a\",\"token\":3},\"time\":5,\"wall\":[1004,1024,true]}\n",
+            "{\"type\":\"info\",\"process\":\"clock\",\"f\":\"jump\",\"value\":{\"jump_ms\":-60000},\"time\":6,\"node\":\"n1\",\"wall\":[1,21,true]}\n",
+        );
+        let h = History::parse_jsonl(text).expect("parses");
+        let data = timeline_data(&h, &[]);
+        assert_eq!(data["ops"][0][10], json!([[1000, 1020, true], [1004, 1024, true]]));
+        assert_eq!(data["ops"][1][10], json!([[1, 21, true], null]), "a standalone event has one reading");
+        assert_eq!(data["wall_contradictions"], json!(1), "the jump back shows");
+        assert_eq!(data["wall_first"], json!(["0", 4, "\"clock\"", 5]));
+        assert!(render_html(&h, &[]).contains("wall at completion"));
     }
 }

@@ -1,5 +1,6 @@
 //! The vital-signs part of `fenced cluster status`: each replica's view of
-//! its peers (phi, last heard, RTT percentiles), its wall-clock error bound,
+//! its peers (phi, last heard, RTT percentiles, replication and link
+//! throughput), its wall-clock error bound,
 //! pauses, jumps, fsync latency and the limping judgement.
 
 use fenced_core::api::ClusterStatus;
@@ -39,6 +40,32 @@ pub fn print(statuses: &[ClusterStatus]) {
         }
     }
     println!();
+    println!(
+        "throughput, as each replica sees it (REPLICATION: acknowledged AppendEntries over {} s while leading; \
+         LINK: its bandwidth probes; REPORTED: the peer's own outbound links):",
+        fenced_replica::peers::THROUGHPUT_SPAN.as_secs()
+    );
+    println!(
+        "{:>4} {:>4} {:>12} {:>12} {:>14} {:>12} {:>12}",
+        "FROM", "TO", "BYTES/S", "ENTRIES/S", "BUSY BYTES/S", "LINK", "REPORTED"
+    );
+    for s in statuses {
+        for (peer, h) in &s.peers {
+            let t = &h.replication_throughput;
+            let opt = |r: Option<f64>| r.map_or_else(|| "-".to_string(), fenced_replica::limp::rate);
+            println!(
+                "{:>4} {:>4} {:>12} {:>12.1} {:>14} {:>12} {:>12}",
+                s.id,
+                peer,
+                fenced_replica::limp::rate(t.bytes_per_s),
+                t.entries_per_s,
+                opt(t.busy_bytes_per_s),
+                opt(h.link_throughput.busy_bytes_per_s),
+                opt(h.reported_link_bytes_per_s.map(|r| r as f64)),
+            );
+        }
+    }
+    println!();
     println!("clocks and disks:");
     for s in statuses {
         if let Some(c) = &s.clock {
@@ -65,6 +92,9 @@ pub fn print(statuses: &[ClusterStatus]) {
         if let Some(l) = &s.limp {
             let flag = if l.limping { "LIMPING" } else { "ok" };
             println!("  replica {}: {flag}: {} (transfers: {})", s.id, l.reason, l.transfers);
+            if let Some(why) = &l.last_transfer_reason {
+                println!("  replica {}: last transfer because {why}", s.id);
+            }
         }
     }
 }
