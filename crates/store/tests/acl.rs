@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 const ALICE: &str = "alice-token-0123456789abcdef";
 
-#[tokio::test]
-async fn writes_need_credentials_and_a_grant_on_the_key() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A store whose policy lets alice (by bearer token) write and read `a/`.
+async fn start_with_policy(dir: &std::path::Path) -> fenced_store::RunningStore {
     let mut cfg = config(false);
     let policy: Policy = serde_json::from_value(serde_json::json!({
         "tokens": [{"token": ALICE, "identity": "alice"}],
@@ -22,7 +21,13 @@ async fn writes_need_credentials_and_a_grant_on_the_key() {
     }))
     .expect("policy");
     cfg.policy = Some(Arc::new(policy));
-    let s = start_dir(dir.path(), cfg).await;
+    start_dir(dir, cfg).await
+}
+
+#[tokio::test]
+async fn writes_need_credentials_and_a_grant_on_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = start_with_policy(dir.path()).await;
     let bearer = format!("Bearer {ALICE}");
     let put = |key: &'static str, auth: Option<String>| {
         let addr = s.addr.clone();
@@ -60,14 +65,7 @@ async fn writes_need_credentials_and_a_grant_on_the_key() {
 #[tokio::test]
 async fn the_typed_client_sends_its_bearer_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(false);
-    let policy: Policy = serde_json::from_value(serde_json::json!({
-        "tokens": [{"token": ALICE, "identity": "alice"}],
-        "acl": [{"identity": "alice", "prefix": "a/", "allow": ["write", "read"]}],
-    }))
-    .expect("policy");
-    cfg.policy = Some(Arc::new(policy));
-    let s = start_dir(dir.path(), cfg).await;
+    let s = start_with_policy(dir.path()).await;
     let f = fence("a/x", 3);
     let anonymous = client(&s.addr);
     match anonymous.put("a/x", "v", f.token, &f.signed, None).await {
