@@ -5,16 +5,20 @@
 //!
 //! The policy gives alice `a/` and bob `b/`; mallory has a valid certificate
 //! and no grants. Certificates come from the real `fenced certs`. Tokens are
-//! signed here with a key the store is given, so no lock cluster is needed.
+//! signed here with a key the store is given, so no lock cluster is needed,
+//! except in the last test: the documented secure setup end to end (a TLS
+//! cluster and store sharing `fenced certs`' policy, `fenced store put
+//! --lock`).
 
 mod support;
 
 use ed25519_dalek::SigningKey;
 use fenced_core::token::{encode_public_key, sign, TokenClaims};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{fenced, now, BIN};
+use support::{fenced, now, Cluster, BIN};
 
 const ALICE: &str = "alice-token-0123456789abcdef";
 const BOB: &str = "bob-token-0123456789abcdef";
@@ -56,13 +60,17 @@ struct Store {
 }
 
 impl Store {
+    /// A store trusting the test's signing key.
     fn start(dir: &Path, extra: &[&str]) -> Store {
+        Store::start_with_key(dir, &encode_public_key(&signing_key().verifying_key()), extra)
+    }
+
+    fn start_with_key(dir: &Path, key: &str, extra: &[&str]) -> Store {
         let addr = format!("127.0.0.1:{}", free_port());
         let out = dir.join("store.out");
-        let key = encode_public_key(&signing_key().verifying_key());
         let data = dir.join("data");
         let child = Command::new(BIN)
-            .args(["store", "serve", "--listen", &addr, "--data-dir", &data.to_string_lossy(), "--cluster-key", &key])
+            .args(["store", "serve", "--listen", &addr, "--data-dir", &data.to_string_lossy(), "--cluster-key", key])
             .args(extra)
             .stdout(std::fs::File::create(&out).expect("store output"))
             .stderr(Stdio::null())
@@ -237,4 +245,93 @@ fn a_policy_without_tls_is_refused_off_loopback() {
     );
     assert_eq!(rc, 2, "{out}");
     assert!(out.contains("--auth on 0.0.0.0:0 needs --tls-ca"), "{out}");
+}
+
+/// The setup `fenced certs` prints, as processes: three replicas and a store
+/// over TLS with its `auth.json` (each client owns `NAME/`), and
+/// `fenced store put --lock` sending one client's certificate to both.
+#[test]
+fn the_fenced_certs_setup_secures_the_cluster_and_the_store_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let (rc, out) = fenced(&["certs", "--out", &certs.to_string_lossy(), "--clients", "alice,bob"], WITHIN);
+    assert_eq!(rc, 0, "fenced certs: {out}");
+    assert!(out.contains("fenced store serve") && out.contains("store.pem"), "certs prints the store's command: {out}");
+    let p = |f: &str| certs.join(f).to_string_lossy().into_owned();
+    let auth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(certs.join("auth.json")).expect("auth.json")).expect("JSON");
+    let bob_token = auth["tokens"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["identity"] == "bob"))
+        .and_then(|t| t["token"].as_str())
+        .expect("bob's token")
+        .to_string();
+
+    let addrs: BTreeMap<u64, String> = (1..=3).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
+    let mut cluster = Cluster {
+        dir: tempfile::tempdir().expect("tempdir"),
+        bootstrap: addrs.clone(),
+        addrs: addrs.clone(),
+        procs: BTreeMap::new(),
+    };
+    let peers: Vec<String> = addrs.iter().map(|(i, a)| format!("{i}={a}")).collect();
+    let peers = peers.join(",");
+    for id in 1..=3u64 {
+        let (cert, key) = (p(&format!("replica-{id}.pem")), p(&format!("replica-{id}-key.pem")));
+        let tls = ["--tls-ca", &p("ca.pem"), "--tls-cert", &cert, "--tls-key", &key, "--auth", &p("auth.json")];
+        let mut args = vec!["--peers", &peers];
+        args.extend_from_slice(&tls);
+        cluster.spawn_with(id, &args);
+    }
+    // Every replica prints the cluster's public key once it has one.
+    let start = now();
+    let key = loop {
+        let found = (1..=3).find_map(|id| {
+            let log = std::fs::read_to_string(cluster.log_path(id)).unwrap_or_default();
+            log.lines().find_map(|l| l.strip_prefix("cluster public key: ").map(str::to_string))
+        });
+        if let Some(k) = found {
+            break k;
+        }
+        assert!(now().since(start) < WITHIN, "no cluster key\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir_all(&store_dir).expect("store dir");
+    let store = Store::start_with_key(
+        &store_dir,
+        &key,
+        &[
+            "--tls-ca",
+            &p("ca.pem"),
+            "--tls-cert",
+            &p("store.pem"),
+            "--tls-key",
+            &p("store-key.pem"),
+            "--auth",
+            &p("auth.json"),
+        ],
+    );
+    let endpoints = cluster.endpoints_arg();
+    let (ca, cert, key) = (p("ca.pem"), p("alice.pem"), p("alice-key.pem"));
+    let alice = ["--ca", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
+    let put_locked = |k: &str, v: &str, creds: &[&str]| {
+        let mut args = vec!["store", "put", k, v, "--lock", k, "--wait", "10s", "--store", &store.addr];
+        args.extend_from_slice(&["--endpoints", &endpoints, "--json"]);
+        args.extend_from_slice(creds);
+        fenced(&args, WITHIN)
+    };
+    // alice: the lock service grants `alice/orders`, the store takes its token.
+    let (rc, out) = put_locked("alice/orders", "v1", &alice);
+    assert_eq!((rc, code(&out)), (0, "ok".into()), "{out}\n{}", cluster.logs());
+    assert_eq!(value(&store.get("alice/orders", &alice).1), "v1");
+    // alice cannot take bob's lock; bob's token (over TLS) can, and writes.
+    let (rc, out) = put_locked("bob/x", "v1", &alice);
+    // (The lock CLI's refusal: `{"error": {"code": ...}, "status": 403}`.)
+    assert!(rc == 1 && out.contains(r#""code":"forbidden""#) && out.contains(r#""status":403"#), "{out}");
+    let bob = ["--ca", ca.as_str(), "--auth-token", bob_token.as_str()];
+    assert_eq!(code(&store.get("bob/x", &bob).1), "not_found", "the refused write changed nothing");
+    let (rc, out) = put_locked("bob/x", "v2", &bob);
+    assert_eq!((rc, code(&out)), (0, "ok".into()), "{out}");
+    assert_eq!(value(&store.get("bob/x", &bob).1), "v2");
 }
