@@ -5,7 +5,9 @@
 //! mismatch, not found); 2 unreachable, unavailable, or bad usage.
 //! (`fenced store put --lock NAME --endpoints ...`, which acquires, writes
 //! and releases, lives with the lock client in the `fenced` binary, and
-//! writes through [`put_with_fence`].)
+//! writes through [`put_with_fence`].) TLS, the auth policy and client
+//! credentials come in as a [`Security`] value, which the binary builds from
+//! the same flags as the lock service's; [`run_with`] runs without them.
 
 use crate::api::ObjectJson;
 use crate::client::{Fence, Idem, StoreClient, StoreError};
