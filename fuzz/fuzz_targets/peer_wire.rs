@@ -11,8 +11,8 @@
 use fenced_core::command::Request;
 use fenced_core::Response;
 use fenced_fuzz::framed;
-use fenced_io::frame;
 use fenced_io::disk::{Disk, MemDisk};
+use fenced_io::frame;
 use fenced_replica::network::SnapshotRequest;
 use fenced_replica::peers::{ProbeReply, ProbeRequest};
 use fenced_replica::state_machine::decode_snapshot_data;
