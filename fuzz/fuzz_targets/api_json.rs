@@ -1,6 +1,6 @@
 //! The replica API's JSON bodies and query strings, through the same
 //! extractors the server uses (`ApiJson`, axum's `Query`), and the bodies the
-//! client decodes from a replica. Properties: never a panic; a body is
+//! client decodes from a replica; the maintenance API's too. Properties: never a panic; a body is
 //! accepted exactly when serde accepts it; a refusal is a 4xx.
 #![no_main]
 
@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Query};
 use axum::http::{header, Request, Uri};
 use axum::response::IntoResponse;
+use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember};
 use fenced_core::api::*;
 use fenced_replica::api::{
     ApiJson, CampaignRequest, ElectionQuery, LockQuery, ResignRequest, TransferRequest, WatchQuery,
@@ -42,7 +43,7 @@ fn response<T: DeserializeOwned>(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else { return };
-    match sel % 19 {
+    match sel % 25 {
         0 => body::<LeaseGrantRequest>(rest),
         1 => body::<LeaseRequest>(rest),
         2 => body::<AcquireRequest>(rest),
@@ -61,6 +62,13 @@ fuzz_target!(|data: &[u8]| {
         15 => response::<WatchEvent>(rest),
         16 => response::<KeyResponse>(rest),
         17 => response::<ClaimResponse>(rest),
-        _ => response::<RevokeResponse>(rest),
+        18 => response::<RevokeResponse>(rest),
+        // The maintenance API (membership changes, drain, peers).
+        19 => body::<AddMember>(rest),
+        20 => body::<RemoveMember>(rest),
+        21 => body::<ReplaceMember>(rest),
+        22 => response::<Membership>(rest),
+        23 => response::<DrainStatus>(rest),
+        _ => response::<PeersReport>(rest),
     }
 });

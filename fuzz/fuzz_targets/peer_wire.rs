@@ -2,16 +2,19 @@
 //! snapshots, forwarded proposals, and their replies) as a checksummed
 //! postcard frame. The first byte picks the message type, and whether the
 //! rest is taken raw (exercising length and checksum checks) or wrapped in a
-//! correct header (exercising postcard decoding of the payload). Properties:
-//! never a panic; whatever decodes re-encodes to a frame that decodes to the
-//! same bytes.
+//! correct header (exercising postcard decoding of the payload). Also the
+//! vitals probes replicas exchange and the data directory's `fenced.meta`
+//! (read through a `MemDisk`). Properties: never a panic; whatever decodes
+//! re-encodes to a frame that decodes to the same bytes.
 #![no_main]
 
 use fenced_core::command::Request;
 use fenced_core::Response;
 use fenced_fuzz::framed;
+use fenced_io::disk::{Disk, MemDisk};
 use fenced_io::frame;
 use fenced_replica::network::SnapshotRequest;
+use fenced_replica::peers::{ProbeReply, ProbeRequest};
 use fenced_replica::state_machine::decode_snapshot_data;
 use fenced_replica::types::TypeConfig;
 use libfuzzer_sys::fuzz_target;
@@ -54,6 +57,14 @@ fuzz_target!(|data: &[u8]| {
         7 => drop(round_trip::<TransferLeaderResponse<TypeConfig>>(buf)),
         8 => drop(round_trip::<Request>(buf)),
         9 => drop(round_trip::<(Response, u64)>(buf)),
+        10 => drop(round_trip::<ProbeRequest>(buf)),
+        11 => drop(round_trip::<ProbeReply>(buf)),
+        12 => {
+            let disk = MemDisk::new();
+            if disk.write_atomic(fenced_replica::data_dir::META, buf).is_ok() {
+                let _ = fenced_replica::data_dir::read(&disk);
+            }
+        }
         _ => {
             let _ = decode_snapshot_data(buf);
         }

@@ -120,8 +120,8 @@ impl Client {
         let health = Mutex::new(vec![EndpointHealth::new(config.phi); config.endpoints.len()]);
         let mut http = HttpClient::new(transport);
         if let Some(t) = &config.bearer_token {
-            let v = hyper::header::HeaderValue::from_str(&format!("Bearer {t}"))
-                .map_err(|_| ClientError::Invalid("the bearer token must be printable ASCII".into()))?;
+            let v = fenced_io::auth::bearer_header(t)
+                .ok_or_else(|| ClientError::Invalid("the bearer token must be printable ASCII".into()))?;
             http = http.with_header(hyper::header::AUTHORIZATION, v);
         }
         Ok(Client {

@@ -25,7 +25,7 @@ enum Command {
     Lock(cmd::lock::LockCommand),
     /// Measure RTTs, fsync latency and scheduling hiccups; recommend timeouts.
     Calibrate(cmd::calibrate::CalibrateArgs),
-    /// Make a development CA, replica and client certificates, and an auth policy.
+    /// Make a development CA, replica, store and client certificates, and an auth policy.
     Certs(cmd::certs::CertsArgs),
     /// Inspect and maintain the cluster: status, leadership, membership, drain, signing keys.
     #[command(subcommand)]

@@ -214,6 +214,13 @@ fn peer_ip(conn: Option<&ConnInfo>) -> String {
     }
 }
 
+/// The `Authorization` header value that presents `token`; `None` if the
+/// token cannot be a header (it must be printable ASCII). Every client (the
+/// lock client, the store client) sends its token through this.
+pub fn bearer_header(token: &str) -> Option<hyper::header::HeaderValue> {
+    hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).ok()
+}
+
 /// Establish who sent a request. A bearer token, when sent, must be valid
 /// (a bad token is not silently ignored in favour of the certificate).
 pub fn authenticate(

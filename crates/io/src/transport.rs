@@ -48,6 +48,24 @@ pub trait Transport: Send + Sync + 'static {
     fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
 }
 
+/// Is `addr` (`host:port`, or a bare host) a loopback address, reachable
+/// only from this machine? `localhost` counts; names and the unspecified
+/// address (`0.0.0.0`, `[::]`, which listen on every interface) do not.
+pub fn is_loopback(addr: &str) -> bool {
+    if let Ok(a) = addr.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    let host = match addr.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        _ => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 /// Real TCP, with Nagle off: requests are small and latency matters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpTransport;
@@ -84,5 +102,20 @@ impl Transport for TcpTransport {
             let l = tokio::net::TcpListener::bind(&addr).await?;
             Ok(Box::new(TcpAcceptor(l)) as Box<dyn Listener>)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_addresses_are_told_apart_from_exposed_ones() {
+        for a in ["127.0.0.1:7400", "127.3.2.1:1", "[::1]:7400", "localhost:7400", "LOCALHOST", "127.0.0.1"] {
+            assert!(is_loopback(a), "{a} is loopback");
+        }
+        for a in ["0.0.0.0:7400", "[::]:7400", "10.0.0.5:7400", "store.example:7400", "192.168.1.1"] {
+            assert!(!is_loopback(a), "{a} is not loopback");
+        }
     }
 }

@@ -353,13 +353,20 @@ async fn get_object(
     }
 }
 
-async fn get_fence(State(app): State<AppState>, Path(rest): Path<String>) -> Result<Json<FenceJson>, ApiError> {
+async fn get_fence(
+    State(app): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
+    headers: HeaderMap,
+    Path(rest): Path<String>,
+) -> Result<Json<FenceJson>, ApiError> {
     // `{*key}` must end a route, so `/v1/keys/{key}/fence` is matched by hand.
     let key = rest
         .strip_suffix("/fence")
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "use GET /v1/keys/{key}/fence"))?
         .to_string();
     check_key(&app, &key)?;
+    // A key's fence says who wrote it last: reading it is reading the key.
+    allow(&app, conn.as_deref(), &headers, Op::Read, &key)?;
     let max_token = app.store.max_token(&key).map_err(unavailable)?;
     Ok(Json(FenceJson { key, max_token }))
 }

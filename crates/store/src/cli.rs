@@ -5,7 +5,9 @@
 //! mismatch, not found); 2 unreachable, unavailable, or bad usage.
 //! (`fenced store put --lock NAME --endpoints ...`, which acquires, writes
 //! and releases, lives with the lock client in the `fenced` binary, and
-//! writes through [`put_with_fence`].)
+//! writes through [`put_with_fence`].) TLS, the auth policy and client
+//! credentials come in as a [`Security`] value, which the binary builds from
+//! the same flags as the lock service's; [`run_with`] runs without them.
 
 use crate::api::ObjectJson;
 use crate::client::{Fence, Idem, StoreClient, StoreError};
@@ -15,10 +17,11 @@ use base64::Engine;
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
 use fenced_core::token::parse_public_key;
+use fenced_io::auth::Policy;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::http::HttpClient;
-use fenced_io::transport::TcpTransport;
+use fenced_io::transport::{is_loopback, TcpTransport, Transport};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -73,6 +76,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PutArgs {
+    /// The key to write.
+    #[arg(id = "object_key", value_name = "KEY")]
     pub key: String,
     pub value: String,
     /// The store's `host:port`.
@@ -101,6 +106,8 @@ pub struct PutArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct GetArgs {
+    /// The key to read.
+    #[arg(id = "object_key", value_name = "KEY")]
     pub key: String,
     /// The store's `host:port`.
     #[arg(long)]
@@ -110,6 +117,42 @@ pub struct GetArgs {
     pub json: bool,
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+}
+
+/// How a command talks to the network, and as whom. The default is plain
+/// TCP, no policy, no credentials. The `fenced` binary builds it from the
+/// same flags, with the same code, as the lock service's: `--tls-ca`,
+/// `--tls-cert`, `--tls-key` and `--auth` for `serve`; `--ca`, `--cert`,
+/// `--key` and `--auth-token` for `put` and `get`.
+#[derive(Clone)]
+pub struct Security {
+    /// Plain TCP, or TLS layered over it (`fenced_io::tls`); for `serve`,
+    /// a TLS server asks clients for a certificate (optional) and names them
+    /// by it.
+    pub transport: Arc<dyn Transport>,
+    /// Whether `transport` speaks TLS (`serve` refuses a policy without it
+    /// on non-loopback addresses, and warns about plaintext there).
+    pub tls: bool,
+    /// `serve`: who may read and write which keys. `None`: anyone.
+    pub policy: Option<Arc<Policy>>,
+    /// `put`/`get`: the bearer token to send.
+    pub bearer_token: Option<String>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security { transport: Arc::new(TcpTransport), tls: false, policy: None, bearer_token: None }
+    }
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("tls", &self.tls)
+            .field("policy", &self.policy.is_some())
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Why a command could not run at all (exit code 2).
@@ -123,6 +166,10 @@ pub enum StoreCliError {
     Serve(#[from] std::io::Error),
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    #[error("{0}")]
+    Insecure(String),
+    #[error("{0}")]
+    Client(StoreError),
 }
 
 impl StoreCliError {
@@ -180,12 +227,51 @@ pub async fn run(cmd: StoreCommand) -> Result<i32, StoreCliError> {
     run_with(cmd, &mut out).await
 }
 
-/// Run a command, printing to `out`.
+/// Run a command, printing to `out`, over plain TCP without credentials.
 pub async fn run_with(cmd: StoreCommand, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    run_secured(cmd, &Security::default(), out).await
+}
+
+/// Run a command with the given transport and credentials, printing to `out`.
+pub async fn run_secured(
+    cmd: StoreCommand,
+    security: &Security,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, StoreCliError> {
     match cmd {
-        StoreCommand::Serve(a) => serve(a, out).await,
-        StoreCommand::Put(a) => put(a, out).await,
-        StoreCommand::Get(a) => get(a, out).await,
+        StoreCommand::Serve(a) => serve(a, security, out).await,
+        StoreCommand::Put(a) => put(a, security, out).await,
+        StoreCommand::Get(a) => get(a, security, out).await,
+    }
+}
+
+/// Refuse a policy without TLS except on loopback: bearer tokens must not
+/// cross a network in the clear. (A replica refuses it everywhere, since its
+/// peers prove who they are with certificates; a store has no peers.)
+pub fn check_security(listen: &str, security: &Security) -> Result<(), StoreCliError> {
+    if security.policy.is_some() && !security.tls && !is_loopback(listen) {
+        return Err(StoreCliError::Insecure(format!(
+            "--auth on {listen} needs --tls-ca, --tls-cert and --tls-key: bearer tokens must not cross the \
+             network in the clear (without TLS, a policy is allowed on loopback addresses only)"
+        )));
+    }
+    Ok(())
+}
+
+/// What `serve` says about its security, after the address it listens on.
+pub fn security_summary(addr: &str, security: &Security) -> String {
+    let auth = if security.policy.is_some() {
+        "callers authenticated (bearer token or client certificate) and authorized per key prefix"
+    } else {
+        "no --auth policy: every caller may read and write every key"
+    };
+    match (security.tls, is_loopback(addr)) {
+        (true, _) => format!("TLS on; {auth}"),
+        (false, true) => format!("plaintext, loopback only; {auth}"),
+        (false, false) => format!(
+            "WARNING: PLAINTEXT on {addr}, which is not a loopback address: anyone on the network can read and \
+             change requests and answers. Use --tls-ca, --tls-cert and --tls-key (`fenced certs` makes them). {auth}"
+        ),
     }
 }
 
@@ -204,10 +290,12 @@ pub fn serve_config(a: &ServeArgs) -> Result<StoreConfig, StoreCliError> {
     Ok(c)
 }
 
-async fn serve(a: ServeArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
-    let config = serve_config(&a)?;
+async fn serve(a: ServeArgs, security: &Security, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    check_security(&a.listen, security)?;
+    let mut config = serve_config(&a)?;
+    config.policy = security.policy.clone();
     let seams = StoreSeams {
-        transport: Arc::new(TcpTransport),
+        transport: security.transport.clone(),
         disk: Arc::new(FsDisk::open(&a.data_dir)?),
         clock: Arc::new(SystemClock::new()),
     };
@@ -238,6 +326,11 @@ async fn serve(a: ServeArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreC
         ""
     };
     writeln!(out, "fenced store listening on {}{mode}", running.addr).map_err(StoreCliError::Output)?;
+    let summary = security_summary(&running.addr, security);
+    if !security.tls && !is_loopback(&running.addr) {
+        tracing::warn!(addr = %running.addr, "{summary}");
+    }
+    writeln!(out, "{summary}").map_err(StoreCliError::Output)?;
     out.flush().map_err(StoreCliError::Output)?;
     wait_for_signal().await;
     if let Some(task) = reload {
@@ -266,8 +359,13 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn client(store: &str, timeout_ms: u64) -> StoreClient {
-    StoreClient::new(HttpClient::new(Arc::new(TcpTransport)), store).with_timeout(Duration::from_millis(timeout_ms))
+fn client(store: &str, timeout_ms: u64, security: &Security) -> Result<StoreClient, StoreCliError> {
+    let c = StoreClient::new(HttpClient::new(security.transport.clone()), store)
+        .with_timeout(Duration::from_millis(timeout_ms));
+    match &security.bearer_token {
+        Some(t) => c.with_bearer_token(t).map_err(StoreCliError::Client),
+        None => Ok(c),
+    }
 }
 
 fn exit_for(e: &StoreError) -> i32 {
@@ -300,11 +398,11 @@ fn print_error(out: &mut (dyn Write + Send), json: bool, e: &StoreError) -> Resu
     Ok(exit_for(e))
 }
 
-async fn put(a: PutArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+async fn put(a: PutArgs, security: &Security, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
     // A missing half is sent as missing, so the store answers `missing_token`
     // (or, if unfenced, records the bare number).
     let fence = a.token.map(|token| Fence { token, signed: a.signed_token.clone().unwrap_or_default() });
-    put_with_fence(a, fence.as_ref(), out).await
+    put_with_fence(a, fence.as_ref(), security, out).await
 }
 
 /// `put` with the proof given rather than read from `--token` and
@@ -313,10 +411,11 @@ async fn put(a: PutArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliEr
 pub async fn put_with_fence(
     a: PutArgs,
     fence: Option<&Fence>,
+    security: &Security,
     out: &mut (dyn Write + Send),
 ) -> Result<i32, StoreCliError> {
     let idem = a.client.zip(a.request_id).map(|(client, request_id)| Idem { client, request_id });
-    let c = client(&a.store, a.timeout_ms);
+    let c = client(&a.store, a.timeout_ms, security)?;
     match c.write(&a.key, Some(a.value.into_bytes().into()), fence, idem.as_ref(), a.if_match).await {
         Ok(w) => {
             let line = if a.json {
@@ -333,8 +432,8 @@ pub async fn put_with_fence(
     }
 }
 
-async fn get(a: GetArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
-    let c = client(&a.store, a.timeout_ms);
+async fn get(a: GetArgs, security: &Security, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliError> {
+    let c = client(&a.store, a.timeout_ms, security)?;
     match c.get(&a.key).await {
         Ok(Some(o)) => {
             if a.json {
@@ -361,5 +460,25 @@ async fn get(a: GetArgs, out: &mut (dyn Write + Send)) -> Result<i32, StoreCliEr
             Ok(EXIT_REJECTED)
         }
         Err(e) => print_error(out, a.json, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_off_loopback_is_warned_about_and_a_policy_there_refused() {
+        let open = Security::default();
+        let policed = Security { policy: Some(Arc::new(Policy::default())), ..Security::default() };
+        let tls = Security { tls: true, ..policed.clone() };
+        assert!(security_summary("127.0.0.1:7400", &open).starts_with("plaintext, loopback only"));
+        assert!(security_summary("0.0.0.0:7400", &open).starts_with("WARNING: PLAINTEXT on 0.0.0.0:7400"));
+        assert!(security_summary("10.1.2.3:7400", &tls).starts_with("TLS on; callers authenticated"));
+        assert!(check_security("127.0.0.1:7400", &policed).is_ok());
+        assert!(check_security("localhost:7400", &policed).is_ok());
+        assert!(check_security("0.0.0.0:7400", &policed).is_err());
+        assert!(check_security("10.1.2.3:7400", &tls).is_ok());
+        assert!(check_security("10.1.2.3:7400", &open).is_ok(), "plaintext without a policy is warned, not refused");
     }
 }

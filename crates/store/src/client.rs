@@ -31,6 +31,9 @@ pub enum StoreError {
     Http { status: u16, code: String, message: String },
     #[error("malformed store response: {0}")]
     BadResponse(String),
+    /// The client was set up wrongly; nothing was sent.
+    #[error("invalid client setting: {0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -47,6 +50,7 @@ impl StoreError {
             StoreError::Unavailable { .. } => "unavailable",
             StoreError::Http { code, .. } => code,
             StoreError::BadResponse(_) => "bad_response",
+            StoreError::Invalid(_) => "invalid_argument",
         }
     }
 
@@ -123,6 +127,18 @@ impl StoreClient {
     /// A client for the store at `addr` (`host:port`), with a 10 s timeout.
     pub fn new(http: HttpClient, addr: impl Into<String>) -> Self {
         StoreClient { http, addr: addr.into(), timeout: Duration::from_secs(10) }
+    }
+
+    /// Send `token` as `Authorization: Bearer <token>` with every request,
+    /// for a store run with an auth policy (`fenced store serve --auth`).
+    /// Over TLS, give `new` an [`HttpClient`] on a `fenced_io::tls`
+    /// transport instead (or as well): a client certificate identifies the
+    /// caller too.
+    pub fn with_bearer_token(mut self, token: &str) -> Result<Self, StoreError> {
+        let v = fenced_io::auth::bearer_header(token)
+            .ok_or_else(|| StoreError::Invalid("the bearer token must be printable ASCII".into()))?;
+        self.http = self.http.with_header(header::AUTHORIZATION, v);
+        Ok(self)
     }
 
     /// Change the per-request timeout.

@@ -1,5 +1,6 @@
-//! `fenced certs`: a development CA, certificates for the replicas and
-//! clients, and a matching auth policy, so that a secure cluster is one
+//! `fenced certs`: a development CA, certificates for the replicas, the
+//! fenced store and the clients, and a matching auth policy (for the
+//! replicas and the store alike), so that a secure cluster and store are one
 //! command away. Not a production PKI: the CA key sits next to the
 //! certificates it signed.
 
@@ -19,8 +20,8 @@ pub struct CertsArgs {
     /// Number of replicas: certificates `replica-1` .. `replica-N`.
     #[arg(long, default_value_t = 3)]
     pub replicas: u32,
-    /// Host names and IP addresses the replicas are reached at (every
-    /// replica certificate names them all), comma-separated.
+    /// Host names and IP addresses the replicas and the fenced store are
+    /// reached at (every server certificate names them all), comma-separated.
     #[arg(long, default_value = "127.0.0.1,localhost")]
     pub hosts: String,
     /// Client identities to make certificates and bearer tokens for, each
@@ -35,6 +36,9 @@ pub struct CertsArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// The fenced store's certificate name.
+const STORE: &str = "store";
 
 fn names(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
@@ -95,12 +99,16 @@ pub fn run(a: CertsArgs) -> anyhow::Result<i32> {
         leaf(&name, hosts.clone(), &mut written)?;
         policy.peers.insert(name);
     }
+    // The fenced store's server certificate. Its identity is not a peer,
+    // an admin or a client: presented as a client certificate it may do
+    // nothing.
+    leaf(STORE, hosts.clone(), &mut written)?;
     let mut clients = names(&a.clients);
     if !clients.iter().any(|c| c == "admin") {
         clients.push("admin".into());
     }
     for c in &clients {
-        if c.starts_with("replica-") || c.contains('@') || c.contains('/') {
+        if c.starts_with("replica-") || c == STORE || c.contains('@') || c.contains('/') {
             bail!("client name {c:?} is reserved or contains '@' or '/'");
         }
         leaf(c, vec![], &mut written)?;
@@ -120,7 +128,7 @@ pub fn run(a: CertsArgs) -> anyhow::Result<i32> {
     }
     let d = a.out.display();
     println!(
-        "wrote a development CA, {} replica and {} client certificates, and {d}/auth.json",
+        "wrote a development CA, {} replica, 1 store and {} client certificates, and {d}/auth.json",
         a.replicas,
         clients.len()
     );
@@ -134,10 +142,19 @@ pub fn run(a: CertsArgs) -> anyhow::Result<i32> {
         "    --data-dir data/1 --tls-ca {d}/ca.pem --tls-cert {d}/replica-1.pem --tls-key {d}/replica-1-key.pem \\"
     );
     println!("    --auth {d}/auth.json");
+    println!();
+    println!("start a fenced store (the same policy: each client reads and writes keys under NAME/):");
+    println!(
+        "  fenced store serve --listen 127.0.0.1:7400 --data-dir data/store --cluster-key <the cluster's public key> \\"
+    );
+    println!("    --tls-ca {d}/ca.pem --tls-cert {d}/store.pem --tls-key {d}/store-key.pem --auth {d}/auth.json");
     if let Some(c) = clients.first() {
+        let tls = format!("--ca {d}/ca.pem --cert {d}/{c}.pem --key {d}/{c}-key.pem");
         println!();
         println!("as client {c}, with its certificate (or --auth-token, from {d}/auth.json):");
-        println!("  fenced lock acquire {c}/orders --ttl 10s --ca {d}/ca.pem --cert {d}/{c}.pem --key {d}/{c}-key.pem");
+        println!("  fenced lock acquire {c}/orders --ttl 10s {tls}");
+        println!("  fenced store put {c}/orders v1 --lock {c}/orders --store 127.0.0.1:7400 {tls}");
+        println!("  fenced store get {c}/orders --store 127.0.0.1:7400 {tls}");
     }
     Ok(0)
 }

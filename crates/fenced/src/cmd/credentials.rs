@@ -1,5 +1,7 @@
 //! Security flags shared by subcommands: a client's credentials (bearer
-//! token, CA, client certificate) and a replica's TLS, policy and limits.
+//! token, CA, client certificate), a server's TLS and auth policy (a
+//! replica's and a fenced store's: the same flags, read by the same code),
+//! and a replica's per-client limits.
 
 use super::lock::Common;
 use anyhow::Context;
@@ -10,6 +12,7 @@ use fenced_io::clock::SystemClock;
 use fenced_io::tls::{client_config, TlsFiles, TlsTransport};
 use fenced_io::transport::{TcpTransport, Transport};
 use fenced_replica::limits::{ClientLimits, Protection};
+use fenced_store::cli::Security as StoreSecurity;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,7 +24,8 @@ pub struct Credentials {
     /// variable: command lines are visible to other users.
     #[arg(long = "auth-token", env = "FENCED_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
-    /// CA certificate (PEM) to verify the replicas with; turns TLS on.
+    /// CA certificate (PEM) to verify the servers (replicas, fenced store)
+    /// with; turns TLS on.
     #[arg(long, env = "FENCED_CA")]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS; needs --key and --ca.
@@ -41,6 +45,17 @@ impl Credentials {
         Ok(Arc::new(TlsTransport::new(Arc::new(TcpTransport), None, Some(config))))
     }
 
+    /// The transport and bearer token for the `fenced store` client
+    /// commands: the same credentials the lock commands send.
+    pub fn store_security(&self) -> anyhow::Result<StoreSecurity> {
+        Ok(StoreSecurity {
+            transport: self.transport()?,
+            tls: self.ca.is_some(),
+            policy: None,
+            bearer_token: self.auth_token.clone(),
+        })
+    }
+
     /// A client of `endpoints` with these credentials.
     pub fn client(&self, endpoints: Vec<String>) -> anyhow::Result<Client> {
         let mut config = ClientConfig::new(endpoints);
@@ -56,24 +71,67 @@ impl Common {
     }
 }
 
-/// A replica's TLS, authentication policy and per-client limits.
-#[derive(Args, Debug, Clone)]
-pub struct SecurityArgs {
-    /// CA certificate (PEM) that signed the replicas' and clients'
+/// A server's TLS and authentication policy: `fenced serve` and `fenced
+/// store serve` take these same flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsAuthArgs {
+    /// CA certificate (PEM) that signed the servers' and clients'
     /// certificates. With --tls-cert and --tls-key, turns on TLS for clients
-    /// and mutual TLS between replicas (`fenced certs` makes all three).
+    /// (who may present a certificate signed by it: mutual TLS, the
+    /// certificate's common name is the caller's identity) and, for a
+    /// replica, mutual TLS between replicas. `fenced certs` makes all three.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
-    /// This replica's certificate (PEM); its common name is its identity.
+    /// This server's certificate (PEM); its common name is its identity.
     #[arg(long, requires = "tls_ca")]
     pub tls_cert: Option<PathBuf>,
-    /// This replica's private key (PEM).
+    /// This server's private key (PEM).
     #[arg(long, requires = "tls_ca")]
     pub tls_key: Option<PathBuf>,
     /// Authentication and ACL policy (JSON; see docs/security.md). Without
     /// it, every caller may do everything.
     #[arg(long)]
     pub auth: Option<PathBuf>,
+}
+
+impl TlsAuthArgs {
+    /// The policy file, read and checked.
+    pub fn policy(&self) -> anyhow::Result<Option<Arc<Policy>>> {
+        match &self.auth {
+            Some(p) => Ok(Some(Arc::new(Policy::load(p)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The server's transport: TLS if certificates are given, serving (and
+    /// asking clients for an optional certificate) and connecting to peers
+    /// with the same certificate.
+    pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
+        match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                let files = TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+                Ok(Arc::new(TlsTransport::mutual(Arc::new(TcpTransport), &files).context("cannot set up TLS")?))
+            }
+            _ => Ok(Arc::new(TcpTransport)),
+        }
+    }
+
+    /// What `fenced store serve` runs with.
+    pub fn store_security(&self) -> anyhow::Result<StoreSecurity> {
+        Ok(StoreSecurity {
+            transport: self.transport()?,
+            tls: self.tls_ca.is_some(),
+            policy: self.policy()?,
+            bearer_token: None,
+        })
+    }
+}
+
+/// A replica's TLS, authentication policy and per-client limits.
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    #[command(flatten)]
+    pub tls: TlsAuthArgs,
     /// Requests per second per client (identity, else IP address).
     #[arg(long, default_value_t = ClientLimits::default().rate_per_sec)]
     pub rate: f64,
@@ -97,11 +155,8 @@ pub struct SecurityArgs {
 
 impl SecurityArgs {
     pub fn protection(&self) -> anyhow::Result<Protection> {
-        let policy = match &self.auth {
-            Some(p) => Some(Arc::new(Policy::load(p)?)),
-            None => None,
-        };
-        if policy.is_some() && self.tls_ca.is_none() {
+        let policy = self.tls.policy()?;
+        if policy.is_some() && self.tls.tls_ca.is_none() {
             anyhow::bail!(
                 "--auth needs --tls-ca, --tls-cert and --tls-key: replicas prove who they are to each other \
                  with their certificates, and bearer tokens must not cross the network in the clear"
@@ -121,12 +176,6 @@ impl SecurityArgs {
 
     /// The replica's transport: mutual TLS if certificates are given.
     pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
-        match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
-            (Some(ca), Some(cert), Some(key)) => {
-                let files = TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
-                Ok(Arc::new(TlsTransport::mutual(Arc::new(TcpTransport), &files).context("cannot set up TLS")?))
-            }
-            _ => Ok(Arc::new(TcpTransport)),
-        }
+        self.tls.transport()
     }
 }

@@ -63,9 +63,14 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
     let running =
         server::start(config, seams).await.with_context(|| format!("cannot start replica {id} on {listen}"))?;
     eprintln!("fenced replica {id} serving on {} (data in {})", running.addr, data_dir.display());
-    match (&a.security.tls_ca, &a.security.auth) {
+    match (&a.security.tls.tls_ca, &a.security.tls.auth) {
         (Some(_), Some(_)) => eprintln!("TLS on (mutual between replicas); callers authenticated and authorized"),
         (Some(_), None) => eprintln!("TLS on; no --auth policy: every caller may do everything"),
+        (None, _) if !fenced_io::transport::is_loopback(&running.addr) => eprintln!(
+            "WARNING: PLAINTEXT on {}, which is not a loopback address: anyone on the network can read and change \
+             requests, tokens included. Use --tls-ca, --tls-cert and --tls-key (`fenced certs` makes them)",
+            running.addr
+        ),
         (None, _) => eprintln!("PLAINTEXT, no authentication: use on trusted networks only (see docs/security.md)"),
     }
     let replica = running.replica.clone();

@@ -7,7 +7,13 @@
 //! and releases — the whole DDIA 8-5 pattern in one command, for scripts and
 //! demos. The store crate cannot do this itself: it must not depend on the
 //! lock client (the client depends on it for `Guard::put`).
+//!
+//! Security comes from the same flags and code as the lock service's:
+//! `serve` takes `--tls-ca/--tls-cert/--tls-key/--auth`
+//! ([`TlsAuthArgs`], as `fenced serve`), `put` and `get` take
+//! `--auth-token/--ca/--cert/--key` ([`Credentials`], as `fenced lock`).
 
+use super::credentials::{Credentials, TlsAuthArgs};
 use super::lock::{report, Common};
 use super::parse_duration;
 use clap::{Args, Subcommand};
@@ -19,13 +25,31 @@ use std::time::Duration;
 #[derive(Debug, Clone, Subcommand)]
 pub enum StoreCommand {
     /// Run a fenced store.
-    Serve(ServeArgs),
+    Serve(ServeCommand),
     /// Write a value with a fencing token: given with --token and
     /// --signed-token, or taken from a lock acquired with --lock (then
     /// released).
     Put(PutCommand),
     /// Read a value.
-    Get(GetArgs),
+    Get(GetCommand),
+}
+
+/// `fenced store serve`: the store's flags, plus TLS and the auth policy.
+#[derive(Debug, Clone, Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub security: TlsAuthArgs,
+}
+
+/// `fenced store get`: the store's flags, plus credentials.
+#[derive(Debug, Clone, Args)]
+pub struct GetCommand {
+    #[command(flatten)]
+    pub get: GetArgs,
+    #[command(flatten)]
+    pub credentials: Credentials,
 }
 
 /// `fenced store put`: the store's own flags, plus the lock to take.
@@ -35,6 +59,9 @@ pub struct PutCommand {
     pub put: PutArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Sent to the store, and with --lock to the lock service too.
+    #[command(flatten)]
+    pub credentials: Credentials,
 }
 
 /// The lock `fenced store put --lock` takes around the write.
@@ -60,27 +87,41 @@ pub struct LockArgs {
 /// unreachable or unusable.
 pub async fn run(c: StoreCommand) -> anyhow::Result<i32> {
     use fenced_store::cli::{self as store_cli, StoreCommand as Inner};
-    let inner = match c {
-        StoreCommand::Serve(a) => {
-            // The store reports torn tails and the unfenced mode in its log.
+    let (inner, security) = match c {
+        StoreCommand::Serve(ServeCommand { serve, security }) => {
+            // The store reports torn tails, the unfenced mode and plaintext
+            // on a non-loopback address in its log.
             super::init_logging("info");
-            Inner::Serve(a)
+            (Inner::Serve(serve), security.store_security()?)
         }
-        StoreCommand::Get(a) => Inner::Get(a),
-        StoreCommand::Put(PutCommand { put, lock: LockArgs { lock: Some(name), endpoints: eps, ttl, wait } }) => {
+        StoreCommand::Get(GetCommand { get, credentials }) => (Inner::Get(get), credentials.store_security()?),
+        StoreCommand::Put(PutCommand {
+            put,
+            lock: LockArgs { lock: Some(name), endpoints: eps, ttl, wait },
+            credentials,
+        }) => {
             super::init_logging("warn");
-            return put_under_lock(put, &name, &eps, ttl, wait.unwrap_or_default()).await;
+            return put_under_lock(put, &credentials, &name, &eps, ttl, wait.unwrap_or_default()).await;
         }
-        StoreCommand::Put(PutCommand { put, .. }) => Inner::Put(put),
+        StoreCommand::Put(PutCommand { put, credentials, .. }) => (Inner::Put(put), credentials.store_security()?),
     };
-    Ok(store_cli::run(inner).await?)
+    let mut out = std::io::stdout();
+    Ok(store_cli::run_secured(inner, &security, &mut out).await?)
 }
 
 /// Acquire, write with both tokens, release. The write's outcome decides
 /// the exit code; a failed release only warns, since the lease expires on
 /// its own and the write has already happened (or not).
-async fn put_under_lock(put: PutArgs, name: &str, eps: &str, ttl: Duration, wait: Duration) -> anyhow::Result<i32> {
-    let common = Common { endpoints: eps.to_string(), json: put.json, credentials: Default::default() };
+async fn put_under_lock(
+    put: PutArgs,
+    credentials: &Credentials,
+    name: &str,
+    eps: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> anyhow::Result<i32> {
+    let common = Common { endpoints: eps.to_string(), json: put.json, credentials: credentials.clone() };
+    let security = credentials.store_security()?;
     let client = common.client()?;
     let guard = match client.acquire(name, AcquireOptions::new(ttl).wait(wait)).await {
         Ok(g) => g,
@@ -88,7 +129,7 @@ async fn put_under_lock(put: PutArgs, name: &str, eps: &str, ttl: Duration, wait
     };
     let fence = guard.fence();
     let mut out = std::io::stdout();
-    let code = fenced_store::cli::put_with_fence(put, Some(&fence), &mut out).await?;
+    let code = fenced_store::cli::put_with_fence(put, Some(&fence), &security, &mut out).await?;
     if let Err(e) = guard.release().await {
         eprintln!("warning: could not release {name} (token {}): {e}; its lease will expire", fence.token);
     }
