@@ -120,6 +120,10 @@ impl Cluster {
             .args(extra)
             .args(["--data-dir", &self.data_dir(id).to_string_lossy()])
             .args(["--heartbeat", HEARTBEAT, "--election-timeout", "300ms"])
+            // The checkers read every decision back from the whole log, as the
+            // chaos runner's replicas keep it; an optimised build grants fast
+            // enough to pass the default 10 000 entries within one test.
+            .args(["--snapshot-every", fenced_chaos::procs::SNAPSHOT_EVERY])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
