@@ -384,8 +384,11 @@ where
         })
         .collect();
     tokio::time::sleep(warmup).await;
-    let t_kill = now();
+    // The clock starts once the SIGKILL was sent: finding the leader takes
+    // a system-dependent time (etcd's status calls are slower than fenced's),
+    // and requests sent meanwhile still reach the old leader and succeed.
     let killed = kill.await;
+    let t_kill = now();
     eprintln!("  [{system} failover] leader SIGKILLed: {killed}");
     let mut outs = join(handles).await;
     let mut events: Vec<(Mono, Mono, bool)> = outs.iter_mut().flat_map(|o| std::mem::take(&mut o.events)).collect();
