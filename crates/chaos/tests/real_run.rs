@@ -42,14 +42,7 @@ async fn short_real_run_against_fenced_is_valid_and_leaves_nothing() {
         "a safety or liveness violation against fenced; see {}",
         out.display()
     );
-    assert!(o.leftovers_after.is_empty(), "namespaces left behind: {:?}", o.leftovers_after);
-    let ours = format!("fchaos-{}-", std::process::id());
-    let left: Vec<String> = fenced_chaos::netns::list_namespaces()
-        .expect("ip netns list")
-        .into_iter()
-        .filter(|n| n.starts_with(&ours))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    assert_no_namespace_left(&o);
     // No process of the run survives: each was started with the run's
     // namespace or as a `fenced chaos client` child of this process.
     let children =
@@ -116,14 +109,7 @@ async fn a_membership_run_against_fenced_is_valid_and_leaves_nothing() {
         "a safety or liveness violation against fenced under membership changes; see {}",
         out.display()
     );
-    assert!(o.leftovers_after.is_empty(), "namespaces left behind: {:?}", o.leftovers_after);
-    let ours = format!("fchaos-{}-", std::process::id());
-    let left: Vec<String> = fenced_chaos::netns::list_namespaces()
-        .expect("ip netns list")
-        .into_iter()
-        .filter(|n| n.starts_with(&ours))
-        .collect();
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    assert_no_namespace_left(&o);
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -151,4 +137,17 @@ fn tempfile_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("fenced-chaos-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
+}
+
+/// The run removed every namespace it made: by its own account, and as `ip
+/// netns list` sees it.
+fn assert_no_namespace_left(o: &run::Outcome) {
+    assert!(o.leftovers_after.is_empty(), "namespaces left behind: {:?}", o.leftovers_after);
+    let ours = format!("fchaos-{}-", std::process::id());
+    let left: Vec<String> = fenced_chaos::netns::list_namespaces()
+        .expect("ip netns list")
+        .into_iter()
+        .filter(|n| n.starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
 }
