@@ -13,6 +13,7 @@
 //! - [`token`]: signed fencing tokens (Ed25519), issue and verify.
 //! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
 //! - [`limits`]: the bounds on every collection in the table.
+//! - [`name_set`]: the small sorted sets of names a lease holds, awaits and claims.
 //! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
 //! - [`admin`]: JSON bodies of the maintenance API (membership, drain, peers).
 //! - [`rate`]: per-client token buckets for request rate limits (pure).
@@ -30,6 +31,7 @@ pub mod command;
 pub mod ids;
 pub mod latency;
 pub mod limits;
+pub mod name_set;
 pub mod phi;
 pub mod rate;
 pub mod response;

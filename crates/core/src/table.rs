@@ -17,6 +17,7 @@
 use crate::command::{Command, Origin, Request};
 use crate::ids::{ClientId, LeaseId, Token};
 use crate::limits::Limits;
+use crate::name_set::NameSet;
 use crate::response::{Grant, GrantRecord, Response, SmError};
 use crate::token::{self, TokenClaims};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -91,9 +92,9 @@ pub struct Lease {
     /// Remaining TTL as of the last renewal or checkpoint: what a replica that
     /// lost its timers (restart) resumes from.
     pub remaining_ms: u64,
-    pub held: BTreeSet<String>,
-    pub waiting: BTreeSet<String>,
-    pub claims: BTreeSet<String>,
+    pub held: NameSet,
+    pub waiting: NameSet,
+    pub claims: NameSet,
     /// Who created the lease (see [`owner_of`]); limits count per owner.
     pub owner: Option<String>,
 }
@@ -513,9 +514,9 @@ impl LockTable {
             ttl_ms,
             renewed: index,
             remaining_ms: ttl_ms,
-            held: BTreeSet::new(),
-            waiting: BTreeSet::new(),
-            claims: BTreeSet::new(),
+            held: NameSet::new(),
+            waiting: NameSet::new(),
+            claims: NameSet::new(),
             owner,
         };
         self.leases.insert(id, lease);
@@ -586,7 +587,7 @@ impl LockTable {
         lock.waiters.push_back(Waiter { lease: id, value: value.to_string() });
         let position = lock.waiters.len() - 1;
         if let Some(l) = self.leases.get_mut(&id) {
-            l.waiting.insert(name.to_string());
+            l.waiting.insert(name);
         }
         Ok(Response::Queued { lock: name.to_string(), lease: id, position })
     }
@@ -617,7 +618,7 @@ impl LockTable {
         assert!(lock.holder.is_none(), "lock {name:?} granted while held");
         lock.holder = Some(grant.clone());
         if let Some(l) = self.leases.get_mut(&id) {
-            l.held.insert(name.to_string());
+            l.held.insert(name);
         }
         ev.push(Event::Granted { lock: name.to_string(), token: Token(index), lease: id });
         Ok(grant)
@@ -771,7 +772,7 @@ impl LockTable {
         self.max_token = index;
         self.claims.insert(name.to_string(), ClaimRecord { owner: owner.to_string(), token: Token(index), lease });
         if let Some(l) = lease.and_then(|id| self.leases.get_mut(&id)) {
-            l.claims.insert(name.to_string());
+            l.claims.insert(name);
         }
         ev.push(Event::Claimed { name: name.to_string(), token: Token(index) });
         Ok(Response::Claimed { name: name.to_string(), token: Token(index), owner: owner.to_string() })

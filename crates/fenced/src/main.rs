@@ -2,6 +2,7 @@
 //! `cmd/`; this file only parses arguments and dispatches.
 
 mod cmd;
+mod malloc;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +55,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_) | Command::Dev(_) | Command::Store(cmd::store::StoreCommand::Serve(_))) {
+        malloc::tune_for_server();
+    }
     let code = match cli.command {
         Command::Check(args) => fenced_check::cli::run(&args),
         Command::Certs(args) => match cmd::certs::run(args) {
