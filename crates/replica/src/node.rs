@@ -295,17 +295,22 @@ impl Replica {
     /// election is under way, or the leader we know of refuses connections),
     /// wait for openraft to learn of a new one and try again, for up to
     /// [`Replica::leader_wait`]: the client's request then completes right
-    /// after the election instead of backing off blindly. Only attempts that
-    /// certainly did not propose are retried; the table deduplicates by request
-    /// id anyway.
+    /// after the election instead of backing off blindly. A leader that is
+    /// known but refused is asked again every heartbeat interval: a new
+    /// leader refuses writes for the few milliseconds until its term's vote
+    /// is on disk, and waiting for yet another leader would then waste the
+    /// whole wait. Only attempts that certainly did not propose are retried;
+    /// the table deduplicates by request id anyway.
     async fn propose_routed(&self, req: Request) -> Result<(Response, u64), ProposeError> {
         self.metrics.proposals.inc();
-        let start = self.seams.clock.now();
+        let clock = &self.seams.clock;
+        let start = clock.now();
         let mut metrics = self.raft.metrics();
         loop {
             let seen_leader = metrics.borrow_watched().current_leader;
+            let attempted = clock.now();
             match self.propose_once(&req).await {
-                Err(Route::NotProposed) => {}
+                Err(Route::NotProposed) => tracing::debug!(?seen_leader, "not proposed; waiting for a leader"),
                 Err(Route::Failed(e)) => return Err(e),
                 Ok(r) => return Ok(r),
             }
@@ -314,33 +319,42 @@ impl Replica {
             if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(ProposeError::NoLeader);
             }
-            // Wait for a different leader, or give up at the deadline.
+            // Wait for a different leader, or a heartbeat interval if one is
+            // known; give up at the deadline.
             loop {
-                let Some(left) = self.leader_wait().checked_sub(self.seams.clock.now().since(start)) else {
-                    return Err(ProposeError::NoLeader);
+                let step = LeaderWait {
+                    left: self.leader_wait().checked_sub(clock.now().since(start)),
+                    leader: metrics.borrow_watched().current_leader,
+                    seen_leader,
+                    since_attempt: clock.now().since(attempted),
+                    retry_every: self.config.heartbeat,
                 };
-                if metrics.borrow_watched().current_leader.is_some_and(|l| Some(l) != seen_leader) {
-                    break;
-                }
-                match tokio::time::timeout(left, metrics.changed()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Err(ProposeError::ShuttingDown),
-                    Err(_) => return Err(ProposeError::NoLeader),
+                match step.next() {
+                    WaitStep::GiveUp => return Err(ProposeError::NoLeader),
+                    WaitStep::Retry => break,
+                    WaitStep::Wait(d) => match tokio::time::timeout(d, metrics.changed()).await {
+                        Ok(Ok(())) | Err(_) => {}
+                        Ok(Err(_)) => return Err(ProposeError::ShuttingDown),
+                    },
                 }
             }
         }
     }
 
     /// How long a proposal waits for a leader before answering "no leader":
-    /// long enough for one election, short enough to answer within the
+    /// long enough for a failover, which takes up to two election timeouts
+    /// (openraft's followers refuse votes for one election timeout after the
+    /// last heartbeat, so the first candidate can be refused; see
+    /// `docs/timeouts-and-clocks.md`), and short enough to answer within the
     /// client's request timeout.
     fn leader_wait(&self) -> Duration {
-        self.config.election_timeout_max + self.config.election_timeout_max / 2
+        self.config.election_timeout_max * 2
     }
 
     async fn propose_once(&self, req: &Request) -> Result<(Response, u64), Route> {
         if self.ensure_not_paused().await.is_err() {
             // A paused leader that could not re-confirm: wait for the new one.
+            tracing::debug!("not proposed: paused leader not re-confirmed");
             return Err(Route::NotProposed);
         }
         match self.raft.client_write(req.clone()).await {
@@ -348,6 +362,7 @@ impl Replica {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 let Some(node) = f.leader_node else { return Err(Route::NotProposed) };
                 if f.leader_id == Some(self.config.id) {
+                    tracing::debug!("not proposed: openraft forwards to this replica itself");
                     return Err(Route::NotProposed);
                 }
                 self.metrics.forwards.inc();
@@ -366,7 +381,10 @@ impl Replica {
         self.ensure_not_paused().await?;
         match self.raft.client_write(req).await {
             Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NoLeader),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                tracing::debug!(leader = ?f.leader_id, "forwarded proposal refused: not the leader");
+                Err(ProposeError::NoLeader)
+            }
             Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(ProposeError::Unknown),
             Err(RaftError::APIError(e)) => Err(ProposeError::Internal(e.to_string())),
             Err(RaftError::Fatal(_)) => Err(ProposeError::ShuttingDown),
@@ -478,6 +496,48 @@ impl Replica {
     }
 }
 
+/// What a proposal that was not proposed does next (see
+/// [`Replica::propose_routed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitStep {
+    /// Try again now.
+    Retry,
+    /// Wait for a change in openraft's view, at most this long.
+    Wait(Duration),
+    /// The deadline passed: answer "no leader".
+    GiveUp,
+}
+
+/// The state [`WaitStep`] is decided from.
+struct LeaderWait {
+    /// Time left before the deadline (`None`: it passed).
+    left: Option<Duration>,
+    /// The leader openraft knows of now.
+    leader: Option<NodeId>,
+    /// The leader it knew of when the failed attempt started.
+    seen_leader: Option<NodeId>,
+    since_attempt: Duration,
+    retry_every: Duration,
+}
+
+impl LeaderWait {
+    fn next(&self) -> WaitStep {
+        let Some(left) = self.left.filter(|l| !l.is_zero()) else { return WaitStep::GiveUp };
+        match self.leader {
+            // A new leader: ask it.
+            Some(l) if Some(l) != self.seen_leader => WaitStep::Retry,
+            // The same leader refused (a new one does until its vote is on
+            // disk) or could not be reached: ask again every interval.
+            Some(_) => match self.retry_every.checked_sub(self.since_attempt) {
+                Some(d) if !d.is_zero() => WaitStep::Wait(d.min(left)),
+                _ => WaitStep::Retry,
+            },
+            // No leader known: wait for an election to name one.
+            None => WaitStep::Wait(left),
+        }
+    }
+}
+
 /// What the reply to a forwarded proposal means for the forwarding replica.
 ///
 /// Only an attempt that certainly proposed nothing may be routed again
@@ -503,6 +563,35 @@ fn forward_outcome(reply: Result<fenced_io::http::HttpResponse, HttpError>) -> R
 #[cfg(test)]
 mod forward_tests {
     use super::*;
+
+    fn wait(left_ms: Option<u64>, leader: Option<NodeId>, seen: Option<NodeId>, since_ms: u64) -> WaitStep {
+        LeaderWait {
+            left: left_ms.map(Duration::from_millis),
+            leader,
+            seen_leader: seen,
+            since_attempt: Duration::from_millis(since_ms),
+            retry_every: Duration::from_millis(50),
+        }
+        .next()
+    }
+
+    #[test]
+    fn a_leader_that_refused_is_asked_again_after_an_interval_not_waited_out() {
+        // The new leader 2 refused (its vote was not yet on disk): the
+        // regression waited for a leader other than 2 until the deadline.
+        assert_eq!(wait(Some(900), Some(2), Some(2), 10), WaitStep::Wait(Duration::from_millis(40)));
+        assert_eq!(wait(Some(900), Some(2), Some(2), 50), WaitStep::Retry);
+        assert_eq!(wait(Some(20), Some(2), Some(2), 10), WaitStep::Wait(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_new_leader_is_asked_at_once_and_none_is_waited_for_until_the_deadline() {
+        assert_eq!(wait(Some(900), Some(3), Some(1), 0), WaitStep::Retry);
+        assert_eq!(wait(Some(900), Some(3), None, 0), WaitStep::Retry);
+        assert_eq!(wait(Some(900), None, Some(1), 0), WaitStep::Wait(Duration::from_millis(900)));
+        assert_eq!(wait(None, Some(3), Some(1), 0), WaitStep::GiveUp);
+        assert_eq!(wait(Some(0), None, None, 0), WaitStep::GiveUp);
+    }
     use fenced_io::http::HttpResponse;
 
     fn reply(status: StatusCode, body: &'static [u8]) -> Result<HttpResponse, HttpError> {

@@ -560,9 +560,15 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             if let Fault::WallJump { node, ms } = p.fault {
                 clocks[node as usize - 1].jump_wall(ms);
             }
+            // A crash record says whether it took the leader out: failover
+            // measurements (and readers of the report) need to know.
+            let mut record = json!(p);
+            if let Fault::Crash { node } = p.fault {
+                record["leader"] = json!(world.leader() == Some(node));
+            }
             let undo = world.start(&mut sim, &p.fault);
-            world.rec.nemesis("start", json!(p), now);
-            active.push((p.end, json!(p), undo));
+            world.rec.nemesis("start", record.clone(), now);
+            active.push((p.end, record, undo));
             next += 1;
         }
         if now < gst {
