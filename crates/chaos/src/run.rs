@@ -877,15 +877,7 @@ pub fn read_back_dirs(
     }
     let out = fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
         .into_iter()
-        .map(|d| Event {
-            kind: EventType::Ok,
-            process: Process::Named("log".into()),
-            f: d.kind.into(),
-            value: serde_json::to_value(&d).unwrap_or_default(),
-            time: at,
-            node: None,
-            wall: None,
-        })
+        .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at))
         .collect();
     Ok((out, notes))
 }

@@ -112,6 +112,22 @@ pub struct Event {
     pub wall: Option<Wall>,
 }
 
+impl Event {
+    /// A decision read back from the replicated log (process `"log"`), as
+    /// the S4/S5 checkers expect it: `f` is the decision's kind.
+    pub fn from_log(f: impl Into<String>, value: serde_json::Value, time: u64) -> Event {
+        Event {
+            kind: EventType::Ok,
+            process: Process::Named("log".into()),
+            f: f.into(),
+            value,
+            time,
+            node: None,
+            wall: None,
+        }
+    }
+}
+
 /// A wall-clock reading as an interval: the true time was somewhere in
 /// `[earliest_ms, latest_ms]` (ms since the Unix epoch) *if* `synced` (the
 /// recorder's clock was disciplined, e.g. by NTP). Written compactly as

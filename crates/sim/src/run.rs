@@ -340,15 +340,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
     });
     let out = fenced_core::audit::replay(requests)
         .into_iter()
-        .map(|d| Event {
-            kind: EventType::Ok,
-            process: Process::Named("log".into()),
-            f: d.kind.into(),
-            value: serde_json::to_value(&d).unwrap_or_default(),
-            time: at,
-            node: None,
-            wall: None,
-        })
+        .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at))
         .collect();
     Ok(out)
 }

@@ -94,16 +94,7 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
             }
             rec.record(EventType::Invoke, p.clone(), "read", json!({"key": lock}));
             match store.get(&lock).await {
-                Ok(obj) => {
-                    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                    rec.record(
-                        EventType::Ok,
-                        p.clone(),
-                        "read",
-                        json!({"key": lock, "value": v, "version": version, "token": token}),
-                    );
-                }
+                Ok(obj) => rec.record(EventType::Ok, p.clone(), "read", read_value(&lock, obj)),
                 Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": lock, "error": e.to_string()})),
             }
             writes += 1;
@@ -208,6 +199,14 @@ pub async fn byzantine(plan: ClientPlan, client: Client, store: StoreClient, rec
     }
 }
 
+/// A read's history value: the object's value, version and token (an
+/// absent key reads as version 0, token 0, value null).
+fn read_value(key: &str, obj: Option<fenced_store::Object>) -> serde_json::Value {
+    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
+    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
+    json!({"key": key, "value": v, "version": version, "token": token})
+}
+
 /// After the run: read every key once, as process "final".
 pub async fn final_reads(locks: usize, store: StoreClient, rec: Recorder) {
     let p = Process::Named("final".into());
@@ -216,14 +215,7 @@ pub async fn final_reads(locks: usize, store: StoreClient, rec: Recorder) {
         for _attempt in 0..20 {
             match store.get(&key).await {
                 Ok(obj) => {
-                    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                    rec.record(
-                        EventType::Ok,
-                        p.clone(),
-                        "read",
-                        json!({"key": key, "value": v, "version": version, "token": token}),
-                    );
+                    rec.record(EventType::Ok, p.clone(), "read", read_value(&key, obj));
                     break;
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
