@@ -10,7 +10,7 @@ mod common;
 use fenced_chaos::nemesis::Kind;
 use fenced_chaos::run::{self, Config};
 use fenced_check::verdict::Status;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,23 +19,7 @@ async fn short_real_run_against_fenced_is_valid_and_leaves_nothing() {
         return;
     }
     let out = tempfile_dir();
-    let cfg = Config {
-        bin: common::fenced_bin(),
-        target: fenced_chaos::target::Target::Fenced,
-        nodes: 3,
-        clients: 3,
-        duration: Duration::from_secs(20),
-        kinds: [Kind::Partition, Kind::Kill, Kind::Pause].into_iter().collect(),
-        seed: 11,
-        out: out.clone(),
-        locks: 3,
-        ttl: Duration::from_secs(3),
-        progress: true,
-    };
-    let o = run::run(cfg).await.expect("the chaos run completes");
-    for v in &o.verdicts {
-        eprintln!("{} {:?} {}", v.property, v.status, v.message);
-    }
+    let o = run_against_fenced(&out, Duration::from_secs(20), &[Kind::Partition, Kind::Kill, Kind::Pause], 11).await;
     assert!(!o.schedule.is_empty(), "the nemesis must inject faults");
     assert!(
         o.verdicts.iter().all(|v| v.status != Status::Invalid),
@@ -64,23 +48,7 @@ async fn a_membership_run_against_fenced_is_valid_and_leaves_nothing() {
         return;
     }
     let out = tempfile_dir();
-    let cfg = Config {
-        bin: common::fenced_bin(),
-        target: fenced_chaos::target::Target::Fenced,
-        nodes: 3,
-        clients: 3,
-        duration: Duration::from_secs(36),
-        kinds: [Kind::Membership].into_iter().collect(),
-        seed: MEMBERSHIP_SEED,
-        out: out.clone(),
-        locks: 3,
-        ttl: Duration::from_secs(3),
-        progress: true,
-    };
-    let o = run::run(cfg).await.expect("the chaos run completes");
-    for v in &o.verdicts {
-        eprintln!("{} {:?} {}", v.property, v.status, v.message);
-    }
+    let o = run_against_fenced(&out, Duration::from_secs(36), &[Kind::Membership], MEMBERSHIP_SEED).await;
     // Each change and its undo, as the history recorded them.
     let changes: Vec<&serde_json::Value> = o
         .history
@@ -131,6 +99,29 @@ fn membership_seed_covers_every_change() {
     for op in ["\"remove\"", "\"remove-leader\"", "\"replace-killed\""] {
         assert!(ops.iter().any(|o| o == op), "seed {MEMBERSHIP_SEED} has no {op}: {ops:?}");
     }
+}
+
+/// A chaos run against 3 fenced replicas and 3 clients on 3 locks, with its
+/// verdicts printed.
+async fn run_against_fenced(out: &Path, duration: Duration, kinds: &[Kind], seed: u64) -> run::Outcome {
+    let cfg = Config {
+        bin: common::fenced_bin(),
+        target: fenced_chaos::target::Target::Fenced,
+        nodes: 3,
+        clients: 3,
+        duration,
+        kinds: kinds.iter().copied().collect(),
+        seed,
+        out: out.to_path_buf(),
+        locks: 3,
+        ttl: Duration::from_secs(3),
+        progress: true,
+    };
+    let o = run::run(cfg).await.expect("the chaos run completes");
+    for v in &o.verdicts {
+        eprintln!("{} {:?} {}", v.property, v.status, v.message);
+    }
+    o
 }
 
 fn tempfile_dir() -> PathBuf {

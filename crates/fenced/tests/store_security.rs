@@ -176,25 +176,12 @@ fn tls_store_names_callers_by_their_client_certificates() {
         assert!(certs.join(f).exists(), "fenced certs wrote no {f}");
     }
     let policy = write_policy(dir.path());
-    let s = Store::start(
-        dir.path(),
-        &["--tls-ca", &p("ca.pem"), "--tls-cert", &p("store.pem"), "--tls-key", &p("store-key.pem")],
-    );
+    let s = Store::start(dir.path(), &store_tls_args(&certs, None).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(s.output().contains("TLS on; no --auth policy"), "{}", s.output());
     drop(s); // replaced by one with the policy, on the same data directory
-    let s = Store::start(
-        dir.path(),
-        &[
-            "--tls-ca",
-            &p("ca.pem"),
-            "--tls-cert",
-            &p("store.pem"),
-            "--tls-key",
-            &p("store-key.pem"),
-            "--auth",
-            &policy.to_string_lossy(),
-        ],
-    );
+    let policy = policy.to_string_lossy();
+    let s =
+        Store::start(dir.path(), &store_tls_args(&certs, Some(&policy)).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(s.output().contains("TLS on; callers authenticated"), "{}", s.output());
     let (ca, alice_cert, alice_key) = (p("ca.pem"), p("alice.pem"), p("alice-key.pem"));
     let (mallory_cert, mallory_key) = (p("mallory.pem"), p("mallory-key.pem"));
@@ -298,19 +285,11 @@ fn the_fenced_certs_setup_secures_the_cluster_and_the_store_together() {
     };
     let store_dir = dir.path().join("store");
     std::fs::create_dir_all(&store_dir).expect("store dir");
+    let auth = p("auth.json");
     let store = Store::start_with_key(
         &store_dir,
         &key,
-        &[
-            "--tls-ca",
-            &p("ca.pem"),
-            "--tls-cert",
-            &p("store.pem"),
-            "--tls-key",
-            &p("store-key.pem"),
-            "--auth",
-            &p("auth.json"),
-        ],
+        &store_tls_args(&certs, Some(&auth)).iter().map(String::as_str).collect::<Vec<_>>(),
     );
     let endpoints = cluster.endpoints_arg();
     let (ca, cert, key) = (p("ca.pem"), p("alice.pem"), p("alice-key.pem"));
@@ -334,4 +313,22 @@ fn the_fenced_certs_setup_secures_the_cluster_and_the_store_together() {
     let (rc, out) = put_locked("bob/x", "v2", &bob);
     assert_eq!((rc, code(&out)), (0, "ok".into()), "{out}");
     assert_eq!(value(&store.get("bob/x", &bob).1), "v2");
+}
+
+/// `fenced store serve`'s TLS flags with the certificates `fenced certs`
+/// wrote into `certs`, and the auth policy if given.
+fn store_tls_args(certs: &std::path::Path, auth: Option<&str>) -> Vec<String> {
+    let p = |f: &str| certs.join(f).to_string_lossy().into_owned();
+    let mut args = vec![
+        "--tls-ca".into(),
+        p("ca.pem"),
+        "--tls-cert".into(),
+        p("store.pem"),
+        "--tls-key".into(),
+        p("store-key.pem"),
+    ];
+    if let Some(auth) = auth {
+        args.extend(["--auth".into(), auth.to_string()]);
+    }
+    args
 }
