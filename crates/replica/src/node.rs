@@ -141,8 +141,12 @@ impl ProposeError {
 #[derive(Debug)]
 enum Route {
     /// Certainly not proposed (no leader known, or it refused or was
-    /// unreachable before anything was sent): safe to try again.
-    NotProposed,
+    /// unreachable before anything was sent): safe to try again. `refused`:
+    /// the leader answered that it could not take it (a new leader does until
+    /// its vote is on disk), so asking it again soon may succeed.
+    NotProposed {
+        refused: bool,
+    },
     Failed(ProposeError),
 }
 
@@ -309,23 +313,25 @@ impl Replica {
         loop {
             let seen_leader = metrics.borrow_watched().current_leader;
             let attempted = clock.now();
-            match self.propose_once(&req).await {
-                Err(Route::NotProposed) => tracing::debug!(?seen_leader, "not proposed; waiting for a leader"),
+            let refused = match self.propose_once(&req).await {
+                Err(Route::NotProposed { refused }) => refused,
                 Err(Route::Failed(e)) => return Err(e),
                 Ok(r) => return Ok(r),
-            }
+            };
+            tracing::debug!(?seen_leader, refused, "not proposed; waiting for a leader");
             // A draining replica (or one just removed, whose idea of the
             // leader may never be corrected) sends the client elsewhere now.
             if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(ProposeError::NoLeader);
             }
-            // Wait for a different leader, or a heartbeat interval if one is
-            // known; give up at the deadline.
+            // Wait for a different leader, or a heartbeat interval if the
+            // known one refused; give up at the deadline.
             loop {
                 let step = LeaderWait {
                     left: self.leader_wait().checked_sub(clock.now().since(start)),
                     leader: metrics.borrow_watched().current_leader,
                     seen_leader,
+                    refused,
                     since_attempt: clock.now().since(attempted),
                     retry_every: self.config.heartbeat,
                 };
@@ -355,15 +361,19 @@ impl Replica {
         if self.ensure_not_paused().await.is_err() {
             // A paused leader that could not re-confirm: wait for the new one.
             tracing::debug!("not proposed: paused leader not re-confirmed");
-            return Err(Route::NotProposed);
+            return Err(Route::NotProposed { refused: false });
         }
         match self.raft.client_write(req.clone()).await {
             Ok(resp) => Ok((resp.response().clone(), resp.log_id().index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let Some(node) = f.leader_node else { return Err(Route::NotProposed) };
+                // No committed leader in openraft's own state (an election,
+                // or this replica was just elected and its vote is not yet on
+                // disk): if a leader is known, it is worth asking again soon.
+                let Some(node) = f.leader_node else { return Err(Route::NotProposed { refused: true }) };
                 if f.leader_id == Some(self.config.id) {
+                    // Elected, but not yet ready to take writes.
                     tracing::debug!("not proposed: openraft forwards to this replica itself");
-                    return Err(Route::NotProposed);
+                    return Err(Route::NotProposed { refused: true });
                 }
                 self.metrics.forwards.inc();
                 self.forward(&node.addr, req).await
@@ -516,6 +526,8 @@ struct LeaderWait {
     leader: Option<NodeId>,
     /// The leader it knew of when the failed attempt started.
     seen_leader: Option<NodeId>,
+    /// That leader answered and refused (rather than being unreachable).
+    refused: bool,
     since_attempt: Duration,
     retry_every: Duration,
 }
@@ -526,14 +538,15 @@ impl LeaderWait {
         match self.leader {
             // A new leader: ask it.
             Some(l) if Some(l) != self.seen_leader => WaitStep::Retry,
-            // The same leader refused (a new one does until its vote is on
-            // disk) or could not be reached: ask again every interval.
-            Some(_) => match self.retry_every.checked_sub(self.since_attempt) {
+            // The same leader answered but refused (a new one does until its
+            // vote is on disk): ask again every interval.
+            Some(_) if self.refused => match self.retry_every.checked_sub(self.since_attempt) {
                 Some(d) if !d.is_zero() => WaitStep::Wait(d.min(left)),
                 _ => WaitStep::Retry,
             },
-            // No leader known: wait for an election to name one.
-            None => WaitStep::Wait(left),
+            // The same leader could not be reached, or no leader is known:
+            // wait for an election to name another.
+            _ => WaitStep::Wait(left),
         }
     }
 }
@@ -550,12 +563,12 @@ fn forward_outcome(reply: Result<fenced_io::http::HttpResponse, HttpError>) -> R
     let internal = |e: String| Route::Failed(ProposeError::Internal(e));
     let resp = match reply {
         Ok(r) => r,
-        Err(HttpError::Connect { .. }) => return Err(Route::NotProposed),
+        Err(HttpError::Connect { .. }) => return Err(Route::NotProposed { refused: false }),
         Err(_) => return Err(Route::Failed(ProposeError::Unknown)),
     };
     match resp.status {
         StatusCode::OK => frame::decode_exact(&resp.body).map_err(|e| internal(e.to_string())),
-        StatusCode::SERVICE_UNAVAILABLE => Err(Route::NotProposed),
+        StatusCode::SERVICE_UNAVAILABLE => Err(Route::NotProposed { refused: true }),
         _ => Err(Route::Failed(ProposeError::Unknown)),
     }
 }
@@ -569,6 +582,7 @@ mod forward_tests {
             left: left_ms.map(Duration::from_millis),
             leader,
             seen_leader: seen,
+            refused: true,
             since_attempt: Duration::from_millis(since_ms),
             retry_every: Duration::from_millis(50),
         }
@@ -582,6 +596,19 @@ mod forward_tests {
         assert_eq!(wait(Some(900), Some(2), Some(2), 10), WaitStep::Wait(Duration::from_millis(40)));
         assert_eq!(wait(Some(900), Some(2), Some(2), 50), WaitStep::Retry);
         assert_eq!(wait(Some(20), Some(2), Some(2), 10), WaitStep::Wait(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn an_unreachable_leader_is_not_asked_again_until_another_is_elected() {
+        let step = LeaderWait {
+            left: Some(Duration::from_millis(900)),
+            leader: Some(1),
+            seen_leader: Some(1),
+            refused: false,
+            since_attempt: Duration::from_millis(500),
+            retry_every: Duration::from_millis(50),
+        };
+        assert_eq!(step.next(), WaitStep::Wait(Duration::from_millis(900)));
     }
 
     #[test]
@@ -604,10 +631,10 @@ mod forward_tests {
             addr: "127.0.0.1:1".into(),
             source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         });
-        assert!(matches!(forward_outcome(refused), Err(Route::NotProposed)));
+        assert!(matches!(forward_outcome(refused), Err(Route::NotProposed { refused: false })));
         assert!(matches!(
             forward_outcome(reply(StatusCode::SERVICE_UNAVAILABLE, b"no leader")),
-            Err(Route::NotProposed)
+            Err(Route::NotProposed { refused: true })
         ));
     }
 
