@@ -1,8 +1,8 @@
 //! glibc malloc settings for the long-running servers (`fenced serve`,
 //! `fenced dev`, `fenced store serve`).
 //!
-//! Two glibc defaults cost a replica a fifth of its memory at 100 000 held
-//! locks (measured in `docs/benchmarks.md`, "Memory"):
+//! Two glibc defaults cost a replica 29 MB at 100 000 held locks: 176 MB
+//! with them, 147 MB without (`docs/benchmarks.md`, session 4, "Memory"):
 //! - one malloc arena per contending thread (up to eight per core), each
 //!   keeping its own freed pages;
 //! - a dynamic mmap threshold: once a large buffer (a snapshot's encoding)

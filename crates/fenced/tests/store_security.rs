@@ -166,10 +166,7 @@ fn plaintext_store_with_a_policy_refuses_without_credentials_or_rights_and_chang
 
 #[test]
 fn tls_store_names_callers_by_their_client_certificates() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let certs = dir.path().join("certs");
-    let (rc, out) = fenced(&["certs", "--out", &certs.to_string_lossy(), "--clients", "alice,bob,mallory"], WITHIN);
-    assert_eq!(rc, 0, "fenced certs: {out}");
+    let (dir, certs, _) = make_certs("alice,bob,mallory");
     let p = |f: &str| certs.join(f).to_string_lossy().into_owned();
     // `fenced certs` makes the store's certificate; the policy is ours (a/, b/).
     for f in ["ca.pem", "store.pem", "store-key.pem"] {
@@ -239,10 +236,7 @@ fn a_policy_without_tls_is_refused_off_loopback() {
 /// `fenced store put --lock` sending one client's certificate to both.
 #[test]
 fn the_fenced_certs_setup_secures_the_cluster_and_the_store_together() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let certs = dir.path().join("certs");
-    let (rc, out) = fenced(&["certs", "--out", &certs.to_string_lossy(), "--clients", "alice,bob"], WITHIN);
-    assert_eq!(rc, 0, "fenced certs: {out}");
+    let (dir, certs, out) = make_certs("alice,bob");
     assert!(out.contains("fenced store serve") && out.contains("store.pem"), "certs prints the store's command: {out}");
     let p = |f: &str| certs.join(f).to_string_lossy().into_owned();
     let auth: serde_json::Value =
@@ -313,6 +307,17 @@ fn the_fenced_certs_setup_secures_the_cluster_and_the_store_together() {
     let (rc, out) = put_locked("bob/x", "v2", &bob);
     assert_eq!((rc, code(&out)), (0, "ok".into()), "{out}");
     assert_eq!(value(&store.get("bob/x", &bob).1), "v2");
+}
+
+/// `fenced certs` run into a fresh temporary directory's `certs/` for these
+/// clients: the directory (removed on drop), the certificates' path, and
+/// what the command printed.
+fn make_certs(clients: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let (rc, out) = fenced(&["certs", "--out", &certs.to_string_lossy(), "--clients", clients], WITHIN);
+    assert_eq!(rc, 0, "fenced certs: {out}");
+    (dir, certs, out)
 }
 
 /// `fenced store serve`'s TLS flags with the certificates `fenced certs`

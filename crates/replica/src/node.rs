@@ -300,7 +300,7 @@ impl Replica {
     /// wait for openraft to learn of a new one and try again, for up to
     /// [`Replica::leader_wait`]: the client's request then completes right
     /// after the election instead of backing off blindly. A leader that is
-    /// known but refused is asked again every heartbeat interval: a new
+    /// known, answered and refused is asked again every heartbeat interval: a new
     /// leader refuses writes for the few milliseconds until its term's vote
     /// is on disk, and waiting for yet another leader would then waste the
     /// whole wait. Only attempts that certainly did not propose are retried;
@@ -576,13 +576,24 @@ fn forward_outcome(reply: Result<fenced_io::http::HttpResponse, HttpError>) -> R
 #[cfg(test)]
 mod forward_tests {
     use super::*;
+    use fenced_io::http::HttpResponse;
 
     fn wait(left_ms: Option<u64>, leader: Option<NodeId>, seen: Option<NodeId>, since_ms: u64) -> WaitStep {
+        wait_after(left_ms, leader, seen, true, since_ms)
+    }
+
+    fn wait_after(
+        left_ms: Option<u64>,
+        leader: Option<NodeId>,
+        seen: Option<NodeId>,
+        refused: bool,
+        since_ms: u64,
+    ) -> WaitStep {
         LeaderWait {
             left: left_ms.map(Duration::from_millis),
             leader,
             seen_leader: seen,
-            refused: true,
+            refused,
             since_attempt: Duration::from_millis(since_ms),
             retry_every: Duration::from_millis(50),
         }
@@ -600,15 +611,7 @@ mod forward_tests {
 
     #[test]
     fn an_unreachable_leader_is_not_asked_again_until_another_is_elected() {
-        let step = LeaderWait {
-            left: Some(Duration::from_millis(900)),
-            leader: Some(1),
-            seen_leader: Some(1),
-            refused: false,
-            since_attempt: Duration::from_millis(500),
-            retry_every: Duration::from_millis(50),
-        };
-        assert_eq!(step.next(), WaitStep::Wait(Duration::from_millis(900)));
+        assert_eq!(wait_after(Some(900), Some(1), Some(1), false, 500), WaitStep::Wait(Duration::from_millis(900)));
     }
 
     #[test]
@@ -619,7 +622,6 @@ mod forward_tests {
         assert_eq!(wait(None, Some(3), Some(1), 0), WaitStep::GiveUp);
         assert_eq!(wait(Some(0), None, None, 0), WaitStep::GiveUp);
     }
-    use fenced_io::http::HttpResponse;
 
     fn reply(status: StatusCode, body: &'static [u8]) -> Result<HttpResponse, HttpError> {
         Ok(HttpResponse { status, headers: Default::default(), body: Bytes::from_static(body) })
