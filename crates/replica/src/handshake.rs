@@ -49,12 +49,15 @@ pub const H_FROM: &str = "x-fenced-from";
 
 /// This replica's side of the handshake, and what it has seen of its peers.
 pub struct Handshake {
-    id: NodeId,
     cluster: String,
     limits: String,
     timing: String,
     shared: Arc<Shared>,
     key: OnceLock<String>,
+    /// The headers [`Handshake::stamp`] puts on every peer message, built
+    /// once: all but the cluster key, which is known only once applied.
+    fixed: Vec<(&'static str, HeaderValue)>,
+    key_header: OnceLock<Option<HeaderValue>>,
     seen: Mutex<BTreeMap<NodeId, PeerInfo>>,
 }
 
@@ -105,13 +108,25 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 impl Handshake {
     pub fn new(config: &ReplicaConfig, shared: Arc<Shared>) -> Self {
+        let (limits, timing) = (limits_digest(config), timing_of(config));
+        let fixed = [
+            (H_PROTOCOL, PROTOCOL_VERSION.to_string()),
+            (H_CLUSTER, config.cluster_name.clone()),
+            (H_LIMITS, limits.clone()),
+            (H_TIMING, timing.clone()),
+            (H_FROM, config.id.to_string()),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| HeaderValue::from_str(&v).ok().map(|v| (name, v)))
+        .collect();
         Handshake {
-            id: config.id,
             cluster: config.cluster_name.clone(),
-            limits: limits_digest(config),
-            timing: timing_of(config),
+            limits,
+            timing,
             shared,
             key: OnceLock::new(),
+            fixed,
+            key_header: OnceLock::new(),
             seen: Mutex::new(BTreeMap::new()),
         }
     }
@@ -129,18 +144,18 @@ impl Handshake {
 
     /// Our headers, on a request or an answer.
     pub fn stamp(&self, h: &mut HeaderMap) {
-        let mut put = |name: &'static str, v: &str| {
-            if let Ok(v) = HeaderValue::from_str(v) {
-                h.insert(name, v);
-            }
+        for (name, v) in &self.fixed {
+            h.insert(*name, v.clone());
+        }
+        let key = match self.key_header.get() {
+            Some(k) => k.as_ref(),
+            None => match self.cluster_key() {
+                Some(k) => self.key_header.get_or_init(|| HeaderValue::from_str(k).ok()).as_ref(),
+                None => None,
+            },
         };
-        put(H_PROTOCOL, &PROTOCOL_VERSION.to_string());
-        put(H_CLUSTER, &self.cluster);
-        put(H_LIMITS, &self.limits);
-        put(H_TIMING, &self.timing);
-        put(H_FROM, &self.id.to_string());
-        if let Some(k) = self.cluster_key() {
-            put(H_CLUSTER_KEY, k);
+        if let Some(k) = key {
+            h.insert(H_CLUSTER_KEY, k.clone());
         }
     }
 

@@ -62,9 +62,15 @@ pub struct ProbeReply {
 }
 
 /// A bandwidth probe: who is asking, and padding to carry.
+///
+/// The padding is (de)serialized as one byte string, not element by element:
+/// the encoding is the same (postcard writes a `Vec<u8>` as its length and
+/// its bytes either way), but a byte at a time cost about 5 % of a simulated
+/// cluster's CPU.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BandwidthRequest {
     pub from: NodeId,
+    #[serde(with = "serde_bytes")]
     pub pad: Vec<u8>,
 }
 
@@ -381,6 +387,22 @@ pub async fn run(replica: Arc<crate::node::Replica>, mut shutdown: tokio::sync::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bandwidth_probe_encodes_as_it_did_before_its_padding_became_a_byte_string() {
+        /// The probe as protocol v2 replicas of earlier builds encode it.
+        #[derive(Serialize)]
+        struct Before {
+            from: NodeId,
+            pad: Vec<u8>,
+        }
+        let pad: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let now = postcard::to_stdvec(&BandwidthRequest { from: 3, pad: pad.clone() }).unwrap();
+        let before = postcard::to_stdvec(&Before { from: 3, pad: pad.clone() }).unwrap();
+        assert_eq!(now, before);
+        let back: BandwidthRequest = postcard::from_bytes(&before).unwrap();
+        assert_eq!((back.from, back.pad), (3, pad));
+    }
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// A clock the test moves by hand.
