@@ -3,6 +3,7 @@
 //! latency and scheduling lateness; pure (the caller measures).
 
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -52,12 +53,22 @@ pub struct LatencyWindow {
     samples: VecDeque<Duration>,
     total: u64,
     max_ever: Duration,
+    /// The last [`LatencyWindow::recent_median`] asked for (`n`, answer),
+    /// until the next sample: peers ask for medians in every probe answer,
+    /// far more often than samples arrive.
+    median: Cell<Option<(usize, Option<Duration>)>>,
 }
 
 impl LatencyWindow {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        LatencyWindow { capacity, samples: VecDeque::with_capacity(capacity), total: 0, max_ever: Duration::ZERO }
+        LatencyWindow {
+            capacity,
+            samples: VecDeque::with_capacity(capacity),
+            total: 0,
+            max_ever: Duration::ZERO,
+            median: Cell::new(None),
+        }
     }
 
     pub fn record(&mut self, d: Duration) {
@@ -65,6 +76,7 @@ impl LatencyWindow {
             self.samples.pop_front();
         }
         self.samples.push_back(d);
+        self.median.set(None);
         self.total += 1;
         self.max_ever = self.max_ever.max(d);
     }
@@ -77,6 +89,17 @@ impl LatencyWindow {
 
     /// The median of the most recent `n` samples, if there are any.
     pub fn recent_median(&self, n: usize) -> Option<Duration> {
+        if let Some((asked, answer)) = self.median.get() {
+            if asked == n {
+                return answer;
+            }
+        }
+        let answer = self.median_of_last(n);
+        self.median.set(Some((n, answer)));
+        answer
+    }
+
+    fn median_of_last(&self, n: usize) -> Option<Duration> {
         let mut v: Vec<Duration> = self.samples.iter().rev().take(n.max(1)).copied().collect();
         if v.is_empty() {
             return None;
@@ -119,6 +142,24 @@ mod tests {
         assert_eq!(s.p999_us, 999_000);
         assert_eq!(s.max_us, 1_000_000);
         assert_eq!(LatencySummary::of(&[]), LatencySummary::default());
+    }
+
+    #[test]
+    fn a_remembered_median_is_forgotten_at_the_next_sample() {
+        let mut w = LatencyWindow::new(8);
+        assert_eq!(w.recent_median(3), None);
+        w.record(ms(5));
+        assert_eq!(w.recent_median(3), Some(ms(5)));
+        for n in [1, 2] {
+            w.record(ms(n));
+        }
+        assert_eq!(w.recent_median(3), Some(ms(2)));
+        assert_eq!(w.recent_median(1), Some(ms(2)), "another n is computed, not the remembered answer");
+        assert_eq!(w.recent_median(3), Some(ms(2)));
+        w.record(ms(9));
+        assert_eq!(w.recent_median(3), Some(ms(2)));
+        w.record(ms(9));
+        assert_eq!(w.recent_median(3), Some(ms(9)));
     }
 
     #[test]
