@@ -65,6 +65,11 @@ pub struct SimConfig {
     pub drift_beyond_rho: bool,
     /// The clients' lease TTL.
     pub ttl: Duration,
+    /// How long a client's acquire may wait in a lock's queue. A client
+    /// waits for an answer up to its request timeout plus this, so a queued
+    /// acquire whose request was with a host that crashed costs the client
+    /// that long (it cannot tell a crash from a wait).
+    pub acquire_wait: Duration,
     /// How many distinct locks (and store keys) the clients contend for.
     pub locks: usize,
     /// L1: an acquire after the last heal must complete within this.
@@ -101,6 +106,7 @@ impl SimConfig {
             unfenced: false,
             drift_beyond_rho: false,
             ttl: Duration::from_secs(2),
+            acquire_wait: Duration::from_secs(4),
             locks: 2,
             l1_bound: Duration::from_secs(10),
             client_pause_rate: 0.1,

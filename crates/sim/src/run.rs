@@ -463,7 +463,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             seed: cfg.seed.wrapping_mul(7919).wrapping_add(c),
             locks: cfg.locks,
             ttl: cfg.ttl,
-            wait: cfg.ttl * 2,
+            wait: cfg.acquire_wait,
             until: cfg.duration,
             pause_rate: if cfg.model == Model::Sync { 0.0 } else { cfg.client_pause_rate },
             pause_max: cfg.ttl * 3,
@@ -500,22 +500,24 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             Ok(())
         });
     }
-    {
-        // The final reader keeps true time (no drift, no jumps).
+    // The final reader keeps true time (no drift, no jumps). It joins only
+    // when it has work: once the store has settled and every client is done
+    // (a client paused mid-write may still be writing). Joining from the
+    // start made it one more host that turmoil steps every tick and scans
+    // every link for: about 5 % of a 5x10 seed's instructions.
+    let final_at = cfg.duration + SETTLE;
+    let mut final_reader = Some({
         let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
-        let (rec, locks, until, running) = (rec, cfg.locks, cfg.duration + SETTLE, running.clone());
-        sim.client("final", async move {
-            tokio::time::sleep(until).await;
-            // A client paused mid-write may still be writing: wait for it.
-            while running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
-                .with_timeout(Duration::from_secs(2));
-            workload::final_reads(locks, store, rec).await;
-            Ok(())
-        });
-    }
+        let locks = cfg.locks;
+        move |sim: &mut turmoil::Sim| {
+            sim.client("final", async move {
+                let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
+                    .with_timeout(Duration::from_secs(2));
+                workload::final_reads(locks, store, rec).await;
+                Ok(())
+            });
+        }
+    });
 
     let schedule = nemesis::schedule(cfg);
     let replicas: Vec<String> = (1..=cfg.nodes).map(host).collect();
@@ -589,9 +591,15 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
             let majority_up = world.crashed.len() * 2 < world.replicas.len();
             world.rec.nemesis("stop", json!({"fault": "heal-all", "majority_up": majority_up}), now);
         }
+        if now >= final_at && running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            if let Some(join) = final_reader.take() {
+                join(&mut sim);
+            }
+        }
         match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
+            // Every client is done, and the final reader has joined.
+            Ok(true) if final_reader.is_none() => break,
+            Ok(_) => {}
             Err(e) => return Err(SimError::Turmoil(e.to_string())),
         }
     }
