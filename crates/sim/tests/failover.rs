@@ -48,11 +48,11 @@ fn an_acquire_waits_at_most_a_request_timeout_and_two_heartbeats_when_the_leader
         cfg.script = Some(crash_each_replica());
         cfg.client_pause_rate = 0.0;
         // Enough locks that contention is rare, and no waiting in a lock's
-        // queue: what remains is the wait the failover causes. (A queued
-        // acquire's request may be held by the server for the whole wait, so
-        // the client gives it its request timeout plus the wait; one that
-        // was with the crashed leader costs that long, see
-        // `SimConfig::acquire_wait`.)
+        // queue: what remains is the wait the failover causes. (An acquire
+        // that may queue can be held by the server for its whole wait, so the
+        // client gives each attempt its request timeout plus the wait; one
+        // whose request was with the crashed leader costs that long. See
+        // `SimConfig::acquire_wait` and docs/design.md.)
         cfg.locks = 8;
         cfg.acquire_wait = Duration::ZERO;
         let out = run_seed(&cfg).unwrap_or_else(|e| panic!("{e}; replay: {}", cfg.replay_command()));
