@@ -25,7 +25,7 @@ use crate::node::{Replica, ReplicaConfig};
 use crate::state_machine::Shared;
 use crate::types::NodeId;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -56,7 +56,7 @@ pub struct Handshake {
     key: OnceLock<String>,
     /// The headers [`Handshake::stamp`] puts on every peer message, built
     /// once: all but the cluster key, which is known only once applied.
-    fixed: Vec<(&'static str, HeaderValue)>,
+    fixed: Vec<(HeaderName, HeaderValue)>,
     key_header: OnceLock<Option<HeaderValue>>,
     seen: Mutex<BTreeMap<NodeId, PeerInfo>>,
 }
@@ -117,7 +117,7 @@ impl Handshake {
             (H_FROM, config.id.to_string()),
         ]
         .into_iter()
-        .filter_map(|(name, v)| HeaderValue::from_str(&v).ok().map(|v| (name, v)))
+        .filter_map(|(name, v)| HeaderValue::from_str(&v).ok().map(|v| (HeaderName::from_static(name), v)))
         .collect();
         Handshake {
             cluster: config.cluster_name.clone(),
@@ -145,7 +145,7 @@ impl Handshake {
     /// Our headers, on a request or an answer.
     pub fn stamp(&self, h: &mut HeaderMap) {
         for (name, v) in &self.fixed {
-            h.insert(*name, v.clone());
+            h.insert(name.clone(), v.clone());
         }
         let key = match self.key_header.get() {
             Some(k) => k.as_ref(),

@@ -39,7 +39,10 @@ fn floor(hosts: usize, tick: Duration, timer: Option<Duration>) -> Duration {
 fn main() {
     let hosts: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(16);
     println!("turmoil floor: {hosts} hosts, {} simulated s", SIMULATED.as_secs());
-    println!("{:>6} {:>10} {:>12} {:>16} {:>22}", "tick", "timers", "CPU s", "µs per host-step", "ceiling (sim s/wall s)");
+    println!(
+        "{:>6} {:>10} {:>12} {:>16} {:>22}",
+        "tick", "timers", "CPU s", "µs per host-step", "ceiling (sim s/wall s)"
+    );
     for tick_ms in [1u64, 5, 10] {
         for timer in [None, Some(Duration::from_millis(50))] {
             let tick = Duration::from_millis(tick_ms);
