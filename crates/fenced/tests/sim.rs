@@ -40,6 +40,11 @@ fn a_fenced_sweep_finds_no_violation_and_stays_available() {
     assert_eq!(v["seeds_with_safety_violations"], 0, "{v}");
     assert_eq!(v["errors"], 0, "{v}");
     assert_eq!(v["l1_failed"], 0, "{v}");
+    // The speed the issue asks to be measured, reported with every sweep (a
+    // value, not a bound: timing is not asserted).
+    for field in ["simulated_seconds_per_wall_second", "seeds_per_hour"] {
+        assert!(v[field].as_f64().is_some_and(|x| x > 0.0), "{field} missing from the summary");
+    }
     assert_eq!(code, 0);
 }
 

@@ -343,6 +343,8 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
         .values()
         .filter(|v| v["long_client_pause"] == true && is_violation(v).iter().any(|p| p == "S3"))
         .count();
+    // At this sweep's rate, with as many seeds at once as it ran (`--jobs`).
+    let seeds_per_hour = if wall > 0.0 { results.len() as f64 * 3600.0 / wall } else { 0.0 };
     let summary = json!({
         "seeds": results.len(),
         "violations_by_property": by_property,
@@ -354,6 +356,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
         "simulated_seconds": sim_total,
         "wall_seconds": wall,
         "simulated_seconds_per_wall_second": if wall > 0.0 { sim_total / wall } else { 0.0 },
+        "seeds_per_hour": seeds_per_hour,
         "results": results.values().collect::<Vec<_>>(),
     });
     let any_violation = !by_property.is_empty() || errors > 0;
@@ -386,8 +389,9 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
         )?;
         writeln!(
             out,
-            "speed: {:.0} simulated seconds per wall second ({sim_total:.0} s in {wall:.1} s)",
-            sim_total / wall.max(1e-9)
+            "speed: {:.0} simulated seconds per wall second ({sim_total:.0} s in {wall:.1} s), {:.0} seeds of this kind an hour",
+            sim_total / wall.max(1e-9),
+            seeds_per_hour
         )?;
     }
     Ok(match (a.expect_violation, any_violation) {
