@@ -10,7 +10,8 @@
 //! so this is the least CPU such a seed can take on turmoil; see
 //! `docs/benchmarks.md` ("Session 5") for what it means for the speed target.
 
-use std::time::{Duration, Instant};
+use fenced_io::clock::now;
+use std::time::Duration;
 
 const SIMULATED: Duration = Duration::from_secs(35);
 
@@ -27,13 +28,13 @@ fn floor(hosts: usize, tick: Duration, timer: Option<Duration>) -> Duration {
         });
     }
     let steps = SIMULATED.as_nanos() / tick.as_nanos();
-    let started = Instant::now();
+    let started = now();
     for _ in 0..steps {
         if let Err(e) = sim.step() {
             panic!("turmoil step failed: {e}");
         }
     }
-    started.elapsed()
+    now().since(started)
 }
 
 fn main() {
