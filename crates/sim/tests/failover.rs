@@ -11,7 +11,8 @@
 //! Before the fix of `node::LeaderWait`, a follower holding a proposal for
 //! which the new leader refused (it does for the few milliseconds until its
 //! vote is on disk) waited for yet another leader until its deadline, and
-//! an acquire took up to three seconds here (seed 4); with SIGKILLed
+//! an acquire took up to three seconds here (3 035 ms in seed 2 with the
+//! simulator's current host layout, re-checked with this test); with SIGKILLed
 //! processes, `fenced bench`'s failover took 1.8 s instead of 1.0 s.
 
 use fenced_check::verdict::Status;
