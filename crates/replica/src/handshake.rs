@@ -53,11 +53,12 @@ pub struct Handshake {
     limits: String,
     timing: String,
     shared: Arc<Shared>,
-    key: OnceLock<String>,
+    /// The cluster key's fingerprint, and the header carrying it, once
+    /// this replica has applied the key.
+    key: OnceLock<(String, Option<HeaderValue>)>,
     /// The headers [`Handshake::stamp`] puts on every peer message, built
-    /// once: all but the cluster key, which is known only once applied.
+    /// once: all but the cluster key's.
     fixed: Vec<(HeaderName, HeaderValue)>,
-    key_header: OnceLock<Option<HeaderValue>>,
     seen: Mutex<BTreeMap<NodeId, PeerInfo>>,
 }
 
@@ -126,20 +127,26 @@ impl Handshake {
             shared,
             key: OnceLock::new(),
             fixed,
-            key_header: OnceLock::new(),
             seen: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// The cluster key's fingerprint, once this replica has applied it.
     pub fn cluster_key(&self) -> Option<&str> {
+        self.key_entry().map(|(fp, _)| fp.as_str())
+    }
+
+    fn key_entry(&self) -> Option<&(String, Option<HeaderValue>)> {
         if let Some(k) = self.key.get() {
             return Some(k);
         }
         let first = self.shared.read(|t| t.public_keys().first().map(encode_public_key))?;
         // The fingerprint: enough of the key to tell clusters apart.
         let fp: String = first.chars().rev().take(16).collect::<Vec<_>>().into_iter().rev().collect();
-        Some(self.key.get_or_init(|| fp))
+        Some(self.key.get_or_init(|| {
+            let header = HeaderValue::from_str(&fp).ok();
+            (fp, header)
+        }))
     }
 
     /// Our headers, on a request or an answer.
@@ -147,14 +154,7 @@ impl Handshake {
         for (name, v) in &self.fixed {
             h.insert(name.clone(), v.clone());
         }
-        let key = match self.key_header.get() {
-            Some(k) => k.as_ref(),
-            None => match self.cluster_key() {
-                Some(k) => self.key_header.get_or_init(|| HeaderValue::from_str(k).ok()).as_ref(),
-                None => None,
-            },
-        };
-        if let Some(k) = key {
+        if let Some((_, Some(k))) = self.key_entry() {
             h.insert(H_CLUSTER_KEY, k.clone());
         }
     }
