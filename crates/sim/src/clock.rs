@@ -35,7 +35,7 @@ pub struct SimClock {
 }
 
 fn sim_now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
+    crate::time::elapsed()
 }
 
 impl SimClock {

@@ -80,18 +80,10 @@ pub struct SimConfig {
     pub nemesis: bool,
     /// A fixed fault schedule instead of a random one (named scenarios).
     pub script: Option<Vec<crate::nemesis::Planned>>,
-    /// The simulation's time step: each step advances every host's clock and
-    /// delivers the messages that are due. A longer step runs faster but
-    /// quantises latencies (a round trip takes at least two steps), so fewer
-    /// operations fit into a simulated second. Part of the replay command.
-    pub tick: Duration,
     /// An operator removes and re-adds voters until the faults stop
     /// ([`crate::membership`]).
     pub membership: bool,
 }
-
-/// The default [`SimConfig::tick`].
-pub const DEFAULT_TICK: Duration = Duration::from_millis(1);
 
 impl SimConfig {
     pub fn new(seed: u64) -> Self {
@@ -112,7 +104,6 @@ impl SimConfig {
             client_pause_rate: 0.1,
             nemesis: true,
             script: None,
-            tick: DEFAULT_TICK,
             membership: false,
         }
     }
@@ -151,9 +142,6 @@ impl SimConfig {
         }
         if self.drift_beyond_rho {
             s.push_str(" --drift-beyond-rho");
-        }
-        if self.tick != DEFAULT_TICK {
-            s.push_str(&format!(" --tick {}ms", self.tick.as_millis()));
         }
         if self.membership {
             s.push_str(" --membership");

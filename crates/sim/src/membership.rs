@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
+    crate::time::elapsed()
 }
 
 /// How long the operator waits for one change; a change still running after

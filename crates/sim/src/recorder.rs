@@ -17,7 +17,7 @@ pub struct Recorder {
 }
 
 fn now_ns() -> u64 {
-    turmoil::sim_elapsed().unwrap_or_default().as_nanos() as u64
+    crate::time::elapsed().as_nanos() as u64
 }
 
 /// A clock's bound as a history interval.

@@ -1,11 +1,18 @@
 //! One seed: build the simulated world, run the real code in it under the
 //! nemesis, record the history, and judge it.
+//!
+//! Every host (replicas, store, clients) runs in one current-thread tokio
+//! runtime with a paused clock and a seeded scheduler: simulated time jumps
+//! from event to event ([`crate::time`]), and the same seed replays the same
+//! interleaving. Hosts talk over [`crate::net`]; a crash revokes a host's
+//! life there and on its disk ([`crate::disk`]), then stops what is left of it.
 
 use crate::clock::SimClock;
 use crate::config::{Faults, Model, SimConfig};
+use crate::disk::HostDisk;
 use crate::nemesis::{self, Fault, PartitionKind, Planned};
+use crate::net::{Incarnation, Net, SimTransport};
 use crate::recorder::Recorder;
-use crate::transport::SimTransport;
 use crate::workload::{self, ClientPlan};
 use fenced_check::checkers::check_all;
 use fenced_check::history::{Event, EventType, History, Process};
@@ -17,24 +24,35 @@ use fenced_replica::log_store::LogStore;
 use fenced_replica::node::{Replica, ReplicaConfig, Seams};
 use fenced_store::client::StoreClient;
 use fenced_store::config::{StoreConfig, StoreSeams};
+use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
+use tokio::task::JoinHandle;
 
 const RAFT_PORT: u16 = 7000;
 const STORE_PORT: u16 = 9000;
 /// Simulated time after the workload for the final reads.
 const SETTLE: Duration = Duration::from_secs(5);
+/// A run still going this long after its final reads were due is stuck.
+const OVERTIME: Duration = Duration::from_secs(120);
+/// How often the driver looks at the cluster between scheduled events
+/// (membership changes to aim faults at, clients that finished).
+const POLL: Duration = Duration::from_millis(10);
+/// Latency of a healthy link.
+const LATENCY_MIN: Duration = Duration::from_millis(1);
+const LATENCY_MAX: Duration = Duration::from_millis(5);
 
 /// Why a seed could not be run at all (not a verdict on fenced).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("simulation failed: {0}")]
-    Turmoil(String),
+    Simulation(String),
     #[error("reading the replicas' logs failed: {0}")]
     Log(String),
 }
@@ -68,6 +86,158 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 type Live = Arc<Mutex<BTreeMap<u64, Arc<Replica>>>>;
+/// What went wrong inside a host that should not have (a seed error).
+type Failures = Arc<Mutex<Vec<String>>>;
+
+fn fail(failures: &Failures, what: String) {
+    if let Ok(mut f) = failures.lock() {
+        f.push(what);
+    }
+}
+
+/// A started server, kept so that a crash can stop what is left of it.
+enum Server {
+    Replica(fenced_replica::server::Running),
+    Store(fenced_store::server::RunningStore),
+}
+
+impl Server {
+    async fn stop(self) {
+        match self {
+            Server::Replica(r) => r.stop().await,
+            Server::Store(s) => s.stop().await,
+        }
+    }
+}
+
+/// How to start a replica, again after each crash.
+#[derive(Clone)]
+struct ReplicaSpec {
+    id: u64,
+    spare: bool,
+    peers: BTreeMap<u64, String>,
+    disk: MemDisk,
+    clock: SimClock,
+    seed: u64,
+    key_entropy: [u8; 32],
+    rec: Recorder,
+    live: Live,
+}
+
+impl ReplicaSpec {
+    async fn start(self, transport: SimTransport) -> std::io::Result<Server> {
+        let i = self.id;
+        let disk = HostDisk::new(self.disk.clone(), transport.incarnation());
+        // A restart trusts its data directory, as `fenced serve` without
+        // `--peers` does: membership changes may have made the initial peer
+        // list stale.
+        let peers = match fenced_io::disk::Disk::read(&disk, fenced_replica::log_store::WAL) {
+            Ok(Some(_)) => BTreeMap::new(),
+            _ => self.peers,
+        };
+        let mut config = ReplicaConfig::new(i, format!("0.0.0.0:{RAFT_PORT}"), peers);
+        config.join = self.spare;
+        // Keep the whole log so the checker can read every decision.
+        config.snapshot_every_entries = 1_000_000;
+        let seams = Seams {
+            transport: Arc::new(transport),
+            disk: Arc::new(disk),
+            clock: Arc::new(self.clock),
+            seed: self.seed,
+            key_entropy: self.key_entropy,
+        };
+        let running = fenced_replica::server::start(config, seams).await?;
+        // The replica's clock-jump detections go into the history.
+        let rec = self.rec;
+        running.replica.vitals.timekeeper.on_jump(Box::new(move |jump_ms, _| {
+            rec.record_on(
+                EventType::Info,
+                Process::Named(Process::CLOCK.into()),
+                "jump",
+                json!({"node": i, "jump_ms": jump_ms}),
+                Some(host(i)),
+            );
+        }));
+        if let Ok(mut l) = self.live.lock() {
+            l.insert(i, running.replica.clone());
+        }
+        Ok(Server::Replica(running))
+    }
+}
+
+/// How to start the store, again after each crash.
+#[derive(Clone)]
+struct StoreSpec {
+    disk: MemDisk,
+    clock: SimClock,
+    cluster_key: ed25519_dalek::VerifyingKey,
+    unfenced: bool,
+}
+
+impl StoreSpec {
+    async fn start(self, transport: SimTransport) -> std::io::Result<Server> {
+        let disk = HostDisk::new(self.disk, transport.incarnation());
+        let mut config = StoreConfig::new(format!("0.0.0.0:{STORE_PORT}"), vec![self.cluster_key]);
+        config.unsafe_no_fencing = self.unfenced;
+        let seams = StoreSeams { transport: Arc::new(transport), disk: Arc::new(disk), clock: Arc::new(self.clock) };
+        Ok(Server::Store(fenced_store::server::start(config, seams).await?))
+    }
+}
+
+/// The servers' hosts: start, crash, restart.
+struct Hosts {
+    net: Arc<Net>,
+    replicas: BTreeMap<u64, ReplicaSpec>,
+    store: StoreSpec,
+    /// Each host's current life: its start task, then its server.
+    running: Arc<Mutex<BTreeMap<String, Server>>>,
+    starting: BTreeMap<String, JoinHandle<()>>,
+    failures: Failures,
+}
+
+impl Hosts {
+    fn launch(&mut self, name: String, life: Arc<Incarnation>, start: BoxFuture<'static, std::io::Result<Server>>) {
+        let (running, failures, key) = (self.running.clone(), self.failures.clone(), name.clone());
+        let task = tokio::spawn(async move {
+            match start.await {
+                Ok(server) if life.alive() => {
+                    if let Ok(mut r) = running.lock() {
+                        r.insert(key, server);
+                    }
+                }
+                // Crashed while starting: stop what did start.
+                Ok(server) => server.stop().await,
+                Err(e) if life.alive() => fail(&failures, format!("{key} failed to start: {e}")),
+                Err(_) => {}
+            }
+        });
+        self.starting.insert(name, task);
+    }
+
+    fn start_replica(&mut self, i: u64) {
+        if let Some(spec) = self.replicas.get(&i).cloned() {
+            let transport = self.net.transport(&host(i));
+            self.launch(host(i), transport.incarnation(), Box::pin(spec.start(transport)));
+        }
+    }
+
+    fn start_store(&mut self) {
+        let transport = self.net.transport("store");
+        self.launch("store".into(), transport.incarnation(), Box::pin(self.store.clone().start(transport)));
+    }
+
+    /// Crash `name`: from now on its life reaches no one and touches no
+    /// disk; what is left of its server is stopped in the background.
+    fn crash(&mut self, name: &str) {
+        self.net.crash(name);
+        if let Some(task) = self.starting.remove(name) {
+            task.abort();
+        }
+        if let Some(server) = self.running.lock().ok().and_then(|mut r| r.remove(name)) {
+            tokio::spawn(server.stop());
+        }
+    }
+}
 
 /// What the driver undoes when a fault ends.
 enum Undo {
@@ -84,8 +254,8 @@ enum Undo {
 
 struct World<'a> {
     cfg: &'a SimConfig,
-    disks: BTreeMap<u64, MemDisk>,
-    store_disk: MemDisk,
+    net: Arc<Net>,
+    hosts: Hosts,
     live: Live,
     replicas: Vec<String>,
     everyone: Vec<String>,
@@ -107,12 +277,12 @@ impl World<'_> {
         votes.into_iter().max_by_key(|(_, n)| *n).map(|(l, _)| l)
     }
 
-    fn cut(&self, sim: &turmoil::Sim, a: &[String], b: &[String]) -> Vec<(String, String)> {
+    fn cut(&self, a: &[String], b: &[String]) -> Vec<(String, String)> {
         let mut pairs = Vec::new();
         for x in a {
             for y in b {
                 if x != y {
-                    sim.partition(x.as_str(), y.as_str());
+                    self.net.partition(x, y);
                     pairs.push((x.clone(), y.clone()));
                 }
             }
@@ -120,7 +290,7 @@ impl World<'_> {
         pairs
     }
 
-    fn start(&mut self, sim: &mut turmoil::Sim, f: &Fault) -> Undo {
+    fn start(&mut self, f: &Fault) -> Undo {
         let n = self.cfg.nodes;
         match f {
             Fault::Partition { kind } => {
@@ -141,7 +311,7 @@ impl World<'_> {
                             for j in (i + 1)..=n {
                                 let d = (j - i).min(n - (j - i));
                                 if d > 1 {
-                                    sim.partition(host(i).as_str(), host(j).as_str());
+                                    self.net.partition(&host(i), &host(j));
                                     pairs.push((host(i), host(j)));
                                 }
                             }
@@ -155,35 +325,35 @@ impl World<'_> {
                         (left, right)
                     }
                 };
-                Undo::Repair(self.cut(sim, &a, &b))
+                Undo::Repair(self.cut(&a, &b))
             }
             Fault::OneWay { node } => {
                 let mut pairs = Vec::new();
                 for other in self.everyone.iter().filter(|h| **h != host(*node)) {
-                    sim.partition_oneway(host(*node).as_str(), other.as_str());
+                    self.net.partition_oneway(&host(*node), other);
                     pairs.push((host(*node), other.clone()));
                 }
                 Undo::RepairOneway(pairs)
             }
             Fault::Loss { rate } => {
-                sim.set_fail_rate(*rate);
+                self.net.set_loss(*rate);
                 Undo::FailRate
             }
             Fault::Delay { max_ms } => {
-                sim.set_max_message_latency(Duration::from_millis(*max_ms));
-                sim.set_message_latency_curve(3.0);
+                self.net.set_max_latency(Duration::from_millis(*max_ms));
+                self.net.set_latency_curve(DELAY_CURVE);
                 Undo::Latency
             }
             Fault::Limp { node } => {
                 for other in self.everyone.iter().filter(|h| **h != host(*node)) {
-                    sim.set_link_max_message_latency(host(*node).as_str(), other.as_str(), Duration::from_millis(800));
+                    self.net.set_link_max_latency(&host(*node), other, Duration::from_millis(800));
                 }
                 Undo::LinkLatency(host(*node))
             }
             Fault::LostReplies { node } => {
                 let mut pairs = Vec::new();
                 for c in &self.clients {
-                    sim.partition_oneway(host(*node).as_str(), c.as_str());
+                    self.net.partition_oneway(&host(*node), c);
                     pairs.push((host(*node), c.clone()));
                 }
                 Undo::RepairOneway(pairs)
@@ -192,9 +362,9 @@ impl World<'_> {
                 if !self.crashed.insert(*node) {
                     return Undo::Nothing;
                 }
-                sim.crash(host(*node).as_str());
-                if let Some(d) = self.disks.get(node) {
-                    d.crash();
+                self.hosts.crash(&host(*node));
+                if let Some(spec) = self.hosts.replicas.get(node) {
+                    spec.disk.crash();
                 }
                 if let Ok(mut l) = self.live.lock() {
                     l.remove(node);
@@ -206,13 +376,13 @@ impl World<'_> {
                 }
             }
             Fault::CrashStore => {
-                sim.crash("store");
-                self.store_disk.crash();
+                self.hosts.crash("store");
+                self.hosts.store.disk.crash();
                 Undo::RestartStore
             }
             Fault::Pause { node } => {
                 for other in self.everyone.iter().filter(|h| **h != host(*node)) {
-                    sim.hold(host(*node).as_str(), other.as_str());
+                    self.net.hold(&host(*node), other);
                 }
                 Undo::Release(host(*node))
             }
@@ -220,40 +390,48 @@ impl World<'_> {
         }
     }
 
-    fn stop(&mut self, sim: &mut turmoil::Sim, undo: Undo) {
+    fn stop(&mut self, undo: Undo) {
         match undo {
             Undo::Repair(pairs) => {
                 for (a, b) in pairs {
-                    sim.repair(a.as_str(), b.as_str());
+                    self.net.repair(&a, &b);
                 }
             }
             Undo::RepairOneway(pairs) => {
                 for (a, b) in pairs {
-                    sim.repair_oneway(a.as_str(), b.as_str());
+                    self.net.repair_oneway(&a, &b);
                 }
             }
-            Undo::FailRate => sim.set_fail_rate(0.0),
-            Undo::Latency => sim.set_max_message_latency(Duration::from_millis(5)),
+            Undo::FailRate => self.net.set_loss(0.0),
+            Undo::Latency => {
+                self.net.set_max_latency(LATENCY_MAX);
+                self.net.set_latency_curve(HEALTHY_CURVE);
+            }
             Undo::LinkLatency(h) => {
                 for other in self.everyone.iter().filter(|o| **o != h) {
-                    sim.set_link_max_message_latency(h.as_str(), other.as_str(), Duration::from_millis(5));
+                    self.net.set_link_max_latency(&h, other, LATENCY_MAX);
                 }
             }
             Undo::Restart(node) => {
                 if self.crashed.remove(&node) {
-                    sim.bounce(host(node).as_str());
+                    self.hosts.start_replica(node);
                 }
             }
-            Undo::RestartStore => sim.bounce("store"),
+            Undo::RestartStore => self.hosts.start_store(),
             Undo::Release(h) => {
                 for other in self.everyone.iter().filter(|o| **o != h) {
-                    sim.release(h.as_str(), other.as_str());
+                    self.net.release(&h, other);
                 }
             }
             Undo::Nothing => {}
         }
     }
 }
+
+/// The spread of latencies on healthy links and under the delay fault (the
+/// rate of an exponential: lower means a heavier tail).
+const HEALTHY_CURVE: f64 = 5.0;
+const DELAY_CURVE: f64 = 3.0;
 
 /// Faults aimed at membership changes (`--membership` with the nemesis on):
 /// whenever a live replica holds a joint configuration (`C_old,new`) not
@@ -349,265 +527,20 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
 pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
     // Real time the run took (not simulated time): the production clock.
     let wall = fenced_io::clock::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let key_entropy: [u8; 32] = rng.gen();
-    let cluster_key = fenced_core::token::public_key_from_entropy(&key_entropy);
-    let epoch = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let mut sim = turmoil::Builder::new()
-        .rng_seed(cfg.seed)
-        .epoch(epoch)
-        .simulation_duration(cfg.duration + SETTLE + Duration::from_secs(120))
-        .tick_duration(cfg.tick)
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5))
-        // A held or partitioned host can have many connection attempts queued.
-        .tcp_capacity(1 << 16)
-        .build();
-    let rec = Recorder::default();
-    let live: Live = Arc::default();
-    let peers: BTreeMap<u64, String> = (1..=cfg.nodes).map(|i| (i, format!("{}:{RAFT_PORT}", host(i)))).collect();
-    // Replicas, store, clients, the final reader, and a spare replica's clock.
-    let nhosts = (cfg.nodes + cfg.clients + 3) as usize;
-    let drifts = nemesis::drifts(cfg, nhosts);
-    let epoch_ms = 1_800_000_000_000u64;
-    let clocks: Vec<SimClock> = (0..nhosts).map(|_| SimClock::new(epoch_ms)).collect();
-    let mut disks = BTreeMap::new();
-    // With membership changes, one spare replica starts empty and waits to
-    // be added (`fenced serve --join`): `replace` puts it in a voter's place.
-    let spare = cfg.membership.then_some(cfg.nodes + 1);
-    for i in (1..=cfg.nodes).chain(spare) {
-        let disk = MemDisk::new();
-        disks.insert(i, disk.clone());
-        let clock = clocks[if Some(i) == spare { nhosts - 1 } else { i as usize - 1 }].clone();
-        let (peers, live) = (if Some(i) == spare { BTreeMap::new() } else { peers.clone() }, live.clone());
-        let seed = cfg.seed.wrapping_mul(31).wrapping_add(i);
-        let rec = rec.on_host(Arc::new(clock.clone()));
-        sim.host(host(i).as_str(), move || {
-            let (peers, live, clock, disk, rec) =
-                (peers.clone(), live.clone(), clock.clone(), disk.clone(), rec.clone());
-            async move {
-                // A restart trusts its data directory, as `fenced serve`
-                // without `--peers` does: membership changes may have made
-                // the initial peer list stale.
-                let peers = match fenced_io::disk::Disk::read(&disk, fenced_replica::log_store::WAL) {
-                    Ok(Some(_)) => BTreeMap::new(),
-                    _ => peers,
-                };
-                let mut config = ReplicaConfig::new(i, format!("0.0.0.0:{RAFT_PORT}"), peers);
-                config.join = Some(i) == spare;
-                // Keep the whole log so the checker can read every decision.
-                config.snapshot_every_entries = 1_000_000;
-                let seams = Seams {
-                    transport: Arc::new(SimTransport),
-                    disk: Arc::new(disk),
-                    clock: Arc::new(clock),
-                    seed,
-                    key_entropy,
-                };
-                let running = fenced_replica::server::start(config, seams).await?;
-                // The replica's clock-jump detections go into the history.
-                running.replica.vitals.timekeeper.on_jump(Box::new(move |jump_ms, _| {
-                    rec.record_on(
-                        EventType::Info,
-                        Process::Named(Process::CLOCK.into()),
-                        "jump",
-                        json!({"node": i, "jump_ms": jump_ms}),
-                        Some(host(i)),
-                    );
-                }));
-                if let Ok(mut l) = live.lock() {
-                    l.insert(i, running.replica.clone());
-                }
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
-    let store_disk = MemDisk::new();
-    {
-        let (disk, clock, unfenced) = (store_disk.clone(), clocks[cfg.nodes as usize].clone(), cfg.unfenced);
-        sim.host("store", move || {
-            let (disk, clock) = (disk.clone(), clock.clone());
-            async move {
-                let mut config = StoreConfig::new(format!("0.0.0.0:{STORE_PORT}"), vec![cluster_key]);
-                config.unsafe_no_fencing = unfenced;
-                let seams =
-                    StoreSeams { transport: Arc::new(SimTransport), disk: Arc::new(disk), clock: Arc::new(clock) };
-                let _running = fenced_store::server::start(config, seams).await?;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
-    let endpoints: Vec<String> = peers.values().cloned().collect();
-    let mut client_peers: Vec<String> = (1..=cfg.nodes).map(host).collect();
-    client_peers.push("store".into());
-    // Clients still running; the final reads wait for all of them.
-    let running = Arc::new(std::sync::atomic::AtomicU64::new(cfg.clients));
-    let store_addr = format!("store:{STORE_PORT}");
-    let mut clients = Vec::new();
-    for c in 1..=cfg.clients {
-        let name = format!("c{c}");
-        clients.push(name.clone());
-        let clock = clocks[(cfg.nodes + c) as usize].clone();
-        let mut ccfg = ClientConfig::new(endpoints.clone());
-        ccfg.client_id = format!("sim-client-{c}");
-        ccfg.request_timeout = Duration::from_secs(1);
-        ccfg.call_timeout = Duration::from_secs(5);
-        let byzantine = cfg.byzantine_clients && c == cfg.clients;
-        let plan = ClientPlan {
-            host: name.clone(),
-            peers: client_peers.clone(),
-            pauses_until: cfg.gst(),
-            process: c,
-            seed: cfg.seed.wrapping_mul(7919).wrapping_add(c),
-            locks: cfg.locks,
-            ttl: cfg.ttl,
-            wait: cfg.acquire_wait,
-            until: cfg.duration,
-            pause_rate: if cfg.model == Model::Sync { 0.0 } else { cfg.client_pause_rate },
-            pause_max: cfg.ttl * 3,
-            byzantine,
-        };
-        let (rec, store_addr, running) = (rec.on_host(Arc::new(clock.clone())), store_addr.clone(), running.clone());
-        sim.client(name.as_str(), async move {
-            let client = Client::with_seams(ccfg, Arc::new(SimTransport), Arc::new(clock))?;
-            let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
-                .with_timeout(Duration::from_secs(2));
-            if plan.byzantine {
-                workload::byzantine(plan, client, store, rec).await;
-            } else {
-                workload::honest(plan, client, store, rec).await;
-            }
-            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
-        });
-    }
-    if cfg.membership {
-        let mut acfg = ClientConfig::new(endpoints.clone());
-        acfg.client_id = "sim-operator".into();
-        acfg.request_timeout = Duration::from_secs(1);
-        acfg.call_timeout = Duration::from_secs(5);
-        let clock = SimClock::new(epoch_ms);
-        let mut all = peers.clone();
-        all.extend(spare.map(|s| (s, format!("{}:{RAFT_PORT}", host(s)))));
-        let (rec, seed, voters) = (rec.on_host(Arc::new(clock.clone())), cfg.seed, cfg.nodes as usize);
-        let until = cfg.gst().saturating_sub(Duration::from_secs(2));
-        let deadline = cfg.gst() + Duration::from_secs(5);
-        sim.client("operator", async move {
-            let client = Client::with_seams(acfg, Arc::new(SimTransport), Arc::new(clock))?;
-            crate::membership::drive(all, voters, client, rec, until, deadline, seed).await;
-            Ok(())
-        });
-    }
-    // The final reader keeps true time (no drift, no jumps). It joins only
-    // when it has work: once the store has settled and every client is done
-    // (a client paused mid-write may still be writing). Joining from the
-    // start made it one more host that turmoil steps every tick and scans
-    // every link for: about 5 % of a 5x10 seed's instructions.
-    let final_at = cfg.duration + SETTLE;
-    let mut final_reader = Some({
-        let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
-        let locks = cfg.locks;
-        move |sim: &mut turmoil::Sim| {
-            sim.client("final", async move {
-                let store = StoreClient::new(HttpClient::new(Arc::new(SimTransport)), store_addr)
-                    .with_timeout(Duration::from_secs(2));
-                workload::final_reads(locks, store, rec).await;
-                Ok(())
-            });
-        }
-    });
-
-    let schedule = nemesis::schedule(cfg);
-    let replicas: Vec<String> = (1..=cfg.nodes).map(host).collect();
-    let mut everyone = replicas.clone();
-    everyone.push("store".into());
-    everyone.extend(clients.iter().cloned());
-    everyone.extend(spare.map(host));
-    let mut world = World {
-        cfg,
-        disks,
-        store_disk,
-        live,
-        replicas,
-        everyone,
-        clients,
-        rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7061_7274),
-        crashed: BTreeSet::new(),
-        rec: rec.clone(),
-    };
-    // Clock drift for the whole run; wall jumps come from the schedule.
-    for (i, c) in clocks.iter().enumerate() {
-        c.set_drift(drifts[i], Duration::ZERO);
-    }
-    let mut next = 0usize;
-    // Active faults: when each ends, its history record, and how to undo it.
-    let mut active: Vec<(Duration, serde_json::Value, Undo)> = Vec::new();
-    let mut healed = false;
-    let gst = cfg.gst();
-    let mut joint = JointFaults::new(cfg);
-    loop {
-        let now = sim.elapsed();
-        while next < schedule.len() && schedule[next].start <= now {
-            let p = &schedule[next];
-            if let Fault::WallJump { node, ms } = p.fault {
-                clocks[node as usize - 1].jump_wall(ms);
-            }
-            // A crash record says whether it took the leader out: failover
-            // measurements (and readers of the report) need to know.
-            let mut record = json!(p);
-            if let Fault::Crash { node } = p.fault {
-                record["leader"] = json!(world.leader() == Some(node));
-            }
-            let undo = world.start(&mut sim, &p.fault);
-            world.rec.nemesis("start", record.clone(), now);
-            active.push((p.end, record, undo));
-            next += 1;
-        }
-        if now < gst {
-            if let Some((fault, record, end)) = joint.next(&world, now, gst) {
-                let undo = world.start(&mut sim, &fault);
-                world.rec.nemesis("start", record.clone(), now);
-                active.push((end, record, undo));
-            }
-        }
-        let mut i = 0;
-        while i < active.len() {
-            if active[i].0 <= now {
-                let (_, record, undo) = active.remove(i);
-                world.stop(&mut sim, undo);
-                world.rec.nemesis("stop", record, now);
-            } else {
-                i += 1;
-            }
-        }
-        if !healed && now >= gst && cfg.model != Model::Async {
-            healed = true;
-            for (_, record, undo) in std::mem::take(&mut active) {
-                world.stop(&mut sim, undo);
-                world.rec.nemesis("stop", record, now);
-            }
-            let majority_up = world.crashed.len() * 2 < world.replicas.len();
-            world.rec.nemesis("stop", json!({"fault": "heal-all", "majority_up": majority_up}), now);
-        }
-        if now >= final_at && running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            if let Some(join) = final_reader.take() {
-                join(&mut sim);
-            }
-        }
-        match sim.step() {
-            // Every client is done, and the final reader has joined.
-            Ok(true) if final_reader.is_none() => break,
-            Ok(_) => {}
-            Err(e) => return Err(SimError::Turmoil(e.to_string())),
-        }
-    }
-    let sim_time = sim.elapsed();
-    let mut events = rec.take();
-    events.sort_by_key(|e| e.time);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        // tokio's own choices (which `select!` branch first) from the seed.
+        .rng_seed(tokio::runtime::RngSeed::from_bytes(&cfg.seed.to_le_bytes()))
+        .build()
+        .map_err(|e| SimError::Simulation(format!("building the runtime: {e}")))?;
+    let (events, disks, sim_time, schedule) = runtime.block_on(drive(cfg))?;
+    // Whatever is still running (clients' idle connections, crashed hosts'
+    // leftovers) ends with the runtime.
+    drop(runtime);
     let end = events.last().map(|e| e.time).unwrap_or(0);
-    events.extend(log_events(&world.disks, end)?);
+    let mut events = events;
+    events.extend(log_events(&disks, end)?);
     let history = History::new(events);
     let long_pause = had_long_pause(&history, cfg.ttl);
     let opts = Options { l1_bound: cfg.l1_bound, l1_grace: Duration::from_secs(3), ..Default::default() };
@@ -626,6 +559,260 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         long_pause,
         schedule,
     })
+}
+
+type Driven = (Vec<Event>, BTreeMap<u64, MemDisk>, Duration, Vec<Planned>);
+
+/// The run inside the simulated runtime: start every host, apply the
+/// schedule, wait for the clients and the final reads.
+async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
+    crate::time::start();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let key_entropy: [u8; 32] = rng.gen();
+    let cluster_key = fenced_core::token::public_key_from_entropy(&key_entropy);
+    let net = Net::new(cfg.seed, LATENCY_MIN, LATENCY_MAX);
+    let rec = Recorder::default();
+    let live: Live = Arc::default();
+    let failures: Failures = Arc::default();
+    let peers: BTreeMap<u64, String> = (1..=cfg.nodes).map(|i| (i, format!("{}:{RAFT_PORT}", host(i)))).collect();
+    // Replicas, store, clients, the final reader, and a spare replica's clock.
+    let nhosts = (cfg.nodes + cfg.clients + 3) as usize;
+    let drifts = nemesis::drifts(cfg, nhosts);
+    let epoch_ms = 1_800_000_000_000u64;
+    let clocks: Vec<SimClock> = (0..nhosts).map(|_| SimClock::new(epoch_ms)).collect();
+    // Clock drift for the whole run; wall jumps come from the schedule.
+    for (i, c) in clocks.iter().enumerate() {
+        c.set_drift(drifts[i], Duration::ZERO);
+    }
+    // With membership changes, one spare replica starts empty and waits to
+    // be added (`fenced serve --join`): `replace` puts it in a voter's place.
+    let spare = cfg.membership.then_some(cfg.nodes + 1);
+    let mut replicas = BTreeMap::new();
+    for i in (1..=cfg.nodes).chain(spare) {
+        let clock = clocks[if Some(i) == spare { nhosts - 1 } else { i as usize - 1 }].clone();
+        replicas.insert(
+            i,
+            ReplicaSpec {
+                id: i,
+                spare: Some(i) == spare,
+                peers: if Some(i) == spare { BTreeMap::new() } else { peers.clone() },
+                disk: MemDisk::new(),
+                rec: rec.on_host(Arc::new(clock.clone())),
+                clock,
+                seed: cfg.seed.wrapping_mul(31).wrapping_add(i),
+                key_entropy,
+                live: live.clone(),
+            },
+        );
+    }
+    let store = StoreSpec {
+        disk: MemDisk::new(),
+        clock: clocks[cfg.nodes as usize].clone(),
+        cluster_key,
+        unfenced: cfg.unfenced,
+    };
+    let mut hosts = Hosts {
+        net: net.clone(),
+        replicas,
+        store,
+        running: Arc::default(),
+        starting: BTreeMap::new(),
+        failures: failures.clone(),
+    };
+    let ids: Vec<u64> = hosts.replicas.keys().copied().collect();
+    for i in ids {
+        hosts.start_replica(i);
+    }
+    hosts.start_store();
+
+    let endpoints: Vec<String> = peers.values().cloned().collect();
+    let mut client_peers: Vec<String> = (1..=cfg.nodes).map(host).collect();
+    client_peers.push("store".into());
+    // Clients still running; the final reads wait for all of them.
+    let running = Arc::new(AtomicU64::new(cfg.clients));
+    let store_addr = format!("store:{STORE_PORT}");
+    let mut clients = Vec::new();
+    for c in 1..=cfg.clients {
+        let name = format!("c{c}");
+        clients.push(name.clone());
+        let clock = clocks[(cfg.nodes + c) as usize].clone();
+        let mut ccfg = ClientConfig::new(endpoints.clone());
+        ccfg.client_id = format!("sim-client-{c}");
+        ccfg.request_timeout = Duration::from_secs(1);
+        ccfg.call_timeout = Duration::from_secs(5);
+        let byzantine = cfg.byzantine_clients && c == cfg.clients;
+        let plan = ClientPlan {
+            host: name.clone(),
+            net: net.clone(),
+            peers: client_peers.clone(),
+            pauses_until: cfg.gst(),
+            process: c,
+            seed: cfg.seed.wrapping_mul(7919).wrapping_add(c),
+            locks: cfg.locks,
+            ttl: cfg.ttl,
+            wait: cfg.acquire_wait,
+            until: cfg.duration,
+            pause_rate: if cfg.model == Model::Sync { 0.0 } else { cfg.client_pause_rate },
+            pause_max: cfg.ttl * 3,
+            byzantine,
+        };
+        let transport = Arc::new(net.transport(&name));
+        let (rec, store_addr, running, failures) =
+            (rec.on_host(Arc::new(clock.clone())), store_addr.clone(), running.clone(), failures.clone());
+        tokio::spawn(async move {
+            match Client::with_seams(ccfg, transport.clone(), Arc::new(clock)) {
+                Ok(client) => {
+                    let store =
+                        StoreClient::new(HttpClient::new(transport), store_addr).with_timeout(Duration::from_secs(2));
+                    if plan.byzantine {
+                        workload::byzantine(plan, client, store, rec).await;
+                    } else {
+                        workload::honest(plan, client, store, rec).await;
+                    }
+                }
+                Err(e) => fail(&failures, format!("client {c}: {e}")),
+            }
+            running.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    if cfg.membership {
+        let mut acfg = ClientConfig::new(endpoints.clone());
+        acfg.client_id = "sim-operator".into();
+        acfg.request_timeout = Duration::from_secs(1);
+        acfg.call_timeout = Duration::from_secs(5);
+        let clock = SimClock::new(epoch_ms);
+        let mut all = peers.clone();
+        all.extend(spare.map(|s| (s, format!("{}:{RAFT_PORT}", host(s)))));
+        let (rec, seed, voters) = (rec.on_host(Arc::new(clock.clone())), cfg.seed, cfg.nodes as usize);
+        let until = cfg.gst().saturating_sub(Duration::from_secs(2));
+        let deadline = cfg.gst() + Duration::from_secs(5);
+        let (transport, failures) = (Arc::new(net.transport("operator")), failures.clone());
+        tokio::spawn(async move {
+            match Client::with_seams(acfg, transport, Arc::new(clock)) {
+                Ok(client) => crate::membership::drive(all, voters, client, rec, until, deadline, seed).await,
+                Err(e) => fail(&failures, format!("operator: {e}")),
+            }
+        });
+    }
+    // The final reader keeps true time (no drift, no jumps). It starts once
+    // the store has settled and every client is done (a client paused
+    // mid-write may still be writing).
+    let final_at = cfg.duration + SETTLE;
+    let mut final_reader = Some({
+        let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
+        let (locks, transport) = (cfg.locks, Arc::new(net.transport("final")));
+        async move {
+            let store = StoreClient::new(HttpClient::new(transport), store_addr).with_timeout(Duration::from_secs(2));
+            workload::final_reads(locks, store, rec).await;
+        }
+    });
+    let mut final_task: Option<JoinHandle<()>> = None;
+
+    let schedule = nemesis::schedule(cfg);
+    let replica_names: Vec<String> = (1..=cfg.nodes).map(host).collect();
+    let mut everyone = replica_names.clone();
+    everyone.push("store".into());
+    everyone.extend(clients.iter().cloned());
+    everyone.extend(spare.map(host));
+    let mut world = World {
+        cfg,
+        net,
+        hosts,
+        live,
+        replicas: replica_names,
+        everyone,
+        clients,
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7061_7274),
+        crashed: BTreeSet::new(),
+        rec: rec.clone(),
+    };
+    let mut next = 0usize;
+    // Active faults: when each ends, its history record, and how to undo it.
+    let mut active: Vec<(Duration, serde_json::Value, Undo)> = Vec::new();
+    let mut healed = false;
+    let gst = cfg.gst();
+    let mut joint = JointFaults::new(cfg);
+    loop {
+        let now = crate::time::elapsed();
+        while next < schedule.len() && schedule[next].start <= now {
+            let p = &schedule[next];
+            if let Fault::WallJump { node, ms } = p.fault {
+                clocks[node as usize - 1].jump_wall(ms);
+            }
+            // A crash record says whether it took the leader out: failover
+            // measurements (and readers of the report) need to know.
+            let mut record = json!(p);
+            if let Fault::Crash { node } = p.fault {
+                record["leader"] = json!(world.leader() == Some(node));
+            }
+            let undo = world.start(&p.fault);
+            world.rec.nemesis("start", record.clone(), now);
+            active.push((p.end, record, undo));
+            next += 1;
+        }
+        if now < gst {
+            if let Some((fault, record, end)) = joint.next(&world, now, gst) {
+                let undo = world.start(&fault);
+                world.rec.nemesis("start", record.clone(), now);
+                active.push((end, record, undo));
+            }
+        }
+        let mut i = 0;
+        while i < active.len() {
+            if active[i].0 <= now {
+                let (_, record, undo) = active.remove(i);
+                world.stop(undo);
+                world.rec.nemesis("stop", record, now);
+            } else {
+                i += 1;
+            }
+        }
+        if !healed && now >= gst && cfg.model != Model::Async {
+            healed = true;
+            for (_, record, undo) in std::mem::take(&mut active) {
+                world.stop(undo);
+                world.rec.nemesis("stop", record, now);
+            }
+            let majority_up = world.crashed.len() * 2 < world.replicas.len();
+            world.rec.nemesis("stop", json!({"fault": "heal-all", "majority_up": majority_up}), now);
+        }
+        if now >= final_at && running.load(Ordering::SeqCst) == 0 {
+            if let Some(reads) = final_reader.take() {
+                final_task = Some(tokio::spawn(reads));
+            }
+        }
+        if final_task.as_ref().is_some_and(|t| t.is_finished()) {
+            break;
+        }
+        if let Some(e) = failures.lock().ok().and_then(|f| f.first().cloned()) {
+            return Err(SimError::Simulation(e));
+        }
+        if now > final_at + OVERTIME {
+            return Err(SimError::Simulation(format!(
+                "still running at {:.1} s of simulated time, {} s after the final reads were due: \
+                 a client or the final reader is stuck",
+                now.as_secs_f64(),
+                OVERTIME.as_secs()
+            )));
+        }
+        // Sleep until the next scheduled change, looking in now and then.
+        let mut wake = now + POLL;
+        if let Some(p) = schedule.get(next) {
+            wake = wake.min(p.start);
+        }
+        if let Some(end) = active.iter().map(|a| a.0).min() {
+            wake = wake.min(end);
+        }
+        if !healed && cfg.model != Model::Async {
+            wake = wake.min(gst.max(now));
+        }
+        tokio::time::sleep(wake.saturating_sub(now).max(Duration::from_millis(1))).await;
+    }
+    let sim_time = crate::time::elapsed();
+    let mut events = rec.take();
+    events.sort_by_key(|e| e.time);
+    let disks = world.hosts.replicas.iter().map(|(i, s)| (*i, s.disk.clone())).collect();
+    Ok((events, disks, sim_time, schedule))
 }
 
 /// Did some client pause for longer than the TTL while holding a lock? That

@@ -18,8 +18,10 @@ use std::time::Duration;
 /// How one client behaves.
 #[derive(Clone)]
 pub struct ClientPlan {
-    /// This client's turmoil host name.
+    /// This client's host name.
     pub host: String,
+    /// The network, which a process pause holds this client's links on.
+    pub net: std::sync::Arc<crate::net::Net>,
     /// Everyone this client talks to (replicas and the store).
     pub peers: Vec<String>,
     /// Client pauses happen only before this (partial synchrony's GST).
@@ -37,7 +39,7 @@ pub struct ClientPlan {
 }
 
 fn elapsed() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
+    crate::time::elapsed()
 }
 
 fn acquire_failure(e: &ClientError) -> (EventType, serde_json::Value) {
@@ -138,11 +140,11 @@ async fn pause_process(plan: &ClientPlan, rec: &Recorder, d: Duration) {
     let nemesis = Process::Named("nemesis".into());
     rec.record(EventType::Info, nemesis.clone(), "start", v.clone());
     for peer in &plan.peers {
-        turmoil::hold(plan.host.as_str(), peer.as_str());
+        plan.net.hold(&plan.host, peer);
     }
     tokio::time::sleep(d).await;
     for peer in &plan.peers {
-        turmoil::release(plan.host.as_str(), peer.as_str());
+        plan.net.release(&plan.host, peer);
     }
     rec.record(EventType::Info, nemesis, "stop", v);
 }

@@ -54,10 +54,6 @@ pub struct SimArgs {
     /// Clock drift beyond the clients' assumed rho (5 % instead of 0.04 %).
     #[arg(long)]
     pub drift_beyond_rho: bool,
-    /// Simulation time step (1ms to 10ms). Longer steps run faster but
-    /// quantise latencies, so fewer operations fit in a simulated second.
-    #[arg(long, default_value = "1ms", value_parser = parse_tick)]
-    pub tick: Duration,
     /// An operator removes and re-adds voters (joint consensus) until the faults stop, under the same faults.
     #[arg(long)]
     pub membership: bool,
@@ -82,14 +78,6 @@ pub struct SimArgs {
     pub expect_violation: bool,
 }
 
-fn parse_tick(s: &str) -> Result<Duration, String> {
-    let d = super::parse_duration(s)?;
-    if d < Duration::from_millis(1) || d > Duration::from_millis(10) || d.subsec_micros() % 1000 != 0 {
-        return Err(format!("{s}: the tick must be a whole number of milliseconds from 1ms to 10ms"));
-    }
-    Ok(d)
-}
-
 fn parse_nodes(s: &str) -> Result<u64, String> {
     match s {
         "3" => Ok(3),
@@ -111,7 +99,6 @@ impl SimArgs {
         c.drift_beyond_rho = self.drift_beyond_rho;
         c.membership = self.membership;
         c.l1_bound = self.l1_bound;
-        c.tick = self.tick;
         c
     }
 

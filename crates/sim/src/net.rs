@@ -1,0 +1,567 @@
+//! The simulated network: TCP between named hosts as in-memory byte queues,
+//! event-driven on tokio's paused clock ([`crate::time`]).
+//!
+//! A write becomes readable at `now + latency`, in order: one direction of a
+//! stream is FIFO, as TCP is. Nothing runs at a fixed step; a reader sleeps
+//! until its next segment is due. Faults act on directed links between hosts:
+//!
+//! - a **cut** link drops what is sent on it (and what is still in flight
+//!   when it is cut), and so does **loss**. A stream that lost a segment
+//!   delivers nothing after it, since TCP cannot skip a gap: its reader waits
+//!   for its own timeout, as behind a real partition;
+//! - a **held** link delivers nothing until it is released, then everything
+//!   at once, in order: the links of a paused process;
+//! - a **slow** link draws its latency up to its own maximum.
+//!
+//! A crash revokes the host's [`Incarnation`]. What the dead incarnation
+//! still does reaches no one: its connects, accepts and reads never complete
+//! and its writes vanish. A peer that writes to it is answered with a reset.
+//! A restarted host gets a new incarnation.
+//!
+//! The latency model is turmoil's (this engine replaced turmoil; see
+//! `docs/design.md`): `min + (max - min) × Exp(curve)` in whole milliseconds,
+//! capped at `max`.
+
+use bytes::Bytes;
+use fenced_io::transport::{BoxConn, Listener, Transport};
+use futures::future::BoxFuture;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+
+/// Ports handed to connecting sockets.
+const EPHEMERAL: std::ops::Range<u16> = 40_000..60_000;
+
+/// A poisoned lock here only means another task panicked, and that panic
+/// already fails the run; the data is still the network's.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One life of a host, from its start to its crash.
+#[derive(Debug)]
+pub struct Incarnation {
+    host: String,
+    alive: AtomicBool,
+}
+
+impl Incarnation {
+    fn new(host: &str) -> Arc<Self> {
+        Arc::new(Incarnation { host: host.to_string(), alive: AtomicBool::new(true) })
+    }
+
+    /// False once the host crashed in this life.
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// The host's name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Latency {
+    min: Duration,
+    max: Duration,
+    curve: f64,
+}
+
+impl Latency {
+    fn sample(&self, max: Option<Duration>, rng: &mut ChaCha8Rng) -> Duration {
+        let max = max.unwrap_or(self.max);
+        let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+        let mult = -u.ln() / self.curve;
+        let range = max.saturating_sub(self.min).as_millis() as f64;
+        (self.min + Duration::from_millis((range * mult) as u64)).min(max)
+    }
+}
+
+enum Seg {
+    Data(Bytes),
+    Fin,
+    Rst,
+}
+
+/// One direction of a stream.
+#[derive(Default)]
+struct Dir {
+    /// Segments and when each becomes readable, in order.
+    q: VecDeque<(Instant, Seg)>,
+    /// When the last queued segment becomes readable (FIFO).
+    last: Option<Instant>,
+    reader: Option<Waker>,
+    /// A segment was lost: nothing after it arrives.
+    broken: bool,
+}
+
+impl Dir {
+    fn push(&mut self, at: Instant, seg: Seg) {
+        let at = self.last.map_or(at, |l| at.max(l));
+        self.last = Some(at);
+        self.q.push_back((at, seg));
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+}
+
+/// A directed link's faults.
+#[derive(Default)]
+struct LinkState {
+    cut: bool,
+    held: bool,
+    max: Option<Duration>,
+    /// Streams on this link, and which of their directions it carries.
+    pipes: Vec<(Weak<Pipe>, usize)>,
+}
+
+#[derive(Default)]
+struct Link(Mutex<LinkState>);
+
+/// A stream: side 0 connected, side 1 accepted. `dirs[s]` is written by
+/// side `s` and read by the other; `links[s]` carries it.
+struct Pipe {
+    hosts: [Arc<Incarnation>; 2],
+    links: [Arc<Link>; 2],
+    dirs: [Mutex<Dir>; 2],
+}
+
+type Accept = (BoxConn, String);
+
+struct Global {
+    rng: ChaCha8Rng,
+    latency: Latency,
+    loss: f64,
+}
+
+struct Topology {
+    links: BTreeMap<(String, String), Arc<Link>>,
+    hosts: BTreeMap<String, Arc<Incarnation>>,
+    listeners: BTreeMap<(String, u16), (Arc<Incarnation>, mpsc::UnboundedSender<Accept>)>,
+    next_port: u16,
+}
+
+/// The network of one run.
+pub struct Net {
+    global: Mutex<Global>,
+    topo: Mutex<Topology>,
+    /// Bumped whenever a held link is released (a connect waits on it).
+    released: watch::Sender<u64>,
+}
+
+impl Net {
+    /// A network whose latency is drawn between `min` and `max` from `seed`.
+    pub fn new(seed: u64, min: Duration, max: Duration) -> Arc<Net> {
+        Arc::new(Net {
+            global: Mutex::new(Global {
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                latency: Latency { min, max, curve: 5.0 },
+                loss: 0.0,
+            }),
+            topo: Mutex::new(Topology {
+                links: BTreeMap::new(),
+                hosts: BTreeMap::new(),
+                listeners: BTreeMap::new(),
+                next_port: EPHEMERAL.start,
+            }),
+            released: watch::Sender::new(0),
+        })
+    }
+
+    /// The transport of `host`'s current life (a new host starts one).
+    pub fn transport(self: &Arc<Self>, host: &str) -> SimTransport {
+        let me = lock(&self.topo).hosts.entry(host.to_string()).or_insert_with(|| Incarnation::new(host)).clone();
+        SimTransport { net: self.clone(), me }
+    }
+
+    /// Crash `host`: revoke its current life and close its listeners. The
+    /// next [`Net::transport`] for it is a new life.
+    pub fn crash(&self, host: &str) {
+        let mut topo = lock(&self.topo);
+        if let Some(old) = topo.hosts.insert(host.to_string(), Incarnation::new(host)) {
+            old.alive.store(false, Ordering::Relaxed);
+        }
+        topo.listeners.retain(|(h, _), _| h != host);
+    }
+
+    fn link(&self, from: &str, to: &str) -> Arc<Link> {
+        lock(&self.topo).links.entry((from.to_string(), to.to_string())).or_default().clone()
+    }
+
+    /// Change a directed link, then visit the directions of its streams.
+    fn on_link(&self, from: &str, to: &str, f: impl FnOnce(&mut LinkState), each: impl Fn(&mut Dir)) {
+        let link = self.link(from, to);
+        let mut st = lock(&link.0);
+        f(&mut st);
+        st.pipes.retain(|(p, _)| p.strong_count() > 0);
+        for (pipe, dir) in &st.pipes {
+            if let Some(pipe) = pipe.upgrade() {
+                each(&mut lock(&pipe.dirs[*dir]));
+            }
+        }
+    }
+
+    /// Nothing sent from `from` to `to` arrives, including what is in flight.
+    pub fn partition_oneway(&self, from: &str, to: &str) {
+        let now = crate::time::instant();
+        self.on_link(
+            from,
+            to,
+            |l| l.cut = true,
+            |d| {
+                let before = d.q.len();
+                d.q.retain(|(at, _)| *at <= now);
+                if d.q.len() < before {
+                    d.broken = true;
+                }
+            },
+        );
+    }
+
+    /// Undo [`Net::partition_oneway`]; streams that lost data stay broken.
+    pub fn repair_oneway(&self, from: &str, to: &str) {
+        self.on_link(from, to, |l| l.cut = false, |_| {});
+    }
+
+    /// Cut both directions between `a` and `b`.
+    pub fn partition(&self, a: &str, b: &str) {
+        self.partition_oneway(a, b);
+        self.partition_oneway(b, a);
+    }
+
+    pub fn repair(&self, a: &str, b: &str) {
+        self.repair_oneway(a, b);
+        self.repair_oneway(b, a);
+    }
+
+    /// Hold everything between `a` and `b` until [`Net::release`].
+    pub fn hold(&self, a: &str, b: &str) {
+        self.on_link(a, b, |l| l.held = true, |_| {});
+        self.on_link(b, a, |l| l.held = true, |_| {});
+    }
+
+    /// Deliver what was held, in order, and stop holding.
+    pub fn release(&self, a: &str, b: &str) {
+        let wake = |d: &mut Dir| {
+            if let Some(w) = d.reader.take() {
+                w.wake();
+            }
+        };
+        self.on_link(a, b, |l| l.held = false, wake);
+        self.on_link(b, a, |l| l.held = false, wake);
+        self.released.send_modify(|n| *n += 1);
+    }
+
+    /// Lose each segment with probability `rate`.
+    pub fn set_loss(&self, rate: f64) {
+        lock(&self.global).loss = rate.clamp(0.0, 1.0);
+    }
+
+    pub fn set_max_latency(&self, max: Duration) {
+        lock(&self.global).latency.max = max;
+    }
+
+    /// The rate of the exponential that spreads latencies (higher: shorter).
+    pub fn set_latency_curve(&self, curve: f64) {
+        lock(&self.global).latency.curve = curve.max(f64::MIN_POSITIVE);
+    }
+
+    /// Latency between `a` and `b` (both ways) drawn up to `max`.
+    pub fn set_link_max_latency(&self, a: &str, b: &str, max: Duration) {
+        self.on_link(a, b, |l| l.max = Some(max), |_| {});
+        self.on_link(b, a, |l| l.max = Some(max), |_| {});
+    }
+
+    /// The delay of one segment on `link`, or `None` if it is lost.
+    fn delay(&self, link: &Link) -> Option<Duration> {
+        let (cut, max) = {
+            let l = lock(&link.0);
+            (l.cut, l.max)
+        };
+        let mut g = lock(&self.global);
+        let loss = g.loss;
+        if cut || (loss > 0.0 && g.rng.gen_bool(loss)) {
+            return None;
+        }
+        let latency = g.latency;
+        Some(latency.sample(max, &mut g.rng))
+    }
+
+    fn send(&self, pipe: &Pipe, side: usize, seg: Seg) {
+        let (me, peer) = (&pipe.hosts[side], &pipe.hosts[1 - side]);
+        if !me.alive() {
+            return;
+        }
+        if !peer.alive() {
+            // A crashed host's kernel is gone: data is answered with a reset.
+            if matches!(seg, Seg::Data(_)) {
+                let rtt = self.delay(&pipe.links[side]).zip(self.delay(&pipe.links[1 - side]));
+                if let Some((a, b)) = rtt {
+                    let mut back = lock(&pipe.dirs[1 - side]);
+                    if !back.q.iter().any(|(_, s)| matches!(s, Seg::Rst)) {
+                        back.push(crate::time::instant() + a + b, Seg::Rst);
+                    }
+                }
+            }
+            return;
+        }
+        let delay = self.delay(&pipe.links[side]);
+        let mut d = lock(&pipe.dirs[side]);
+        match delay {
+            _ if d.broken => {}
+            None => d.broken = true,
+            Some(delay) => d.push(crate::time::instant() + delay, seg),
+        }
+    }
+
+    /// Wait while the link `from → to` is held.
+    async fn unheld(&self, link: &Link) {
+        let mut rx = self.released.subscribe();
+        while lock(&link.0).held {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn connect(self: Arc<Self>, me: Arc<Incarnation>, addr: String) -> io::Result<BoxConn> {
+        let (host, port) = split_addr(&addr)?;
+        let (out, back) = (self.link(&me.host, host), self.link(host, &me.host));
+        // SYN.
+        self.unheld(&out).await;
+        let Some(d) = self.delay(&out) else { return never().await };
+        tokio::time::sleep(d).await;
+        if !me.alive() {
+            return never().await;
+        }
+        let (listener, port_here) = {
+            let mut topo = lock(&self.topo);
+            let listener = topo.listeners.get(&(host.to_string(), port)).filter(|(inc, _)| inc.alive()).cloned();
+            let p = topo.next_port;
+            topo.next_port = if p + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { p + 1 };
+            (listener, p)
+        };
+        let conn = listener.and_then(|(them, tx)| {
+            let pipe = Arc::new(Pipe {
+                hosts: [me.clone(), them],
+                links: [out.clone(), back.clone()],
+                dirs: Default::default(),
+            });
+            lock(&out.0).pipes.push((Arc::downgrade(&pipe), 0));
+            lock(&back.0).pipes.push((Arc::downgrade(&pipe), 1));
+            let server = End::new(pipe.clone(), 1, self.clone());
+            tx.send((Box::new(server) as BoxConn, format!("{}:{port_here}", me.host))).ok()?;
+            Some(End::new(pipe, 0, self.clone()))
+        });
+        // SYN-ACK, or the reset of a closed port.
+        self.unheld(&back).await;
+        let Some(d) = self.delay(&back) else { return never().await };
+        tokio::time::sleep(d).await;
+        if !me.alive() {
+            return never().await;
+        }
+        match conn {
+            Some(end) => Ok(Box::new(end)),
+            None => Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("nothing listens on {addr}"))),
+        }
+    }
+}
+
+/// What a dead incarnation waits for.
+async fn never<T>() -> T {
+    std::future::pending().await
+}
+
+fn split_addr(addr: &str) -> io::Result<(&str, u16)> {
+    addr.rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("not a host:port address: {addr:?}")))
+}
+
+/// One end of a stream.
+struct End {
+    pipe: Arc<Pipe>,
+    side: usize,
+    net: Arc<Net>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    fin_sent: bool,
+}
+
+impl End {
+    fn new(pipe: Arc<Pipe>, side: usize, net: Arc<Net>) -> Self {
+        End { pipe, side, net, sleep: None, fin_sent: false }
+    }
+}
+
+impl AsyncRead for End {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.pipe.hosts[this.side].alive() {
+            return Poll::Pending;
+        }
+        let rx = 1 - this.side;
+        loop {
+            let held = lock(&this.pipe.links[rx].0).held;
+            let due = {
+                let mut d = lock(&this.pipe.dirs[rx]);
+                let now = crate::time::instant();
+                let mut filled = false;
+                let due = loop {
+                    if held {
+                        break None;
+                    }
+                    match d.q.front_mut() {
+                        None => break None,
+                        Some((at, _)) if *at > now => break Some(*at),
+                        Some((_, Seg::Fin)) => return Poll::Ready(Ok(())),
+                        Some((_, Seg::Rst)) if filled => return Poll::Ready(Ok(())),
+                        Some((_, Seg::Rst)) => {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::ConnectionReset,
+                                "connection reset: the peer crashed",
+                            )))
+                        }
+                        Some((_, Seg::Data(b))) => {
+                            let n = b.len().min(buf.remaining());
+                            buf.put_slice(&b[..n]);
+                            filled = true;
+                            if n == b.len() {
+                                d.q.pop_front();
+                            } else {
+                                *b = b.slice(n..);
+                            }
+                            if buf.remaining() == 0 {
+                                return Poll::Ready(Ok(()));
+                            }
+                        }
+                    }
+                };
+                if filled {
+                    return Poll::Ready(Ok(()));
+                }
+                d.reader = Some(cx.waker().clone());
+                due
+            };
+            let Some(due) = due else { return Poll::Pending };
+            match &mut this.sleep {
+                Some(s) => s.as_mut().reset(due),
+                None => this.sleep = Some(Box::pin(tokio::time::sleep_until(due))),
+            }
+            if let Some(s) = &mut this.sleep {
+                if s.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for End {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.fin_sent {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown")));
+        }
+        self.net.send(&self.pipe, self.side, Seg::Data(Bytes::copy_from_slice(buf)));
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.fin_sent {
+            self.fin_sent = true;
+            self.net.send(&self.pipe, self.side, Seg::Fin);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        if !self.fin_sent {
+            self.net.send(&self.pipe, self.side, Seg::Fin);
+        }
+    }
+}
+
+/// A host's transport for one life: addresses are `host:port`.
+#[derive(Clone)]
+pub struct SimTransport {
+    net: Arc<Net>,
+    me: Arc<Incarnation>,
+}
+
+impl SimTransport {
+    /// The life this transport belongs to.
+    pub fn incarnation(&self) -> Arc<Incarnation> {
+        self.me.clone()
+    }
+}
+
+struct SimListener {
+    rx: mpsc::UnboundedReceiver<Accept>,
+    addr: String,
+    me: Arc<Incarnation>,
+}
+
+impl Listener for SimListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxConn, String)>> {
+        Box::pin(async move {
+            match self.rx.recv().await {
+                Some(a) if self.me.alive() => Ok(a),
+                _ => never().await,
+            }
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<String> {
+        Ok(self.addr.clone())
+    }
+}
+
+impl Transport for SimTransport {
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxConn>> {
+        Box::pin(self.net.clone().connect(self.me.clone(), addr.to_string()))
+    }
+
+    /// Binds every interface of the host: the address's host part is ignored.
+    fn bind(&self, addr: &str) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        let (net, me) = (self.net.clone(), self.me.clone());
+        let port = split_addr(addr).map(|(_, p)| p);
+        Box::pin(async move {
+            let port = port?;
+            if !me.alive() {
+                return never().await;
+            }
+            let mut topo = lock(&net.topo);
+            let port = if port == 0 {
+                let p = topo.next_port;
+                topo.next_port = if p + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { p + 1 };
+                p
+            } else {
+                port
+            };
+            let key = (me.host.clone(), port);
+            if topo.listeners.get(&key).is_some_and(|(inc, _)| inc.alive()) {
+                return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{}:{port} is in use", me.host)));
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            topo.listeners.insert(key, (me.clone(), tx));
+            Ok(Box::new(SimListener { rx, addr: format!("{}:{port}", me.host), me }) as Box<dyn Listener>)
+        })
+    }
+}
