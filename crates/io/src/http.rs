@@ -3,7 +3,7 @@
 //!
 //! Every request has a timeout, and a connection that timed out is dropped,
 //! never reused: a reply that arrives late must not be read as the answer to
-//! the next request (and turmoil's TCP never retransmits).
+//! the next request (and the simulator's TCP never retransmits).
 
 use crate::transport::{BoxConn, Listener, Transport};
 use bytes::Bytes;

@@ -2,7 +2,7 @@
 //!
 //! Production code and the simulator run the same replica, store and client;
 //! only these implementations differ:
-//! - [`transport`]: how bytes reach another host (TCP here, turmoil in the simulator);
+//! - [`transport`]: how bytes reach another host (TCP here, an in-memory network in the simulator);
 //! - [`http`]: an HTTP/1 server and a pooled client built on any transport;
 //! - [`disk`]: durable files with an explicit `sync` (fsync), so a simulated
 //!   disk can lose what was not synced at a crash;

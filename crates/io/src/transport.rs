@@ -1,8 +1,8 @@
 //! The network seam: connect to and listen on `host:port` addresses.
 //!
-//! [`TcpTransport`] is real TCP. The simulator supplies a transport over
-//! turmoil's simulated network, so partitions, loss and delay reach the real
-//! replica, store and client code.
+//! [`TcpTransport`] is real TCP. The simulator supplies a transport over its
+//! simulated network (`fenced_sim::net`), so partitions, loss and delay reach
+//! the real replica, store and client code.
 
 use futures::future::BoxFuture;
 use std::io;

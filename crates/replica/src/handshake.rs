@@ -103,7 +103,16 @@ pub fn limits_digest(c: &ReplicaConfig) -> String {
     }
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+// The header names, parsed once: a lookup by `&str` parses the name again
+// on every peer message.
+const N_PROTOCOL: HeaderName = HeaderName::from_static(H_PROTOCOL);
+const N_CLUSTER: HeaderName = HeaderName::from_static(H_CLUSTER);
+const N_CLUSTER_KEY: HeaderName = HeaderName::from_static(H_CLUSTER_KEY);
+const N_LIMITS: HeaderName = HeaderName::from_static(H_LIMITS);
+const N_TIMING: HeaderName = HeaderName::from_static(H_TIMING);
+const N_FROM: HeaderName = HeaderName::from_static(H_FROM);
+
+fn header<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -111,14 +120,14 @@ impl Handshake {
     pub fn new(config: &ReplicaConfig, shared: Arc<Shared>) -> Self {
         let (limits, timing) = (limits_digest(config), timing_of(config));
         let fixed = [
-            (H_PROTOCOL, PROTOCOL_VERSION.to_string()),
-            (H_CLUSTER, config.cluster_name.clone()),
-            (H_LIMITS, limits.clone()),
-            (H_TIMING, timing.clone()),
-            (H_FROM, config.id.to_string()),
+            (N_PROTOCOL, PROTOCOL_VERSION.to_string()),
+            (N_CLUSTER, config.cluster_name.clone()),
+            (N_LIMITS, limits.clone()),
+            (N_TIMING, timing.clone()),
+            (N_FROM, config.id.to_string()),
         ]
         .into_iter()
-        .filter_map(|(name, v)| HeaderValue::from_str(&v).ok().map(|v| (HeaderName::from_static(name), v)))
+        .filter_map(|(name, v)| HeaderValue::from_str(&v).ok().map(|v| (name, v)))
         .collect();
         Handshake {
             cluster: config.cluster_name.clone(),
@@ -151,55 +160,57 @@ impl Handshake {
 
     /// Our headers, on a request or an answer.
     pub fn stamp(&self, h: &mut HeaderMap) {
+        h.reserve(self.fixed.len() + 1);
         for (name, v) in &self.fixed {
             h.insert(name.clone(), v.clone());
         }
         if let Some((_, Some(k))) = self.key_entry() {
-            h.insert(H_CLUSTER_KEY, k.clone());
+            h.insert(N_CLUSTER_KEY, k.clone());
         }
     }
 
     /// Judge a peer's headers. `Ok` may still record a timing mismatch.
+    /// Runs on every peer message, so the accepting path allocates nothing
+    /// unless what a peer says about itself changed.
     pub fn judge(&self, h: &HeaderMap) -> Result<(), Refusal> {
-        let from = header(h, H_FROM).unwrap_or("?").to_string();
-        let Some(protocol) = header(h, H_PROTOCOL) else {
+        let from = header(h, &N_FROM).unwrap_or("?");
+        let Some(protocol) = header(h, &N_PROTOCOL) else {
             // Protocol v1: the release before the handshake. Accepted as is.
             return Ok(());
         };
         let version = protocol.parse::<u32>().ok().filter(|v| (PROTOCOL_OLDEST..=PROTOCOL_VERSION).contains(v));
         let Some(version) = version else {
-            return Err(Refusal::Protocol { from, theirs: protocol.to_string() });
+            return Err(Refusal::Protocol { from: from.into(), theirs: protocol.to_string() });
         };
-        let theirs = header(h, H_CLUSTER).unwrap_or("");
+        let theirs = header(h, &N_CLUSTER).unwrap_or("");
         if theirs != self.cluster {
-            return Err(Refusal::Cluster { from, theirs: theirs.into(), ours: self.cluster.clone() });
+            return Err(Refusal::Cluster { from: from.into(), theirs: theirs.into(), ours: self.cluster.clone() });
         }
-        if let (Some(theirs), Some(ours)) = (header(h, H_CLUSTER_KEY), self.cluster_key()) {
+        if let (Some(theirs), Some(ours)) = (header(h, &N_CLUSTER_KEY), self.cluster_key()) {
             if theirs != ours {
-                return Err(Refusal::ClusterKey { from, theirs: theirs.into(), ours: ours.into() });
+                return Err(Refusal::ClusterKey { from: from.into(), theirs: theirs.into(), ours: ours.into() });
             }
         }
-        let theirs = header(h, H_LIMITS).unwrap_or("");
+        let theirs = header(h, &N_LIMITS).unwrap_or("");
         if theirs != self.limits {
-            return Err(Refusal::Limits { from, theirs: theirs.into(), ours: self.limits.clone() });
+            return Err(Refusal::Limits { from: from.into(), theirs: theirs.into(), ours: self.limits.clone() });
         }
-        let timing = header(h, H_TIMING).unwrap_or("").to_string();
+        let timing = header(h, &N_TIMING).unwrap_or("");
+        let Ok(id) = from.parse::<NodeId>() else { return Ok(()) };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get(&id).is_some_and(|s| s.protocol == version && s.timing == timing) {
+            return Ok(());
+        }
         let mismatch = (timing != self.timing).then(|| {
             format!(
                 "peer {from} runs {timing}, this replica {}; heartbeat and election timeouts must agree across replicas",
                 self.timing
             )
         });
-        if let Ok(id) = from.parse::<NodeId>() {
-            let report = PeerInfo { protocol: version, timing, timing_mismatch: mismatch.clone() };
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.get(&id) != Some(&report) {
-                if let Some(m) = &mismatch {
-                    tracing::warn!(peer = id, "timing mismatch: {m}");
-                }
-                seen.insert(id, report);
-            }
+        if let Some(m) = &mismatch {
+            tracing::warn!(peer = id, "timing mismatch: {m}");
         }
+        seen.insert(id, PeerInfo { protocol: version, timing: timing.to_string(), timing_mismatch: mismatch });
         Ok(())
     }
 

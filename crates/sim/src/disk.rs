@@ -55,3 +55,28 @@ impl Disk for HostDisk {
         self.disk.truncate(name, len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Net;
+    use std::time::Duration;
+
+    #[test]
+    fn a_crashed_life_cannot_touch_the_disk_and_the_next_life_finds_what_was_synced() {
+        let net = Net::new(1, Duration::from_millis(1), Duration::from_millis(5));
+        let mem = MemDisk::new();
+        let first = HostDisk::new(mem.clone(), net.transport("n1").incarnation());
+        first.append("wal", b"synced").expect("append");
+        first.sync("wal").expect("sync");
+        first.append("wal", b"+lost").expect("append");
+        net.crash("n1");
+        mem.crash();
+        assert!(first.append("wal", b"zombie").is_err());
+        assert!(first.write_atomic("snap", b"zombie").is_err());
+        assert!(first.read("wal").is_err());
+        let second = HostDisk::new(mem, net.transport("n1").incarnation());
+        assert_eq!(second.read("wal").expect("read").as_deref(), Some(&b"synced"[..]));
+        assert_eq!(second.read("snap").expect("read"), None);
+    }
+}

@@ -348,7 +348,11 @@ impl Net {
         }
         let (listener, port_here) = {
             let mut topo = lock(&self.topo);
-            let listener = topo.listeners.get(&(host.to_string(), port)).filter(|(inc, _)| inc.alive()).cloned();
+            let listener = topo
+                .listeners
+                .get(&(host.to_string(), port))
+                .filter(|(inc, tx)| inc.alive() && !tx.is_closed())
+                .cloned();
             let p = topo.next_port;
             topo.next_port = if p + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { p + 1 };
             (listener, p)
@@ -556,12 +560,182 @@ impl Transport for SimTransport {
                 port
             };
             let key = (me.host.clone(), port);
-            if topo.listeners.get(&key).is_some_and(|(inc, _)| inc.alive()) {
+            // A listener that was dropped (its receiver closed) frees its port.
+            if topo.listeners.get(&key).is_some_and(|(inc, tx)| inc.alive() && !tx.is_closed()) {
                 return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{}:{port} is in use", me.host)));
             }
             let (tx, rx) = mpsc::unbounded_channel();
             topo.listeners.insert(key, (me.clone(), tx));
             Ok(Box::new(SimListener { rx, addr: format!("{}:{port}", me.host), me }) as Box<dyn Listener>)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn run<F: Future<Output = ()>>(f: F) {
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+        rt.block_on(f);
+    }
+
+    /// `a` connected to `b`: (a's end, b's end).
+    async fn pair(net: &Arc<Net>, a: &str, b: &str) -> (BoxConn, BoxConn) {
+        let mut l = net.transport(b).bind("0.0.0.0:80").await.expect("bind");
+        let c = net.transport(a).connect(&format!("{b}:80")).await.expect("connect");
+        let (s, peer) = l.accept().await.expect("accept");
+        assert!(peer.starts_with(&format!("{a}:")), "{peer}");
+        (c, s)
+    }
+
+    /// What arrives on `conn` within `within` of simulated time.
+    async fn read_for(conn: &mut BoxConn, within: Duration) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        let deadline = crate::time::instant() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+                Err(_) => return Ok(out),
+                Ok(Ok(0)) => return Ok(out),
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn net() -> Arc<Net> {
+        Net::new(7, Duration::from_millis(1), Duration::from_millis(5))
+    }
+
+    #[test]
+    fn bytes_arrive_in_order_and_not_before_the_least_latency() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            let start = crate::time::instant();
+            for chunk in [&b"one "[..], b"two ", b"three"] {
+                a.write_all(chunk).await.expect("write");
+            }
+            let mut got = vec![0u8; 13];
+            b.read_exact(&mut got).await.expect("read");
+            assert_eq!(got, b"one two three");
+            assert!(crate::time::instant() - start >= Duration::from_millis(1));
+        });
+    }
+
+    #[test]
+    fn a_cut_link_drops_data_and_the_stream_stays_broken_after_repair() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            net.partition("a", "b");
+            a.write_all(b"lost").await.expect("write");
+            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+            net.repair("a", "b");
+            a.write_all(b"after").await.expect("write");
+            // TCP cannot skip the gap: nothing after the lost segment arrives.
+            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+            // A new connection after the repair works.
+            let (mut a2, mut b2) = pair(&net, "a", "b").await;
+            a2.write_all(b"fresh").await.expect("write");
+            assert_eq!(read_for(&mut b2, Duration::from_secs(1)).await.expect("read"), b"fresh");
+        });
+    }
+
+    #[test]
+    fn a_one_way_cut_silences_one_direction_only() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            net.partition_oneway("a", "b");
+            a.write_all(b"unheard").await.expect("write");
+            b.write_all(b"heard").await.expect("write");
+            assert_eq!(read_for(&mut a, Duration::from_secs(1)).await.expect("read"), b"heard");
+            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+            // A connect across it never completes.
+            let attempt = net.transport("a").connect("b:80");
+            assert!(tokio::time::timeout(Duration::from_secs(5), attempt).await.is_err());
+        });
+    }
+
+    #[test]
+    fn a_held_link_delivers_everything_at_its_release_in_order() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            net.hold("a", "b");
+            a.write_all(b"1").await.expect("write");
+            a.write_all(b"2").await.expect("write");
+            assert_eq!(read_for(&mut b, Duration::from_secs(3)).await.expect("read"), b"");
+            net.release("a", "b");
+            assert_eq!(read_for(&mut b, Duration::from_millis(1)).await.expect("read"), b"12");
+        });
+    }
+
+    #[test]
+    fn writing_to_a_crashed_host_is_answered_with_a_reset_and_its_old_life_reaches_no_one() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            net.crash("b");
+            a.write_all(b"anyone?").await.expect("write");
+            let err = read_for(&mut a, Duration::from_secs(1)).await.expect_err("a reset");
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+            // The dead life's writes vanish, its reads never complete.
+            let (mut c, mut d) = pair(&net, "c", "a").await;
+            net.crash("c");
+            c.write_all(b"ghost").await.expect("write");
+            assert_eq!(read_for(&mut d, Duration::from_secs(1)).await.expect("read"), b"");
+            assert!(tokio::time::timeout(Duration::from_secs(1), b.read(&mut [0u8; 8])).await.is_err());
+            // Nothing listens on the crashed host until it binds again.
+            let refused = net.transport("a").connect("b:80").await.err().map(|e| e.kind());
+            assert_eq!(refused, Some(io::ErrorKind::ConnectionRefused));
+            let (mut a2, mut b2) = pair(&net, "a", "b").await;
+            a2.write_all(b"back").await.expect("write");
+            assert_eq!(read_for(&mut b2, Duration::from_secs(1)).await.expect("read"), b"back");
+        });
+    }
+
+    #[test]
+    fn a_lost_segment_breaks_its_stream() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            net.set_loss(1.0);
+            a.write_all(b"x").await.expect("write");
+            net.set_loss(0.0);
+            a.write_all(b"y").await.expect("write");
+            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+        });
+    }
+
+    #[test]
+    fn a_slow_link_draws_latency_up_to_its_own_maximum() {
+        run(async {
+            let net = net();
+            let (mut a, mut b) = pair(&net, "a", "b").await;
+            net.set_link_max_latency("a", "b", Duration::from_millis(800));
+            net.set_latency_curve(0.1);
+            let start = crate::time::instant();
+            a.write_all(b"slow").await.expect("write");
+            let mut got = [0u8; 4];
+            b.read_exact(&mut got).await.expect("read");
+            let took = crate::time::instant() - start;
+            assert!(took > Duration::from_millis(5) && took <= Duration::from_millis(800), "{took:?}");
+        });
+    }
+
+    #[test]
+    fn dropping_an_end_is_an_end_of_file_for_the_other() {
+        run(async {
+            let net = net();
+            let (a, mut b) = pair(&net, "a", "b").await;
+            drop(a);
+            let mut buf = [0u8; 4];
+            assert_eq!(b.read(&mut buf).await.expect("eof"), 0);
+        });
     }
 }
