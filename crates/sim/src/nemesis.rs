@@ -1,7 +1,7 @@
 //! The nemesis: a fault schedule drawn from the seed, and its application to
 //! the simulated world. Every fault the seed's chapter names is here:
 //! partitions (halves, isolated leader, majorities ring, bridge, one-way),
-//! loss, heavy-tailed delay, a limping link, replies lost after the request
+//! loss, duplicated requests, heavy-tailed delay, a limping link, replies lost after the request
 //! was processed, crashes with and without recovery, process pauses,
 //! clock drift and wall-clock jumps.
 
@@ -25,6 +25,11 @@ pub enum Fault {
         node: u64,
     },
     Loss {
+        rate: f64,
+    },
+    /// Each new connection is duplicated with probability `rate`: every
+    /// request on it is delivered twice ([`crate::net`]).
+    Duplicate {
         rate: f64,
     },
     /// Heavy-tailed latency on every link.
@@ -112,7 +117,7 @@ pub fn schedule(cfg: &SimConfig) -> Vec<Planned> {
                 _ => Fault::Limp { node },
             }
         } else {
-            match rng.gen_range(0..9) {
+            match rng.gen_range(0..10) {
                 0 => Fault::Partition { kind: PartitionKind::RandomHalves },
                 1 => Fault::Partition { kind: PartitionKind::IsolateLeader },
                 2 if n >= 5 => Fault::Partition { kind: PartitionKind::MajoritiesRing },
@@ -121,6 +126,7 @@ pub fn schedule(cfg: &SimConfig) -> Vec<Planned> {
                 5 => Fault::Loss { rate: rng.gen_range(0.01..0.2) },
                 6 => Fault::Delay { max_ms: rng.gen_range(50..2000) },
                 7 => Fault::Limp { node },
+                8 => Fault::Duplicate { rate: rng.gen_range(0.2..0.8) },
                 _ => Fault::LostReplies { node },
             }
         };

@@ -11,7 +11,14 @@
 //!   for its own timeout, as behind a real partition;
 //! - a **held** link delivers nothing until it is released, then everything
 //!   at once, in order: the links of a paused process;
-//! - a **slow** link draws its latency up to its own maximum.
+//! - a **slow** link draws its latency up to its own maximum;
+//! - a **duplicating** network gives a new connection a twin: everything the
+//!   client sends is delivered a second time, on another connection to the
+//!   same listener, with its own latencies, and the twin's answers are
+//!   dropped. TCP never repeats bytes within a stream, so this is how
+//!   duplicated requests reach an application: a retrying middlebox, or a
+//!   request resent after its connection was given up. The duplicate may
+//!   arrive before the original, long after it, or after a later request.
 //!
 //! A crash revokes the host's [`Incarnation`]. What the dead incarnation
 //! still does reaches no one: its connects, accepts and reads never complete
@@ -88,6 +95,7 @@ impl Latency {
     }
 }
 
+#[derive(Clone)]
 enum Seg {
     Data(Bytes),
     Fin,
@@ -136,6 +144,10 @@ struct Pipe {
     hosts: [Arc<Incarnation>; 2],
     links: [Arc<Link>; 2],
     dirs: [Mutex<Dir>; 2],
+    /// A duplicate of this stream: what side 0 sends is sent on it too.
+    twin: Option<Arc<Pipe>>,
+    /// This stream is a twin: what side 1 answers goes nowhere.
+    sink: bool,
 }
 
 type Accept = (BoxConn, String);
@@ -144,6 +156,9 @@ struct Global {
     rng: ChaCha8Rng,
     latency: Latency,
     loss: f64,
+    duplication: f64,
+    /// Connections given a twin so far.
+    twins: u64,
 }
 
 struct Topology {
@@ -151,6 +166,15 @@ struct Topology {
     hosts: BTreeMap<String, Arc<Incarnation>>,
     listeners: BTreeMap<(String, u16), (Arc<Incarnation>, mpsc::UnboundedSender<Accept>)>,
     next_port: u16,
+}
+
+impl Topology {
+    /// An ephemeral port, round robin.
+    fn next_port(&mut self) -> u16 {
+        let p = self.next_port;
+        self.next_port = if p + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { p + 1 };
+        p
+    }
 }
 
 /// The network of one run.
@@ -169,6 +193,8 @@ impl Net {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 latency: Latency { min, max, curve: 5.0 },
                 loss: 0.0,
+                duplication: 0.0,
+                twins: 0,
             }),
             topo: Mutex::new(Topology {
                 links: BTreeMap::new(),
@@ -269,6 +295,46 @@ impl Net {
         lock(&self.global).loss = rate.clamp(0.0, 1.0);
     }
 
+    /// Give each new connection a twin with probability `rate` (see the
+    /// module documentation).
+    pub fn set_duplication(&self, rate: f64) {
+        lock(&self.global).duplication = rate.clamp(0.0, 1.0);
+    }
+
+    /// Does the next connection get a twin?
+    fn duplicate(&self) -> bool {
+        let mut g = lock(&self.global);
+        let rate = g.duplication;
+        let twin = rate > 0.0 && g.rng.gen_bool(rate);
+        g.twins += u64::from(twin);
+        twin
+    }
+
+    /// How many connections were given a twin.
+    pub fn duplicated_connections(&self) -> u64 {
+        lock(&self.global).twins
+    }
+
+    fn next_port(&self) -> u16 {
+        lock(&self.topo).next_port()
+    }
+
+    /// A stream from `me` to `them` over `links` (out, back), registered on
+    /// both. A `sink` is a twin, whose answers go nowhere.
+    fn pipe(
+        &self,
+        me: &Arc<Incarnation>,
+        them: Arc<Incarnation>,
+        links: [Arc<Link>; 2],
+        twin: Option<Arc<Pipe>>,
+        sink: bool,
+    ) -> Arc<Pipe> {
+        let pipe = Arc::new(Pipe { hosts: [me.clone(), them], links, dirs: Default::default(), twin, sink });
+        lock(&pipe.links[0].0).pipes.push((Arc::downgrade(&pipe), 0));
+        lock(&pipe.links[1].0).pipes.push((Arc::downgrade(&pipe), 1));
+        pipe
+    }
+
     pub fn set_max_latency(&self, max: Duration) {
         lock(&self.global).latency.max = max;
     }
@@ -301,8 +367,11 @@ impl Net {
 
     fn send(&self, pipe: &Pipe, side: usize, seg: Seg) {
         let (me, peer) = (&pipe.hosts[side], &pipe.hosts[1 - side]);
-        if !me.alive() {
+        if !me.alive() || (pipe.sink && side == 1) {
             return;
+        }
+        if let (0, Some(twin)) = (side, &pipe.twin) {
+            self.send(twin, 0, seg.clone());
         }
         if !peer.alive() {
             // A crashed host's kernel is gone: data is answered with a reset.
@@ -346,27 +415,21 @@ impl Net {
         if !me.alive() {
             return never().await;
         }
-        let (listener, port_here) = {
-            let mut topo = lock(&self.topo);
-            let listener = topo
-                .listeners
-                .get(&(host.to_string(), port))
-                .filter(|(inc, tx)| inc.alive() && !tx.is_closed())
-                .cloned();
-            let p = topo.next_port;
-            topo.next_port = if p + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { p + 1 };
-            (listener, p)
+        let listener = {
+            let topo = lock(&self.topo);
+            topo.listeners.get(&(host.to_string(), port)).filter(|(inc, tx)| inc.alive() && !tx.is_closed()).cloned()
         };
         let conn = listener.and_then(|(them, tx)| {
-            let pipe = Arc::new(Pipe {
-                hosts: [me.clone(), them],
-                links: [out.clone(), back.clone()],
-                dirs: Default::default(),
+            let links = [out.clone(), back.clone()];
+            let twin = self.duplicate().then(|| {
+                let twin = self.pipe(&me, them.clone(), links.clone(), None, true);
+                let end = End::new(twin.clone(), 1, self.clone());
+                tx.send((Box::new(end) as BoxConn, format!("{}:{}", me.host, self.next_port()))).ok()?;
+                Some(twin)
             });
-            lock(&out.0).pipes.push((Arc::downgrade(&pipe), 0));
-            lock(&back.0).pipes.push((Arc::downgrade(&pipe), 1));
+            let pipe = self.pipe(&me, them, links, twin.flatten(), false);
             let server = End::new(pipe.clone(), 1, self.clone());
-            tx.send((Box::new(server) as BoxConn, format!("{}:{port_here}", me.host))).ok()?;
+            tx.send((Box::new(server) as BoxConn, format!("{}:{}", me.host, self.next_port()))).ok()?;
             Some(End::new(pipe, 0, self.clone()))
         });
         // SYN-ACK, or the reset of a closed port.
@@ -552,13 +615,7 @@ impl Transport for SimTransport {
                 return never().await;
             }
             let mut topo = lock(&net.topo);
-            let port = if port == 0 {
-                let p = topo.next_port;
-                topo.next_port = if p + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { p + 1 };
-                p
-            } else {
-                port
-            };
+            let port = if port == 0 { topo.next_port() } else { port };
             let key = (me.host.clone(), port);
             // A listener that was dropped (its receiver closed) frees its port.
             if topo.listeners.get(&key).is_some_and(|(inc, tx)| inc.alive() && !tx.is_closed()) {
@@ -725,6 +782,30 @@ mod tests {
             b.read_exact(&mut got).await.expect("read");
             let took = crate::time::instant() - start;
             assert!(took > Duration::from_millis(5) && took <= Duration::from_millis(800), "{took:?}");
+        });
+    }
+
+    #[test]
+    fn a_duplicated_connection_delivers_every_request_twice_and_only_one_answer() {
+        run(async {
+            let net = net();
+            net.set_duplication(1.0);
+            let mut l = net.transport("b").bind("0.0.0.0:80").await.expect("bind");
+            let mut a = net.transport("a").connect("b:80").await.expect("connect");
+            net.set_duplication(0.0);
+            let (mut first, _) = l.accept().await.expect("accept");
+            let (mut second, _) = l.accept().await.expect("accept the twin");
+            a.write_all(b"request").await.expect("write");
+            for end in [&mut first, &mut second] {
+                assert_eq!(read_for(end, Duration::from_secs(1)).await.expect("read"), b"request");
+                end.write_all(b"answer").await.expect("answer");
+            }
+            // One connection's answer reaches the client; the twin's is dropped.
+            assert_eq!(read_for(&mut a, Duration::from_secs(1)).await.expect("read"), b"answer");
+            // Without duplication, one connection is one connection.
+            let _b = net.transport("a").connect("b:80").await.expect("connect");
+            let _only = l.accept().await.expect("accept");
+            assert!(tokio::time::timeout(Duration::from_secs(1), l.accept()).await.is_err());
         });
     }
 

@@ -70,6 +70,8 @@ pub struct SeedOutcome {
     pub long_pause: bool,
     /// The nemesis schedule that was drawn.
     pub schedule: Vec<Planned>,
+    /// Connections the network duplicated (the duplicate fault).
+    pub duplicated_connections: u64,
 }
 
 fn host(i: u64) -> String {
@@ -244,6 +246,7 @@ enum Undo {
     Repair(Vec<(String, String)>),
     RepairOneway(Vec<(String, String)>),
     FailRate,
+    Duplication,
     Latency,
     LinkLatency(String),
     Restart(u64),
@@ -339,6 +342,10 @@ impl World<'_> {
                 self.net.set_loss(*rate);
                 Undo::FailRate
             }
+            Fault::Duplicate { rate } => {
+                self.net.set_duplication(*rate);
+                Undo::Duplication
+            }
             Fault::Delay { max_ms } => {
                 self.net.set_max_latency(Duration::from_millis(*max_ms));
                 self.net.set_latency_curve(DELAY_CURVE);
@@ -403,6 +410,7 @@ impl World<'_> {
                 }
             }
             Undo::FailRate => self.net.set_loss(0.0),
+            Undo::Duplication => self.net.set_duplication(0.0),
             Undo::Latency => {
                 self.net.set_max_latency(LATENCY_MAX);
                 self.net.set_latency_curve(HEALTHY_CURVE);
@@ -534,7 +542,7 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         .rng_seed(tokio::runtime::RngSeed::from_bytes(&cfg.seed.to_le_bytes()))
         .build()
         .map_err(|e| SimError::Simulation(format!("building the runtime: {e}")))?;
-    let (events, disks, sim_time, schedule) = runtime.block_on(drive(cfg))?;
+    let (events, disks, sim_time, schedule, duplicated_connections) = runtime.block_on(drive(cfg))?;
     // Whatever is still running (clients' idle connections, crashed hosts'
     // leftovers) ends with the runtime.
     drop(runtime);
@@ -558,10 +566,11 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         wall_time: fenced_io::clock::now().since(wall),
         long_pause,
         schedule,
+        duplicated_connections,
     })
 }
 
-type Driven = (Vec<Event>, BTreeMap<u64, MemDisk>, Duration, Vec<Planned>);
+type Driven = (Vec<Event>, BTreeMap<u64, MemDisk>, Duration, Vec<Planned>, u64);
 
 /// The run inside the simulated runtime: start every host, apply the
 /// schedule, wait for the clients and the final reads.
@@ -812,7 +821,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     let mut events = rec.take();
     events.sort_by_key(|e| e.time);
     let disks = world.hosts.replicas.iter().map(|(i, s)| (*i, s.disk.clone())).collect();
-    Ok((events, disks, sim_time, schedule))
+    Ok((events, disks, sim_time, schedule, world.net.duplicated_connections()))
 }
 
 /// Did some client pause for longer than the TTL while holding a lock? That
