@@ -69,7 +69,9 @@ impl Process {
     pub const LOG: &'static str = "log";
     /// End-of-run reads of the fenced store.
     pub const FINAL: &'static str = "final";
-    /// A replica's clock-jump detections (`f: "jump"`, `node`, `value.jump_ms`).
+    /// A replica's clock-jump detections (`f: "jump"`, `node`, `value.jump_ms`),
+    /// and in simulated histories the pauses it noticed by the end of the run
+    /// (`f: "pauses"`, `value.pauses`, `value.pause_stepdowns`).
     pub const CLOCK: &'static str = "clock";
 
     /// True for the named process `name`.

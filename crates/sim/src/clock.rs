@@ -22,6 +22,9 @@ pub struct ClockState {
     pub drift: f64,
     /// Added to the wall clock, in ms (may be negative).
     pub wall_offset_ms: i64,
+    /// While the host is paused: the monotonic (ns) and wall (ms) readings
+    /// of the instant the pause began, which every read returns.
+    pub frozen: Option<(u64, u64)>,
 }
 
 /// A host's clock. Clones share the state, so the driver can adjust it.
@@ -61,6 +64,33 @@ impl SimClock {
         }
     }
 
+    /// Pause the host: until [`SimClock::thaw`], every reading is the
+    /// reading of this instant, as for a process that is not running. The
+    /// first reading after the thaw has moved on by the whole pause.
+    pub fn freeze(&self) {
+        let readings = (self.mono_ns(sim_now()), self.live_wall_ms());
+        if let Ok(mut s) = self.state.lock() {
+            s.frozen.get_or_insert(readings);
+        }
+    }
+
+    /// End a pause begun by [`SimClock::freeze`].
+    pub fn thaw(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.frozen = None;
+        }
+    }
+
+    fn frozen(&self) -> Option<(u64, u64)> {
+        self.state.lock().ok().and_then(|s| s.frozen)
+    }
+
+    fn live_wall_ms(&self) -> u64 {
+        let offset = self.state.lock().map(|s| s.wall_offset_ms).unwrap_or(0);
+        let ms = self.epoch_ms as i64 + sim_now().as_millis() as i64 + offset;
+        ms.max(0) as u64
+    }
+
     /// Jump the wall clock by `ms` (negative: back in time).
     pub fn jump_wall(&self, ms: i64) {
         if let Ok(mut s) = self.state.lock() {
@@ -71,18 +101,44 @@ impl SimClock {
 
 impl Clock for SimClock {
     fn now(&self) -> Mono {
-        Mono(self.mono_ns(sim_now()))
+        match self.frozen() {
+            Some((mono, _)) => Mono(mono),
+            None => Mono(self.mono_ns(sim_now())),
+        }
     }
 
     fn wall_ms(&self) -> u64 {
-        let offset = self.state.lock().map(|s| s.wall_offset_ms).unwrap_or(0);
-        let ms = self.epoch_ms as i64 + sim_now().as_millis() as i64 + offset;
-        ms.max(0) as u64
+        match self.frozen() {
+            Some((_, wall)) => wall,
+            None => self.live_wall_ms(),
+        }
     }
 
     /// Deterministic: the reading with a fixed, synchronized bound.
     fn wall_bound(&self) -> WallBound {
         let b = WallBound::new(self.wall_ms(), SIM_MAX_ERROR_US, SIM_MAX_ERROR_US / 2, true);
         WallBound { source: WallSource::Simulated, ..b }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frozen_clock_reads_the_pause_start_until_thawed_then_jumps() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("rt");
+        rt.block_on(async {
+            crate::time::start();
+            let c = SimClock::new(1_000);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let (mono, wall) = (c.now(), c.wall_ms());
+            c.freeze();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!((c.now(), c.wall_ms()), (mono, wall), "a paused process reads no time passing");
+            c.thaw();
+            assert!(c.now().since(mono) >= Duration::from_millis(500), "the pause shows at the first reading after it");
+            assert_eq!(c.wall_ms(), wall + 500);
+        });
     }
 }

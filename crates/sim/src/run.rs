@@ -251,7 +251,7 @@ enum Undo {
     LinkLatency(String),
     Restart(u64),
     RestartStore,
-    Release(String),
+    Resume(u64),
     Nothing,
 }
 
@@ -266,6 +266,8 @@ struct World<'a> {
     rng: ChaCha8Rng,
     crashed: BTreeSet<u64>,
     rec: Recorder,
+    /// Every host's clock, replicas first (a paused replica's is frozen).
+    clocks: Vec<SimClock>,
 }
 
 impl World<'_> {
@@ -391,7 +393,10 @@ impl World<'_> {
                 for other in self.everyone.iter().filter(|h| **h != host(*node)) {
                     self.net.hold(&host(*node), other);
                 }
-                Undo::Release(host(*node))
+                if let Some(c) = self.clocks.get(*node as usize - 1) {
+                    c.freeze();
+                }
+                Undo::Resume(*node)
             }
             Fault::WallJump { .. } => Undo::Nothing,
         }
@@ -426,7 +431,11 @@ impl World<'_> {
                 }
             }
             Undo::RestartStore => self.hosts.start_store(),
-            Undo::Release(h) => {
+            Undo::Resume(node) => {
+                if let Some(c) = self.clocks.get(node as usize - 1) {
+                    c.thaw();
+                }
+                let h = host(node);
                 for other in self.everyone.iter().filter(|o| **o != h) {
                     self.net.release(&h, other);
                 }
@@ -734,6 +743,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7061_7274),
         crashed: BTreeSet::new(),
         rec: rec.clone(),
+        clocks: clocks.clone(),
     };
     let mut next = 0usize;
     // Active faults: when each ends, its history record, and how to undo it.
@@ -818,6 +828,24 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         tokio::time::sleep(wake.saturating_sub(now).max(Duration::from_millis(1))).await;
     }
     let sim_time = crate::time::elapsed();
+    // The pauses each replica's timekeeper noticed (a paused replica's clock
+    // is frozen, so it sees the whole pause at once when it wakes), for the
+    // history's readers: the zombie leader of the seed's GC story knows it
+    // was paused.
+    let live: Vec<(u64, Arc<Replica>)> =
+        world.live.lock().map(|l| l.iter().map(|(i, r)| (*i, r.clone())).collect()).unwrap_or_default();
+    for (i, r) in live {
+        let h = r.vitals.timekeeper.health();
+        if h.pauses > 0 {
+            rec.record_on(
+                EventType::Info,
+                Process::Named(Process::CLOCK.into()),
+                "pauses",
+                json!({"node": i, "pauses": h.pauses, "pause_stepdowns": h.pause_stepdowns}),
+                Some(host(i)),
+            );
+        }
+    }
     let mut events = rec.take();
     events.sort_by_key(|e| e.time);
     let disks = world.hosts.replicas.iter().map(|(i, s)| (*i, s.disk.clone())).collect();
