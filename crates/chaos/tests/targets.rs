@@ -29,25 +29,49 @@ fn pause_only() -> BTreeSet<Kind> {
     [Kind::Pause].into_iter().collect()
 }
 
-/// The first seed whose schedule pauses a lock-holding client at least
-/// three times, each for at least three TTLs (etcd's leases last at least
-/// 2 s whatever is asked). The schedule is a pure function of the seed, so
-/// this is deterministic; it only spares the test a magic number.
-fn seed_with_client_pauses(nodes: u64) -> u64 {
-    (0..10_000u64)
-        .find(|s| {
-            nemesis::schedule(*s, nodes, &pause_only(), run::FAULTS_FROM, run::heal_at(DURATION))
-                .iter()
-                .filter(|p| p.fault == Fault::PauseClient && p.end - p.start >= TTL * 3)
-                .count()
-                >= 3
-        })
-        .expect("some seed pauses clients")
+/// Seeds whose schedule pauses clients at least three times, each for at
+/// least three TTLs (etcd's leases last at least 2 s whatever is asked). The
+/// schedule is a pure function of the seed, so this is deterministic; it
+/// only spares the test magic numbers.
+fn seeds_with_client_pauses(nodes: u64) -> impl Iterator<Item = u64> {
+    (0..10_000u64).filter(move |s| {
+        nemesis::schedule(*s, nodes, &pause_only(), run::FAULTS_FROM, run::heal_at(DURATION))
+            .iter()
+            .filter(|p| p.fault == Fault::PauseClient && p.end - p.start >= TTL * 3)
+            .count()
+            >= 3
+    })
 }
 
+/// Runs whose schedule pauses clients are tried until one pauses a client
+/// while it holds a lock: whether a pause lands while the client holds its
+/// lock depends on real timing (seed 14 missed once, in a full test run on a
+/// loaded 2-core machine, and passed when run again), and a run without such
+/// a pause tests nothing.
+const RUNS_MAX: usize = 3;
+
 async fn run_target(target: Target, nodes: u64) -> (Outcome, PathBuf) {
-    let seed = seed_with_client_pauses(nodes);
-    let out = std::env::temp_dir().join(format!("fenced-chaos-{}-{}", target.name(), std::process::id()));
+    let mut tried = Vec::new();
+    for seed in seeds_with_client_pauses(nodes).take(RUNS_MAX) {
+        let (o, out) = run_seed(target, nodes, seed).await;
+        let paused_holders = o
+            .history
+            .events
+            .iter()
+            .filter(|e| e.process.is_named("nemesis") && e.f == "start" && e.value["holding"] == true)
+            .count();
+        if paused_holders > 0 {
+            return (o, out);
+        }
+        eprintln!("{}: seed {seed} never paused a client that held a lock; trying the next", target.name());
+        let _ = std::fs::remove_dir_all(&out);
+        tried.push(seed);
+    }
+    panic!("the nemesis never paused a client that held a lock (seeds {tried:?})");
+}
+
+async fn run_seed(target: Target, nodes: u64, seed: u64) -> (Outcome, PathBuf) {
+    let out = std::env::temp_dir().join(format!("fenced-chaos-{}-{}-{seed}", target.name(), std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     eprintln!("{}: seed {seed}, output in {}", target.name(), out.display());
     let cfg = Config {
@@ -68,13 +92,6 @@ async fn run_target(target: Target, nodes: u64) -> (Outcome, PathBuf) {
         eprintln!("{} {:?} {}", v.property, v.status, v.message);
     }
     eprintln!("metrics: {:?}", o.metrics);
-    let paused_holders = o
-        .history
-        .events
-        .iter()
-        .filter(|e| e.process.is_named("nemesis") && e.f == "start" && e.value["holding"] == true)
-        .count();
-    assert!(paused_holders > 0, "the nemesis never paused a client that held a lock (seed {seed})");
     assert!(o.leftovers_after.is_empty(), "namespaces left behind: {:?}", o.leftovers_after);
     (o, out)
 }

@@ -663,6 +663,18 @@ mod tests {
         }
     }
 
+    /// What arrives on `conn` within a simulated second.
+    async fn arrived(conn: &mut BoxConn) -> Vec<u8> {
+        read_for(conn, Duration::from_secs(1)).await.expect("read")
+    }
+
+    /// A new connection from `a` to `b` carries bytes.
+    async fn a_new_connection_works(net: &Arc<Net>, a: &str, b: &str) {
+        let (mut x, mut y) = pair(net, a, b).await;
+        x.write_all(b"fresh").await.expect("write");
+        assert_eq!(arrived(&mut y).await, b"fresh");
+    }
+
     fn net() -> Arc<Net> {
         Net::new(7, Duration::from_millis(1), Duration::from_millis(5))
     }
@@ -690,15 +702,12 @@ mod tests {
             let (mut a, mut b) = pair(&net, "a", "b").await;
             net.partition("a", "b");
             a.write_all(b"lost").await.expect("write");
-            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+            assert_eq!(arrived(&mut b).await, b"");
             net.repair("a", "b");
             a.write_all(b"after").await.expect("write");
             // TCP cannot skip the gap: nothing after the lost segment arrives.
-            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
-            // A new connection after the repair works.
-            let (mut a2, mut b2) = pair(&net, "a", "b").await;
-            a2.write_all(b"fresh").await.expect("write");
-            assert_eq!(read_for(&mut b2, Duration::from_secs(1)).await.expect("read"), b"fresh");
+            assert_eq!(arrived(&mut b).await, b"");
+            a_new_connection_works(&net, "a", "b").await;
         });
     }
 
@@ -710,8 +719,8 @@ mod tests {
             net.partition_oneway("a", "b");
             a.write_all(b"unheard").await.expect("write");
             b.write_all(b"heard").await.expect("write");
-            assert_eq!(read_for(&mut a, Duration::from_secs(1)).await.expect("read"), b"heard");
-            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+            assert_eq!(arrived(&mut a).await, b"heard");
+            assert_eq!(arrived(&mut b).await, b"");
             // A connect across it never completes.
             let attempt = net.transport("a").connect("b:80");
             assert!(tokio::time::timeout(Duration::from_secs(5), attempt).await.is_err());
@@ -745,14 +754,12 @@ mod tests {
             let (mut c, mut d) = pair(&net, "c", "a").await;
             net.crash("c");
             c.write_all(b"ghost").await.expect("write");
-            assert_eq!(read_for(&mut d, Duration::from_secs(1)).await.expect("read"), b"");
+            assert_eq!(arrived(&mut d).await, b"");
             assert!(tokio::time::timeout(Duration::from_secs(1), b.read(&mut [0u8; 8])).await.is_err());
             // Nothing listens on the crashed host until it binds again.
             let refused = net.transport("a").connect("b:80").await.err().map(|e| e.kind());
             assert_eq!(refused, Some(io::ErrorKind::ConnectionRefused));
-            let (mut a2, mut b2) = pair(&net, "a", "b").await;
-            a2.write_all(b"back").await.expect("write");
-            assert_eq!(read_for(&mut b2, Duration::from_secs(1)).await.expect("read"), b"back");
+            a_new_connection_works(&net, "a", "b").await;
         });
     }
 
@@ -765,7 +772,7 @@ mod tests {
             a.write_all(b"x").await.expect("write");
             net.set_loss(0.0);
             a.write_all(b"y").await.expect("write");
-            assert_eq!(read_for(&mut b, Duration::from_secs(1)).await.expect("read"), b"");
+            assert_eq!(arrived(&mut b).await, b"");
         });
     }
 
@@ -797,11 +804,11 @@ mod tests {
             let (mut second, _) = l.accept().await.expect("accept the twin");
             a.write_all(b"request").await.expect("write");
             for end in [&mut first, &mut second] {
-                assert_eq!(read_for(end, Duration::from_secs(1)).await.expect("read"), b"request");
+                assert_eq!(arrived(end).await, b"request");
                 end.write_all(b"answer").await.expect("answer");
             }
             // One connection's answer reaches the client; the twin's is dropped.
-            assert_eq!(read_for(&mut a, Duration::from_secs(1)).await.expect("read"), b"answer");
+            assert_eq!(arrived(&mut a).await, b"answer");
             // Without duplication, one connection is one connection.
             let _b = net.transport("a").connect("b:80").await.expect("connect");
             let _only = l.accept().await.expect("accept");
