@@ -191,16 +191,18 @@ struct Hosts {
     net: Arc<Net>,
     replicas: BTreeMap<u64, ReplicaSpec>,
     store: StoreSpec,
-    /// Each host's current life: its start task, then its server.
+    /// Each host's server, once its current life has started it.
     running: Arc<Mutex<BTreeMap<String, Server>>>,
-    starting: BTreeMap<String, JoinHandle<()>>,
     failures: Failures,
 }
 
 impl Hosts {
-    fn launch(&mut self, name: String, life: Arc<Incarnation>, start: BoxFuture<'static, std::io::Result<Server>>) {
-        let (running, failures, key) = (self.running.clone(), self.failures.clone(), name.clone());
-        let task = tokio::spawn(async move {
+    fn launch(&self, name: String, life: Arc<Incarnation>, start: BoxFuture<'static, std::io::Result<Server>>) {
+        let (running, failures, key) = (self.running.clone(), self.failures.clone(), name);
+        // A crash while this start is under way leaves it to finish against
+        // the dead life's seams; it then stops what it started (stopping it
+        // midway would leave whatever it had spawned with nothing to stop it).
+        tokio::spawn(async move {
             match start.await {
                 Ok(server) if life.alive() => {
                     if let Ok(mut r) = running.lock() {
@@ -213,7 +215,6 @@ impl Hosts {
                 Err(_) => {}
             }
         });
-        self.starting.insert(name, task);
     }
 
     fn start_replica(&mut self, i: u64) {
@@ -232,9 +233,6 @@ impl Hosts {
     /// disk; what is left of its server is stopped in the background.
     fn crash(&mut self, name: &str) {
         self.net.crash(name);
-        if let Some(task) = self.starting.remove(name) {
-            task.abort();
-        }
         if let Some(server) = self.running.lock().ok().and_then(|mut r| r.remove(name)) {
             tokio::spawn(server.stop());
         }
@@ -629,14 +627,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         cluster_key,
         unfenced: cfg.unfenced,
     };
-    let mut hosts = Hosts {
-        net: net.clone(),
-        replicas,
-        store,
-        running: Arc::default(),
-        starting: BTreeMap::new(),
-        failures: failures.clone(),
-    };
+    let mut hosts = Hosts { net: net.clone(), replicas, store, running: Arc::default(), failures: failures.clone() };
     let ids: Vec<u64> = hosts.replicas.keys().copied().collect();
     for i in ids {
         hosts.start_replica(i);
