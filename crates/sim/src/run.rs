@@ -129,7 +129,8 @@ struct ReplicaSpec {
 impl ReplicaSpec {
     async fn start(self, transport: SimTransport) -> std::io::Result<Server> {
         let i = self.id;
-        let disk = HostDisk::new(self.disk.clone(), transport.incarnation());
+        let life = transport.incarnation();
+        let disk = HostDisk::new(self.disk.clone(), life.clone());
         // A restart trusts its data directory, as `fenced serve` without
         // `--peers` does: membership changes may have made the initial peer
         // list stale.
@@ -160,8 +161,13 @@ impl ReplicaSpec {
                 Some(host(i)),
             );
         }));
-        if let Ok(mut l) = self.live.lock() {
-            l.insert(i, running.replica.clone());
+        // A life that crashed while starting is not live: the driver's view
+        // of the cluster (who leads, joint configurations, pauses noticed)
+        // must not count it.
+        if life.alive() {
+            if let Ok(mut l) = self.live.lock() {
+                l.insert(i, running.replica.clone());
+            }
         }
         Ok(Server::Replica(running))
     }
