@@ -58,16 +58,34 @@ async fn tokens_stay_unique_and_monotonic_while_the_leader_is_killed() {
         cluster.kill(id);
     }
     let mut seen: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    let mut logs = BTreeMap::new();
     for id in 1..=3 {
-        let grants = check_exclusion(&replay(&cluster.dump_log(id)));
+        let log = cluster.dump_log(id);
+        let grants = check_exclusion(&replay(&log));
         for g in grants {
             *seen.entry(g).or_default() += 1;
         }
+        logs.insert(id, log);
     }
     // S5: every acknowledged grant is in the log of a majority.
     for a in &acked {
         let n = seen.get(&(a.lock.clone(), a.token)).copied().unwrap_or(0);
-        assert!(n >= 2, "acknowledged grant {a:?} is in {n} of 3 logs");
+        if n < 2 {
+            // What each replica holds around that index, to tell a lost
+            // entry from one that was never committed.
+            let around: String = logs
+                .iter()
+                .map(|(id, log)| {
+                    let near: Vec<String> = log
+                        .iter()
+                        .filter(|e| e["index"].as_u64().is_some_and(|i| i + 3 >= a.token && i <= a.token + 3))
+                        .map(|e| e.to_string())
+                        .collect();
+                    format!("--- replica {id} log near {}\n{}\n", a.token, near.join("\n"))
+                })
+                .collect();
+            panic!("acknowledged grant {a:?} is in {n} of 3 logs\n{around}\n{}", cluster.logs());
+        }
     }
 }
 

@@ -21,6 +21,14 @@
 //!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
 
 pub mod api;
+/// Deliberately broken variants, for proving the checkers catch them.
+#[cfg(feature = "bugs")]
+pub mod bugs {
+    use std::sync::atomic::AtomicBool;
+    /// Let a restarted leader resume its old term without an election
+    /// (openraft's default), which can reuse log ids after `kill -9`.
+    pub static LEADER_RESTORE: AtomicBool = AtomicBool::new(false);
+}
 pub mod config_check;
 pub mod data_dir;
 pub mod drain;

@@ -171,6 +171,15 @@ pub struct Replica {
     pub vitals: Arc<crate::vitals::Vitals>,
 }
 
+/// Whether a restarted leader resumes its old term (never, unless a test
+/// switches the broken variant on).
+fn leader_restore() -> bool {
+    #[cfg(feature = "bugs")]
+    return crate::bugs::LEADER_RESTORE.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "bugs"))]
+    false
+}
+
 /// How long a forwarded proposal may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -195,6 +204,14 @@ impl Replica {
             max_in_snapshot_log_to_keep: config.log_kept_after_snapshot,
             purge_batch_size: 1,
             enable_pre_vote: Some(true),
+            // A restarted leader must win an election in a new term. openraft's
+            // default restores it as leader in its old term, which reuses log
+            // ids: entries it had sent to followers but not yet fsynced itself
+            // are gone from its log after `kill -9`, and it assigns their ids
+            // (term, index) to new entries. Followers that hold the old ones
+            // keep them (same id, so "same entry"), and the logs diverge under
+            // committed entries. See docs/design.md, "Leader restarts".
+            enable_leader_restore: Some(leader_restore()),
             ..Default::default()
         }
         .validate()
