@@ -24,6 +24,14 @@ pub trait Disk: Send + Sync + 'static {
     fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()>;
     /// Cut `name` to `len` bytes, durably (used to drop a torn tail).
     fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
+    /// How long the next fsync is to take beyond the call itself. A real
+    /// disk takes its own time inside [`Disk::sync`] and returns zero; a
+    /// simulated one returns a latency for the writer to wait on the
+    /// runtime's timer before syncing, so that a crash can land while
+    /// written data is not yet durable.
+    fn sync_latency(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 fn poisoned<T>(_: T) -> io::Error {

@@ -63,6 +63,10 @@ impl Disk for TimedDisk {
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
         self.inner.truncate(name, len)
     }
+
+    fn sync_latency(&self) -> std::time::Duration {
+        self.inner.sync_latency()
+    }
 }
 
 /// A disk whose `sync` blocks the calling thread for an adjustable extra

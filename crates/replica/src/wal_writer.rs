@@ -85,6 +85,12 @@ impl WalWriter {
 async fn run(disk: Arc<dyn Disk>, file: &'static str, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut failed: Option<String> = None;
     while let Some(first) = rx.recv().await {
+        // A simulated disk's fsync latency (zero on a real disk, whose sync
+        // takes its own time): jobs queued meanwhile join this batch.
+        let latency = disk.sync_latency();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {

@@ -5,19 +5,54 @@
 
 use crate::net::Incarnation;
 use fenced_io::disk::{Disk, MemDisk};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A host's fsync latencies: drawn from a seeded RNG, one per fsync, so a
+/// seed replays them exactly. Shared by the host's lives.
+#[derive(Clone)]
+pub struct FsyncLatency {
+    rng: Arc<Mutex<ChaCha8Rng>>,
+    min: Duration,
+    max: Duration,
+}
+
+impl FsyncLatency {
+    /// Latencies uniform in `[min, max)`, from `seed`.
+    pub fn new(seed: u64, min: Duration, max: Duration) -> Self {
+        FsyncLatency { rng: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))), min, max: max.max(min) }
+    }
+
+    /// No latency: fsyncs complete at once.
+    pub fn none() -> Self {
+        Self::new(0, Duration::ZERO, Duration::ZERO)
+    }
+
+    fn next(&self) -> Duration {
+        if self.max <= self.min {
+            return self.min;
+        }
+        match self.rng.lock() {
+            Ok(mut rng) => rng.gen_range(self.min..self.max),
+            Err(_) => self.min,
+        }
+    }
+}
 
 /// [`MemDisk`] seen by one [`Incarnation`].
 #[derive(Clone)]
 pub struct HostDisk {
     disk: MemDisk,
     life: Arc<Incarnation>,
+    fsync: FsyncLatency,
 }
 
 impl HostDisk {
-    pub fn new(disk: MemDisk, life: Arc<Incarnation>) -> Self {
-        HostDisk { disk, life }
+    pub fn new(disk: MemDisk, life: Arc<Incarnation>, fsync: FsyncLatency) -> Self {
+        HostDisk { disk, life, fsync }
     }
 
     fn check(&self) -> io::Result<()> {
@@ -54,6 +89,10 @@ impl Disk for HostDisk {
         self.check()?;
         self.disk.truncate(name, len)
     }
+
+    fn sync_latency(&self) -> Duration {
+        self.fsync.next()
+    }
 }
 
 #[cfg(test)]
@@ -66,7 +105,7 @@ mod tests {
     fn a_crashed_life_cannot_touch_the_disk_and_the_next_life_finds_what_was_synced() {
         let net = Net::new(1, Duration::from_millis(1), Duration::from_millis(5));
         let mem = MemDisk::new();
-        let first = HostDisk::new(mem.clone(), net.transport("n1").incarnation());
+        let first = HostDisk::new(mem.clone(), net.transport("n1").incarnation(), FsyncLatency::none());
         first.append("wal", b"synced").expect("append");
         first.sync("wal").expect("sync");
         first.append("wal", b"+lost").expect("append");
@@ -75,7 +114,7 @@ mod tests {
         assert!(first.append("wal", b"zombie").is_err());
         assert!(first.write_atomic("snap", b"zombie").is_err());
         assert!(first.read("wal").is_err());
-        let second = HostDisk::new(mem, net.transport("n1").incarnation());
+        let second = HostDisk::new(mem, net.transport("n1").incarnation(), FsyncLatency::none());
         assert_eq!(second.read("wal").expect("read").as_deref(), Some(&b"synced"[..]));
         assert_eq!(second.read("snap").expect("read"), None);
     }

@@ -2,7 +2,8 @@
 //! the simulated world. Every fault the seed's chapter names is here:
 //! partitions (halves, isolated leader, majorities ring, bridge, one-way),
 //! loss, duplicated requests, heavy-tailed delay, a limping link, replies lost after the request
-//! was processed, crashes with and without recovery, process pauses,
+//! was processed, crashes with and without recovery (and a leader's
+//! immediate restart), process pauses,
 //! clock drift and wall-clock jumps.
 
 use crate::config::{Faults, Model, SimConfig};
@@ -49,6 +50,10 @@ pub enum Fault {
         node: u64,
     },
     CrashStore,
+    /// `kill -9` whichever replica leads when the fault starts, and restart
+    /// it at once (a supervisor's `Restart=always`): it is back before an
+    /// election timeout, with only what its disk had synced.
+    RestartLeader,
     /// Hold every link of a replica (its messages queue), then release them
     /// all at once: the seed's stop-the-world GC pause.
     Pause {
@@ -140,7 +145,7 @@ pub fn schedule(cfg: &SimConfig) -> Vec<Planned> {
     while t < gst {
         let d = heavy(&mut rng, mean, cap).max(Duration::from_millis(100));
         let node = rng.gen_range(1..=n);
-        let fault = match rng.gen_range(0..6) {
+        let fault = match rng.gen_range(0..7) {
             0 | 1 if cfg.faults == Faults::CrashStop => {
                 if stopped.len() < minority && !stopped.contains(&node) {
                     stopped.push(node);
@@ -152,10 +157,13 @@ pub fn schedule(cfg: &SimConfig) -> Vec<Planned> {
             0 | 1 => Fault::Crash { node },
             2 => Fault::CrashStore,
             3 | 4 => Fault::Pause { node },
-            _ => Fault::WallJump { node, ms: rng.gen_range(-60_000..60_000) },
+            5 => Fault::WallJump { node, ms: rng.gen_range(-60_000..60_000) },
+            _ if cfg.faults == Faults::CrashStop => Fault::Pause { node },
+            _ => Fault::RestartLeader,
         };
         let end = match fault {
             Fault::Crash { .. } if cfg.faults == Faults::CrashStop => cfg.duration * 10,
+            Fault::RestartLeader => (t + Duration::from_millis(rng.gen_range(1..200))).min(gst),
             _ => (t + d).min(gst),
         };
         out.push(Planned { start: t, end, fault });

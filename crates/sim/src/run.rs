@@ -9,7 +9,7 @@
 
 use crate::clock::SimClock;
 use crate::config::{Faults, Model, SimConfig};
-use crate::disk::HostDisk;
+use crate::disk::{FsyncLatency, HostDisk};
 use crate::nemesis::{self, Fault, PartitionKind, Planned};
 use crate::net::{Incarnation, Net, SimTransport};
 use crate::recorder::Recorder;
@@ -47,6 +47,12 @@ const POLL: Duration = Duration::from_millis(10);
 /// Latency of a healthy link.
 const LATENCY_MIN: Duration = Duration::from_millis(1);
 const LATENCY_MAX: Duration = Duration::from_millis(5);
+/// A replica's fsync latency range (a commodity SSD): with network latencies
+/// of the same order, a leader's own fsync can finish after its followers'
+/// acknowledgements, and a crash can land while entries it has already sent
+/// are not yet durable on its own disk.
+const FSYNC_MIN: Duration = Duration::from_micros(100);
+const FSYNC_MAX: Duration = Duration::from_millis(4);
 
 /// Why a seed could not be run at all (not a verdict on fenced).
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +125,7 @@ struct ReplicaSpec {
     spare: bool,
     peers: BTreeMap<u64, String>,
     disk: MemDisk,
+    fsync: FsyncLatency,
     clock: SimClock,
     seed: u64,
     key_entropy: [u8; 32],
@@ -130,7 +137,7 @@ impl ReplicaSpec {
     async fn start(self, transport: SimTransport) -> std::io::Result<Server> {
         let i = self.id;
         let life = transport.incarnation();
-        let disk = HostDisk::new(self.disk.clone(), life.clone());
+        let disk = HostDisk::new(self.disk.clone(), life.clone(), self.fsync.clone());
         // A restart trusts its data directory, as `fenced serve` without
         // `--peers` does: membership changes may have made the initial peer
         // list stale.
@@ -184,7 +191,7 @@ struct StoreSpec {
 
 impl StoreSpec {
     async fn start(self, transport: SimTransport) -> std::io::Result<Server> {
-        let disk = HostDisk::new(self.disk, transport.incarnation());
+        let disk = HostDisk::new(self.disk, transport.incarnation(), FsyncLatency::none());
         let mut config = StoreConfig::new(format!("0.0.0.0:{STORE_PORT}"), vec![self.cluster_key]);
         config.unsafe_no_fencing = self.unfenced;
         let seams = StoreSeams { transport: Arc::new(transport), disk: Arc::new(disk), clock: Arc::new(self.clock) };
@@ -388,6 +395,10 @@ impl World<'_> {
                     Undo::Restart(*node)
                 }
             }
+            Fault::RestartLeader => match self.leader() {
+                Some(node) => self.start(&Fault::Crash { node }),
+                None => Undo::Nothing,
+            },
             Fault::CrashStore => {
                 self.hosts.crash("store");
                 self.hosts.store.disk.crash();
@@ -619,6 +630,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
                 spare: Some(i) == spare,
                 peers: if Some(i) == spare { BTreeMap::new() } else { peers.clone() },
                 disk: MemDisk::new(),
+                fsync: FsyncLatency::new(cfg.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i), FSYNC_MIN, FSYNC_MAX),
                 rec: rec.on_host(Arc::new(clock.clone())),
                 clock,
                 seed: cfg.seed.wrapping_mul(31).wrapping_add(i),
@@ -760,6 +772,9 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             let mut record = json!(p);
             if let Fault::Crash { node } = p.fault {
                 record["leader"] = json!(world.leader() == Some(node));
+            }
+            if p.fault == Fault::RestartLeader {
+                record["node"] = json!(world.leader());
             }
             let undo = world.start(&p.fault);
             world.rec.nemesis("start", record.clone(), now);

@@ -35,3 +35,26 @@ fn a_store_that_accepts_stale_tokens_is_caught() {
     fenced_store::bugs::ACCEPT_STALE.store(false, Ordering::Relaxed);
     assert!(found.is_some(), "200 seeds of a store without the token check found no S3 violation");
 }
+
+#[test]
+fn a_leader_restored_in_its_old_term_is_caught() {
+    // openraft's default: a restarted leader resumes its term without an
+    // election. After `kill -9` it has lost entries it had sent but not yet
+    // fsynced, reassigns their (term, index) ids, and the logs diverge.
+    fenced_replica::bugs::LEADER_RESTORE.store(true, Ordering::Relaxed);
+    let mut found = None;
+    for seed in 1..=200 {
+        let out = run_seed(&SimConfig::new(seed)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let broken: Vec<_> =
+            out.verdicts.iter().filter(|v| v.status == Status::Invalid && v.property != Property::L1).collect();
+        if !broken.is_empty() {
+            for v in broken {
+                eprintln!("seed {seed}: {:?}: {}", v.property, v.evidence.first().map_or("", |e| e.note.as_str()));
+            }
+            found = Some(seed);
+            break;
+        }
+    }
+    fenced_replica::bugs::LEADER_RESTORE.store(false, Ordering::Relaxed);
+    assert!(found.is_some(), "200 seeds of leaders restored in their old term found no safety violation");
+}
