@@ -119,6 +119,17 @@ pub struct LogEntry<'a> {
     pub index: Option<u64>,
 }
 
+/// Two replicas' logs disagree about an entry both had committed (process
+/// `"log"`, `f` = `"diverged"`): Raft's state-machine safety is broken, so
+/// what the log "decided" depends on which replica is asked.
+#[derive(Debug, Clone)]
+pub struct Diverged<'a> {
+    pub op: Op<'a>,
+    pub index: u64,
+    /// Which replicas, and what each holds there.
+    pub detail: Option<&'a str>,
+}
+
 /// A nemesis start or stop.
 #[derive(Debug, Clone)]
 pub struct Nemesis<'a> {
@@ -142,6 +153,7 @@ pub struct View<'a> {
     pub reads: Vec<Read<'a>>,
     pub claims: Vec<Claim<'a>>,
     pub log: Vec<LogEntry<'a>>,
+    pub diverged: Vec<Diverged<'a>>,
     pub finals: Vec<Read<'a>>,
     pub nemesis: Vec<Nemesis<'a>>,
 }
@@ -207,7 +219,13 @@ impl<'a> View<'a> {
             "release" => LogKind::Release,
             "expire" => LogKind::Expire,
             "revoke" => LogKind::Revoke,
-            other => return Err(f.err(format!("a log entry is grant, release, expire or revoke, found {other:?}"))),
+            "diverged" => {
+                self.diverged.push(Diverged { op, index: f.u64("index")?, detail: f.opt_str("detail")? });
+                return Ok(());
+            }
+            other => {
+                return Err(f.err(format!("a log entry is grant, release, expire, revoke or diverged, found {other:?}")))
+            }
         };
         self.log.push(LogEntry { op, kind, lock: f.str("lock")?, token: f.u64("token")?, index: f.opt_u64("index")? });
         Ok(())

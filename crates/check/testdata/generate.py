@@ -95,6 +95,13 @@ save("s4-double-grant", ev, expect(S4="invalid"))
 ev = acq(1, "a", 3, 1, 2) + acq(2, "b", 8, 3, 4) + [log("grant", "a", 3, 3)]
 save("s5-lost-grant", ev, expect(S5="invalid"))
 
+# S5: two replicas hold different entries at an index both had committed.
+# The grant the client saw is in the log that was read back, yet which
+# replica is asked decides what the log says: invalid on the divergence alone.
+ev = acq(1, "a", 3, 1, 2) + [log("grant", "a", 3, 3),
+    e("ok", "log", "diverged", {"index": 3, "detail": "n1 holds t1 grant a, n2 holds t1 release b"}, 100)]
+save("s5-diverged-logs", ev, expect(S5="invalid"))
+
 # S5, S4 and S7 cannot be judged without the log and final reads.
 ev = acq(1, "a", 3, 1, 2) + write(1, "a", 3, "x", 3, 4)
 save("s5-no-log", ev, expect(S4="unknown", S5="unknown", S7="unknown"))

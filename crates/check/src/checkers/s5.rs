@@ -12,6 +12,10 @@
 //!   write is superseded when another ok write with that token was invoked
 //!   after it completed; any write not superseded (ok or unknown) may be last.
 //!
+//! - No two replicas hold different entries at an index both had committed
+//!   (a `"diverged"` record from process `"log"`): whichever replica is
+//!   asked later decides, so an acknowledged decision can silently vanish.
+//!
 //! Without log entries or final reads, the matching part cannot be judged and
 //! the verdict is `unknown`, with the reason, never `invalid`.
 
@@ -46,6 +50,16 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
 }
 
 fn check_log(view: &View<'_>, evidence: &mut Vec<Evidence>, unknown: &mut Vec<String>) {
+    for d in &view.diverged {
+        evidence.push(
+            Evidence::new(format!(
+                "the replicas' logs disagree at committed index {}{}",
+                d.index,
+                d.detail.map(|x| format!(": {x}")).unwrap_or_default()
+            ))
+            .op(&d.op),
+        );
+    }
     let acquired = view.acquires.iter().filter(|a| a.token.is_some());
     let released = view.releases.iter().filter(|r| r.op.outcome().is_ok());
     if view.log.is_empty() {
