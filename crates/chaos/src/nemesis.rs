@@ -106,6 +106,10 @@ pub enum Fault {
     Kill {
         node: u64,
     },
+    /// SIGKILL whichever replica leads when the fault starts and restart it
+    /// at once (a supervisor's `Restart=always`): back within an election
+    /// timeout, with only what it had fsynced.
+    KillLeader,
     /// Shift a replica's wall clock (libfaketime); its monotonic clock, which
     /// leases use, is left alone, so nothing may change.
     Clock {
@@ -145,7 +149,7 @@ impl Fault {
             Fault::Partition { .. } => Kind::Partition,
             Fault::OneWay { .. } => Kind::OneWay,
             Fault::Pause { .. } | Fault::PauseLeader | Fault::PauseClient => Kind::Pause,
-            Fault::Kill { .. } => Kind::Kill,
+            Fault::Kill { .. } | Fault::KillLeader => Kind::Kill,
             Fault::Clock { .. } => Kind::Clock,
             Fault::Limp { .. } => Kind::Limp,
             Fault::Membership { .. } => Kind::Membership,
@@ -199,6 +203,7 @@ pub fn schedule(seed: u64, nodes: u64, kinds: &BTreeSet<Kind>, from: Duration, u
                 1 => Fault::PauseLeader,
                 _ => Fault::PauseClient,
             },
+            Kind::Kill if rng.gen_bool(0.5) => Fault::KillLeader,
             Kind::Kill => Fault::Kill { node },
             Kind::Clock => {
                 let s = rng.gen_range(30..600);
@@ -213,7 +218,9 @@ pub fn schedule(seed: u64, nodes: u64, kinds: &BTreeSet<Kind>, from: Duration, u
                 },
             },
         };
-        out.push(Planned { start: t, end: t + d, fault });
+        // An immediate restart: the fault ends within 300 ms.
+        let end = if fault == Fault::KillLeader { t + d.min(Duration::from_millis(300)) } else { t + d };
+        out.push(Planned { start: t, end, fault });
         t += d + Duration::from_millis(rng.gen_range(1_000..3_000));
     }
     out

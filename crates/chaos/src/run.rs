@@ -347,6 +347,17 @@ impl Nemesis<'_> {
                 v["targets"] = json!([node]);
                 Undo::Restart(*node)
             }
+            Fault::KillLeader => match leader(self.cfg.target, self.client.as_ref(), &self.plan).await {
+                Some(l) => {
+                    with_procs(&self.res, |p| p.kill_replica(l));
+                    v["targets"] = json!([l]);
+                    Undo::Restart(l)
+                }
+                None => {
+                    v["skipped"] = json!("no leader");
+                    Undo::Nothing
+                }
+            },
             Fault::Clock { node, offset_s } => {
                 let file = with_procs(&self.res, |p| p.faketime.is_some().then(|| p.faketime_file(*node))).flatten();
                 v["targets"] = json!([node]);
@@ -822,6 +833,8 @@ pub fn read_back_dirs(
     let mut notes = Vec::new();
     let mut best: Option<((u64, u64), Vec<Value>)> = None;
     let mut agree: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    // What each replica knew committed, to compare them (state-machine safety).
+    let mut committed_logs: BTreeMap<u64, fenced_core::audit::CommittedLog> = BTreeMap::new();
     for (id, dir) in dirs {
         let out = std::process::Command::new(bin)
             .args(["debug", "log", "--json", "--data-dir"])
@@ -837,6 +850,14 @@ pub fn read_back_dirs(
             let _ = std::fs::write(save_to.join(format!("n{id}.raftlog.jsonl")), &text);
         }
         let entries: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        committed_logs.insert(
+            *id,
+            entries
+                .iter()
+                .filter(|e| e["committed"].as_bool() == Some(true))
+                .filter_map(|e| Some((e["index"].as_u64()?, format!("t{} {}", e["term"], e["entry"]))))
+                .collect(),
+        );
         for e in &entries {
             if let (Some(i), Some(t)) = (e["index"].as_u64(), e["term"].as_u64()) {
                 *agree.entry((i, t)).or_default() += 1;
@@ -875,10 +896,15 @@ pub fn read_back_dirs(
             Err(_) => notes.push(format!("log entry {index}: request not understood")),
         }
     }
-    let out = fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
+    let mut out: Vec<Event> = fenced_core::audit::divergences(&committed_logs)
         .into_iter()
-        .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at))
+        .map(|d| Event::from_log("diverged", serde_json::to_value(&d).unwrap_or_default(), at))
         .collect();
+    out.extend(
+        fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
+            .into_iter()
+            .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at)),
+    );
     Ok((out, notes))
 }
 

@@ -542,7 +542,21 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
         let entries = log.entries().map_err(|e| SimError::Log(e.to_string()))?;
         logs.insert(*id, (committed, entries));
     }
-    let mut out = divergences(&logs, at);
+    // Each replica vouches for its log up to its own committed index (a
+    // lagging one may hold entries above it that a leader will overwrite).
+    let committed: BTreeMap<u64, fenced_core::audit::CommittedLog> = logs
+        .iter()
+        .map(|(id, (c, entries))| {
+            let describe = |e: &fenced_replica::types::Entry| {
+                format!("t{} {}", e.log_id.leader_id.term, serde_json::to_string(&e.payload).unwrap_or_default())
+            };
+            (*id, entries.iter().filter(|e| e.log_id.index <= *c).map(|e| (e.log_id.index, describe(e))).collect())
+        })
+        .collect();
+    let mut out: Vec<Event> = fenced_core::audit::divergences(&committed)
+        .into_iter()
+        .map(|d| Event::from_log("diverged", serde_json::to_value(&d).unwrap_or_default(), at))
+        .collect();
     let best = logs.into_values().max_by_key(|(committed, _)| *committed);
     let Some((committed, entries)) = best else { return Ok(out) };
     let requests = entries.iter().filter(|e| e.log_id.index <= committed).filter_map(|e| match &e.payload {
@@ -555,46 +569,6 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
             .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at)),
     );
     Ok(out)
-}
-
-/// Raft's state-machine safety, read off the disks: every replica's
-/// committed prefix must agree with every other's, entry for entry. Each
-/// replica's own committed index bounds what it vouches for (a lagging
-/// replica may hold entries a leader will still overwrite above it).
-fn divergences(logs: &BTreeMap<u64, (u64, Vec<fenced_replica::types::Entry>)>, at: u64) -> Vec<Event> {
-    let describe = |e: Option<&fenced_replica::types::Entry>| match e {
-        None => "nothing".to_string(),
-        Some(e) => format!("t{} {}", e.log_id.leader_id.term, serde_json::to_string(&e.payload).unwrap_or_default()),
-    };
-    let mut out = Vec::new();
-    let ids: Vec<u64> = logs.keys().copied().collect();
-    for (n, a) in ids.iter().enumerate() {
-        for b in &ids[n + 1..] {
-            let (ca, la) = &logs[a];
-            let (cb, lb) = &logs[b];
-            let upto = (*ca).min(*cb);
-            let by_index = |l: &[fenced_replica::types::Entry]| -> BTreeMap<u64, usize> {
-                l.iter().enumerate().filter(|(_, e)| e.log_id.index <= upto).map(|(i, e)| (e.log_id.index, i)).collect()
-            };
-            let (ia, ib) = (by_index(la), by_index(lb));
-            // Only the first disagreement per pair: everything after it
-            // usually differs too.
-            let first = (1..=upto).find(|i| {
-                let (ea, eb) = (ia.get(i).map(|&k| &la[k]), ib.get(i).map(|&k| &lb[k]));
-                ea.map(|e| (e.log_id, serde_json::to_string(&e.payload).ok()))
-                    != eb.map(|e| (e.log_id, serde_json::to_string(&e.payload).ok()))
-            });
-            if let Some(i) = first {
-                let detail = format!(
-                    "n{a} (committed to {ca}) holds {}; n{b} (committed to {cb}) holds {}",
-                    describe(ia.get(&i).map(|&k| &la[k])),
-                    describe(ib.get(&i).map(|&k| &lb[k]))
-                );
-                out.push(Event::from_log("diverged", json!({"index": i, "replicas": [a, b], "detail": detail}), at));
-            }
-        }
-    }
-    out
 }
 
 /// Run one seed.
