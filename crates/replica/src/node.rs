@@ -206,11 +206,12 @@ impl Replica {
             enable_pre_vote: Some(true),
             // A restarted leader must win an election in a new term. openraft's
             // default restores it as leader in its old term, which reuses log
-            // ids: entries it had sent to followers but not yet fsynced itself
-            // are gone from its log after `kill -9`, and it assigns their ids
-            // (term, index) to new entries. Followers that hold the old ones
-            // keep them (same id, so "same entry"), and the logs diverge under
-            // committed entries. See docs/design.md, "Leader restarts".
+            // ids: entries it had sent to followers but not yet written and
+            // fsynced itself (group commit) are gone from its log after
+            // `kill -9`, and it assigns their ids (term, index) to new
+            // entries. Followers that hold the old ones keep them (same id, so
+            // "same entry"), and the logs diverge under committed entries. See
+            // docs/design.md, "A restarted leader wins a new election".
             enable_leader_restore: Some(leader_restore()),
             ..Default::default()
         }

@@ -13,6 +13,12 @@
 //! file's state is unknown (a failed fsync may have dropped dirty pages), so
 //! the writer fails every later job too and openraft stops the replica.
 //!
+//! A leader sends entries before they are durable here, so after `kill -9`
+//! it can lack entries its followers committed; that is why a restarted
+//! leader must win a new term (`node.rs`). The simulator gives fsyncs a
+//! seeded latency ([`Disk::sync_latency`]), waited out before each batch, so
+//! that this window exists in simulation too.
+//!
 //! Blocking disk calls run on tokio's blocking pool in a multi-threaded
 //! runtime. On a current-thread runtime (the simulator's hosts) they run
 //! inline: there is no other thread to hand them to without losing
