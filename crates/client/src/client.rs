@@ -78,6 +78,9 @@ pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
     pub(crate) http: HttpClient,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Kept for [`Client::with_endpoints`]: a client of other endpoints must
+    /// speak the same transport (TLS with the same certificate).
+    transport: Arc<dyn Transport>,
     /// The endpoint that answered last: tried first next time, unless suspected.
     preferred: AtomicUsize,
     /// One failure detector per endpoint (same indices as `config.endpoints`),
@@ -118,7 +121,7 @@ impl Client {
             return Err(ClientError::Invalid(format!("rho {} must be in [0, 0.5)", config.rho)));
         }
         let health = Mutex::new(vec![EndpointHealth::new(config.phi); config.endpoints.len()]);
-        let mut http = HttpClient::new(transport);
+        let mut http = HttpClient::new(transport.clone());
         if let Some(t) = &config.bearer_token {
             let v = fenced_io::auth::bearer_header(t)
                 .ok_or_else(|| ClientError::Invalid("the bearer token must be printable ASCII".into()))?;
@@ -130,10 +133,19 @@ impl Client {
                 config,
                 http,
                 clock,
+                transport,
                 preferred: AtomicUsize::new(0),
                 next_request_id: AtomicU64::new(1),
             }),
         })
+    }
+
+    /// A client of `endpoints` with this one's configuration, credentials,
+    /// transport and clock (for a request that must go to one replica).
+    pub fn with_endpoints(&self, endpoints: Vec<String>) -> Result<Client, ClientError> {
+        let mut config = self.inner.config.clone();
+        config.endpoints = endpoints;
+        Client::with_seams(config, self.inner.transport.clone(), self.inner.clock.clone())
     }
 
     pub fn config(&self) -> &ClientConfig {

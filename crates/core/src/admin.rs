@@ -55,15 +55,14 @@ pub struct Membership {
     pub warnings: Vec<String>,
 }
 
-/// `POST /v1/cluster/drain` body (optional: `null` is an operator's drain).
+/// `POST /raft/v1/drain-removed` (a peer message, never a client's): the
+/// leader that removed a replica tells it to drain. `removed_at` is the log
+/// index of the membership without it; such a drain ends by itself once the
+/// replica sees a later membership that includes it again (it was re-added).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrainRequest {
-    /// Set by the leader that removed this replica: the log index of the
-    /// membership without it. Such a drain ends by itself once the replica
-    /// sees a later membership that includes it again (it was re-added).
-    #[serde(default)]
-    pub removed_at: Option<u64>,
+    pub removed_at: u64,
 }
 
 /// `POST /v1/cluster/drain` answer.

@@ -2,7 +2,8 @@
 //! client so that the two cannot drift apart. Requests reject unknown fields:
 //! a misspelled `wait_ms` must be an error, not a silent try-once.
 
-use crate::response::Grant;
+use crate::response::GrantRecord;
+use crate::{LeaseId, Token};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -87,11 +88,33 @@ pub struct ReleaseResponse {
     pub token: u64,
 }
 
+/// `GET /v1/lock/status` and `GET /v1/election/observe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockStatusResponse {
     pub lock: String,
-    pub holder: Option<Grant>,
+    pub holder: Option<Holder>,
     pub waiters: Vec<u64>,
+}
+
+/// A lock's holder as every caller allowed to watch the lock sees it: the
+/// token number, never the signed token. The signed token is the holder's
+/// write credential (a fenced store accepts a write that presents it), so
+/// only the answer to the holder's own acquire or campaign carries it
+/// ([`crate::Grant`]); docs/security.md, "Who sees a signed token".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub lock: String,
+    /// The fencing token's number: enough to compare, useless to write with.
+    pub token: Token,
+    pub lease: LeaseId,
+    /// The holder's value (election proclamation), possibly empty.
+    pub value: String,
+}
+
+impl From<&GrantRecord> for Holder {
+    fn from(r: &GrantRecord) -> Self {
+        Holder { lock: r.lock.clone(), token: r.token, lease: r.lease, value: r.value.clone() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -221,6 +221,15 @@ pub fn bearer_header(token: &str) -> Option<hyper::header::HeaderValue> {
     hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).ok()
 }
 
+/// The token of an `Authorization: Bearer TOKEN` value. The scheme is
+/// case-insensitive (RFC 7235 section 2.1: `bearer`, `BEARER` are the same
+/// scheme) and separated from the token by spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Establish who sent a request. A bearer token, when sent, must be valid
 /// (a bad token is not silently ignored in favour of the certificate).
 pub fn authenticate(
@@ -232,8 +241,8 @@ pub fn authenticate(
         return Ok(Caller { identity: None, key: peer_ip(conn) });
     };
     if let Some(v) = headers.get(AUTHORIZATION) {
-        let token = v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).ok_or(AuthError::BadToken)?;
-        let identity = policy.token_identity(token.trim()).ok_or(AuthError::BadToken)?;
+        let token = v.to_str().ok().and_then(bearer_token).ok_or(AuthError::BadToken)?;
+        let identity = policy.token_identity(token).ok_or(AuthError::BadToken)?;
         return Ok(Caller { identity: Some(identity.to_string()), key: identity.to_string() });
     }
     match conn.and_then(|c| c.identity.clone()) {
@@ -302,6 +311,17 @@ mod tests {
         assert_eq!(authenticate(Some(&p), &headers(None), Some(&conn)), Err(AuthError::Missing));
         assert_eq!(authenticate(Some(&p), &headers(Some("Bearer nope")), Some(&conn)), Err(AuthError::BadToken));
         assert_eq!(authenticate(Some(&p), &headers(Some("Basic abc")), Some(&conn)), Err(AuthError::BadToken));
+        assert_eq!(authenticate(Some(&p), &headers(Some("Bearer")), Some(&conn)), Err(AuthError::BadToken));
+        assert_eq!(authenticate(Some(&p), &headers(Some("Bearerx y")), Some(&conn)), Err(AuthError::BadToken));
+        // The scheme is case-insensitive (RFC 7235); the token is not.
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let c = authenticate(Some(&p), &headers(Some(&format!("{scheme}  alice-token-0123456789"))), Some(&conn));
+            assert_eq!(c.expect(scheme).identity.as_deref(), Some("alice"));
+        }
+        assert_eq!(
+            authenticate(Some(&p), &headers(Some("Bearer ALICE-TOKEN-0123456789")), Some(&conn)),
+            Err(AuthError::BadToken)
+        );
         let c = authenticate(Some(&p), &headers(Some("Bearer alice-token-0123456789")), Some(&conn)).expect("ok");
         assert_eq!(c.identity.as_deref(), Some("alice"));
         let tls = ConnInfo { peer: "127.0.0.1:5000".into(), identity: Some("replica-1".into()) };

@@ -5,24 +5,22 @@
 //! log. Every mutating request becomes one log entry through
 //! [`Replica::propose`], which forwards to the leader when needed.
 
-use crate::limits::refuse;
-use crate::network::{SnapshotRequest, RAFT_PREFIX};
+use crate::network::SnapshotRequest;
 use crate::node::{ProposeError, Replica};
 use crate::state_machine::decode_snapshot_data;
 use crate::types::Snapshot;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request as AxRequest, State};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Query, Request as AxRequest, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use fenced_core::api::*;
 use fenced_core::command::{Command, Origin, Request};
 use fenced_core::table::{EndReason, Event, LockStatus};
 use fenced_core::token::encode_public_key;
 use fenced_core::{ClientId, GrantRecord, LeaseId, Response, SmError, Token};
-use fenced_io::auth::{self, Caller, Op};
+use fenced_io::auth::Caller;
 use fenced_io::frame;
 use openraft::async_runtime::WatchReceiver;
 use serde::de::DeserializeOwned;
@@ -153,11 +151,6 @@ fn origin(caller: &Caller, client: Option<String>, request_id: Option<u64>) -> R
     }
 }
 
-/// Refuse unless `caller` may do `op` on `name`.
-fn allow(app: &App, caller: &Caller, op: Op, name: &str) -> Result<(), ApiError> {
-    auth::authorize(app.limiter.policy(), caller, op, name).map_err(|e| refuse(app, e))
-}
-
 async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Response, ApiError> {
     let _slot = app.limiter.proposal_slot()?;
     let req = Request { origin, at_ms: app.seams.clock.wall_ms(), cmd };
@@ -187,7 +180,7 @@ fn unexpected(r: Response) -> ApiError {
     )
 }
 
-async fn lease_grant(
+pub(crate) async fn lease_grant(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseGrantRequest>,
@@ -217,7 +210,7 @@ async fn lease_grant(
     }
 }
 
-async fn lease_keepalive(
+pub(crate) async fn lease_keepalive(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseRequest>,
@@ -229,7 +222,7 @@ async fn lease_keepalive(
     }
 }
 
-async fn lease_revoke(
+pub(crate) async fn lease_revoke(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseRequest>,
@@ -253,7 +246,6 @@ fn sign(app: &App, record: &GrantRecord) -> Result<fenced_core::Grant, ApiError>
 }
 
 async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result<GrantRecord, ApiError> {
-    allow(app, caller, Op::Acquire, &b.lock)?;
     let wait = Duration::from_millis(b.wait_ms);
     if wait > WAIT_MAX {
         return Err(ApiError::bad_request(format!(
@@ -324,7 +316,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result
     }
 }
 
-async fn lock_acquire(
+pub(crate) async fn lock_acquire(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<AcquireRequest>,
@@ -334,12 +326,11 @@ async fn lock_acquire(
     Ok(Json(g))
 }
 
-async fn lock_release(
+pub(crate) async fn lock_release(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    allow(&app, &caller, Op::Release, &b.lock)?;
     let cmd = Command::Release { lock: b.lock, lease: LeaseId(b.lease), token: Token(b.token) };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
@@ -376,25 +367,26 @@ async fn linearizable(app: &App, path_and_query: &str) -> Result<Option<AxRespon
     }
 }
 
-async fn lock_status(
+pub(crate) async fn lock_status(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     q: Result<Query<LockQuery>, QueryRejection>,
     uri: axum::http::Uri,
 ) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
-    allow(&app, &caller, Op::Watch, &q.lock)?;
     if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
         return Ok(forwarded);
     }
     let s = app.shared.read(|t| t.lock_status(&q.lock));
-    status_response(&app, s)
+    Ok(status_response(s))
 }
 
-fn status_response(app: &App, s: LockStatus) -> Result<AxResponse, ApiError> {
-    let holder = s.holder.as_ref().map(|h| sign(app, h)).transpose()?;
-    Ok(Json(LockStatusResponse { lock: s.lock, holder, waiters: s.waiters.iter().map(|l| l.0).collect() })
-        .into_response())
+/// A lock's status as any caller with the watch right sees it: the holder's
+/// token number, never its signed token, which is the holder's write
+/// credential and goes only to the holder, in the answer to its own acquire
+/// or campaign ([`acquire`]; docs/security.md, "Who sees a signed token").
+fn status_response(s: LockStatus) -> AxResponse {
+    let holder = s.holder.as_ref().map(Holder::from);
+    Json(LockStatusResponse { lock: s.lock, holder, waiters: s.waiters.iter().map(|l| l.0).collect() }).into_response()
 }
 
 #[derive(Deserialize)]
@@ -411,13 +403,12 @@ fn sse(kind: &str, ev: &WatchEvent) -> Bytes {
 
 /// A stream that tells a holder the moment its lock is gone (etcd issue 6127:
 /// a holder must learn of the loss, not discover it at its next write).
-async fn lock_watch(
+pub(crate) async fn lock_watch(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     q: Result<Query<WatchQuery>, QueryRejection>,
 ) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
-    allow(&app, &caller, Op::Watch, &q.lock)?;
     let slot = app.limiter.watch_slot(&caller)?;
     // Bounded: a reader that does not keep up makes the sender wait, and
     // the sender only ever has a heartbeat or the final event to send.
@@ -493,12 +484,11 @@ async fn lock_watch(
     Ok(resp)
 }
 
-async fn claim(
+pub(crate) async fn claim(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<ClaimRequest>,
 ) -> Result<Json<ClaimResponse>, ApiError> {
-    allow(&app, &caller, Op::Acquire, &b.name)?;
     let cmd = Command::Claim { name: b.name, owner: b.owner, lease: b.lease.map(LeaseId) };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::Claimed { name, token, owner } => Ok(Json(ClaimResponse { name, token: token.0, owner, won: true })),
@@ -513,8 +503,12 @@ async fn claim(
 /// a wait, the leader's proclamation is the grant's value, resigning is
 /// releasing, observing is reading the holder.
 fn election_lock(name: &str) -> String {
-    format!("election:{name}")
+    format!("{ELECTION_PREFIX}{name}")
 }
+
+/// What an election's name is prefixed with to name its lock; its rights
+/// are the lock's (`crate::routes`).
+pub const ELECTION_PREFIX: &str = "election:";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -529,7 +523,7 @@ pub struct CampaignRequest {
     request_id: Option<u64>,
 }
 
-async fn campaign(
+pub(crate) async fn campaign(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<CampaignRequest>,
@@ -555,12 +549,11 @@ pub struct ResignRequest {
     request_id: Option<u64>,
 }
 
-async fn resign(
+pub(crate) async fn resign(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<ResignRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    allow(&app, &caller, Op::Release, &election_lock(&b.election))?;
     let cmd = Command::Release { lock: election_lock(&b.election), lease: LeaseId(b.lease), token: Token(b.token) };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
@@ -574,19 +567,17 @@ pub struct ElectionQuery {
     election: String,
 }
 
-async fn observe(
+pub(crate) async fn observe(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     q: Result<Query<ElectionQuery>, QueryRejection>,
     uri: axum::http::Uri,
 ) -> Result<AxResponse, ApiError> {
     let q = query(q)?;
-    allow(&app, &caller, Op::Watch, &election_lock(&q.election))?;
     if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
         return Ok(forwarded);
     }
     let s = app.shared.read(|t| t.lock_status(&election_lock(&q.election)));
-    status_response(&app, s)
+    Ok(status_response(s))
 }
 
 fn cluster_status_of(app: &App) -> ClusterStatus {
@@ -620,15 +611,15 @@ fn cluster_status_of(app: &App) -> ClusterStatus {
 }
 
 /// The cheapest request there is: for measuring round trips (`fenced calibrate`).
-async fn ping(State(app): State<App>) -> Json<serde_json::Value> {
+pub(crate) async fn ping(State(app): State<App>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "id": app.config.id }))
 }
 
-async fn cluster_status(State(app): State<App>) -> Json<ClusterStatus> {
+pub(crate) async fn cluster_status(State(app): State<App>) -> Json<ClusterStatus> {
     Json(cluster_status_of(&app))
 }
 
-async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiError> {
+pub(crate) async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiError> {
     let keys: Vec<String> = app.shared.read(|t| t.public_keys().iter().map(encode_public_key).collect());
     match keys.last() {
         Some(k) => Ok(Json(KeyResponse { public_key: k.clone(), public_keys: keys })),
@@ -636,27 +627,59 @@ async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiErr
     }
 }
 
+/// The optional body of the key routes: `client` and `request_id` make the
+/// request deduplicated, so a retry after a lost reply gets the original
+/// answer rather than `400 a key rotation is already in progress`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRequest {
+    client: Option<String>,
+    request_id: Option<u64>,
+}
+
+/// The deduplication origin of a key route's request: none for an empty
+/// body or `{}` (an operator's `curl -X POST`), else as for every route.
+fn admin_origin(caller: &Caller, body: Result<Bytes, BytesRejection>) -> Result<Option<Origin>, ApiError> {
+    let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let b: AdminRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("{e}: the body is empty or {{\"client\": ID, \"request_id\": N}}"))
+    })?;
+    match (b.client, b.request_id) {
+        (None, None) => Ok(None),
+        (client, request_id) => origin(caller, client, request_id),
+    }
+}
+
 /// Start a signing-key rotation: a new key signs from now on, and both are
 /// published (`/v1/cluster/key`) until `retire-keys`, so stores that were
 /// given both accept tokens signed by either during the overlap.
-async fn rotate_key(
+pub(crate) async fn rotate_key(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<KeyResponse>, ApiError> {
-    auth::authorize_admin(app.limiter.policy(), &caller).map_err(|e| refuse(&app, e))?;
+    let origin = admin_origin(&caller, body)?;
     let secret = fenced_core::token::rotated_secret(&app.seams.key_entropy, app.shared.applied_index());
-    submit(&app, None, Command::RotateSigningKey { secret }).await?;
-    cluster_key(State(app)).await
+    match submit(&app, origin, Command::RotateSigningKey { secret }).await? {
+        Response::Done => cluster_key(State(app)).await,
+        r => Err(unexpected(r)),
+    }
 }
 
 /// End a rotation's overlap: only the newest key stays published.
-async fn retire_keys(
+pub(crate) async fn retire_keys(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<KeyResponse>, ApiError> {
-    auth::authorize_admin(app.limiter.policy(), &caller).map_err(|e| refuse(&app, e))?;
-    submit(&app, None, Command::RetireSigningKeys).await?;
-    cluster_key(State(app)).await
+    let origin = admin_origin(&caller, body)?;
+    match submit(&app, origin, Command::RetireSigningKeys).await? {
+        Response::Done => cluster_key(State(app)).await,
+        r => Err(unexpected(r)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -666,12 +689,10 @@ pub struct TransferRequest {
 }
 
 /// Hand leadership to `to` (rolling restarts; also how tests force elections).
-async fn transfer_leader(
+pub(crate) async fn transfer_leader(
     State(app): State<App>,
-    Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<TransferRequest>,
 ) -> Result<Json<ClusterStatus>, ApiError> {
-    auth::authorize_admin(app.limiter.policy(), &caller).map_err(|e| refuse(&app, e))?;
     if !app.voters().contains(&b.to) {
         return Err(ApiError::bad_request(format!("{} is not a voter of this cluster", b.to)));
     }
@@ -716,7 +737,7 @@ async fn transfer_leader(
     Ok(Json(cluster_status_of(&app)))
 }
 
-async fn metrics(State(app): State<App>) -> AxResponse {
+pub(crate) async fn metrics(State(app): State<App>) -> AxResponse {
     let s = cluster_status_of(&app);
     let m = &app.metrics;
     let is_leader = u64::from(s.leader == Some(s.id));
@@ -783,7 +804,7 @@ async fn metrics(State(app): State<App>) -> AxResponse {
 }
 
 /// Decode a peer frame, or answer 400; a rejected frame is counted and logged.
-fn peer_decode<T: DeserializeOwned>(app: &App, what: &str, body: &[u8]) -> Result<T, Box<AxResponse>> {
+pub(crate) fn peer_decode<T: DeserializeOwned>(app: &App, what: &str, body: &[u8]) -> Result<T, Box<AxResponse>> {
     frame::decode_exact(body).map_err(|e| Box::new(reject_peer_frame(app, what, e)))
 }
 
@@ -793,7 +814,7 @@ fn reject_peer_frame(app: &App, what: &str, e: impl std::fmt::Display) -> AxResp
     (StatusCode::BAD_REQUEST, format!("bad frame: {e}")).into_response()
 }
 
-fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxResponse {
+pub(crate) fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxResponse {
     match r {
         Ok(v) => match frame::encode(&v) {
             Ok(b) => (StatusCode::OK, b).into_response(),
@@ -803,28 +824,28 @@ fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxR
     }
 }
 
-async fn raft_append(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_append(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&app, "append", &body) {
         Ok(rpc) => peer_reply(app.raft.append_entries(rpc).await),
         Err(r) => *r,
     }
 }
 
-async fn raft_vote(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_vote(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&app, "vote", &body) {
         Ok(rpc) => peer_reply(app.raft.vote(rpc).await),
         Err(r) => *r,
     }
 }
 
-async fn raft_pre_vote(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_pre_vote(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&app, "pre-vote", &body) {
         Ok(rpc) => peer_reply(app.raft.pre_vote(rpc).await),
         Err(r) => *r,
     }
 }
 
-async fn raft_snapshot(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_snapshot(State(app): State<App>, body: Bytes) -> AxResponse {
     let req = match peer_decode::<SnapshotRequest>(&app, "snapshot", &body) {
         Ok(req) => req,
         Err(r) => return *r,
@@ -839,7 +860,7 @@ async fn raft_snapshot(State(app): State<App>, body: Bytes) -> AxResponse {
     peer_reply(app.raft.install_full_snapshot(req.vote, snap).await)
 }
 
-async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode(&app, "transfer-leader", &body) {
         Ok(req) => peer_reply(app.raft.handle_transfer_leader(req).await),
         Err(r) => *r,
@@ -847,7 +868,7 @@ async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse
 }
 
 /// A peer's probe ([`crate::peers`]): answer with this replica's vital signs.
-async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<crate::peers::ProbeRequest>(&app, "probe", &body) {
         Ok(req) => {
             app.vitals.peers.heard(req.from);
@@ -860,7 +881,7 @@ async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
 
 /// A peer's bandwidth probe ([`crate::peers::probe_bandwidth`]): its padding
 /// has been received by now; answer with this replica's own link rate.
-async fn raft_bandwidth(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_bandwidth(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<crate::peers::BandwidthRequest>(&app, "bandwidth", &body) {
         Ok(req) => {
             app.vitals.peers.heard(req.from);
@@ -871,7 +892,7 @@ async fn raft_bandwidth(State(app): State<App>, body: Bytes) -> AxResponse {
 }
 
 /// A proposal forwarded by a follower. Proposed here only, never forwarded on.
-async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
+pub(crate) async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
     match peer_decode::<Request>(&app, "propose", &body) {
         // 503 means "refused before proposing" to the forwarding replica,
         // which may then try again elsewhere; any other failure may have
@@ -890,48 +911,8 @@ fn propose_reply(r: Result<(fenced_core::Response, u64), ProposeError>) -> AxRes
     }
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; the API is listed in README.md")
-}
-
-/// The whole router of a replica.
-pub fn router(app: App) -> Router {
-    let v1 = Router::new()
-        .route("/v1/lease/grant", post(lease_grant))
-        .route("/v1/lease/keepalive", post(lease_keepalive))
-        .route("/v1/lease/revoke", post(lease_revoke))
-        .route("/v1/lock/acquire", post(lock_acquire))
-        .route("/v1/lock/release", post(lock_release))
-        .route("/v1/lock/status", get(lock_status))
-        .route("/v1/lock/watch", get(lock_watch))
-        .route("/v1/claim", post(claim))
-        .route("/v1/election/campaign", post(campaign))
-        .route("/v1/election/resign", post(resign))
-        .route("/v1/election/observe", get(observe))
-        .route("/v1/cluster/status", get(cluster_status))
-        .route("/v1/ping", get(ping))
-        .route("/v1/cluster/key", get(cluster_key))
-        .route("/v1/cluster/transfer-leader", post(transfer_leader))
-        .route("/v1/cluster/rotate-key", post(rotate_key))
-        .route("/v1/cluster/retire-keys", post(retire_keys))
-        .route("/metrics", get(metrics))
-        .merge(crate::membership::routes())
-        .merge(crate::drain::routes())
-        .merge(crate::handshake::routes())
-        .layer(DefaultBodyLimit::max(CLIENT_BODY_MAX));
-    let peers = Router::new()
-        .route(&format!("{RAFT_PREFIX}/append"), post(raft_append))
-        .route(&format!("{RAFT_PREFIX}/vote"), post(raft_vote))
-        .route(&format!("{RAFT_PREFIX}/pre-vote"), post(raft_pre_vote))
-        .route(&format!("{RAFT_PREFIX}/snapshot"), post(raft_snapshot))
-        .route(&format!("{RAFT_PREFIX}/transfer-leader"), post(raft_transfer_leader))
-        .route(&format!("{RAFT_PREFIX}/propose"), post(raft_propose))
-        .route(&format!("{RAFT_PREFIX}/probe"), post(raft_probe))
-        .route(&format!("{RAFT_PREFIX}/bandwidth"), post(raft_bandwidth))
-        .layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check))
-        .layer(DefaultBodyLimit::max(PEER_BODY_MAX));
-    let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);
-    v1.merge(peers).fallback(not_found).layer(guard).with_state(app)
 }
 
 #[cfg(test)]

@@ -13,15 +13,17 @@
 //! ID` drains a replica that keeps running (for a stop by other means).
 
 use crate::api::ApiError;
+use crate::handshake::Handshake;
 use crate::membership::live_members;
 use crate::node::{ProposeError, Replica};
 use crate::types::NodeId;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use fenced_core::admin::{DrainRequest, DrainStatus};
+use fenced_io::http::HttpClient;
 use openraft::async_runtime::WatchReceiver;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -179,26 +181,69 @@ pub fn refusal() -> ApiError {
     e
 }
 
-/// The drain body is optional (an operator's `curl -X POST …/drain` sends
-/// none): empty or `null` is an operator's drain.
-fn drain_body(body: &[u8]) -> Result<Option<DrainRequest>, ApiError> {
+/// An operator's drain takes no body (`curl -X POST …/drain`): empty,
+/// `null` or `{}`. Telling a removed replica to drain is a peer message
+/// ([`REMOVED_PATH`]), so `removed_at` is refused here.
+fn drain_body(body: &[u8]) -> Result<(), ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OperatorDrain {}
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("{e}: the body is empty, null or {{\"removed_at\": INDEX}}")))
+    serde_json::from_slice::<Option<OperatorDrain>>(body).map(|_| ()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{e}: the body is empty, null or {{}} (the leader tells a removed replica to drain with a peer message, \
+             {REMOVED_PATH})"
+        ))
+    })
 }
 
-async fn drain_handler(State(app): State<App>, body: Bytes) -> Result<Json<DrainStatus>, ApiError> {
-    match drain_body(&body)?.and_then(|b| b.removed_at) {
-        Some(at) => Ok(Json(drain_removed(&app, at))),
-        None => drain(&app).await.map(Json),
+/// `POST /v1/cluster/drain` (admin): drain this replica before a stop.
+pub(crate) async fn drain_handler(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DrainStatus>, ApiError> {
+    let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
+    drain_body(&body)?;
+    drain(&app).await.map(Json)
+}
+
+/// The peer message by which the leader that removed a replica tells it to
+/// drain ([`drain_removed`]). Under the peer prefix: only a replica may send
+/// it, since a drain that waits to be re-added refuses clients for good.
+pub const REMOVED_PATH: &str = "/raft/v1/drain-removed";
+
+/// `POST /raft/v1/drain-removed`: a [`DrainRequest`] frame from the leader.
+pub(crate) async fn removed_handler(State(app): State<App>, body: Bytes) -> axum::response::Response {
+    match crate::api::peer_decode::<DrainRequest>(&app, "drain-removed", &body) {
+        Ok(req) => crate::api::peer_reply(Ok::<_, String>(drain_removed(&app, req.removed_at))),
+        Err(r) => *r,
     }
 }
 
-/// The drain route (served by the replica to drain, never forwarded).
-pub fn routes() -> Router<App> {
-    Router::new().route("/v1/cluster/drain", post(drain_handler))
+/// Send the [`REMOVED_PATH`] message to the replica at `addr`, as a peer:
+/// over the replicas' transport (TLS with the replica's certificate when the
+/// cluster has one) and with the handshake headers.
+pub async fn tell_removed(
+    http: &HttpClient,
+    handshake: &Handshake,
+    addr: &str,
+    removed_at: u64,
+) -> Result<DrainStatus, String> {
+    let body = fenced_io::frame::encode(&DrainRequest { removed_at }).map_err(|e| e.to_string())?;
+    let mut req = hyper::Request::builder()
+        .method(hyper::Method::POST)
+        .uri(REMOVED_PATH)
+        .header(axum::http::header::CONTENT_TYPE, "application/x-fenced-frame")
+        .body(Bytes::from(body))
+        .map_err(|e| e.to_string())?;
+    handshake.stamp(req.headers_mut());
+    let resp = http.send(addr, req, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    if resp.status != StatusCode::OK {
+        return Err(format!("{} answered {}: {}", addr, resp.status, String::from_utf8_lossy(&resp.body)));
+    }
+    fenced_io::frame::decode_exact(&resp.body).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -207,10 +252,10 @@ mod tests {
 
     #[test]
     fn the_drain_body_is_optional_and_strict() {
-        assert_eq!(drain_body(b"").ok(), Some(None));
-        assert_eq!(drain_body(b" \n").ok(), Some(None));
-        assert_eq!(drain_body(b"null").ok(), Some(None));
-        assert_eq!(drain_body(br#"{"removed_at": 7}"#).ok(), Some(Some(DrainRequest { removed_at: Some(7) })));
+        for ok in [&b""[..], b" \n", b"null", b"{}"] {
+            assert!(drain_body(ok).is_ok(), "{}", String::from_utf8_lossy(ok));
+        }
+        assert!(drain_body(br#"{"removed_at": 7}"#).is_err(), "the removed replica's drain is a peer message");
         assert!(drain_body(br#"{"removed": 7}"#).is_err(), "unknown fields are refused");
         assert!(drain_body(b"{").is_err());
     }

@@ -28,8 +28,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use fenced_core::admin::{PeerInfo, PeersReport};
 use fenced_core::token::encode_public_key;
 use std::collections::BTreeMap;
@@ -224,7 +223,8 @@ impl Handshake {
     }
 }
 
-async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersReport> {
+/// `GET /v1/cluster/peers`: what this replica saw at its peer handshakes.
+pub(crate) async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersReport> {
     let hs = &app.handshake;
     Json(PeersReport {
         id: app.config.id,
@@ -236,11 +236,6 @@ async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersReport> {
         draining: app.draining.load(std::sync::atomic::Ordering::SeqCst),
         peers: hs.peers(),
     })
-}
-
-/// `GET /v1/cluster/peers`: what this replica saw at its peer handshakes.
-pub fn routes() -> Router<Arc<Replica>> {
-    Router::new().route("/v1/cluster/peers", get(peers_report))
 }
 
 /// Middleware on the peer routes: refuse what we cannot understand or must

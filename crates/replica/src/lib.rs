@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peers;
+pub mod routes;
 pub mod server;
 pub mod state_machine;
 pub mod timekeeper;

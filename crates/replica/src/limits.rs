@@ -2,16 +2,15 @@
 //! [`fenced_io::auth`]), how often (a token bucket per client), how many
 //! watches a client may hold open, and how many proposals may be in flight.
 //!
-//! Every request passes [`guard`] first: it authenticates the caller (401),
-//! keeps the peer protocol to replicas (403), throttles clients over their
-//! rate (429 with `Retry-After`), and leaves the [`Caller`] in the request's
-//! extensions for the handlers' per-lock ACL checks. Limits inside the state
+//! Every request passes [`guard`] first: it authenticates the caller and
+//! throttles clients over their rate (429 with `Retry-After`); then
+//! [`crate::routes::enforce`] applies the right the route declares (401,
+//! 403) and leaves the [`Caller`] in the request's extensions. Limits inside the state
 //! machine (names, values, leases per owner, locks per lease, waiters per
 //! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
 //! `/metrics`.
 
 use crate::api::ApiError;
-use crate::network::RAFT_PREFIX;
 use crate::node::Replica;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -189,44 +188,40 @@ pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
     ApiError::new(e.status(), e.code(), e.to_string())
 }
 
-/// Authenticate, keep the peer protocol to peers, throttle, and leave the
-/// [`Caller`] for the handlers.
+/// Authenticate and throttle; leave the outcome of authenticating for
+/// [`crate::routes::enforce`], which applies the route's declared right.
+/// A request that fails to authenticate is not refused here: `/v1/ping`
+/// needs no credentials, and every other route refuses it with `401`.
 pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next) -> Response {
     let policy = app.limiter.policy();
     let conn = req.extensions().get::<ConnInfo>();
-    let caller = match auth::authenticate(policy, req.headers(), conn) {
-        Ok(c) => c,
-        Err(e) => return refuse(&app, e).into_response(),
-    };
-    let peer_route = req.uri().path().starts_with(RAFT_PREFIX);
-    let is_peer = policy.is_some_and(|p| caller.identity.as_ref().is_some_and(|i| p.peers.contains(i)));
-    if peer_route {
-        if let Err(e) = auth::authorize_peer(policy, &caller) {
-            return refuse(&app, e).into_response();
-        }
-    } else if !is_peer && app.limiter.limited(&caller) {
-        // Replicas forwarding for their clients are not throttled again:
-        // the client was counted where it arrived.
-        let now_ms = app.seams.clock.now().0 / 1_000_000;
-        if let Err(retry_ms) = app.limiter.throttle(&caller.key, now_ms) {
-            app.limiter.refused.throttled.inc();
-            let secs = retry_ms.div_ceil(1000).max(1);
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
-                    caller.key, app.limiter.protection.limits.rate_per_sec
-                ),
-            )
-            .retryable()
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
+    let authenticated = auth::authenticate(policy, req.headers(), conn);
+    if let Ok(caller) = &authenticated {
+        let is_peer = policy.is_some_and(|p| caller.identity.as_ref().is_some_and(|i| p.peers.contains(i)));
+        // Replicas are not throttled: they forward for their clients, who
+        // were counted where they arrived.
+        if !is_peer && app.limiter.limited(caller) {
+            let now_ms = app.seams.clock.now().0 / 1_000_000;
+            if let Err(retry_ms) = app.limiter.throttle(&caller.key, now_ms) {
+                app.limiter.refused.throttled.inc();
+                let secs = retry_ms.div_ceil(1000).max(1);
+                let mut resp = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
+                        caller.key, app.limiter.protection.limits.rate_per_sec
+                    ),
+                )
+                .retryable()
+                .into_response();
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
             }
-            return resp;
         }
     }
-    req.extensions_mut().insert(caller);
+    req.extensions_mut().insert(crate::routes::Authenticated(authenticated));
     next.run(req).await
 }

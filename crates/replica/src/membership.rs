@@ -18,9 +18,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use fenced_core::admin::{AddMember, DrainRequest, Membership, RemoveMember, ReplaceMember};
+use axum::Json;
+use fenced_core::admin::{AddMember, Membership, RemoveMember, ReplaceMember};
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Instant as _};
@@ -182,12 +181,12 @@ fn check_addr(addr: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn members(State(app): State<App>) -> Json<Membership> {
+pub(crate) async fn members(State(app): State<App>) -> Json<Membership> {
     Json(view(&app))
 }
 
 /// `fenced cluster add ID HOST:PORT`.
-async fn add(State(app): State<App>, ApiJson(b): ApiJson<AddMember>) -> Result<AxResponse, ApiError> {
+pub(crate) async fn add(State(app): State<App>, ApiJson(b): ApiJson<AddMember>) -> Result<AxResponse, ApiError> {
     if b.id == 0 {
         return Err(ApiError::bad_request("id must be positive"));
     }
@@ -226,7 +225,7 @@ async fn away_from_self<B: Serialize>(app: &Replica, path: &str, body: &B) -> Re
 }
 
 /// `fenced cluster remove ID`.
-async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Result<AxResponse, ApiError> {
+pub(crate) async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Result<AxResponse, ApiError> {
     if let Some(r) = forward_to_leader(&app, "/v1/cluster/members/remove", &b, FORWARD_TIMEOUT).await? {
         return Ok(r);
     }
@@ -261,7 +260,10 @@ async fn remove(State(app): State<App>, ApiJson(b): ApiJson<RemoveMember>) -> Re
 }
 
 /// `fenced cluster replace OLD NEW HOST:PORT`.
-async fn replace(State(app): State<App>, ApiJson(b): ApiJson<ReplaceMember>) -> Result<AxResponse, ApiError> {
+pub(crate) async fn replace(
+    State(app): State<App>,
+    ApiJson(b): ApiJson<ReplaceMember>,
+) -> Result<AxResponse, ApiError> {
     if b.new == 0 || b.new == b.old {
         return Err(ApiError::bad_request("the new id must be positive and differ from the old one"));
     }
@@ -309,26 +311,10 @@ async fn replace(State(app): State<App>, ApiJson(b): ApiJson<ReplaceMember>) -> 
 fn drain_removed(app: &Replica, addr: Option<String>, removed_at: u64) {
     let Some(addr) = addr else { return };
     let http = app.http.clone();
-    let body = serde_json::to_vec(&DrainRequest { removed_at: Some(removed_at) }).unwrap_or_default();
+    let handshake = app.handshake.clone();
     tokio::spawn(async move {
-        let req = hyper::Request::builder()
-            .method(hyper::Method::POST)
-            .uri("/v1/cluster/drain")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Bytes::from(body));
-        if let Ok(req) = req {
-            if let Err(e) = http.send(&addr, req, Duration::from_secs(5)).await {
-                tracing::debug!(%addr, error = %e, "could not tell a removed replica to drain");
-            }
+        if let Err(e) = crate::drain::tell_removed(&http, &handshake, &addr, removed_at).await {
+            tracing::debug!(%addr, error = %e, "could not tell a removed replica to drain");
         }
     });
-}
-
-/// The membership routes.
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/cluster/members", get(members))
-        .route("/v1/cluster/members/add", post(add))
-        .route("/v1/cluster/members/remove", post(remove))
-        .route("/v1/cluster/members/replace", post(replace))
 }

@@ -24,7 +24,7 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
     let tasks = vec![
         tokio::spawn(fenced_io::http::serve_with(
             listener,
-            crate::api::router(replica.clone()),
+            crate::routes::router(replica.clone()),
             rx.clone(),
             fenced_io::http::ServeOptions {
                 max_connections: replica.config.protection.limits.connections_max,

@@ -57,6 +57,19 @@ fn write(path: &Path, contents: &str, secret: bool, written: &mut Vec<PathBuf>) 
     Ok(())
 }
 
+/// What `fenced certs` grants client `c`: everything on its locks, claims
+/// and store keys under `c/`, and its elections named `c/...`. An election
+/// is the lock `election:NAME` (campaign = acquire, observe = watch, resign
+/// = release), so the election right is those three on `election:c/`.
+fn client_rules(c: &str) -> [Rule; 2] {
+    let all: BTreeSet<Op> = [Op::Acquire, Op::Watch, Op::Release, Op::Write, Op::Read].into();
+    let election: BTreeSet<Op> = [Op::Acquire, Op::Watch, Op::Release].into();
+    [
+        Rule { identity: c.into(), prefix: format!("{c}/"), allow: all },
+        Rule { identity: c.into(), prefix: format!("election:{c}/"), allow: election },
+    ]
+}
+
 fn token() -> String {
     let bytes: [u8; 24] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -116,8 +129,7 @@ pub fn run(a: CertsArgs) -> anyhow::Result<i32> {
         if c == "admin" {
             policy.admins.insert(c.clone());
         } else {
-            let allow: BTreeSet<Op> = [Op::Acquire, Op::Watch, Op::Release, Op::Write, Op::Read].into();
-            policy.acl.push(Rule { identity: c.clone(), prefix: format!("{c}/"), allow });
+            policy.acl.extend(client_rules(c));
         }
     }
     write(&a.out.join("auth.json"), &serde_json::to_string_pretty(&policy)?, true, &mut written)?;
@@ -155,6 +167,27 @@ pub fn run(a: CertsArgs) -> anyhow::Result<i32> {
         println!("  fenced lock acquire {c}/orders --ttl 10s {tls}");
         println!("  fenced store put {c}/orders v1 --lock {c}/orders --store 127.0.0.1:7400 {tls}");
         println!("  fenced store get {c}/orders --store 127.0.0.1:7400 {tls}");
+        println!("({c} may use locks, claims and store keys under {c}/ and elections named {c}/...)");
     }
+    println!();
+    println!("as the administrator (membership, drain, leadership, signing keys):");
+    println!("  fenced cluster members --endpoints 127.0.0.1:7001 --ca {d}/ca.pem --cert {d}/admin.pem --key {d}/admin-key.pem");
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_may_use_its_own_elections_and_no_one_elses() {
+        let policy = Policy { acl: [client_rules("alice"), client_rules("bob")].concat(), ..Default::default() };
+        for op in [Op::Acquire, Op::Watch, Op::Release] {
+            assert!(policy.allows("alice", op, "election:alice/svc"), "{op}");
+            assert!(!policy.allows("alice", op, "election:bob/svc"), "{op}");
+            assert!(!policy.allows("alice", op, "election:svc"), "{op}");
+        }
+        assert!(!policy.allows("alice", Op::Write, "election:alice/svc"), "elections are not store keys");
+        assert!(policy.allows("alice", Op::Write, "alice/orders"));
+    }
 }

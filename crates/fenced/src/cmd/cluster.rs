@@ -3,7 +3,7 @@
 use super::endpoints;
 use super::lock::Common;
 use clap::Subcommand;
-use fenced_client::{Client, ClientConfig};
+use fenced_client::Client;
 use fenced_core::admin::Membership;
 use serde_json::json;
 
@@ -111,15 +111,28 @@ fn print_membership(m: &Membership, json: bool) -> anyhow::Result<i32> {
 fn report(r: Result<Membership, fenced_client::ClientError>, json: bool) -> anyhow::Result<i32> {
     match r {
         Ok(m) => print_membership(&m, json),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(1)
-        }
+        Err(e) => Ok(refused(&e)),
     }
 }
 
+/// Print why the cluster refused, with what to do next; exit status 1.
+fn refused(e: &fenced_client::ClientError) -> i32 {
+    eprintln!("error: {e}");
+    if let fenced_client::ClientError::Api { status: 401 | 403, .. } = e {
+        eprintln!(
+            "membership changes and drains need an administrator identity: pass --ca, --cert and --key of an \
+             identity listed under \"admins\" in the cluster's --auth policy (or --auth-token of one); see docs/security.md"
+        );
+    }
+    1
+}
+
+/// A client with `common`'s credentials and transport (TLS, client
+/// certificate, bearer token). Every cluster command goes through it: a
+/// plain TCP client against TLS replicas fails with `invalid HTTP version
+/// parsed` (issue 17).
 fn client(common: &Common) -> anyhow::Result<Client> {
-    Ok(Client::new(ClientConfig::new(endpoints(&common.endpoints)))?)
+    common.client()
 }
 
 fn show(v: &serde_json::Value) -> String {
@@ -260,10 +273,7 @@ async fn drain(id: u64, common: Common) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(1)
-        }
+        Err(e) => Ok(refused(&e)),
     }
 }
 
