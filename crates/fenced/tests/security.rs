@@ -5,6 +5,8 @@
 //!
 //! Certificates come from the real `fenced certs` command.
 
+mod support;
+
 use bytes::Bytes;
 use fenced_client::{Client, ClientConfig, ClientError};
 use fenced_core::token::{self, encode_public_key, parse_public_key};
@@ -464,4 +466,120 @@ async fn api_limits_are_reported_with_codes_and_counted() {
     assert!(text.lines().any(|l| l.contains("reason=\"watches\"") && !l.ends_with(" 0")), "{text}");
     drop(w2);
     cluster.stop().await;
+}
+
+/// Issue 17, finding 1, with real `fenced serve` processes set up as
+/// `fenced certs` prints (mutual TLS, `--auth`): the three `curl` calls of
+/// the finding (alice removes voter 3, bob drains the leader, alice sends a
+/// replica the removed-replica drain) answer 403 and change nothing; the
+/// administrator's `fenced cluster drain` and `fenced cluster remove` over
+/// TLS succeed (they used to speak plaintext: `invalid HTTP version
+/// parsed`), and the removed replica is told to drain by the leader, as a
+/// peer, over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_changes_membership_or_drains_over_tls() {
+    const WITHIN: Duration = Duration::from_secs(30);
+    let certs = tempfile::tempdir().expect("tempdir");
+    make_certs(certs.path());
+    let p = |f: &str| certs.path().join(f).to_string_lossy().into_owned();
+    // `fenced certs` names 127.0.0.1 in the replicas' certificates.
+    let addrs: BTreeMap<u64, String> = (1..=3).map(|i| (i, format!("127.0.0.1:{}", free_port()))).collect();
+    let mut cluster = support::Cluster {
+        dir: tempfile::tempdir().expect("tempdir"),
+        bootstrap: addrs.clone(),
+        addrs: addrs.clone(),
+        procs: BTreeMap::new(),
+    };
+    let peers = addrs.iter().map(|(i, a)| format!("{i}={a}")).collect::<Vec<_>>().join(",");
+    for id in 1..=3u64 {
+        let (cert, key) = (p(&format!("replica-{id}.pem")), p(&format!("replica-{id}-key.pem")));
+        let args = ["--peers", &peers, "--tls-ca", &p("ca.pem"), "--tls-cert", &cert, "--tls-key", &key];
+        cluster.spawn_with(id, &[&args[..], &["--auth", &p("auth.json")]].concat());
+    }
+    let endpoints = cluster.endpoints_arg();
+    let creds = |who: &str| {
+        vec![
+            "--ca".to_string(),
+            p("ca.pem"),
+            "--cert".into(),
+            p(&format!("{who}.pem")),
+            "--key".into(),
+            p(&format!("{who}-key.pem")),
+        ]
+    };
+    let cli = |args: &[&str], who: &str| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--endpoints".into(), endpoints.clone(), "--json".into()]);
+        all.extend(creds(who));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        support::fenced(&all, Duration::from_secs(120))
+    };
+    // The membership, as the administrator reads it, once there is a leader.
+    let members = || {
+        let (rc, out) = cli(&["cluster", "members"], "admin");
+        let m: Option<serde_json::Value> = (rc == 0).then(|| serde_json::from_str(out.trim()).ok()).flatten();
+        m.filter(|m| !m["leader"].is_null())
+    };
+    let start = support::now();
+    let before = loop {
+        if let Some(m) = members() {
+            break m;
+        }
+        assert!(support::now().since(start) < WITHIN, "no leader over TLS\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(before["voters"], serde_json::json!([1, 2, 3]));
+    let as_ = |who: &str| tls_client_transport(certs.path(), Some(who));
+    let draining = |id: u64| {
+        let t = as_("admin");
+        let addr = addrs[&id].clone();
+        async move {
+            let r = raw(t, &addr, Method::GET, "/v1/cluster/peers", "", &[]).await;
+            serde_json::from_slice::<serde_json::Value>(&r.body).expect("peers report")["draining"] == true
+        }
+    };
+
+    // The finding's three calls, and the peer message itself, by clients.
+    let leader = before["leader"].as_u64().expect("leader");
+    let refused = [
+        ("alice", 1, "/v1/cluster/members/remove", r#"{"id":3}"#.to_string()),
+        ("bob", leader, "/v1/cluster/drain", "{}".into()),
+        ("alice", 2, "/v1/cluster/drain", format!(r#"{{"removed_at":{}}}"#, u64::MAX)),
+        ("bob", 2, "/raft/v1/drain-removed", String::new()),
+    ];
+    for (who, id, path, body) in &refused {
+        let r = raw(as_(who), &addrs[id], Method::POST, path, body, &[]).await;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who} {path}: {text}");
+        let code: serde_json::Value = serde_json::from_str(&text).expect("an error body");
+        assert!(matches!(code["code"].as_str(), Some("not_an_admin" | "not_a_peer")), "{who} {path}: {text}");
+    }
+    // alice through the CLI: refused, with the reason and what to do.
+    let (rc, out) = cli(&["cluster", "remove", "3"], "alice");
+    assert!(rc == 1 && out.contains("not_an_admin") && out.contains("admins"), "{out}");
+    let after = members().expect("members");
+    assert_eq!((&after["voters"], &after["log_index"]), (&before["voters"], &before["log_index"]), "nothing changed");
+    for id in 1..=3 {
+        assert!(!draining(id).await, "replica {id} was drained by a client");
+    }
+
+    // The administrator removes replica 3 over TLS; the leader tells it to
+    // drain with the peer message, as a peer, over TLS.
+    let (rc, out) = cli(&["cluster", "remove", "3"], "admin");
+    assert_eq!(rc, 0, "fenced cluster remove over TLS: {out}\n{}", cluster.logs());
+    let m: serde_json::Value = serde_json::from_str(out.trim()).expect("membership JSON");
+    assert_eq!(m["voters"], serde_json::json!([1, 2]), "{out}");
+    let start = support::now();
+    while !draining(3).await {
+        assert!(
+            support::now().since(start) < WITHIN,
+            "the removed replica was never told to drain\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And drains replica 1 over TLS (one replica, not failed over).
+    let (rc, out) = cli(&["cluster", "drain", "1"], "admin");
+    assert_eq!(rc, 0, "fenced cluster drain over TLS: {out}\n{}", cluster.logs());
+    assert!(draining(1).await && !draining(2).await);
 }
