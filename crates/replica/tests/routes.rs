@@ -6,13 +6,14 @@
 //! changes nothing; an admitted one gets past the right (a probe with an
 //! unknown field, so that it is refused afterwards as bad input and changes
 //! nothing either). A new route fails `every_route_applies_its_right` until
-//! it has an example request here.
+//! this test states the right it must need (independently of the table, so
+//! that a wrong declaration fails too) and an example request.
 //!
 //! Also: no route but the holder's own acquire or campaign shows a signed
 //! token; `rotate-key` is deduplicated; 405 and 404 have error bodies.
 
 use bytes::Bytes;
-use fenced_io::auth::Policy;
+use fenced_io::auth::{Op, Policy};
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::http::{HttpClient, HttpResponse};
@@ -148,37 +149,46 @@ fn owned_state(r: &Running, lease: u64) -> String {
     })
 }
 
-/// An example request for each route, valid and acting on alice's things,
-/// so that it would change something if a refused caller got through.
-/// `None` for a route this test does not know: the test fails.
-fn example(path: &str, lease: u64, token: u64) -> Option<String> {
+/// The right each route must declare, written here independently of the
+/// declaration table, and an example request for it: valid and acting on
+/// alice's things, so that it would change something if a refused caller
+/// got through. `None` for a route this test does not know: the test fails.
+fn expected(path: &str, lease: u64, token: u64) -> Option<(Right, String)> {
     let id = "\"client\": \"c\", \"request_id\": 900";
+    let on = |op, field| Right::Prefix { op, field, prefix: "" };
+    let election = |op| Right::Prefix { op, field: "election", prefix: "election:" };
     Some(match path {
-        "/v1/ping"
-        | "/v1/cluster/status"
-        | "/v1/cluster/key"
-        | "/v1/cluster/members"
-        | "/v1/cluster/peers"
-        | "/metrics" => String::new(),
-        "/v1/lease/grant" => format!("{{\"ttl_ms\": 60000, {id}}}"),
-        "/v1/lease/keepalive" | "/v1/lease/revoke" => format!("{{\"lease\": {lease}, {id}}}"),
-        "/v1/lock/acquire" => format!("{{\"lock\": \"a/y\", \"lease\": {lease}, {id}}}"),
-        "/v1/lock/release" => format!("{{\"lock\": \"a/x\", \"lease\": {lease}, \"token\": {token}, {id}}}"),
-        "/v1/lock/status" => "lock=a/x".into(),
-        "/v1/lock/watch" => format!("lock=a/x&token={token}"),
-        "/v1/claim" => format!("{{\"name\": \"a/claimed\", \"owner\": \"o\", {id}}}"),
-        "/v1/election/campaign" => format!("{{\"election\": \"a/e\", \"lease\": {lease}, {id}}}"),
-        "/v1/election/resign" => format!("{{\"election\": \"a/x\", \"lease\": {lease}, \"token\": {token}, {id}}}"),
-        "/v1/election/observe" => "election=a/e".into(),
-        "/v1/cluster/transfer-leader" => "{\"to\": 1}".into(),
-        "/v1/cluster/rotate-key" | "/v1/cluster/retire-keys" => format!("{{{id}}}"),
-        "/v1/cluster/members/add" => "{\"id\": 9, \"addr\": \"127.0.0.1:9\", \"force\": true}".into(),
-        "/v1/cluster/members/remove" => "{\"id\": 1, \"force\": true}".into(),
-        "/v1/cluster/members/replace" => "{\"old\": 1, \"new\": 9, \"addr\": \"127.0.0.1:9\", \"force\": true}".into(),
-        "/v1/cluster/drain" => String::new(),
+        "/v1/ping" => (Right::None, String::new()),
+        "/v1/cluster/status" | "/v1/cluster/key" | "/v1/cluster/members" | "/v1/cluster/peers" | "/metrics" => {
+            (Right::Read, String::new())
+        }
+        "/v1/lease/grant" => (Right::Owner, format!("{{\"ttl_ms\": 60000, {id}}}")),
+        "/v1/lease/keepalive" | "/v1/lease/revoke" => (Right::Owner, format!("{{\"lease\": {lease}, {id}}}")),
+        "/v1/lock/acquire" => (on(Op::Acquire, "lock"), format!("{{\"lock\": \"a/y\", \"lease\": {lease}, {id}}}")),
+        "/v1/lock/release" => {
+            (on(Op::Release, "lock"), format!("{{\"lock\": \"a/x\", \"lease\": {lease}, \"token\": {token}, {id}}}"))
+        }
+        "/v1/lock/status" => (on(Op::Watch, "lock"), "lock=a/x".into()),
+        "/v1/lock/watch" => (on(Op::Watch, "lock"), format!("lock=a/x&token={token}")),
+        "/v1/claim" => (on(Op::Acquire, "name"), format!("{{\"name\": \"a/claimed\", \"owner\": \"o\", {id}}}")),
+        "/v1/election/campaign" => {
+            (election(Op::Acquire), format!("{{\"election\": \"a/e\", \"lease\": {lease}, {id}}}"))
+        }
+        "/v1/election/resign" => {
+            (election(Op::Release), format!("{{\"election\": \"a/x\", \"lease\": {lease}, \"token\": {token}, {id}}}"))
+        }
+        "/v1/election/observe" => (election(Op::Watch), "election=a/e".into()),
+        "/v1/cluster/transfer-leader" => (Right::Admin, "{\"to\": 1}".into()),
+        "/v1/cluster/rotate-key" | "/v1/cluster/retire-keys" => (Right::Admin, format!("{{{id}}}")),
+        "/v1/cluster/members/add" => (Right::Admin, "{\"id\": 9, \"addr\": \"127.0.0.1:9\", \"force\": true}".into()),
+        "/v1/cluster/members/remove" => (Right::Admin, "{\"id\": 1, \"force\": true}".into()),
+        "/v1/cluster/members/replace" => {
+            (Right::Admin, "{\"old\": 1, \"new\": 9, \"addr\": \"127.0.0.1:9\", \"force\": true}".into())
+        }
+        "/v1/cluster/drain" => (Right::Admin, String::new()),
         // Peer messages: not a frame. A peer is refused as bad input; only
         // a peer gets that far.
-        p if p.starts_with("/raft/v1/") => "not a frame".into(),
+        p if p.starts_with("/raft/v1/") => (Right::Peer, "not a frame".into()),
         _ => return None,
     })
 }
@@ -242,8 +252,9 @@ async fn every_route_applies_its_right() {
 
     let mut tried = 0;
     for route in ROUTES {
-        let example = example(route.path, lease, token)
-            .unwrap_or_else(|| panic!("{route:?} has no example request in this test: add one"));
+        let (right, example) = expected(route.path, lease, token)
+            .unwrap_or_else(|| panic!("{route:?} has no expected right and example request in this test: add them"));
+        assert_eq!(route.right, right, "{route:?} declares another right than this test expects");
         for who in [Who::Anonymous, Who::Bob, Who::Alice, Who::Admin, Who::Peer] {
             let before = state(&r);
             let owned_before = owned_state(&r, lease);
