@@ -314,7 +314,8 @@ async fn enforce(
             check_key(&app, &key)?;
             let caller = auth::authenticate(policy, req.headers(), conn.as_deref())
                 .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
-            auth::authorize(policy, &caller, op, &key).map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+            auth::authorize(policy, &caller, op, &key)
+                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
             caller
         }
     };
@@ -365,7 +366,13 @@ fn check_key(app: &App, key: &str) -> Result<(), ApiError> {
 
 /// Build the write from the request headers; authenticates the token. The
 /// caller's right on the key was checked by [`enforce`].
-fn write_request(app: &App, caller: &Caller, key: String, op: WriteOp, h: &HeaderMap) -> Result<WriteRequest, ApiError> {
+fn write_request(
+    app: &App,
+    caller: &Caller,
+    key: String,
+    op: WriteOp,
+    h: &HeaderMap,
+) -> Result<WriteRequest, ApiError> {
     check_key(app, &key)?;
     let presented = header(h, H_TOKEN)?;
     let token = if app.config.unsafe_no_fencing {

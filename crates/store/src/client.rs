@@ -155,10 +155,9 @@ fn check_answer(ok: &WriteOk, key: &str, deleting: bool, token: Option<u64>, unf
     // An unfenced store records whatever number it got (0 without one), so
     // only a fenced store's token must be the one sent.
     match token {
-        Some(t) if !unfenced && ok.token != t => Err(StoreError::WrongAnswer(format!(
-            "wrote {key:?} with token {t}, answer is for token {}",
-            ok.token
-        ))),
+        Some(t) if !unfenced && ok.token != t => {
+            Err(StoreError::WrongAnswer(format!("wrote {key:?} with token {t}, answer is for token {}", ok.token)))
+        }
         _ => Ok(()),
     }
 }

@@ -284,7 +284,9 @@ struct DiskEntry {
 /// The snapshot: `Header`, any number of `Entries` and `Locks`, `Dedup`, `End`.
 #[derive(Serialize, Deserialize)]
 enum SnapFrame {
-    Header { last_seq: u64 },
+    Header {
+        last_seq: u64,
+    },
     Entries(Vec<(String, DiskEntry)>),
     Dedup(Dedup<Answer>),
     End,
