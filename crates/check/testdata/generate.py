@@ -87,6 +87,23 @@ ev.append(final("k", "b", 6))
 ev[2]["value"]["lock"] = "k"; ev[3]["value"]["lock"] = "k"
 save("s3-concurrent-ok", ev, expect())
 
+# S3 under a guard (`--guard svc/=svc`): the store fences by lock, so a stale
+# holder's write of *another* key under the prefix is a violation as well.
+def guarded(stale_outcome):
+    ev = acq(1, "svc", 14, 1, 2) + acq(2, "svc", 29, 5, 6)
+    ev += write(2, "svc/config", 29, "b", 7, 8)
+    ev += write(1, "svc/orders-2", 14, "a", 9, 10, stale_outcome,
+                {"code": "stale_token", "current": 29} if stale_outcome == "fail" else None)
+    for w in ev:
+        if w["f"] == "write" and w["type"] == "invoke":
+            w["value"]["lock"] = "svc"
+    ev += [log("grant", "svc", 14, 14), log("expire", "svc", 14, 15), log("grant", "svc", 29, 29)]
+    ev.append(final("svc/config", "b", 29))
+    ev.append(final("svc/orders-2", "a", 14) if stale_outcome == "ok" else final("svc/orders-2", None, 0))
+    return ev
+save("s3-guarded-prefix-stale-create", guarded("ok"), expect(S3="invalid"))
+save("s3-guarded-prefix-fenced", guarded("fail"), expect())
+
 # S4: the log grants a held lock.
 ev = acq(1, "a", 3, 1, 2) + acq(2, "a", 4, 3, 4) + [log("grant", "a", 3, 3), log("grant", "a", 4, 4)]
 save("s4-double-grant", ev, expect(S4="invalid"))

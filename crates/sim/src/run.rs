@@ -187,6 +187,8 @@ struct StoreSpec {
     clock: SimClock,
     cluster_key: ed25519_dalek::VerifyingKey,
     unfenced: bool,
+    /// `(prefix, lock)` guards (`--guard PREFIX=LOCK`).
+    guards: Vec<(String, String)>,
 }
 
 impl StoreSpec {
@@ -194,6 +196,9 @@ impl StoreSpec {
         let disk = HostDisk::new(self.disk, transport.incarnation(), FsyncLatency::none());
         let mut config = StoreConfig::new(format!("0.0.0.0:{STORE_PORT}"), vec![self.cluster_key]);
         config.unsafe_no_fencing = self.unfenced;
+        for (prefix, lock) in self.guards {
+            config.guards.insert(prefix, lock);
+        }
         let seams = StoreSeams { transport: Arc::new(transport), disk: Arc::new(disk), clock: Arc::new(self.clock) };
         Ok(Server::Store(fenced_store::server::start(config, seams).await?))
     }
@@ -660,6 +665,11 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         clock: clocks[cfg.nodes as usize].clone(),
         cluster_key,
         unfenced: cfg.unfenced,
+        guards: if cfg.guarded {
+            (0..cfg.locks).map(|i| (format!("k{i}/"), format!("k{i}"))).collect()
+        } else {
+            Vec::new()
+        },
     };
     let mut hosts = Hosts { net: net.clone(), replicas, store, running: Arc::default(), failures: failures.clone() };
     let ids: Vec<u64> = hosts.replicas.keys().copied().collect();
@@ -692,6 +702,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             process: c,
             seed: cfg.seed.wrapping_mul(7919).wrapping_add(c),
             locks: cfg.locks,
+            guarded: cfg.guarded,
             ttl: cfg.ttl,
             wait: cfg.acquire_wait,
             until: cfg.duration,
@@ -743,10 +754,10 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     let final_at = cfg.duration + SETTLE;
     let mut final_reader = Some({
         let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
-        let (locks, transport) = (cfg.locks, Arc::new(net.transport("final")));
+        let (keys, transport) = (workload::store_keys(cfg.locks, cfg.guarded), Arc::new(net.transport("final")));
         async move {
             let store = StoreClient::new(HttpClient::new(transport), store_addr).with_timeout(Duration::from_secs(2));
-            workload::final_reads(locks, store, rec).await;
+            workload::final_reads(keys, store, rec).await;
         }
     });
     let mut final_task: Option<JoinHandle<()>> = None;

@@ -29,6 +29,8 @@ pub struct ClientPlan {
     pub process: u64,
     pub seed: u64,
     pub locks: usize,
+    /// Each lock guards the keys `k{i}/0..`: write one of them, not `k{i}`.
+    pub guarded: bool,
     pub ttl: Duration,
     pub wait: Duration,
     pub until: Duration,
@@ -94,17 +96,23 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
                 let d = d.min(plan.pauses_until.saturating_sub(elapsed()));
                 pause_process(&plan, &rec, d).await;
             }
-            rec.record(EventType::Invoke, p.clone(), "read", json!({"key": lock}));
-            match store.get(&lock).await {
-                Ok(obj) => rec.record(EventType::Ok, p.clone(), "read", read_value(&lock, obj)),
-                Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": lock, "error": e.to_string()})),
+            // Drawn only in the guarded workload, so that other seeds replay as before.
+            let key = if plan.guarded {
+                format!("{lock}/{}", rng.gen_range(0..crate::config::GUARDED_KEYS_PER_LOCK))
+            } else {
+                lock.clone()
+            };
+            rec.record(EventType::Invoke, p.clone(), "read", json!({"key": key}));
+            match store.get(&key).await {
+                Ok(obj) => rec.record(EventType::Ok, p.clone(), "read", read_value(&key, obj)),
+                Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": key, "error": e.to_string()})),
             }
             writes += 1;
             let value = format!("p{}-t{}-w{}", plan.process, guard.token(), writes);
             let idem = Idem { client: format!("sim-{}", plan.process), request_id: writes };
-            let w = json!({"key": lock, "token": guard.token(), "value": value, "lock": lock});
+            let w = json!({"key": key, "token": guard.token(), "value": value, "lock": lock});
             rec.record(EventType::Invoke, p.clone(), "write", w.clone());
-            match store.put(&lock, value.clone().into_bytes(), guard.token(), guard.signed_token(), Some(&idem)).await {
+            match store.put(&key, value.clone().into_bytes(), guard.token(), guard.signed_token(), Some(&idem)).await {
                 Ok(_) => rec.record(EventType::Ok, p.clone(), "write", w),
                 Err(e) => {
                     let (kind, mut extra) = store_failure(&e);
@@ -209,11 +217,24 @@ fn read_value(key: &str, obj: Option<fenced_store::Object>) -> serde_json::Value
     json!({"key": key, "value": v, "version": version, "token": token})
 }
 
-/// After the run: read every key once, as process "final".
-pub async fn final_reads(locks: usize, store: StoreClient, rec: Recorder) {
-    let p = Process::Named("final".into());
+/// The store keys the honest clients write: `k{i}` per lock, or in the
+/// guarded workload `k{i}/{j}` under each lock's prefix.
+pub fn store_keys(locks: usize, guarded: bool) -> Vec<String> {
+    let mut keys = Vec::new();
     for i in 0..locks {
-        let key = format!("k{i}");
+        if guarded {
+            keys.extend((0..crate::config::GUARDED_KEYS_PER_LOCK).map(|j| format!("k{i}/{j}")));
+        } else {
+            keys.push(format!("k{i}"));
+        }
+    }
+    keys
+}
+
+/// After the run: read every key once, as process "final".
+pub async fn final_reads(keys: Vec<String>, store: StoreClient, rec: Recorder) {
+    let p = Process::Named("final".into());
+    for key in keys {
         for _attempt in 0..20 {
             match store.get(&key).await {
                 Ok(obj) => {

@@ -48,3 +48,14 @@ fn a_leader_restored_in_its_old_term_is_caught() {
     fenced_replica::bugs::LEADER_RESTORE.store(false, Ordering::Relaxed);
     assert!(found.is_some(), "200 seeds of leaders restored in their old term found no S5 violation");
 }
+
+#[test]
+fn a_guard_that_fences_per_key_is_caught() {
+    // Issue 17, finding 4: under `--guard k0/=k0` a stale holder wrote a key
+    // under the prefix that the new holder had not written yet. The guarded
+    // workload writes several keys per lock, and S3 judges per lock.
+    fenced_store::bugs::FENCE_PER_KEY.store(true, Ordering::Relaxed);
+    let found = sweep_until(Property::S3, 200, |c| c.guarded = true);
+    fenced_store::bugs::FENCE_PER_KEY.store(false, Ordering::Relaxed);
+    assert!(found.is_some(), "200 seeds of a guard fencing per key found no S3 violation");
+}

@@ -10,20 +10,26 @@
 //!
 //! Every error is a 4xx/5xx with an [`ErrorBody`]; no rejected write changes
 //! any state. Keys may contain `/`.
+//!
+//! Every route states the right it needs in [`ROUTES`], next to its path and
+//! method; the router is built from that table and checks the right in a
+//! layer before the handler runs ([`enforce`]), so a handler cannot forget
+//! it and a route cannot exist without one.
 
 use crate::config::StoreConfig;
-use crate::engine::{Rejection, Store, WriteOk, WriteOp, WriteRequest};
+use crate::engine::{self, Origin, Rejection, Store, WriteOk, WriteOp, WriteRequest};
 use crate::fence::{AuthError, Verifier};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use fenced_io::auth::{self, Op};
+use fenced_io::auth::{self, Caller, Op};
 use fenced_io::http::ConnInfo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -41,13 +47,16 @@ pub const UNFENCED_WARNING: &str = "unfenced-store";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// `stale_token`, `bad_token`, `missing_token`, `version_mismatch`,
-    /// `request_too_old`, `not_found`, `bad_request`, `too_large`, `unavailable`.
+    /// `request_too_old`, `request_id_reused`, `limit_exceeded`, `not_found`,
+    /// `bad_request`, `too_large`, `unavailable`, `method_not_allowed`,
+    /// `unauthenticated`, `bad_credentials`, `forbidden`.
     pub code: String,
     pub message: String,
     /// For `stale_token`: the token presented and the key's `max_token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presented: Option<u64>,
-    /// For `stale_token`: the key's `max_token`; for `version_mismatch`: the live version.
+    /// For `stale_token`: the fence (the highest token accepted for the key
+    /// or its lock); for `version_mismatch`: the live version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<u64>,
     /// For `version_mismatch`: the version the request expected.
@@ -70,7 +79,12 @@ pub struct ObjectJson {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceJson {
     pub key: String,
+    /// The lowest token a write to `key` may carry: the highest accepted for
+    /// the key or for any key its lock guards.
     pub max_token: u64,
+    /// The lock that guards `key` (the longest `--guard` prefix's, else the key).
+    #[serde(default)]
+    pub lock: String,
 }
 
 /// An error response.
@@ -132,6 +146,10 @@ impl From<Rejection> for ApiError {
                 e
             }
             Rejection::RequestTooOld { .. } => ApiError::new(StatusCode::GONE, "request_too_old", message),
+            Rejection::RequestIdReused { .. } => ApiError::new(StatusCode::CONFLICT, "request_id_reused", message),
+            Rejection::TooManyIdentities { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message)
+            }
             Rejection::Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
         }
     }
@@ -152,25 +170,157 @@ pub fn router(store: Store, config: StoreConfig) -> Router {
     router_with(store, config, verifier)
 }
 
+/// Where a route finds the key its right is checked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAt {
+    /// `/v1/objects/{key}`: the whole path parameter.
+    Object,
+    /// `/v1/keys/{key}/fence`: the path parameter without `/fence`.
+    Fence,
+}
+
+/// The right a route needs, checked before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone, authenticated or not (says nothing about keys).
+    Nothing,
+    /// `op` (read or write) granted on a prefix of the key.
+    Prefix(Op, KeyAt),
+}
+
+/// The handlers, so that [`ROUTES`] can name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Health,
+    GetObject,
+    PutObject,
+    DeleteObject,
+    GetFence,
+}
+
+/// One route: method, path, the right it needs, its handler.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub need: Need,
+    pub handler: Handler,
+}
+
+/// Every route of the store, with the right it needs. The router is built
+/// from this table and nothing else.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", path: "/v1/health", need: Need::Nothing, handler: Handler::Health },
+    Route {
+        method: "GET",
+        path: "/v1/objects/{*key}",
+        need: Need::Prefix(Op::Read, KeyAt::Object),
+        handler: Handler::GetObject,
+    },
+    Route {
+        method: "PUT",
+        path: "/v1/objects/{*key}",
+        need: Need::Prefix(Op::Write, KeyAt::Object),
+        handler: Handler::PutObject,
+    },
+    Route {
+        method: "DELETE",
+        path: "/v1/objects/{*key}",
+        need: Need::Prefix(Op::Write, KeyAt::Object),
+        handler: Handler::DeleteObject,
+    },
+    // A key's fence says who wrote it last: reading it is reading the key.
+    Route {
+        method: "GET",
+        path: "/v1/keys/{*rest}",
+        need: Need::Prefix(Op::Read, KeyAt::Fence),
+        handler: Handler::GetFence,
+    },
+];
+
+fn method_router(h: Handler) -> MethodRouter<AppState> {
+    match h {
+        Handler::Health => get(health),
+        Handler::GetObject => get(get_object),
+        Handler::PutObject => put(put_object),
+        Handler::DeleteObject => delete(delete_object),
+        Handler::GetFence => get(get_fence),
+    }
+}
+
 /// [`router`] with a verifier the caller keeps, to replace the cluster keys
 /// while serving (see [`crate::server::RunningStore::set_cluster_keys`]).
 pub fn router_with(store: Store, config: StoreConfig, verifier: Arc<Verifier>) -> Router {
     let body_max = config.limits.body_len_max.max(config.limits.value_len_max);
     let unfenced = config.unsafe_no_fencing || store.unsafe_no_fencing();
     let app = Arc::new(App { store, config, verifier });
-    let r = Router::new()
-        .route("/v1/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
-        .route("/v1/keys/{*rest}", get(get_fence))
-        .route("/v1/health", get(health))
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(body_max))
-        .with_state(app);
+    // Routes of one path share a method router: merge them, each method
+    // wrapped in the check of its own right.
+    let mut by_path: std::collections::BTreeMap<&str, MethodRouter<AppState>> = std::collections::BTreeMap::new();
+    for r in ROUTES {
+        let need = r.need;
+        let layer = axum::middleware::from_fn_with_state((app.clone(), need), enforce);
+        let m = method_router(r.handler).route_layer(layer);
+        let merged = match by_path.remove(r.path) {
+            Some(prev) => prev.merge(m),
+            None => m,
+        };
+        by_path.insert(r.path, merged);
+    }
+    let mut r = Router::new();
+    for (path, m) in by_path {
+        r = r.route(path, m.fallback(method_not_allowed));
+    }
+    let r = r.fallback(not_found).layer(DefaultBodyLimit::max(body_max)).with_state(app);
     if unfenced {
         r.layer(axum::middleware::map_response(warn_unfenced))
     } else {
         r
     }
+}
+
+/// The key a request names, from its path parameter: a JSON 400 (not the
+/// framework's plain text) when it is not UTF-8 or not a key.
+fn path_key(p: Result<Path<String>, PathRejection>, at: KeyAt) -> Result<String, ApiError> {
+    let Path(raw) = p.map_err(|e| {
+        ApiError::bad_request(format!("the key in the path is not valid (percent-encoded UTF-8 expected): {e}"))
+    })?;
+    match at {
+        KeyAt::Object => Ok(raw),
+        KeyAt::Fence => raw
+            .strip_suffix("/fence")
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "use GET /v1/keys/{key}/fence")),
+    }
+}
+
+/// The check of a route's [`Need`], before its handler: authenticates the
+/// caller (401), checks the grant on the key (403) and hands the handler the
+/// [`Caller`], whose identity binds deduplication. A refused request reaches
+/// no handler, so it changes nothing.
+async fn enforce(
+    State((app, need)): State<(AppState, Need)>,
+    conn: Option<Extension<ConnInfo>>,
+    path: Result<Path<String>, PathRejection>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let policy = app.config.policy.as_deref();
+    let caller = match need {
+        Need::Nothing => auth::authenticate(policy, req.headers(), conn.as_deref())
+            .unwrap_or(Caller { identity: None, key: String::new() }),
+        Need::Prefix(op, at) => {
+            let key = path_key(path, at)?;
+            check_key(&app, &key)?;
+            let caller = auth::authenticate(policy, req.headers(), conn.as_deref())
+                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+            auth::authorize(policy, &caller, op, &key)
+                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+            caller
+        }
+    };
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
 }
 
 /// Unknown paths get an [`ErrorBody`] too, not an empty 404.
@@ -214,25 +364,16 @@ fn check_key(app: &App, key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuse unless the caller (bearer token or client certificate) may do
-/// `op` on `key`: 401 without credentials, 403 outside its grants.
-fn allow(app: &App, conn: Option<&ConnInfo>, h: &HeaderMap, op: Op, key: &str) -> Result<(), ApiError> {
-    let policy = app.config.policy.as_deref();
-    auth::authenticate(policy, h, conn)
-        .and_then(|caller| auth::authorize(policy, &caller, op, key))
-        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))
-}
-
-/// Build the write from the request headers; authenticates the token.
+/// Build the write from the request headers; authenticates the token. The
+/// caller's right on the key was checked by [`enforce`].
 fn write_request(
     app: &App,
-    conn: Option<&ConnInfo>,
+    caller: &Caller,
     key: String,
     op: WriteOp,
     h: &HeaderMap,
 ) -> Result<WriteRequest, ApiError> {
     check_key(app, &key)?;
-    allow(app, conn, h, Op::Write, &key)?;
     let presented = header(h, H_TOKEN)?;
     let token = if app.config.unsafe_no_fencing {
         // Demonstration mode: whatever was presented is recorded, unchecked.
@@ -251,11 +392,21 @@ fn write_request(
     } else {
         app.verifier.authorize(&app.config.guards, &key, presented, header(h, H_SIGNED_TOKEN)?)?
     };
+    let if_match = header(h, header::IF_MATCH.as_str())?
+        .map(|v| v.trim().trim_matches('"').parse::<u64>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("If-Match must be a version number"))?;
     let origin = match (header(h, H_CLIENT)?, header(h, H_REQUEST_ID)?) {
         (None, None) => None,
         (Some(c), Some(id)) if !c.is_empty() && c.len() <= app.config.limits.client_len_max => {
-            let id = id.trim().parse().map_err(|_| ApiError::bad_request("Fenced-Request-Id must be a u64"))?;
-            Some((c.to_string(), id))
+            let request_id = id.trim().parse().map_err(|_| ApiError::bad_request("Fenced-Request-Id must be a u64"))?;
+            // Bound to the caller and to this very request: see `crate::dedup`.
+            Some(Origin {
+                owner: caller.identity.clone().unwrap_or_default(),
+                client: c.to_string(),
+                request_id,
+                fingerprint: engine::fingerprint(&key, &op, token, if_match),
+            })
         }
         (Some(_), Some(_)) => {
             let max = app.config.limits.client_len_max;
@@ -263,11 +414,8 @@ fn write_request(
         }
         _ => return Err(ApiError::bad_request("Fenced-Client and Fenced-Request-Id must be given together")),
     };
-    let if_match = header(h, header::IF_MATCH.as_str())?
-        .map(|v| v.trim().trim_matches('"').parse::<u64>())
-        .transpose()
-        .map_err(|_| ApiError::bad_request("If-Match must be a version number"))?;
-    Ok(WriteRequest { key, op, token, if_match, origin })
+    let lock = app.config.guards.lock_for(&key).to_string();
+    Ok(WriteRequest { key, lock, op, token, if_match, origin })
 }
 
 fn write_response(ok: WriteOk) -> Response {
@@ -279,11 +427,12 @@ fn write_response(ok: WriteOk) -> Response {
 
 async fn put_object(
     State(app): State<AppState>,
-    conn: Option<Extension<ConnInfo>>,
-    Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = path_key(path, KeyAt::Object)?;
     let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text()))?;
     if body.len() > app.config.limits.value_len_max {
         let max = app.config.limits.value_len_max;
@@ -293,17 +442,18 @@ async fn put_object(
             format!("values are at most {max} bytes"),
         ));
     }
-    let req = write_request(&app, conn.as_deref(), key, WriteOp::Put(body), &headers)?;
+    let req = write_request(&app, &caller, key, WriteOp::Put(body), &headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
 async fn delete_object(
     State(app): State<AppState>,
-    conn: Option<Extension<ConnInfo>>,
-    Path(key): Path<String>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let req = write_request(&app, conn.as_deref(), key, WriteOp::Delete, &headers)?;
+    let key = path_key(path, KeyAt::Object)?;
+    let req = write_request(&app, &caller, key, WriteOp::Delete, &headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
@@ -320,14 +470,12 @@ fn unavailable(e: std::io::Error) -> ApiError {
 
 async fn get_object(
     State(app): State<AppState>,
-    conn: Option<Extension<ConnInfo>>,
-    headers: HeaderMap,
-    Path(key): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let key = path_key(path, KeyAt::Object)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_key(&app, &key)?;
-    allow(&app, conn.as_deref(), &headers, Op::Read, &key)?;
     let obj = app
         .store
         .get(&key)
@@ -355,18 +503,12 @@ async fn get_object(
 
 async fn get_fence(
     State(app): State<AppState>,
-    conn: Option<Extension<ConnInfo>>,
-    headers: HeaderMap,
-    Path(rest): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<FenceJson>, ApiError> {
     // `{*key}` must end a route, so `/v1/keys/{key}/fence` is matched by hand.
-    let key = rest
-        .strip_suffix("/fence")
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "use GET /v1/keys/{key}/fence"))?
-        .to_string();
+    let key = path_key(path, KeyAt::Fence)?;
     check_key(&app, &key)?;
-    // A key's fence says who wrote it last: reading it is reading the key.
-    allow(&app, conn.as_deref(), &headers, Op::Read, &key)?;
-    let max_token = app.store.max_token(&key).map_err(unavailable)?;
-    Ok(Json(FenceJson { key, max_token }))
+    let lock = app.config.guards.lock_for(&key).to_string();
+    let max_token = app.store.fence(&key, &lock).map_err(unavailable)?;
+    Ok(Json(FenceJson { key, max_token, lock }))
 }

@@ -21,6 +21,14 @@ pub enum StoreError {
     VersionMismatch { expected: u64, current: u64 },
     #[error("request id too old to deduplicate; the write's outcome is unknown: {message}")]
     RequestTooOld { message: String },
+    /// This client's request id was already used for a different write;
+    /// nothing was applied.
+    #[error("request id reused for a different write: {message}")]
+    RequestIdReused { message: String },
+    /// The store answered 200, but for another write than the one sent (a
+    /// deduplicated answer that is not ours): treat the outcome as unknown.
+    #[error("the store's answer is for another write: {0}")]
+    WrongAnswer(String),
     /// No answer: the write may or may not have been applied.
     #[error("store unreachable: {0}")]
     Unreachable(#[from] HttpError),
@@ -46,6 +54,8 @@ impl StoreError {
             StoreError::MissingToken { .. } => "missing_token",
             StoreError::VersionMismatch { .. } => "version_mismatch",
             StoreError::RequestTooOld { .. } => "request_too_old",
+            StoreError::RequestIdReused { .. } => "request_id_reused",
+            StoreError::WrongAnswer(_) => "wrong_answer",
             StoreError::Unreachable(_) => "unreachable",
             StoreError::Unavailable { .. } => "unavailable",
             StoreError::Http { code, .. } => code,
@@ -56,7 +66,13 @@ impl StoreError {
 
     /// True if the store refused the write (it certainly did not apply it).
     pub fn is_rejection(&self) -> bool {
-        !matches!(self, StoreError::Unreachable(_) | StoreError::Unavailable { .. } | StoreError::RequestTooOld { .. })
+        !matches!(
+            self,
+            StoreError::Unreachable(_)
+                | StoreError::Unavailable { .. }
+                | StoreError::RequestTooOld { .. }
+                | StoreError::WrongAnswer(_)
+        )
     }
 }
 
@@ -118,8 +134,31 @@ fn error_from(resp: &HttpResponse) -> StoreError {
         ("missing_token", ..) => StoreError::MissingToken { message: b.message },
         ("version_mismatch", _, Some(current), Some(expected)) => StoreError::VersionMismatch { expected, current },
         ("request_too_old", ..) => StoreError::RequestTooOld { message: b.message },
+        ("request_id_reused", ..) => StoreError::RequestIdReused { message: b.message },
         ("unavailable", ..) => StoreError::Unavailable { message: b.message },
         _ => StoreError::Http { status: resp.status.as_u16(), code: b.code, message: b.message },
+    }
+}
+
+/// Is `ok` the answer to the write we sent (`key`, delete or put, `token`)?
+/// A store answers a retry with the first answer, so an answer for another
+/// key or token means that answer was not ours; the caller must not take it
+/// as success.
+fn check_answer(ok: &WriteOk, key: &str, deleting: bool, token: Option<u64>, unfenced: bool) -> Result<(), StoreError> {
+    if ok.key != key {
+        return Err(StoreError::WrongAnswer(format!("wrote key {key:?}, answer is for key {:?}", ok.key)));
+    }
+    if ok.deleted != deleting {
+        let (sent, got) = if deleting { ("a delete", "a put") } else { ("a put", "a delete") };
+        return Err(StoreError::WrongAnswer(format!("sent {sent} of {key:?}, answer is for {got}")));
+    }
+    // An unfenced store records whatever number it got (0 without one), so
+    // only a fenced store's token must be the one sent.
+    match token {
+        Some(t) if !unfenced && ok.token != t => {
+            Err(StoreError::WrongAnswer(format!("wrote {key:?} with token {t}, answer is for token {}", ok.token)))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -196,7 +235,8 @@ impl StoreClient {
         idem: Option<&Idem>,
         if_match: Option<u64>,
     ) -> Result<Written, StoreError> {
-        let method = if value.is_some() { Method::PUT } else { Method::DELETE };
+        let deleting = value.is_none();
+        let method = if deleting { Method::DELETE } else { Method::PUT };
         let mut b = Request::builder().method(method).uri(format!("/v1/objects/{}", encode_key(key)));
         if let Some(f) = fence {
             b = b.header(H_TOKEN, f.token);
@@ -216,8 +256,10 @@ impl StoreClient {
         if resp.status != StatusCode::OK {
             return Err(error_from(&resp));
         }
-        let ok = serde_json::from_slice(&resp.body).map_err(|e| StoreError::BadResponse(e.to_string()))?;
-        Ok(Written { ok, unfenced: resp.headers.contains_key(H_WARNING) })
+        let ok: WriteOk = serde_json::from_slice(&resp.body).map_err(|e| StoreError::BadResponse(e.to_string()))?;
+        let unfenced = resp.headers.contains_key(H_WARNING);
+        check_answer(&ok, key, deleting, fence.map(|f| f.token), unfenced)?;
+        Ok(Written { ok, unfenced })
     }
 
     /// The object under `key`, or `None`.
@@ -257,6 +299,18 @@ impl StoreClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_for_another_write_is_refused() {
+        let ok = WriteOk { key: "bob/x".into(), version: 1, token: 14, deleted: false };
+        assert!(check_answer(&ok, "bob/x", false, Some(14), false).is_ok());
+        for (key, deleting, token) in [("svc/config", false, 14), ("bob/x", true, 14), ("bob/x", false, 29)] {
+            let e = check_answer(&ok, key, deleting, Some(token), false).expect_err("not our answer");
+            assert_eq!(e.code(), "wrong_answer");
+            assert!(!e.is_rejection(), "the outcome of our write is unknown, not refused");
+        }
+        assert!(check_answer(&ok, "bob/x", false, Some(3), true).is_ok(), "an unfenced store records any number");
+    }
 
     #[test]
     fn keys_are_percent_encoded_but_slashes_kept() {

@@ -16,8 +16,12 @@ pub struct StoreLimits {
     pub value_len_max: usize,
     /// Largest request body the HTTP layer reads at all (at least `value_len_max`).
     pub body_len_max: usize,
-    /// Clients whose recent write results are remembered for deduplication;
-    /// the least recently active client is forgotten first.
+    /// Identities whose write results are remembered for deduplication.
+    /// Never evicted (so one identity cannot push out another's window); a
+    /// new identity's deduplicated write is refused (429) when full.
+    pub dedup_identities_max: usize,
+    /// Clients remembered per identity; that identity's least recently
+    /// active client is forgotten first.
     pub dedup_clients_max: usize,
     /// Results remembered per client.
     pub dedup_per_client: usize,
@@ -31,7 +35,8 @@ impl Default for StoreLimits {
             key_len_max: 1024,
             value_len_max: 1 << 20,
             body_len_max: 1 << 20,
-            dedup_clients_max: 10_000,
+            dedup_identities_max: 64,
+            dedup_clients_max: 256,
             dedup_per_client: 64,
             client_len_max: 128,
         }

@@ -23,6 +23,9 @@ pub mod bugs {
     use std::sync::atomic::AtomicBool;
     /// Accept writes with stale tokens, as if the fence check were missing.
     pub static ACCEPT_STALE: AtomicBool = AtomicBool::new(false);
+    /// Fence each key by its own highest token only, ignoring the highest
+    /// token of the lock that guards it (`--guard PREFIX=LOCK` per key).
+    pub static FENCE_PER_KEY: AtomicBool = AtomicBool::new(false);
 }
 pub mod adapters;
 pub mod api;
@@ -37,5 +40,5 @@ pub mod server;
 pub use api::router;
 pub use client::{StoreClient, StoreError};
 pub use config::{GuardMap, StoreConfig, StoreLimits, StoreSeams};
-pub use engine::{Object, Rejection, Store, WriteOk, WriteOp, WriteRequest};
+pub use engine::{Object, Origin, Rejection, Store, WriteOk, WriteOp, WriteRequest};
 pub use server::{start, RunningStore};

@@ -57,6 +57,9 @@ pub struct SimArgs {
     /// An operator removes and re-adds voters (joint consensus) until the faults stop, under the same faults.
     #[arg(long)]
     pub membership: bool,
+    /// Each lock guards a prefix of store keys (`--guard k0/=k0`) and clients write several keys under it: S3 judges per-lock fencing.
+    #[arg(long)]
+    pub guarded: bool,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     pub l1_bound: Duration,
@@ -98,6 +101,7 @@ impl SimArgs {
         c.unfenced = self.unfenced;
         c.drift_beyond_rho = self.drift_beyond_rho;
         c.membership = self.membership;
+        c.guarded = self.guarded;
         c.l1_bound = self.l1_bound;
         c
     }
