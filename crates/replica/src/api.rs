@@ -99,7 +99,9 @@ impl From<SmError> for ApiError {
             SmError::Invalid(_) => StatusCode::BAD_REQUEST,
             SmError::RequestTooOld { .. } => StatusCode::GONE,
             SmError::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
-            SmError::NotOwner { .. } => StatusCode::FORBIDDEN,
+            SmError::NotOwner { .. } | SmError::NotClaimOwner { .. } => StatusCode::FORBIDDEN,
+            SmError::NoSuchClaim { .. } => StatusCode::NOT_FOUND,
+            SmError::ClaimOwnerMismatch { .. } => StatusCode::CONFLICT,
         };
         // Every SmError comes from an applied entry whose response is stored
         // for deduplication: retrying with the same request id would get the
@@ -509,6 +511,33 @@ async fn claim(
     }
 }
 
+/// Remove a claim. Who made a claim is the owner its client id names
+/// (`fenced_core::table::owner_of`: the authenticated identity), recorded in
+/// the claim when it was applied; the table lets only that owner release it,
+/// or an administrator, whose right is checked here because the table knows
+/// no policy. A non-admin also needs the `release` or the `acquire` right on
+/// the name (the right a claim was made with is enough to undo it: an
+/// identity must be able to get under its claim cap again). A refusal is a
+/// deterministic answer of the table, or an ACL refusal before proposing:
+/// either way nothing changes.
+async fn claim_release(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<ClaimReleaseRequest>,
+) -> Result<Json<ClaimReleaseResponse>, ApiError> {
+    let admin = auth::authorize_admin(app.limiter.policy(), &caller).is_ok();
+    if !admin && auth::authorize(app.limiter.policy(), &caller, Op::Acquire, &b.name).is_err() {
+        allow(&app, &caller, Op::Release, &b.name)?;
+    }
+    let cmd = Command::ReleaseClaim { name: b.name, owner: b.owner, admin };
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
+        Response::ClaimReleased { name, token, owner } => {
+            Ok(Json(ClaimReleaseResponse { name, token: token.0, owner }))
+        }
+        r => Err(unexpected(r)),
+    }
+}
+
 /// Elections are locks named `election:<name>`: campaigning is acquiring with
 /// a wait, the leader's proclamation is the grant's value, resigning is
 /// releasing, observing is reading the holder.
@@ -905,6 +934,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/lock/status", get(lock_status))
         .route("/v1/lock/watch", get(lock_watch))
         .route("/v1/claim", post(claim))
+        .route("/v1/claim/release", post(claim_release))
         .route("/v1/election/campaign", post(campaign))
         .route("/v1/election/resign", post(resign))
         .route("/v1/election/observe", get(observe))
