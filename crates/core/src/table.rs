@@ -797,7 +797,8 @@ impl LockTable {
         }
         assert!(index > self.max_token, "token {index} would not exceed {}", self.max_token);
         self.max_token = index;
-        self.claims.insert(name.to_string(), ClaimRecord { owner: owner.to_string(), token: Token(index), lease, maker });
+        self.claims
+            .insert(name.to_string(), ClaimRecord { owner: owner.to_string(), token: Token(index), lease, maker });
         if let Some(l) = lease.and_then(|id| self.leases.get_mut(&id)) {
             l.claims.insert(name);
         }

@@ -771,6 +771,12 @@ async fn metrics(State(app): State<App>) -> AxResponse {
             "Lock handoffs proposed by this leader.",
             m.handoffs_proposed.get(),
         ),
+        (
+            "fenced_leader_duty_panics_total",
+            "counter",
+            "Panics of the leader's duties (lease expiry), each followed by a restart.",
+            m.leader_duty_panics.get(),
+        ),
         ("fenced_checkpoints_proposed_total", "counter", "TTL checkpoints proposed.", m.checkpoints_proposed.get()),
         ("fenced_watch_lost_total", "counter", "Lost-lock signals sent to watchers.", m.watches_lost_signalled.get()),
         (

@@ -220,7 +220,7 @@ async fn hold(
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let _ = tokio::time::timeout(RELEASE_WITHIN, guard.release()).await;
+            let _ = tokio::time::timeout(release_within(ttl), guard.release()).await;
             return Err(e).with_context(|| format!("cannot run {program:?} (the lock was released)"));
         }
     };
@@ -246,21 +246,24 @@ async fn hold(
     // ended it this answers "not held" or "no such lease", which is fine.
     let ended_by_cluster = matches!(&end, HoldEnd::Lost(LostReason::Cluster(_) | LostReason::LeaseGone));
     if !ended_by_cluster {
-        match tokio::time::timeout(RELEASE_WITHIN, guard.release()).await {
+        let within = release_within(ttl);
+        match tokio::time::timeout(within, guard.release()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => eprintln!("fenced: warning: release failed ({e}); the lease will expire on its own"),
             Err(_) => eprintln!(
-                "fenced: warning: no replica answered the release within {RELEASE_WITHIN:?}; the lease will expire \
-                 on its own"
+                "fenced: warning: no replica answered the release within {within:?}; the lease will expire on its own"
             ),
         }
     }
     Ok(code)
 }
 
-/// How long `hold` tries to release its lock once its command is gone. The
-/// lease's TTL frees the lock anyway if the cluster cannot be reached.
-const RELEASE_WITHIN: Duration = Duration::from_secs(10);
+/// How long `hold` tries to release its lock once its command is gone: at
+/// most one TTL (by then the unrenewed lease has ended on its own) and at most
+/// 10 s, so that an unreachable cluster does not keep `hold` from exiting.
+fn release_within(ttl: Duration) -> Duration {
+    ttl.min(Duration::from_secs(10))
+}
 
 /// Why `hold` stops waiting for its command.
 enum HoldEnd {
