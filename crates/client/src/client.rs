@@ -342,6 +342,16 @@ impl Client {
         self.call(Method::POST, "/v1/claim", &body).await
     }
 
+    /// Remove the claim on `name`. Only the identity that made it, or an
+    /// administrator, may (`403 not_claim_owner` otherwise). With `owner`,
+    /// only a claim whose owner is that (`409 claim_owner_mismatch`
+    /// otherwise), so that a retry cannot remove a later claim on the name.
+    pub async fn release_claim(&self, name: &str, owner: Option<&str>) -> Result<ClaimReleaseResponse, ClientError> {
+        let (client, request_id) = self.idem();
+        let body = ClaimReleaseRequest { name: name.into(), owner: owner.map(String::from), client, request_id };
+        self.call(Method::POST, "/v1/claim/release", &body).await
+    }
+
     /// Status of the replica at `endpoint` (not failed over: you asked for that one).
     pub async fn cluster_status_of(&self, endpoint: &str) -> Result<ClusterStatus, ClientError> {
         match self.attempt(endpoint, &Method::GET, "/v1/cluster/status", &Bytes::new(), Duration::ZERO).await {

@@ -197,6 +197,19 @@ impl Guard {
         reason.unwrap_or(LostReason::DeadlinePassed)
     }
 
+    /// Resolves when the lock is lost for good: a [`LostReason::Paused`]
+    /// that the guard re-confirms does not resolve it. For callers that act
+    /// on a loss in a way that cannot be undone (killing a command), where
+    /// [`Guard::lost`] would also fire on a pause the lock survived.
+    pub async fn final_loss(&self) -> LostReason {
+        let mut rx = self.lost_signal();
+        let reason = match rx.wait_for(|r| r.as_ref().is_some_and(LostReason::is_final)).await {
+            Ok(r) => r.clone(),
+            Err(_) => None,
+        };
+        reason.unwrap_or(LostReason::DeadlinePassed)
+    }
+
     /// Release the lock and revoke its lease.
     pub async fn release(mut self) -> Result<(), ClientError> {
         self.stop();

@@ -70,6 +70,30 @@ pub struct ClaimRequest {
     pub request_id: Option<u64>,
 }
 
+/// `POST /v1/claim/release`: remove a claim. Only the identity that made it,
+/// or an administrator, may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimReleaseRequest {
+    pub name: String,
+    /// If given, the claim's owner must be this (as `ClaimResponse::owner`
+    /// showed it), so that a release cannot remove a later claim on the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+/// The claim that was released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimReleaseResponse {
+    pub name: String,
+    pub token: u64,
+    pub owner: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseResponse {
     pub lease: u64,

@@ -63,6 +63,13 @@ pub enum Command {
     RotateSigningKey { secret: [u8; 32] },
     /// Stop publishing every key but the newest: the rotation's overlap ends.
     RetireSigningKeys,
+    /// Remove the claim on `name`. Only the owner that made it (see
+    /// [`crate::table::owner_of`]) may, or an administrator: `admin` is set
+    /// by the API after it checked the caller's admin right, since the table
+    /// knows no policy. If `owner` is given the claim's displayed owner must
+    /// equal it, so that a release aimed at one claim cannot remove a later
+    /// one on the same name. (Last variant: earlier ones keep their encoding.)
+    ReleaseClaim { name: String, owner: Option<String>, admin: bool },
 }
 
 impl fmt::Display for Request {
@@ -89,6 +96,7 @@ impl fmt::Display for Request {
             Command::Checkpoint { remaining } => write!(f, "checkpoint leases={}", remaining.len()),
             Command::RotateSigningKey { .. } => write!(f, "rotate-signing-key"),
             Command::RetireSigningKeys => write!(f, "retire-signing-keys"),
+            Command::ReleaseClaim { name, admin, .. } => write!(f, "release-claim {name} admin={admin}"),
         }
     }
 }

@@ -30,6 +30,11 @@ pub struct Limits {
     pub waiters_per_lock_max: usize,
     /// Most claims.
     pub claims_max: usize,
+    /// Most claims alive at once per owner: the identity that made them
+    /// (see [`crate::table::owner_of`]). A claim without a lease never ends
+    /// on its own, so without this bound one identity could fill
+    /// `claims_max` and refuse every other identity's claims for good.
+    pub claims_per_owner_max: usize,
     /// Most clients whose recent responses are remembered for deduplication.
     /// The least recently active client is forgotten first.
     pub sessions_max: usize,
@@ -50,6 +55,7 @@ impl Default for Limits {
             locks_per_lease_max: 10_000,
             waiters_per_lock_max: 10_000,
             claims_max: 1_000_000,
+            claims_per_owner_max: 10_000,
             sessions_max: 100_000,
             responses_per_session: 64,
         }

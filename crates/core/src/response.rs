@@ -88,6 +88,13 @@ pub enum Response {
     /// Leader bookkeeping (expire, handoff, checkpoint, key) took effect or was void.
     Done,
     Err(SmError),
+    /// The claim on `name` was removed; `token` and `owner` were its own.
+    /// (Last variant: earlier ones keep their encoding in stored responses.)
+    ClaimReleased {
+        name: String,
+        token: Token,
+        owner: String,
+    },
 }
 
 /// A deterministic rejection. The state is unchanged.
@@ -107,6 +114,12 @@ pub enum SmError {
     NoSigningKey,
     #[error("lease {lease} belongs to another identity; use a lease granted to you")]
     NotOwner { lease: LeaseId },
+    #[error("no claim on {name:?} exists (it was released, its lease ended, or it was never made)")]
+    NoSuchClaim { name: String },
+    #[error("the claim on {name:?} was made by another identity; only it or an administrator may release it")]
+    NotClaimOwner { name: String },
+    #[error("the claim on {name:?} has owner {actual:?}, not {expected:?}; nothing was released")]
+    ClaimOwnerMismatch { name: String, expected: String, actual: String },
 }
 
 impl SmError {
@@ -120,6 +133,9 @@ impl SmError {
             SmError::RequestTooOld { .. } => "request_too_old",
             SmError::NoSigningKey => "no_signing_key",
             SmError::NotOwner { .. } => "not_owner",
+            SmError::NoSuchClaim { .. } => "no_such_claim",
+            SmError::NotClaimOwner { .. } => "not_claim_owner",
+            SmError::ClaimOwnerMismatch { .. } => "claim_owner_mismatch",
         }
     }
 }

@@ -126,9 +126,15 @@ struct Lock {
 /// A claimed name (create-if-absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimRecord {
+    /// The owner the claimer named: a display string, not an identity.
     pub owner: String,
     pub token: Token,
     pub lease: Option<LeaseId>,
+    /// The owner that made the claim ([`owner_of`] its client id: `@identity`
+    /// when callers are authenticated), `None` for a request without a client
+    /// id. Only it, or an administrator, may release the claim, and
+    /// `claims_per_owner_max` counts claims per maker.
+    pub maker: Option<String>,
 }
 
 /// Remembered responses of one client, for deduplication.
@@ -169,6 +175,8 @@ pub struct LockTable {
     pending_handoff: BTreeSet<String>,
     /// Live leases per owner (see [`owner_of`]), for `leases_per_owner_max`.
     owner_leases: BTreeMap<String, usize>,
+    /// Live claims per maker (see [`ClaimRecord::maker`]), for `claims_per_owner_max`.
+    owner_claims: BTreeMap<String, usize>,
     /// Expanded forms of `signing_keys` (not state: skipped by serde).
     #[serde(skip)]
     key_cache: KeyCache,
@@ -435,7 +443,14 @@ impl LockTable {
             }
             Command::CancelWait { lock, lease } => Ok(self.cancel_wait(lock, *lease)),
             Command::Release { lock, lease, token } => self.release(index, req.at_ms, lock, *lease, *token, ev),
-            Command::Claim { name, owner, lease } => self.claim_name(index, name, owner, *lease, ev),
+            Command::Claim { name, owner, lease } => {
+                let maker = req.origin.as_ref().map(|o| owner_of(&o.client));
+                self.claim_name(index, name, owner, *lease, maker, ev)
+            }
+            Command::ReleaseClaim { name, owner, admin } => {
+                let caller = req.origin.as_ref().map(|o| owner_of(&o.client));
+                self.release_claim(name, owner.as_deref(), caller, *admin)
+            }
             Command::Expire { lease, renewed } => {
                 if self.leases.get(lease).is_some_and(|l| l.renewed == *renewed) {
                     self.end_lease(index, req.at_ms, *lease, EndReason::Expired, ev);
@@ -730,7 +745,7 @@ impl LockTable {
             self.settle_queue(name);
         }
         for name in &lease.claims {
-            self.claims.remove(name);
+            self.remove_claim(name);
         }
         let freed: Vec<String> = lease.held.iter().cloned().collect();
         let lock_reason = if reason == EndReason::Revoked { EndReason::Revoked } else { EndReason::Expired };
@@ -749,6 +764,7 @@ impl LockTable {
         name: &str,
         owner: &str,
         lease: Option<LeaseId>,
+        maker: Option<String>,
         ev: &mut Vec<Event>,
     ) -> Result<Response, SmError> {
         self.check_name("claim", name)?;
@@ -768,14 +784,69 @@ impl LockTable {
         if self.claims.len() >= self.limits.claims_max {
             return Err(SmError::LimitExceeded(format!("{} claims exist", self.claims.len())));
         }
+        if let Some(m) = &maker {
+            let n = self.owner_claims.get(m).copied().unwrap_or(0);
+            if n >= self.limits.claims_per_owner_max {
+                return Err(SmError::LimitExceeded(format!(
+                    "{m} already has {n} claims (limit {}); release some (POST /v1/claim/release) or tie new ones \
+                     to a lease so that they end with it",
+                    self.limits.claims_per_owner_max
+                )));
+            }
+            *self.owner_claims.entry(m.clone()).or_default() += 1;
+        }
         assert!(index > self.max_token, "token {index} would not exceed {}", self.max_token);
         self.max_token = index;
-        self.claims.insert(name.to_string(), ClaimRecord { owner: owner.to_string(), token: Token(index), lease });
+        self.claims
+            .insert(name.to_string(), ClaimRecord { owner: owner.to_string(), token: Token(index), lease, maker });
         if let Some(l) = lease.and_then(|id| self.leases.get_mut(&id)) {
             l.claims.insert(name);
         }
         ev.push(Event::Claimed { name: name.to_string(), token: Token(index) });
         Ok(Response::Claimed { name: name.to_string(), token: Token(index), owner: owner.to_string() })
+    }
+
+    /// Remove a claim on the request of `caller` (the requesting owner), or
+    /// of an administrator. Refusals change nothing.
+    fn release_claim(
+        &mut self,
+        name: &str,
+        expected: Option<&str>,
+        caller: Option<String>,
+        admin: bool,
+    ) -> Result<Response, SmError> {
+        self.check_name("claim", name)?;
+        let c = self.claims.get(name).ok_or_else(|| SmError::NoSuchClaim { name: name.to_string() })?;
+        let is_maker = c.maker.is_some() && c.maker == caller;
+        if !admin && !is_maker {
+            return Err(SmError::NotClaimOwner { name: name.to_string() });
+        }
+        if let Some(e) = expected.filter(|e| *e != c.owner) {
+            return Err(SmError::ClaimOwnerMismatch {
+                name: name.to_string(),
+                expected: e.to_string(),
+                actual: c.owner.clone(),
+            });
+        }
+        let c = self.remove_claim(name).ok_or_else(|| SmError::NoSuchClaim { name: name.to_string() })?;
+        if let Some(l) = c.lease.and_then(|id| self.leases.get_mut(&id)) {
+            l.claims.remove(name);
+        }
+        Ok(Response::ClaimReleased { name: name.to_string(), token: c.token, owner: c.owner })
+    }
+
+    /// Drop a claim and its maker's count.
+    fn remove_claim(&mut self, name: &str) -> Option<ClaimRecord> {
+        let c = self.claims.remove(name)?;
+        if let Some(n) = c.maker.as_ref().and_then(|m| self.owner_claims.get_mut(m)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                if let Some(m) = &c.maker {
+                    self.owner_claims.remove(m);
+                }
+            }
+        }
+        Some(c)
     }
 }
 

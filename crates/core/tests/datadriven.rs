@@ -5,7 +5,8 @@
 //! `status` and `snapshot` is one log entry; its index is printed first.
 //! `blank` consumes an index without a command, as a new leader's blank entry
 //! does. `snapshot` round-trips the table through its serialized form, as a
-//! restart or a new leader installing a snapshot would.
+//! restart or a new leader installing a snapshot would. `limits` (first
+//! line only) replaces the default limits, e.g. `limits claims_per_owner=2`.
 //!
 //! Run with `REWRITE=1` to regenerate the expected output after a deliberate
 //! change, and review the diff.
@@ -53,6 +54,7 @@ fn render_response(r: &Response) -> String {
         Response::AlreadyClaimed { name, token, owner } => {
             format!("already-claimed {name} token={token} owner={owner}")
         }
+        Response::ClaimReleased { name, token, owner } => format!("claim-released {name} token={token} owner={owner}"),
         Response::Done => "done".to_string(),
         Response::Err(e) => format!("error {}: {e}", e.code()),
     }
@@ -93,6 +95,16 @@ impl Harness {
                 self.table = serde_json::from_slice(&bytes).expect("deserializes");
                 return "ok".to_string();
             }
+            "limits" => {
+                // Only before the first entry: limits are fixed for a table's life.
+                assert_eq!(self.index, 0, "limits must come first");
+                let mut limits = fenced_core::limits::Limits::default();
+                if kv.contains_key("claims_per_owner") {
+                    limits.claims_per_owner_max = num(&kv, "claims_per_owner") as usize;
+                }
+                self.table = LockTable::new(limits);
+                return "ok".to_string();
+            }
             "blank" => {
                 self.index += 1;
                 return format!("#{} (blank)", self.index);
@@ -113,6 +125,11 @@ impl Harness {
                 name: pos[0].clone(),
                 owner: kv.get("owner").cloned().unwrap_or_default(),
                 lease: kv.get("lease").map(|_| lease()),
+            },
+            "release-claim" => Command::ReleaseClaim {
+                name: pos[0].clone(),
+                owner: kv.get("owner").cloned(),
+                admin: pos.iter().any(|p| p == "admin"),
             },
             "expire" => Command::Expire { lease: lease(), renewed: num(&kv, "renewed") },
             "handoff" => Command::Handoff { lock: pos[0].clone() },

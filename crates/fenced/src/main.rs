@@ -24,6 +24,9 @@ enum Command {
     /// Acquire, release, inspect and hold locks.
     #[command(subcommand)]
     Lock(cmd::lock::LockCommand),
+    /// Make and release claims (create-if-absent names).
+    #[command(subcommand)]
+    Claim(cmd::claim::ClaimCommand),
     /// Measure RTTs, fsync latency and scheduling hiccups; recommend timeouts.
     Calibrate(cmd::calibrate::CalibrateArgs),
     /// Make a development CA, replica, store and client certificates, and an auth policy.
@@ -99,6 +102,7 @@ impl Command {
             Command::Serve(a) => cmd::serve::run(a).await,
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Lock(c) => cmd::lock::run(c).await,
+            Command::Claim(c) => cmd::claim::run(c).await,
             Command::Cluster(c) => cmd::cluster::run(c).await,
             Command::Calibrate(a) => cmd::calibrate::run(a).await,
             Command::Debug(c) => cmd::debug::run(c).await,

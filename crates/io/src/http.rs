@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use std::collections::BTreeMap;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,21 +37,54 @@ pub struct ConnInfo {
 /// Bounds of the server loop.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Most connections served at once. One more is answered `503` with code
-    /// `too_many_connections` and closed, and counted in `refused`.
+    /// Most client connections served at once. One more is answered `503`
+    /// with code `too_many_connections` and closed, and counted in `refused`.
     pub max_connections: usize,
-    /// Counts connections refused for being over `max_connections`.
+    /// Counts connections refused for being over their cap.
     pub refused: Arc<AtomicU64>,
+    /// Identities (proved by the transport: a TLS client certificate) whose
+    /// connections count against `max_peer_connections` instead of
+    /// `max_connections`, so that clients filling their cap cannot cut the
+    /// replicas off from each other. A connection without a proved identity
+    /// is a client's: on a plaintext transport nothing tells a peer apart at
+    /// accept time, so there both share `max_connections`.
+    pub peers: Arc<BTreeSet<String>>,
+    /// Most connections from `peers` served at once.
+    pub max_peer_connections: usize,
+    /// How long a connection may take to send a request's head, counted from
+    /// when it starts waiting for it; `None` never closes. hyper starts this
+    /// timer as soon as a connection waits for its next request, so it is
+    /// also the idle timeout of kept-alive connections: a connection that
+    /// sends no request for this long is closed. It never cuts a request in
+    /// progress (a long acquire wait, a watch stream). The timer is tokio's,
+    /// so the simulator's paused clock drives it.
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { max_connections: CONNECTIONS_MAX, refused: Arc::default() }
+        ServeOptions {
+            max_connections: CONNECTIONS_MAX,
+            refused: Arc::default(),
+            peers: Arc::default(),
+            max_peer_connections: PEER_CONNECTIONS_MAX,
+            header_read_timeout: Some(HEADER_READ_TIMEOUT),
+        }
     }
 }
 
 /// Default of [`ServeOptions::max_connections`].
 pub const CONNECTIONS_MAX: usize = 4096;
+/// Default of [`ServeOptions::max_peer_connections`]: a replica opens a few
+/// connections to each peer (appends, votes, snapshots, probes, forwarded
+/// proposals), and clusters have a handful of replicas.
+pub const PEER_CONNECTIONS_MAX: usize = 256;
+/// Default of [`ServeOptions::header_read_timeout`]: long enough that a
+/// client's pooled connection between two keepalives (a third of a lease's
+/// TTL, at most 20 s for a 60 s TTL) is kept, short enough that a slow or
+/// silent connection gives its slot back within a minute. Also longer than
+/// the default simulated run (30 s), so simulated histories do not change.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serve `router` on `listener` until `shutdown` becomes true. Connections
 /// are dropped at shutdown.
@@ -67,6 +100,7 @@ pub async fn serve_with(
     options: ServeOptions,
 ) {
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let peer_slots = Arc::new(Semaphore::new(options.max_peer_connections.max(1)));
     loop {
         let accepted = tokio::select! {
             a = listener.accept_identified() => a,
@@ -80,7 +114,9 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let is_peer = accepted.identity.as_ref().is_some_and(|i| options.peers.contains(i));
+        let pool = if is_peer { &peer_slots } else { &slots };
+        let Ok(slot) = pool.clone().try_acquire_owned() else {
             options.refused.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(refuse(accepted.conn));
             continue;
@@ -95,11 +131,12 @@ pub async fn serve_with(
             tower::ServiceExt::oneshot(router.clone(), req)
         });
         let mut stop = shutdown.clone();
+        let header_read_timeout = options.header_read_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(accepted.conn), svc);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+            let conn = builder.serve_connection(TokioIo::new(accepted.conn), svc);
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
                 _ = stop.wait_for(|s| *s) => {}

@@ -1,4 +1,5 @@
-//! The server loop's protections: the connection limit, and TLS identities
+//! The server loop's protections: the connection limit, the peers' own
+//! connection cap, the header-read (and idle) timeout, and TLS identities
 //! reaching the handlers (mutual TLS with `fenced_io::tls`).
 
 use axum::routing::get;
@@ -19,8 +20,70 @@ async fn whoami(Extension(c): Extension<ConnInfo>) -> String {
     c.identity.unwrap_or_else(|| "-".into())
 }
 
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    "done"
+}
+
 fn router() -> Router {
-    Router::new().route("/whoami", get(whoami))
+    Router::new().route("/whoami", get(whoami)).route("/slow", get(slow))
+}
+
+/// Read until the server closes the connection, within `within`; `None` if
+/// it is still open then.
+async fn closed_within(conn: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    match tokio::time::timeout(within, conn.read_to_end(&mut out)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+        Err(_) => None,
+    }
+}
+
+async fn serve_with_timeout(timeout: Duration) -> (String, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let listener = TcpTransport.bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = watch::channel(false);
+    let options = ServeOptions { header_read_timeout: Some(timeout), ..ServeOptions::default() };
+    (addr, stop, tokio::spawn(serve_with(listener, router(), rx, options)))
+}
+
+/// A slowloris connection (a head that never ends) and an idle kept-alive
+/// connection both lose their slot after the header-read timeout.
+#[tokio::test]
+async fn a_half_sent_head_and_an_idle_connection_are_closed_after_the_header_read_timeout() {
+    let (addr, stop, server) = serve_with_timeout(Duration::from_millis(300)).await;
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    slow.write_all(b"GET /whoami HTTP/1.1\r\nhost: x\r\n").await.expect("write");
+    assert!(closed_within(&mut slow, Duration::from_secs(10)).await.is_some(), "a half-sent head keeps its slot");
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    idle.write_all(b"GET /whoami HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
+    let answered = closed_within(&mut idle, Duration::from_secs(10)).await.expect("the idle connection is closed");
+    assert!(answered.starts_with("HTTP/1.1 200"), "it was answered first: {answered}");
+    // Without the timeout the same idle connection stays open.
+    let (addr, stop2, server2) = serve_with_timeout(Duration::from_secs(3600)).await;
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    kept.write_all(b"GET /whoami HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
+    let mut buf = [0u8; 256];
+    let n = kept.read(&mut buf).await.expect("read");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(closed_within(&mut kept, Duration::from_secs(1)).await.is_none(), "closed without a timeout");
+    for (stop, server) in [(stop, server), (stop2, server2)] {
+        let _ = stop.send(true);
+        let _ = server.await;
+    }
+}
+
+/// The timeout covers waiting for a head only: a request that takes longer
+/// than it to answer (an acquire that waits, a watch) is not cut.
+#[tokio::test]
+async fn a_request_slower_than_the_header_read_timeout_is_answered() {
+    let (addr, stop, server) = serve_with_timeout(Duration::from_millis(300)).await;
+    let http = HttpClient::new(Arc::new(TcpTransport));
+    let req = hyper::Request::builder().uri("/slow").body(Bytes::new()).expect("req");
+    let r = http.send(&addr, req, Duration::from_secs(10)).await.expect("answered");
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"done"[..]));
+    let _ = stop.send(true);
+    let _ = server.await;
 }
 
 #[tokio::test]
@@ -87,6 +150,59 @@ fn leaf(dir: &Path, ca: &Ca, name: &str, sans: Vec<String>) {
     let cert = p.signed_by(&key, &ca.cert, &ca.key).expect("sign");
     std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).expect("write");
     std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).expect("write");
+}
+
+/// Clients that fill their connection cap do not keep a peer out: a peer
+/// (a certificate identity listed in `peers`) has its own cap.
+#[tokio::test]
+async fn peers_have_their_own_connection_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = ca(d, "ca");
+    leaf(d, &ca, "server", vec!["127.0.0.1".into()]);
+    for name in ["alice", "replica-2", "replica-3"] {
+        leaf(d, &ca, name, vec![]);
+    }
+    let files = TlsFiles { ca: d.join("ca.pem"), cert: d.join("server.pem"), key: d.join("server-key.pem") };
+    let listener = TlsTransport::mutual(Arc::new(TcpTransport), &files).expect("TLS").bind("127.0.0.1:0").await;
+    let listener = listener.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = watch::channel(false);
+    let options = ServeOptions {
+        max_connections: 1,
+        max_peer_connections: 1,
+        peers: Arc::new(["replica-2".to_string(), "replica-3".to_string()].into()),
+        ..ServeOptions::default()
+    };
+    let refused = options.refused.clone();
+    let server = tokio::spawn(serve_with(listener, router(), rx, options));
+    let client_of = |name: &str| {
+        let id = (d.join(format!("{name}.pem")), d.join(format!("{name}-key.pem")));
+        let config = client_config(&d.join("ca.pem"), Some((id.0.as_path(), id.1.as_path()))).expect("client");
+        HttpClient::new(Arc::new(TlsTransport::new(Arc::new(TcpTransport), None, Some(config))))
+    };
+    let ask = |http: HttpClient| {
+        let addr = addr.clone();
+        async move {
+            let req = hyper::Request::builder().uri("/whoami").body(Bytes::new()).expect("req");
+            let r = http.send(&addr, req, Duration::from_secs(10)).await.expect("an answer");
+            (r.status.as_u16(), String::from_utf8_lossy(&r.body).into_owned())
+        }
+    };
+    // alice's pooled connection takes the only client slot and keeps it.
+    let alice = client_of("alice");
+    assert_eq!(ask(alice.clone()).await, (200, "alice".into()));
+    // Another client connection is refused...
+    let (status, body) = ask(client_of("alice")).await;
+    assert_eq!(status, 503, "{body}");
+    // ...but a peer still gets in, on its own cap, which is full in turn.
+    let peer = client_of("replica-2");
+    assert_eq!(ask(peer.clone()).await, (200, "replica-2".into()));
+    assert_eq!(ask(client_of("replica-3")).await.0, 503, "the peers' cap is bounded too");
+    assert_eq!(refused.load(Ordering::Relaxed), 2);
+    drop((alice, peer));
+    let _ = stop.send(true);
+    let _ = server.await;
 }
 
 #[tokio::test]

@@ -97,7 +97,9 @@ impl From<SmError> for ApiError {
             SmError::Invalid(_) => StatusCode::BAD_REQUEST,
             SmError::RequestTooOld { .. } => StatusCode::GONE,
             SmError::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
-            SmError::NotOwner { .. } => StatusCode::FORBIDDEN,
+            SmError::NotOwner { .. } | SmError::NotClaimOwner { .. } => StatusCode::FORBIDDEN,
+            SmError::NoSuchClaim { .. } => StatusCode::NOT_FOUND,
+            SmError::ClaimOwnerMismatch { .. } => StatusCode::CONFLICT,
         };
         // Every SmError comes from an applied entry whose response is stored
         // for deduplication: retrying with the same request id would get the
@@ -499,6 +501,32 @@ pub(crate) async fn claim(
     }
 }
 
+/// Remove a claim. Who made a claim is the owner its client id names
+/// (`fenced_core::table::owner_of`: the authenticated identity), recorded in
+/// the claim when it was applied; the table lets only that owner release it,
+/// or an administrator, whose right is checked here because the table knows
+/// no policy. A non-admin also needs the `release` or the `acquire` right on
+/// the name (the right a claim was made with is enough to undo it: an
+/// identity must be able to get under its claim cap again). A refusal is a
+/// deterministic answer of the table, or an ACL refusal before proposing:
+/// either way nothing changes.
+async fn claim_release(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<ClaimReleaseRequest>,
+) -> Result<Json<ClaimReleaseResponse>, ApiError> {
+    // The router has checked the right to claim this name
+    // (`crate::routes`); whose claim it is, the state machine decides.
+    let admin = auth::authorize_admin(app.limiter.policy(), &caller).is_ok();
+    let cmd = Command::ReleaseClaim { name: b.name, owner: b.owner, admin };
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
+        Response::ClaimReleased { name, token, owner } => {
+            Ok(Json(ClaimReleaseResponse { name, token: token.0, owner }))
+        }
+        r => Err(unexpected(r)),
+    }
+}
+
 /// Elections are locks named `election:<name>`: campaigning is acquiring with
 /// a wait, the leader's proclamation is the grant's value, resigning is
 /// releasing, observing is reading the holder.
@@ -762,6 +790,12 @@ pub(crate) async fn metrics(State(app): State<App>) -> AxResponse {
             "counter",
             "Lock handoffs proposed by this leader.",
             m.handoffs_proposed.get(),
+        ),
+        (
+            "fenced_leader_duty_panics_total",
+            "counter",
+            "Panics of the leader's duties (lease expiry), each followed by a restart.",
+            m.leader_duty_panics.get(),
         ),
         ("fenced_checkpoints_proposed_total", "counter", "TTL checkpoints proposed.", m.checkpoints_proposed.get()),
         ("fenced_watch_lost_total", "counter", "Lost-lock signals sent to watchers.", m.watches_lost_signalled.get()),

@@ -11,8 +11,22 @@
 
 use crate::node::Replica;
 use fenced_core::command::{Command, Request};
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// Panics in a row (each within [`PANIC_WINDOW`] of the previous restart)
+/// after which a leader also hands its leadership to another voter: if its
+/// duties keep failing here, another replica's may not.
+const PANICS_BEFORE_STEP_DOWN: u32 = 3;
+/// A run of the duties that lasted longer than this ends a series of panics.
+const PANIC_WINDOW: Duration = Duration::from_secs(10);
+
+/// Deliberate panics of the duties, for the test that shows they restart.
+#[cfg(any(test, feature = "bugs"))]
+pub static INJECT_PANICS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Bound on proposals per tick, so a mass expiry cannot monopolise the log.
 const PROPOSALS_PER_TICK_MAX: usize = 256;
@@ -26,8 +40,56 @@ const PROPOSALS_PER_TICK_MAX: usize = 256;
 /// cluster fell with the number of leases held (`fenced bench`, memory phase).
 pub const CHECKPOINT_BATCH_MAX: usize = 1000;
 
-/// Run the leader duties until `shutdown`.
+/// Run the leader duties until `shutdown`, restarting them if they panic.
+///
+/// Lease expiry lives only here: if this task died silently while locks are
+/// held, the leader would keep renewing nothing and expiring nothing, and a
+/// dead holder's locks would stay held for as long as it leads. So a panic is
+/// caught (in the same task: no extra task, so the simulator's schedule is
+/// unchanged), counted in `fenced_leader_duty_panics_total`, logged, and the
+/// duties start again from the timers, which live in the state machine and
+/// survive. Every duty is idempotent, so a duty cut short by the panic is
+/// simply proposed again. After [`PANICS_BEFORE_STEP_DOWN`] panics in a row,
+/// a leader also transfers its leadership.
 pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
+    let mut in_a_row = 0u32;
+    loop {
+        let started = replica.seams.clock.now();
+        let outcome = AssertUnwindSafe(duties(replica.clone(), shutdown.clone())).catch_unwind().await;
+        let Err(panic) = outcome else { return };
+        replica.metrics.leader_duty_panics.inc();
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        in_a_row = if replica.seams.clock.now().since(started) > PANIC_WINDOW { 1 } else { in_a_row + 1 };
+        tracing::error!(panic = %message, in_a_row, "the leader's duties (lease expiry) panicked; restarting them");
+        if in_a_row >= PANICS_BEFORE_STEP_DOWN && replica.is_leader() {
+            step_down(&replica).await;
+            in_a_row = 0;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(replica.config.tick) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Hand leadership to another voter (openraft's leader transfer).
+async fn step_down(replica: &Replica) {
+    let Some(to) = replica.voters().into_iter().find(|v| *v != replica.config.id) else {
+        tracing::error!("the leader's duties keep panicking and there is no other voter to take over");
+        return;
+    };
+    tracing::error!(to, "the leader's duties keep panicking; transferring leadership");
+    if let Err(e) = replica.raft.trigger().transfer_leader(to).await {
+        tracing::warn!(error = %e, "leadership transfer failed");
+    }
+}
+
+/// The duties themselves, one round per tick, until `shutdown`.
+async fn duties(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
     let mut last_checkpoint = replica.seams.clock.now();
     // The last lease of the previous checkpoint batch.
     let mut checkpoint_cursor: Option<fenced_core::LeaseId> = None;
@@ -38,6 +100,15 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
         }
         if !replica.is_leader() {
             continue;
+        }
+        #[cfg(any(test, feature = "bugs"))]
+        if INJECT_PANICS
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            })
+            .is_ok()
+        {
+            panic!("injected panic in the leader's duties");
         }
         let at_ms = replica.seams.clock.wall_ms();
         let propose = |cmd: Command| {
@@ -77,5 +148,65 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
                 propose(Command::Checkpoint { remaining }).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{ReplicaConfig, Seams};
+    use fenced_core::{LeaseId, Response};
+    use fenced_io::clock::SystemClock;
+    use fenced_io::disk::FsDisk;
+    use fenced_io::transport::TcpTransport;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering;
+
+    async fn propose(r: &Replica, cmd: Command) -> Response {
+        r.propose(Request { origin: None, at_ms: 0, cmd }).await.expect("proposed").0
+    }
+
+    /// A panic in the duties while a lock is held does not stop lease expiry:
+    /// the duties restart and the dead holder's lock is freed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_the_duties_while_a_lock_is_held_does_not_stop_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let peers: BTreeMap<u64, String> = [(1, format!("127.0.0.1:{port}"))].into();
+        let seams = Seams {
+            transport: Arc::new(TcpTransport),
+            disk: Arc::new(FsDisk::open(dir.path()).expect("disk")),
+            clock: Arc::new(SystemClock::new()),
+            seed: 1,
+            key_entropy: [7; 32],
+        };
+        let running =
+            crate::server::start(ReplicaConfig::new(1, peers[&1].clone(), peers.clone()), seams).await.expect("starts");
+        let r = running.replica.clone();
+        let deadline = |secs| fenced_io::clock::now().plus(Duration::from_secs(secs));
+        let until = deadline(30);
+        while r.shared.read(|t| t.public_keys().is_empty()) {
+            assert!(fenced_io::clock::now() < until, "no leader with a signing key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let Response::LeaseGranted { lease, .. } = propose(&r, Command::LeaseGrant { ttl_ms: 500 }).await else {
+            panic!("no lease")
+        };
+        let acquire = Command::Acquire { lock: "x".into(), lease, wait: false, value: String::new() };
+        assert!(matches!(propose(&r, acquire).await, Response::Granted(_)));
+        // The holder goes silent; the duties panic (twice) while it holds the lock.
+        INJECT_PANICS.store(2, Ordering::SeqCst);
+        let until = deadline(20);
+        while r.shared.read(|t| t.lock_status("x").holder.is_some()) {
+            assert!(
+                fenced_io::clock::now() < until,
+                "the lock of a dead holder is still held 20 s after its 500 ms TTL: expiry stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(INJECT_PANICS.load(Ordering::SeqCst), 0, "the injected panics happened");
+        assert_eq!(r.metrics.leader_duty_panics.get(), 2, "and were counted");
+        assert!(r.shared.read(|t| t.lease(LeaseId(lease.0)).is_none()), "the lease expired");
+        running.stop().await;
     }
 }

@@ -269,7 +269,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not fsynced on its own: losing it only means re-learning the commit
         // index from the leader. It rides along with the next synced append.
         let bytes = self.encode(&Record::Committed(committed))?;
-        self.writer().submit(Op::Append { bytes, sync: false }, Done::Nobody)?;
+        self.writer().submit(Op::Append { bytes, sync: false }, Done::Nobody).await?;
         self.lock()?.committed = committed;
         Ok(())
     }
@@ -293,7 +293,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 g.log.insert(e.log_id().index(), e);
             }
         }
-        self.writer().submit(Op::Append { bytes, sync: true }, Done::Flushed(callback))
+        self.writer().submit(Op::Append { bytes, sync: true }, Done::Flushed(callback)).await
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

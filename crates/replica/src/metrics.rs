@@ -24,6 +24,8 @@ pub struct Metrics {
     pub grants: Counter,
     pub expiries_proposed: Counter,
     pub handoffs_proposed: Counter,
+    /// Times the leader's duties panicked and were restarted (`leader.rs`).
+    pub leader_duty_panics: Counter,
     pub checkpoints_proposed: Counter,
     pub http_requests: Counter,
     pub http_client_errors: Counter,

@@ -123,6 +123,7 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/v1/lock/status", prefix(Op::Watch, "lock"), |m| on(m, api::lock_status)),
     route(Get, "/v1/lock/watch", prefix(Op::Watch, "lock"), |m| on(m, api::lock_watch)),
     route(Post, "/v1/claim", prefix(Op::Acquire, "name"), |m| on(m, api::claim)),
+    route(Post, "/v1/claim/release", prefix(Op::Acquire, "name"), |m| on(m, api::claim_release)),
     route(Post, "/v1/election/campaign", election(Op::Acquire), |m| on(m, api::campaign)),
     route(Post, "/v1/election/resign", election(Op::Release), |m| on(m, api::resign)),
     route(Get, "/v1/election/observe", election(Op::Watch), |m| on(m, api::observe)),

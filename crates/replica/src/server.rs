@@ -29,6 +29,10 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
             fenced_io::http::ServeOptions {
                 max_connections: replica.config.protection.limits.connections_max,
                 refused: replica.limiter.refused.connections_refused.clone(),
+                // Peers get their own connection cap, told apart by their
+                // certificate identity (see docs/security.md, Limits).
+                peers: Arc::new(replica.limiter.policy().map(|p| p.peers.clone()).unwrap_or_default()),
+                ..fenced_io::http::ServeOptions::default()
             },
         )),
         tokio::spawn(crate::leader::run(replica.clone(), rx.clone())),

@@ -35,6 +35,15 @@ use crate::types::TypeConfig;
 /// Most jobs written under one fsync; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
 
+/// Most jobs queued for the writer. When the queue is full, [`WalWriter::submit`]
+/// waits for room: the log store's caller (openraft's storage task) stops
+/// taking new work, proposals then wait in the replica's bounded proposal
+/// slots, and once those are full clients are answered `503 overloaded`
+/// (`limits.rs`). A slow disk so costs latency and refusals, never unbounded
+/// memory. Four batches: the writer takes a whole batch at a time, so a full
+/// queue still keeps it busy.
+pub(crate) const QUEUE_MAX: usize = 4 * MAX_BATCH;
+
 /// What to do with the file.
 pub(crate) enum Op {
     /// Append bytes; `sync` asks for an fsync before completion.
@@ -61,34 +70,36 @@ struct Job {
 /// The sending side; cloning shares the one writer task.
 #[derive(Clone)]
 pub(crate) struct WalWriter {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl WalWriter {
     /// Start the writer task for `file` on `disk`. Must be called inside a
     /// tokio runtime; the task ends when every `WalWriter` is dropped.
     pub(crate) fn spawn(disk: Arc<dyn Disk>, file: &'static str) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE_MAX);
         tokio::spawn(run(disk, file, rx));
         WalWriter { tx }
     }
 
     /// Queue `op`; `done` hears the outcome once it is durable (or failed).
-    pub(crate) fn submit(&self, op: Op, done: Done) -> io::Result<()> {
+    /// Waits while the queue is full ([`QUEUE_MAX`]).
+    pub(crate) async fn submit(&self, op: Op, done: Done) -> io::Result<()> {
         self.tx
             .send(Job { op, done })
+            .await
             .map_err(|_| io::Error::other("the raft log writer has stopped (the replica is shutting down)"))
     }
 
     /// Queue `op` and wait until it is durable.
     pub(crate) async fn submit_and_wait(&self, op: Op) -> io::Result<()> {
         let (reply, rx) = oneshot::channel();
-        self.submit(op, Done::Reply(reply))?;
+        self.submit(op, Done::Reply(reply)).await?;
         rx.await.map_err(|_| io::Error::other("the raft log writer stopped before finishing a write"))?
     }
 }
 
-async fn run(disk: Arc<dyn Disk>, file: &'static str, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(disk: Arc<dyn Disk>, file: &'static str, mut rx: mpsc::Receiver<Job>) {
     let mut failed: Option<String> = None;
     while let Some(first) = rx.recv().await {
         // A simulated disk's fsync latency (zero on a real disk, whose sync
@@ -214,12 +225,12 @@ mod tests {
     async fn writes_land_in_queue_order_under_one_fsync() {
         let disk = MemDisk::new();
         let w = WalWriter::spawn(Arc::new(disk.clone()), "f");
-        w.submit(Op::Append { bytes: b"ab".to_vec(), sync: false }, Done::Nobody).unwrap();
+        w.submit(Op::Append { bytes: b"ab".to_vec(), sync: false }, Done::Nobody).await.unwrap();
         w.submit_and_wait(Op::Append { bytes: b"cd".to_vec(), sync: true }).await.unwrap();
         disk.crash();
         assert_eq!(disk.read("f").unwrap().as_deref(), Some(&b"abcd"[..]), "the fsync covered both appends");
         w.submit_and_wait(Op::Replace(b"xyz".to_vec())).await.unwrap();
-        w.submit(Op::Append { bytes: b"!".to_vec(), sync: false }, Done::Nobody).unwrap();
+        w.submit(Op::Append { bytes: b"!".to_vec(), sync: false }, Done::Nobody).await.unwrap();
         w.submit_and_wait(Op::Append { bytes: b"?".to_vec(), sync: false }).await.unwrap();
         disk.crash();
         assert_eq!(disk.read("f").unwrap().as_deref(), Some(&b"xyz"[..]), "unsynced appends are lost at a crash");
@@ -236,5 +247,65 @@ mod tests {
         disk.fail.store(false, Ordering::SeqCst);
         let err = w.submit_and_wait(Op::Append { bytes: b"c".to_vec(), sync: true }).await.unwrap_err();
         assert!(err.to_string().contains("injected fsync failure"), "the writer stays failed: {err}");
+    }
+
+    /// A disk whose every fsync batch first waits `latency` (as the
+    /// simulator's disks do), so that jobs pile up behind it.
+    struct SlowSync {
+        inner: MemDisk,
+        latency: std::time::Duration,
+    }
+
+    impl Disk for SlowSync {
+        fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+            self.inner.read(name)
+        }
+        fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
+            self.inner.append(name, data)
+        }
+        fn sync(&self, name: &str) -> io::Result<()> {
+            self.inner.sync(name)
+        }
+        fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
+            self.inner.write_atomic(name, data)
+        }
+        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+            self.inner.truncate(name, len)
+        }
+        fn sync_latency(&self) -> std::time::Duration {
+            self.latency
+        }
+    }
+
+    /// Behind a stalled disk the queue holds `QUEUE_MAX` jobs and no more:
+    /// the next submit waits (backpressure) instead of growing memory, and
+    /// completes, in order, once the disk catches up.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_makes_submitters_wait_until_the_disk_catches_up() {
+        use std::time::Duration;
+        let disk = MemDisk::new();
+        let latency = Duration::from_secs(1000);
+        let w = WalWriter::spawn(Arc::new(SlowSync { inner: disk.clone(), latency }), "f");
+        // The writer takes the first job and waits out the disk's latency.
+        w.submit(Op::Append { bytes: vec![b'a'], sync: false }, Done::Nobody).await.unwrap();
+        tokio::task::yield_now().await;
+        for _ in 0..QUEUE_MAX {
+            let queued = tokio::time::timeout(
+                Duration::from_millis(1),
+                w.submit(Op::Append { bytes: vec![b'b'], sync: false }, Done::Nobody),
+            );
+            queued.await.expect("room in the queue").unwrap();
+        }
+        let blocked = w.submit_and_wait(Op::Append { bytes: vec![b'c'], sync: true });
+        tokio::pin!(blocked);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut blocked).await.is_err(),
+            "a submit to a full queue must wait"
+        );
+        assert_eq!(w.tx.capacity(), 0, "the queue is full, not growing");
+        tokio::time::timeout(latency * 10, &mut blocked).await.expect("completes once the disk catches up").unwrap();
+        let data = disk.read("f").unwrap().unwrap();
+        assert_eq!(data.len(), 1 + QUEUE_MAX + 1);
+        assert_eq!((data[0], data[QUEUE_MAX], data[QUEUE_MAX + 1]), (b'a', b'b', b'c'), "in queue order");
     }
 }

@@ -171,6 +171,11 @@ fn expected(path: &str, lease: u64, token: u64) -> Option<(Right, String)> {
         "/v1/lock/status" => (on(Op::Watch, "lock"), "lock=a/x".into()),
         "/v1/lock/watch" => (on(Op::Watch, "lock"), format!("lock=a/x&token={token}")),
         "/v1/claim" => (on(Op::Acquire, "name"), format!("{{\"name\": \"a/claimed\", \"owner\": \"o\", {id}}}")),
+        // Whoever may claim a name may release its own claim; whose claim it
+        // is, the state machine decides (admins may release any).
+        "/v1/claim/release" => {
+            (on(Op::Acquire, "name"), format!("{{\"name\": \"a/claimed\", \"owner\": \"o\", {id}}}"))
+        }
         "/v1/election/campaign" => {
             (election(Op::Acquire), format!("{{\"election\": \"a/e\", \"lease\": {lease}, {id}}}"))
         }

@@ -3,7 +3,7 @@
 use super::parse_duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use fenced_client::{AcquireOptions, Client, ClientError, LostReason};
+use fenced_client::{AcquireOptions, Client, ClientError, Guard, LostReason};
 use serde_json::json;
 use std::time::Duration;
 
@@ -51,8 +51,11 @@ pub enum LockCommand {
         common: Common,
     },
     /// Run CMD while holding NAME. CMD gets FENCED_TOKEN, FENCED_SIGNED_TOKEN,
-    /// FENCED_LEASE and FENCED_LOCK. If the lock is lost, CMD gets SIGTERM,
-    /// then SIGKILL, and this exits with status 75.
+    /// FENCED_LEASE and FENCED_LOCK. If the lock is lost for good, CMD gets
+    /// SIGTERM, then SIGKILL, and this exits with status 75. A pause of this
+    /// process that the lock survived (re-confirmed with the cluster) does
+    /// not stop CMD. SIGTERM, SIGINT or SIGHUP is passed on to CMD. Whenever
+    /// CMD ends, the lock is released.
     Hold {
         name: String,
         #[arg(long, value_parser = parse_duration)]
@@ -206,40 +209,121 @@ async fn hold(
         Err(e) => return Ok(report(&common, &e)),
     };
     eprintln!("fenced: holding {} with token {} (lease {})", guard.lock(), guard.token(), guard.lease());
-    let mut child = tokio::process::Command::new(program)
+    let spawned = tokio::process::Command::new(program)
         .args(args)
         .env("FENCED_TOKEN", guard.token().to_string())
         .env("FENCED_SIGNED_TOKEN", guard.signed_token())
         .env("FENCED_LEASE", guard.lease().to_string())
         .env("FENCED_LOCK", guard.lock())
         .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot run {program:?}"))?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tokio::time::timeout(release_within(ttl), guard.release()).await;
+            return Err(e).with_context(|| format!("cannot run {program:?} (the lock was released)"));
+        }
+    };
     if let Some(pid) = child.id() {
         eprintln!("fenced: running {program} as pid {pid}");
     }
-    let lost: LostReason = tokio::select! {
-        status = child.wait() => {
-            let status = status.context("cannot wait for the command")?;
-            if let Err(e) = guard.release().await {
-                eprintln!("fenced: warning: release failed ({e}); the lease will expire on its own");
-            }
-            return Ok(status.code().unwrap_or(128 + status_signal(&status)));
+    let end = watch_hold(&name, &mut child, &guard).await?;
+    let code = match &end {
+        HoldEnd::Exited(status) => status.code().unwrap_or(128 + status_signal(status)),
+        HoldEnd::Lost(reason) => {
+            eprintln!("fenced: lock {name} lost ({reason}); terminating the command");
+            terminate(&mut child, libc::SIGTERM, kill_after).await;
+            EXIT_LOST
         }
-        reason = guard.lost() => reason,
+        HoldEnd::Signal(sig) => {
+            eprintln!("fenced: got signal {sig}; passing it to the command and releasing the lock");
+            terminate(&mut child, *sig, kill_after).await;
+            128 + sig
+        }
     };
-    eprintln!("fenced: lock {name} lost ({lost}); terminating the command");
+    // Whenever the command is gone, so is the lock: a lock left held would
+    // block every other holder until its TTL ran out. When the cluster already
+    // ended it this answers "not held" or "no such lease", which is fine.
+    let ended_by_cluster = matches!(&end, HoldEnd::Lost(LostReason::Cluster(_) | LostReason::LeaseGone));
+    if !ended_by_cluster {
+        let within = release_within(ttl);
+        match tokio::time::timeout(within, guard.release()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("fenced: warning: release failed ({e}); the lease will expire on its own"),
+            Err(_) => eprintln!(
+                "fenced: warning: no replica answered the release within {within:?}; the lease will expire on its own"
+            ),
+        }
+    }
+    Ok(code)
+}
+
+/// How long `hold` tries to release its lock once its command is gone: at
+/// most one TTL (by then the unrenewed lease has ended on its own) and at most
+/// 10 s, so that an unreachable cluster does not keep `hold` from exiting.
+fn release_within(ttl: Duration) -> Duration {
+    ttl.min(Duration::from_secs(10))
+}
+
+/// Why `hold` stops waiting for its command.
+enum HoldEnd {
+    Exited(std::process::ExitStatus),
+    /// The lock was lost for good (never a pause the guard re-confirmed).
+    Lost(LostReason),
+    /// `hold` itself got this signal (SIGTERM, SIGINT or SIGHUP).
+    Signal(i32),
+}
+
+/// Wait until the command exits, the lock is lost for good, or `hold` is
+/// asked to stop. A pause ([`LostReason::Paused`]) only prints: the guard
+/// re-confirms the lock with the cluster and clears it, or replaces it with a
+/// final reason, which ends the wait. Meanwhile the command keeps running; its
+/// writes still carry the token, which the resource checks.
+async fn watch_hold(name: &str, child: &mut tokio::process::Child, guard: &Guard) -> anyhow::Result<HoldEnd> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut lost = guard.lost_signal();
+    loop {
+        // Checked before every wait: the signal may have changed before this
+        // receiver was made, or between two waits.
+        match lost.borrow_and_update().clone() {
+            Some(r) if r.is_final() => return Ok(HoldEnd::Lost(r)),
+            _ => {}
+        }
+        tokio::select! {
+            status = child.wait() => return Ok(HoldEnd::Exited(status.context("cannot wait for the command")?)),
+            changed = lost.changed() => {
+                if changed.is_err() {
+                    return Ok(HoldEnd::Lost(LostReason::DeadlinePassed));
+                }
+                match lost.borrow().clone() {
+                    Some(r) if r.is_final() => {}
+                    Some(r) => eprintln!("fenced: lock {name} presumed lost ({r}); the command keeps running"),
+                    None => eprintln!("fenced: lock {name} re-confirmed: still held; the command keeps running"),
+                }
+            }
+            _ = term.recv() => return Ok(HoldEnd::Signal(libc::SIGTERM)),
+            _ = int.recv() => return Ok(HoldEnd::Signal(libc::SIGINT)),
+            _ = hup.recv() => return Ok(HoldEnd::Signal(libc::SIGHUP)),
+        }
+    }
+}
+
+/// Send `sig` to the command, then SIGKILL if it is still running after
+/// `kill_after`.
+async fn terminate(child: &mut tokio::process::Child, sig: i32, kill_after: Duration) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
         unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            libc::kill(pid as libc::pid_t, sig);
         }
     }
     if tokio::time::timeout(kill_after, child.wait()).await.is_err() {
-        eprintln!("fenced: command ignored SIGTERM for {kill_after:?}; sending SIGKILL");
+        eprintln!("fenced: the command ignored signal {sig} for {kill_after:?}; sending SIGKILL");
         let _ = child.kill().await;
     }
-    Ok(EXIT_LOST)
 }
 
 #[cfg(unix)]

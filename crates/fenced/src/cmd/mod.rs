@@ -4,6 +4,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod certs;
 pub mod chaos;
+pub mod claim;
 pub mod cluster;
 pub mod cluster_vitals;
 pub mod config;

@@ -417,8 +417,14 @@ pub fn now() -> fenced_core::clock::Mono {
 /// `fenced lock hold job --ttl TTL -- sleep 60` against `cluster`, with its
 /// stderr lines delivered on the returned channel.
 pub fn spawn_hold(cluster: &Cluster, ttl: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    spawn_hold_running(cluster, ttl, &["sleep", "60"])
+}
+
+/// `fenced lock hold job --ttl TTL -- CMD…`, as [`spawn_hold`].
+pub fn spawn_hold_running(cluster: &Cluster, ttl: &str, cmd: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut hold = Command::new(BIN)
-        .args(["lock", "hold", "job", "--ttl", ttl, "--endpoints", &cluster.endpoints_arg(), "--", "sleep", "60"])
+        .args(["lock", "hold", "job", "--ttl", ttl, "--endpoints", &cluster.endpoints_arg(), "--"])
+        .args(cmd)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hold");
