@@ -298,9 +298,8 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
             origin.push((b.line + 1 + i, line.clone()));
         }
     }
-    // Wait for what the blocks started in the background, bounded by the
-    // process-group kill below.
-    script.push_str("wait\n");
+    // What the blocks left running in the background (a store server) is
+    // ended with the script's process group below, not waited for.
     let script_path = scratch.path().join("script.sh");
     std::fs::write(&script_path, &script).expect("write script");
 
@@ -340,6 +339,7 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
     let _ = child.wait();
     let output = std::fs::read_to_string(&log_path).unwrap_or_default();
     let mut failures = Vec::new();
+    let mut failed_as_documented = Vec::new();
     if timed_out {
         failures.push(format!("{doc}: did not finish within {within:?}"));
     }
@@ -352,14 +352,25 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
         let lines: Vec<&(usize, String)> =
             origin[..=idx.min(origin.len().saturating_sub(1))].iter().rev().take(4).collect();
         let expected =
-            lines.iter().any(|(_, text)| EXPECTED_FAILURES.iter().any(|(f, t, _)| *f == doc && text.contains(t)));
-        if !expected {
+            EXPECTED_FAILURES.iter().find(|(f, t, _)| *f == doc && lines.iter().any(|(_, text)| text.contains(t)));
+        if let Some((_, t, _)) = expected {
+            failed_as_documented.push(t.to_string());
+        } else {
             let (line, text) = lines.first().map(|(n, t)| (*n, t.trim().to_string())).unwrap_or_default();
             failures.push(format!("{doc}:{line}: `{text}` exited {status}"));
         }
     }
+    // A documented failure that did not happen is as wrong as an
+    // undocumented one: Figure 8-5's stale write must be refused.
+    for (_, t, why) in EXPECTED_FAILURES.iter().filter(|(f, _, _)| *f == doc) {
+        if !timed_out && !failed_as_documented.iter().any(|x| x == t) {
+            failures.push(format!("{doc}: `{t}` was documented to fail ({why}) but succeeded"));
+        }
+    }
     if !failures.is_empty() {
         failures.push(format!("{doc}: the script's output:\n{output}"));
+    } else if std::env::var_os("FENCED_DOCS_VERBOSE").is_some() {
+        eprintln!("{doc}: the script's output:\n{output}");
     }
     FileRun { failures, skipped }
 }
@@ -367,7 +378,7 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
 #[test]
 fn every_documented_command_runs_as_written() {
     let root = repo_root();
-    let within = if long_runs() { Duration::from_secs(3 * 3600) } else { Duration::from_secs(240) };
+    let within = if long_runs() { Duration::from_secs(3 * 3600) } else { Duration::from_secs(180) };
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
     let mut ran = 0;
@@ -382,7 +393,12 @@ fn every_documented_command_runs_as_written() {
             continue;
         }
         eprintln!("docs: {doc}: {} blocks", blocks.len());
+        let started = Instant::now();
         let r = run_file(&root, &doc, &blocks, within);
+        eprintln!("docs: {doc}: {} failures in {:.1} s", r.failures.len(), started.elapsed().as_secs_f64());
+        for f in &r.failures {
+            eprintln!("docs: FAILED {f}");
+        }
         ran += blocks.len();
         failures.extend(r.failures);
         skipped.extend(r.skipped);
@@ -407,4 +423,28 @@ fn every_long_entry_still_names_a_documented_command() {
         assert!(!why.is_empty());
         assert!(all.iter().any(|(file, l)| file == f && l.contains(text)), "no block of {f} contains {text:?}");
     }
+}
+
+#[test]
+fn a_failing_command_fails_the_document() {
+    // The check can fail: a command that exits non-zero, a command the
+    // binary does not have, and a documented failure that does not happen.
+    let root = repo_root();
+    let block = Block {
+        file: "figure-8-5.md".into(),
+        line: 1,
+        console: false,
+        lines: vec![
+            "fenced lock acquire docs-probe --ttl 5s --json".into(),
+            "false".into(),
+            "fenced no-such-command".into(),
+            "echo 'wait $C1 is documented to fail and does not'".into(),
+        ],
+    };
+    let r = run_file(&root, "figure-8-5.md", &[block], Duration::from_secs(60));
+    let all = r.failures.join("\n");
+    assert!(all.contains("figure-8-5.md:3: `false` exited 1"), "{all}");
+    assert!(all.contains("`fenced no-such-command` exited 2"), "{all}");
+    assert!(all.contains("fenced-store-fig-8-4.jsonl` was documented to fail"), "{all}");
+    assert!(!all.contains("figure-8-5.md:2:"), "the acquire against the test's dev failed:\n{all}");
 }
