@@ -224,6 +224,7 @@ impl Dev {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .process_group(0)
+            .die_with_parent()
             .spawn()
             .expect("start fenced dev");
         let dev = Dev { child };
@@ -249,6 +250,24 @@ impl Drop for Dev {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+trait DieWithParent {
+    /// SIGKILL the child when this test's thread dies (nextest killed it on
+    /// a timeout, a panic aborted it): a `fenced dev` must not outlive it.
+    fn die_with_parent(&mut self) -> &mut Self;
+}
+
+impl DieWithParent for Command {
+    fn die_with_parent(&mut self) -> &mut Self {
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        unsafe {
+            self.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        }
     }
 }
 
@@ -278,7 +297,14 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
     // The script: a header, then one script line per document line, so a
     // failing line number maps back to the document.
     let fails = scratch.path().join("failures");
-    let header = format!("set -o pipefail\ntrap 'echo \"$LINENO $?\" >> {}' ERR\n", fails.display());
+    // The script ends everything it started (its process group) when it
+    // exits, and a watchdog in the group ends it all after `within` even if
+    // this test died without cleaning up.
+    let header = format!(
+        "set -o pipefail\ntrap 'echo \"$LINENO $?\" >> {}' ERR\n(sleep {}; kill -KILL 0) &\ntrap 'trap - ERR; kill -KILL 0' EXIT\n",
+        fails.display(),
+        within.as_secs() + 10
+    );
     let header_lines = header.lines().count();
     let mut script = header;
     let mut origin: Vec<(usize, String)> = Vec::new();
@@ -316,6 +342,7 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .process_group(0)
+        .die_with_parent()
         .spawn()
         .expect("run bash");
     let deadline = Instant::now() + within;
