@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Commands too long (or too heavy) for CI: (file, text on the command's
 /// first line, why). They run in `scripts/docs-long`.
@@ -229,9 +229,9 @@ impl Dev {
             .expect("start fenced dev");
         let dev = Dev { child };
         let addr = format!("127.0.0.1:{base}");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = support::now().plus(Duration::from_secs(60));
         while !http_ok(&addr, "/v1/cluster/key") {
-            assert!(Instant::now() < deadline, "fenced dev did not become ready in 60 s");
+            assert!(support::now() < deadline, "fenced dev did not become ready in 60 s");
             std::thread::sleep(Duration::from_millis(200));
         }
         dev
@@ -241,8 +241,8 @@ impl Dev {
 impl Drop for Dev {
     fn drop(&mut self) {
         support::signal(self.child.id(), libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        let deadline = support::now().plus(Duration::from_secs(10));
+        while support::now() < deadline {
             if self.child.try_wait().ok().flatten().is_some() {
                 return;
             }
@@ -345,13 +345,13 @@ fn run_file(root: &Path, doc: &str, blocks: &[Block], within: Duration) -> FileR
         .die_with_parent()
         .spawn()
         .expect("run bash");
-    let deadline = Instant::now() + within;
+    let deadline = support::now().plus(within);
     let mut timed_out = false;
     loop {
         if child.try_wait().ok().flatten().is_some() {
             break;
         }
-        if Instant::now() > deadline {
+        if support::now() > deadline {
             timed_out = true;
             break;
         }
@@ -420,9 +420,9 @@ fn every_documented_command_runs_as_written() {
             continue;
         }
         eprintln!("docs: {doc}: {} blocks", blocks.len());
-        let started = Instant::now();
+        let started = support::now();
         let r = run_file(&root, &doc, &blocks, within);
-        eprintln!("docs: {doc}: {} failures in {:.1} s", r.failures.len(), started.elapsed().as_secs_f64());
+        eprintln!("docs: {doc}: {} failures in {:.1} s", r.failures.len(), support::now().since(started).as_secs_f64());
         for f in &r.failures {
             eprintln!("docs: FAILED {f}");
         }
