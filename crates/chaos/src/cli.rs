@@ -69,7 +69,9 @@ pub struct RunArgs {
     /// Locks (and store keys) the clients contend on.
     #[arg(long, default_value_t = 3)]
     pub locks: usize,
-    /// Lease TTL the clients ask for.
+    /// Lease TTL the clients ask for. fenced's chaos cluster honours 3s to
+    /// 1h (its election timeout is 1s..2s, and a lease must outlive a
+    /// failover); a TTL outside that is refused before the run.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub ttl: Duration,
     /// Print the summary as JSON on stdout.
@@ -107,6 +109,11 @@ async fn run_driver(a: RunArgs, bin: PathBuf) -> Result<i32, ChaosError> {
         return Err(ChaosError::Usage(
             "Redlock runs on 5 independent redis-server processes (its recommended N); use --nodes 5".into(),
         ));
+    }
+    // Before anything runs: a --compare must not run etcd and Redlock for
+    // minutes and then refuse fenced.
+    for t in &targets {
+        run::check_ttl(*t, a.ttl)?;
     }
     let mut outcomes = Vec::new();
     for target in targets {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 /// Where Debian's `faketime` package puts the multi-threaded preload library.
 const FAKETIME_LIBS: [&str; 3] = [
@@ -51,6 +52,19 @@ pub fn signal(pid: u32, sig: i32) {
 /// needs more room than loopback.
 pub const HEARTBEAT: &str = "100ms";
 pub const ELECTION_TIMEOUT: &str = "1s";
+/// [`ELECTION_TIMEOUT`] as a duration (`fenced serve` makes the longest
+/// election timeout twice the shortest).
+pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+
+/// The lease TTLs the chaos cluster's fenced replicas accept: the shortest is
+/// what `fenced serve` derives from [`ELECTION_TIMEOUT`] (a lease must
+/// outlive a failover), the longest its default. A TTL outside it is refused
+/// by every acquire, so a run with it would judge nothing but refusals.
+pub fn fenced_ttl_range() -> (Duration, Duration) {
+    let min = fenced_replica::config_check::safe_min_ttl(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MIN * 2);
+    let max = fenced_replica::node::ReplicaConfig::new(1, String::new(), BTreeMap::new()).max_ttl;
+    (min, max)
+}
 /// Log entries between snapshots: far more than a long run writes (a
 /// 10-minute run writes a few hundred thousand).
 pub const SNAPSHOT_EVERY: &str = "100000000";

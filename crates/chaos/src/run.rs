@@ -46,6 +46,48 @@ pub struct Config {
     pub progress: bool,
 }
 
+impl Config {
+    /// Refuse a TTL the system under test cannot honour before anything
+    /// starts: every acquire would be refused, and the run would judge only
+    /// refusals (fenced with 0 operations beside a working etcd).
+    pub fn check_ttl(&self) -> Result<(), ChaosError> {
+        check_ttl(self.target, self.ttl)
+    }
+}
+
+/// See [`Config::check_ttl`]. Only fenced has a floor: etcd and Redlock take
+/// any TTL and their runs show what it costs them.
+pub fn check_ttl(target: Target, ttl: Duration) -> Result<(), ChaosError> {
+    if target != Target::Fenced {
+        return Ok(());
+    }
+    let (min, max) = crate::procs::fenced_ttl_range();
+    let secs = |d: Duration| humantime::format_duration(d).to_string();
+    if ttl < min {
+        return Err(ChaosError::Usage(format!(
+            "--ttl {} is below {}, the shortest lease the chaos cluster's fenced replicas can honour: their \
+             election timeout is {}..{}, and a lease must outlive a failover (the longest election timeout to \
+             notice the leader is gone plus the shortest to elect a new one). Every acquire would be refused \
+             with invalid_argument. Use --ttl {} or more (e.g. --ttl {})",
+            secs(ttl),
+            secs(min),
+            secs(crate::procs::ELECTION_TIMEOUT_MIN),
+            secs(crate::procs::ELECTION_TIMEOUT_MIN * 2),
+            secs(min),
+            secs(min + Duration::from_secs(1)),
+        )));
+    }
+    if ttl > max {
+        return Err(ChaosError::Usage(format!(
+            "--ttl {} is above {}, the longest lease the chaos cluster's fenced replicas grant; use --ttl {} or less",
+            secs(ttl),
+            secs(max),
+            secs(max)
+        )));
+    }
+    Ok(())
+}
+
 /// What a run produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -105,6 +147,7 @@ pub fn heal_at(duration: Duration) -> Duration {
 
 /// Run, and always clean up: on success, on error, and on Ctrl-C/SIGTERM.
 pub async fn run(cfg: Config) -> Result<Outcome, ChaosError> {
+    cfg.check_ttl()?;
     let res: Shared = Arc::default();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|source| ChaosError::Spawn { cmd: "install SIGTERM handler".into(), source })?;
@@ -940,4 +983,27 @@ fn write_reports(
     write("report.html", fenced_check::report::render_html(history, verdicts))?;
     write("report.txt", fenced_check::report::render_text(history, verdicts))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_below_the_failover_floor_is_refused_with_the_minimum_and_what_to_do() {
+        let e = check_ttl(Target::Fenced, Duration::from_secs(2)).unwrap_err().to_string();
+        assert!(e.contains("--ttl 2s is below 3s"), "{e}");
+        assert!(e.contains("Use --ttl 3s or more"), "{e}");
+        assert!(check_ttl(Target::Fenced, Duration::from_secs(3)).is_ok());
+        assert!(check_ttl(Target::Fenced, Duration::from_secs(4)).is_ok());
+        let e = check_ttl(Target::Fenced, Duration::from_secs(7200)).unwrap_err().to_string();
+        assert!(e.contains("use --ttl 1h or less"), "{e}");
+    }
+
+    #[test]
+    fn other_targets_take_any_ttl() {
+        for t in [Target::Etcd, Target::EtcdNoToken, Target::Redlock] {
+            assert!(check_ttl(t, Duration::from_secs(2)).is_ok());
+        }
+    }
 }

@@ -47,7 +47,10 @@ fn elapsed() -> Duration {
 fn acquire_failure(e: &ClientError) -> (EventType, serde_json::Value) {
     match e.code() {
         Some("busy" | "wait_timeout") => (EventType::Fail, json!("held")),
-        Some(code) => (EventType::Fail, json!(code)),
+        // The cluster's explanation with its code (`invalid_argument: ttl
+        // 2000ms is outside 3000ms..=3600000ms`): a reader of the history or
+        // of L1's evidence learns why, not only that.
+        Some(_) => (EventType::Fail, json!(e.reason())),
         None => (EventType::Info, json!(e.to_string())),
     }
 }
@@ -55,7 +58,8 @@ fn acquire_failure(e: &ClientError) -> (EventType, serde_json::Value) {
 fn store_failure(e: &StoreError) -> (EventType, serde_json::Value) {
     match e {
         StoreError::StaleToken { current, .. } => (EventType::Fail, json!({"code": "stale_token", "current": current})),
-        e if e.is_rejection() => (EventType::Fail, json!({"code": e.code()})),
+        // The code for the checkers, the store's explanation for the reader.
+        e if e.is_rejection() => (EventType::Fail, json!({"code": e.code(), "message": e.to_string()})),
         e => (EventType::Info, json!({"error": e.to_string()})),
     }
 }

@@ -20,7 +20,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
+    #[command(subcommand)]
+    pub action: Option<SimAction>,
     /// How many seeds to run (from --first-seed on).
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
@@ -79,6 +82,67 @@ pub struct SimArgs {
     /// setups, e.g. --unfenced): exit 0 only if one was found.
     #[arg(long)]
     pub expect_violation: bool,
+    /// Run only shard I of N (1-based) of the sweep's seeds: the seed at
+    /// position p (0-based, from --first-seed) belongs to shard p mod N + 1.
+    /// Every machine runs the same command with its own I, and `fenced sim
+    /// merge` joins their `--json` summaries.
+    #[arg(long, value_parser = parse_shard, conflicts_with = "seed")]
+    pub shard: Option<Shard>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SimAction {
+    /// Join the `--json` summaries of sweeps (e.g. the shards of one sweep,
+    /// run on several machines) into one summary, as if one sweep had run
+    /// them all. A seed in two files counts once; if its two runs disagree
+    /// (different history hashes: the binaries or settings differ), the
+    /// merge fails.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The summaries (`fenced sim --seeds N [--shard I/N] --json > FILE`).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Expect at least one violation: exit 0 only if one was found.
+    #[arg(long)]
+    pub expect_violation: bool,
+}
+
+/// One shard of a sweep: `index` of `count`, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Whether the seed at `position` of the sweep (0-based) is this shard's.
+    /// Round-robin, so every shard gets the same mix of early and late seeds.
+    pub fn owns(&self, position: u64) -> bool {
+        position % self.count == self.index - 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("{s:?}: use I/N with 1 <= I <= N, e.g. --shard 2/8 (the second of eight machines)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: u64 = i.trim().parse().map_err(|_| bad())?;
+    let count: u64 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index == 0 || index > count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 fn parse_nodes(s: &str) -> Result<u64, String> {
@@ -232,12 +296,19 @@ fn run_one(a: &SimArgs, seed: u64) -> anyhow::Result<i32> {
 }
 
 pub fn run(a: SimArgs) -> anyhow::Result<i32> {
+    if let Some(SimAction::Merge(m)) = &a.action {
+        return merge(m);
+    }
     if let Some(seed) = a.seed {
         return run_one(&a, seed);
     }
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
     let exe = std::env::current_exe().context("cannot find the fenced executable")?;
-    let seeds: Vec<u64> = (a.first_seed..a.first_seed + a.seeds).collect();
+    let seeds: Vec<u64> = (a.first_seed..a.first_seed + a.seeds)
+        .enumerate()
+        .filter(|(position, _)| a.shard.is_none_or(|s| s.owns(*position as u64)))
+        .map(|(_, seed)| seed)
+        .collect();
     let bar = ProgressBar::new(seeds.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} seeds {msg}")
@@ -314,6 +385,24 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    let sweep = json!({
+        "first_seed": a.first_seed,
+        "seeds": a.seeds,
+        "shard": a.shard.map(|s| s.to_string()),
+    });
+    let summary = summarize(&results, wall, sweep);
+    report(&summary, a.json, a.model != Model::Async)?;
+    let any_violation =
+        summary["seeds_with_safety_violations"].as_u64() != Some(0) || summary["errors"].as_u64() != Some(0);
+    Ok(match (a.expect_violation, any_violation) {
+        (true, true) | (false, false) => 0,
+        _ => 1,
+    })
+}
+
+/// The summary of a sweep from its seeds' results; `sweep` says which seeds
+/// were asked for (first seed, count, shard), for a later merge.
+fn summarize(results: &BTreeMap<u64, Value>, wall: f64, sweep: Value) -> Value {
     let sim_total: f64 = results.values().filter_map(|v| v["sim_seconds"].as_f64()).sum();
     let mut by_property: BTreeMap<String, usize> = BTreeMap::new();
     let mut l1_failed = 0;
@@ -336,8 +425,9 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
         .count();
     // At this sweep's rate, with as many seeds at once as it ran (`--jobs`).
     let seeds_per_hour = if wall > 0.0 { results.len() as f64 * 3600.0 / wall } else { 0.0 };
-    let summary = json!({
+    json!({
         "seeds": results.len(),
+        "sweep": sweep,
         "violations_by_property": by_property,
         "seeds_with_safety_violations": results.values().filter(|v| !is_violation(v).is_empty()).count(),
         "l1_failed": l1_failed,
@@ -349,44 +439,158 @@ pub fn run(a: SimArgs) -> anyhow::Result<i32> {
         "simulated_seconds_per_wall_second": if wall > 0.0 { sim_total / wall } else { 0.0 },
         "seeds_per_hour": seeds_per_hour,
         "results": results.values().collect::<Vec<_>>(),
-    });
-    let any_violation = !by_property.is_empty() || errors > 0;
-    if a.json {
+    })
+}
+
+/// Print a sweep's summary: as one JSON line, or as text for a reader.
+fn report(summary: &Value, as_json: bool, judge_liveness: bool) -> anyhow::Result<()> {
+    if as_json {
         println!("{summary}");
-    } else {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "seeds run: {}", results.len())?;
-        if by_property.is_empty() {
-            writeln!(out, "safety violations: none")?;
-        } else {
-            for (p, n) in &by_property {
-                writeln!(out, "safety violations of {p}: {n} seeds")?;
+        return Ok(());
+    }
+    let n = |k: &str| summary[k].as_u64().unwrap_or(0);
+    let f = |k: &str| summary[k].as_f64().unwrap_or(0.0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "seeds run: {}", n("seeds"))?;
+    match summary["violations_by_property"].as_object() {
+        Some(m) if !m.is_empty() => {
+            for (p, c) in m {
+                writeln!(out, "safety violations of {p}: {c} seeds")?;
             }
         }
-        if errors > 0 {
-            writeln!(out, "seeds that failed to run: {errors}")?;
-        }
-        if a.model != Model::Async {
-            writeln!(
-                out,
-                "liveness (L1 after the last heal): {} of {} seeds held",
-                results.len() - l1_failed,
-                results.len()
-            )?;
-        }
+        _ => writeln!(out, "safety violations: none")?,
+    }
+    if n("errors") > 0 {
+        writeln!(out, "seeds that failed to run: {}", n("errors"))?;
+    }
+    if judge_liveness {
         writeln!(
             out,
-            "seeds with a client paused past its TTL: {long_pause_seeds} (S3 violated in {s3_in_long_pause})"
-        )?;
-        writeln!(
-            out,
-            "speed: {:.0} simulated seconds per wall second ({sim_total:.0} s in {wall:.1} s), {:.0} seeds of this kind an hour",
-            sim_total / wall.max(1e-9),
-            seeds_per_hour
+            "liveness (L1 after the last heal): {} of {} seeds held",
+            n("seeds") - n("l1_failed"),
+            n("seeds")
         )?;
     }
-    Ok(match (a.expect_violation, any_violation) {
+    writeln!(
+        out,
+        "seeds with a client paused past its TTL: {} (S3 violated in {})",
+        n("seeds_with_long_client_pause"),
+        n("s3_violations_among_long_pause_seeds")
+    )?;
+    writeln!(
+        out,
+        "speed: {:.0} simulated seconds per wall second ({:.0} s in {:.1} s), {:.0} seeds of this kind an hour",
+        f("simulated_seconds") / f("wall_seconds").max(1e-9),
+        f("simulated_seconds"),
+        f("wall_seconds"),
+        f("seeds_per_hour")
+    )?;
+    Ok(())
+}
+
+/// `fenced sim merge`: the union of sweeps' results, summarised again. The
+/// merged wall time is the longest of the parts (they ran side by side), so
+/// its speed is that of the whole fleet.
+fn merge(m: &MergeArgs) -> anyhow::Result<i32> {
+    let mut results: BTreeMap<u64, Value> = BTreeMap::new();
+    let mut wall: f64 = 0.0;
+    let mut shards: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    let mut sweeps = std::collections::BTreeSet::new();
+    let mut async_model = false;
+    for path in &m.files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        // The summary is the last JSON line (a file may hold progress lines before it).
+        let doc: Value = text
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v.get("results").is_some()))
+            .with_context(|| {
+                format!(
+                    "{} holds no sweep summary; write one with `fenced sim --seeds N --json > FILE`",
+                    path.display()
+                )
+            })?;
+        wall = wall.max(doc["wall_seconds"].as_f64().unwrap_or(0.0));
+        let sweep = &doc["sweep"];
+        sweeps.insert((sweep["first_seed"].as_u64(), sweep["seeds"].as_u64()));
+        if let Some(Ok(s)) = sweep["shard"].as_str().map(parse_shard) {
+            shards.entry(s.count).or_default().insert(s.index);
+        }
+        for r in doc["results"].as_array().into_iter().flatten() {
+            let Some(seed) = r["seed"].as_u64() else {
+                anyhow::bail!("{}: a result without a seed: {r}", path.display());
+            };
+            async_model |= r["replay"].as_str().is_some_and(|c| c.contains("--model async"));
+            if let Some(prev) = results.get(&seed) {
+                if prev["history_hash"] != r["history_hash"] {
+                    anyhow::bail!(
+                        "seed {seed} ran twice with different histories ({} and {} in {}): the parts were run with \
+                         different binaries or settings, so their results do not add up; rerun them with one",
+                        prev["history_hash"],
+                        r["history_hash"],
+                        path.display()
+                    );
+                }
+                continue;
+            }
+            results.insert(seed, r.clone());
+        }
+    }
+    let mut notes = Vec::new();
+    for (count, got) in &shards {
+        let missing: Vec<String> = (1..=*count).filter(|i| !got.contains(i)).map(|i| format!("{i}/{count}")).collect();
+        if !missing.is_empty() {
+            notes.push(format!("shards missing: {}", missing.join(", ")));
+        }
+    }
+    if sweeps.len() > 1 {
+        notes.push(format!("the parts come from {} different sweeps (first seed, seeds)", sweeps.len()));
+    }
+    let mut summary = summarize(&results, wall, json!({"merged_files": m.files.len()}));
+    summary["notes"] = json!(notes);
+    report(&summary, m.json, !async_model)?;
+    if !m.json {
+        for n in &notes {
+            println!("note: {n}");
+        }
+    }
+    let any_violation =
+        summary["seeds_with_safety_violations"].as_u64() != Some(0) || summary["errors"].as_u64() != Some(0);
+    Ok(match (m.expect_violation, any_violation) {
         (true, true) | (false, false) => 0,
         _ => 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_seeds() {
+        let shards: Vec<Shard> = (1..=4).map(|i| parse_shard(&format!("{i}/4")).unwrap()).collect();
+        for position in 0..1000u64 {
+            assert_eq!(shards.iter().filter(|s| s.owns(position)).count(), 1, "position {position}");
+        }
+        assert_eq!((0..8).filter(|p| shards[1].owns(*p)).collect::<Vec<_>>(), vec![1, 5]);
+        for bad in ["0/4", "5/4", "1/0", "1", "a/b", "2/-1"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn summary_counts_violations_and_errors() {
+        let mut r = BTreeMap::new();
+        r.insert(1, json!({"seed": 1, "sim_seconds": 30.0, "verdicts": {"S3": {"status": "invalid"}, "L1": {"status": "valid"}}, "long_client_pause": true}));
+        r.insert(2, json!({"seed": 2, "sim_seconds": 30.0, "verdicts": {"S3": {"status": "valid"}, "L1": {"status": "invalid"}}}));
+        r.insert(3, json!({"seed": 3, "error": "seed process exited with 101"}));
+        let s = summarize(&r, 2.0, json!(null));
+        assert_eq!(s["seeds"], 3);
+        assert_eq!(s["seeds_with_safety_violations"], 1);
+        assert_eq!(s["violations_by_property"]["S3"], 1);
+        assert_eq!(s["l1_failed"], 1);
+        assert_eq!(s["errors"], 1);
+        assert_eq!(s["s3_violations_among_long_pause_seeds"], 1);
+        assert_eq!(s["simulated_seconds_per_wall_second"], 30.0);
+    }
 }
