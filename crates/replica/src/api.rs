@@ -917,6 +917,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::membership::routes())
         .merge(crate::drain::routes())
+        .merge(crate::backup::routes())
         .merge(crate::handshake::routes())
         .layer(DefaultBodyLimit::max(CLIENT_BODY_MAX));
     let peers = Router::new()

@@ -15,12 +15,14 @@
 //! - [`drain`]: hand off leadership and refuse new sessions before a stop.
 //! - [`handshake`]: versions, cluster identity and timing at every peer message.
 //! - [`data_dir`]: the data directory's format version and owner.
+//! - [`backup`]: backup through the leader, restore and recovery above a token floor.
 //! - [`config_check`]: configuration refused before it can hurt.
 //! - [`vitals`]: peers, clocks, pauses, fsync latency, limping, for status and `/metrics`:
 //!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
 //!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
 
 pub mod api;
+pub mod backup;
 /// Deliberately broken variants, for proving the checkers catch them.
 #[cfg(feature = "bugs")]
 pub mod bugs {
