@@ -918,6 +918,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::membership::routes())
         .merge(crate::drain::routes())
         .merge(crate::backup::routes())
+        .merge(crate::ready::routes())
         .merge(crate::handshake::routes())
         .layer(DefaultBodyLimit::max(CLIENT_BODY_MAX));
     let peers = Router::new()

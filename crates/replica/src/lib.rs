@@ -16,6 +16,7 @@
 //! - [`handshake`]: versions, cluster identity and timing at every peer message.
 //! - [`data_dir`]: the data directory's format version and owner.
 //! - [`backup`]: backup through the leader, restore and recovery above a token floor.
+//! - [`ready`]: the readiness probe (a leader is known).
 //! - [`config_check`]: configuration refused before it can hurt.
 //! - [`vitals`]: peers, clocks, pauses, fsync latency, limping, for status and `/metrics`:
 //!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod limp;
 pub mod log_store;
 pub mod membership;
+pub mod ready;
 pub mod metrics;
 pub mod network;
 pub mod node;
