@@ -173,7 +173,12 @@ pub async fn save(file: &Path, common: &Common) -> anyhow::Result<i32> {
     // leaves the old file or the new one, never half of one.
     let tmp = file.with_extension("partial");
     {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        // The table holds the signing secrets: only the owner may read a backup.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         f.write_all(&bytes)?;
         f.sync_all()?;
     }
