@@ -11,7 +11,9 @@ mod support;
 
 use fenced_client::{AcquireOptions, Client, ClientConfig, StoreError};
 use std::time::Duration;
-use support::{assert_unique_and_monotonic, check_exclusion, cluster_key, fenced, now, replay, Acked, Cluster, StoreProc};
+use support::{
+    assert_unique_and_monotonic, check_exclusion, cluster_key, fenced, now, replay, Acked, Cluster, StoreProc,
+};
 
 const LOCKS: usize = 3;
 const WITHIN: Duration = Duration::from_secs(30);
@@ -142,8 +144,18 @@ async fn a_cluster_killed_down_to_one_replica_is_recovered_and_restored_without_
     for id in 1..=3u64 {
         let dir = fresh.data_dir(id).to_string_lossy().to_string();
         let r = json_of(&[
-            "snapshot", "restore", &backup_arg, "--data-dir", &dir, "--id", &id.to_string(), "--peers", &peers,
-            "--cluster-name", "restored", "--json",
+            "snapshot",
+            "restore",
+            &backup_arg,
+            "--data-dir",
+            &dir,
+            "--id",
+            &id.to_string(),
+            "--peers",
+            &peers,
+            "--cluster-name",
+            "restored",
+            "--json",
         ]);
         assert_eq!(r["locks_freed"].as_u64(), Some(LOCKS as u64), "{r}");
     }

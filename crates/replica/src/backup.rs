@@ -40,8 +40,8 @@ use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use fenced_core::admin::SnapshotExport;
-use fenced_core::table::{FloorError, LockTable, Restarted};
 use fenced_core::limits::Limits;
+use fenced_core::table::{FloorError, LockTable, Restarted};
 use fenced_io::auth::{self, Caller};
 use fenced_io::disk::Disk;
 use fenced_io::frame;
@@ -110,11 +110,11 @@ pub enum BackupError {
     NoReplica(String),
     #[error(transparent)]
     DataDir(#[from] DataDirError),
-    #[error("replica {id} is not in --peers; give every member of the new cluster, this one included (ID=HOST:PORT,...)")]
-    NotInPeers { id: NodeId },
     #[error(
-        "replica {id} has no address in the survivor's membership; give it with --addr HOST:PORT"
+        "replica {id} is not in --peers; give every member of the new cluster, this one included (ID=HOST:PORT,...)"
     )]
+    NotInPeers { id: NodeId },
+    #[error("replica {id} has no address in the survivor's membership; give it with --addr HOST:PORT")]
     NoAddress { id: NodeId },
     #[error("the token floor {known} + {bump} overflows; choose a smaller --bump")]
     Overflow { known: u64, bump: u64 },
@@ -252,10 +252,8 @@ fn write_start(
     let voters: BTreeSet<NodeId> = members.keys().copied().collect();
     let nodes: BTreeMap<NodeId, Node> = members.iter().map(|(id, a)| (*id, Node { addr: a.clone() })).collect();
     let membership = Membership::new(vec![voters], nodes).map_err(|e| BackupError::Membership(e.to_string()))?;
-    let meta = SnapshotMeta {
-        last_log_id: Some(log_id),
-        last_membership: StoredMembership::new(Some(log_id), membership),
-    };
+    let meta =
+        SnapshotMeta { last_log_id: Some(log_id), last_membership: StoredMembership::new(Some(log_id), membership) };
     let data = frame::encode(table).map_err(frame_err)?;
     disk.write_atomic(SNAPSHOT, &frame::encode(&SnapshotFile { meta, data }).map_err(frame_err)?)?;
     disk.write_atomic(WAL, &log_store::fresh_wal(Vote::new(term, id))?)?;
@@ -263,7 +261,14 @@ fn write_start(
     Ok(())
 }
 
-fn report(cluster: &str, id: NodeId, members: BTreeMap<NodeId, String>, known: u64, term: u64, r: Restarted) -> Started {
+fn report(
+    cluster: &str,
+    id: NodeId,
+    members: BTreeMap<NodeId, String>,
+    known: u64,
+    term: u64,
+    r: Restarted,
+) -> Started {
     Started {
         cluster: cluster.to_string(),
         id,

@@ -101,7 +101,8 @@ mod tests {
         let mut t = LockTable::new(Limits::default());
         t.apply(1, &entry(Command::SetSigningKey { secret: secret_from_entropy(&[7; 32]) }));
         t.apply(2, &entry(Command::LeaseGrant { ttl_ms: 1000 }));
-        let acquire = |lease| Command::Acquire { lock: "a".into(), lease: LeaseId(lease), wait: true, value: "".into() };
+        let acquire =
+            |lease| Command::Acquire { lock: "a".into(), lease: LeaseId(lease), wait: true, value: "".into() };
         t.apply(3, &entry(acquire(2)));
         t.apply(4, &entry(Command::LeaseGrant { ttl_ms: 1000 }));
         t.apply(5, &entry(acquire(4)));
