@@ -386,6 +386,13 @@ impl Client {
         self.call_raw(Method::GET, "/v1/cluster/key", Bytes::new(), Duration::ZERO).await
     }
 
+    /// A consistent backup of the cluster's state, taken by the leader
+    /// (administrators only; `fenced cluster snapshot save`). Followers
+    /// answer 503, so this fails over until it reaches the leader.
+    pub async fn snapshot(&self) -> Result<fenced_core::admin::SnapshotExport, ClientError> {
+        self.call_raw(Method::GET, "/v1/cluster/snapshot", Bytes::new(), Duration::ZERO).await
+    }
+
     /// Grant a lease, acquire `lock` on it, and start keeping both alive.
     pub async fn acquire(&self, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
         Guard::acquire(self.clone(), lock, opts).await

@@ -94,3 +94,16 @@ pub struct PeersReport {
     pub draining: bool,
     pub peers: BTreeMap<u64, PeerInfo>,
 }
+
+/// `GET /v1/cluster/snapshot` (administrators): a backup file, as
+/// `fenced cluster snapshot save` writes it. The file is checksummed and
+/// versioned by itself; here it travels base64-encoded in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotExport {
+    /// The backup file format ([`SnapshotExport::file`]'s outer version).
+    pub format: u32,
+    /// The log index the snapshot's state is at.
+    pub index: u64,
+    /// The backup file, base64 (standard alphabet, padded).
+    pub file: String,
+}

@@ -34,6 +34,9 @@ enum Command {
     /// Inspect and maintain the cluster: status, leadership, membership, drain, signing keys.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
+    /// Backup files: inspect one, or restore a new cluster from one.
+    #[command(subcommand)]
+    Snapshot(cmd::snapshot::SnapshotCommand),
     /// Validate a replica config file offline.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
@@ -84,6 +87,13 @@ fn main() {
                 2
             }
         },
+        Command::Snapshot(c) => match cmd::snapshot::run(c) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         Command::Sim(args) => match cmd::sim::run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -109,7 +119,12 @@ impl Command {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::Store(c) => cmd::store::run(c).await,
             Command::Chaos(a) => cmd::chaos::run(a).await,
-            Command::Check(_) | Command::Sim(_) | Command::Demo(_) | Command::Config(_) | Command::Certs(_) => {
+            Command::Check(_)
+            | Command::Sim(_)
+            | Command::Demo(_)
+            | Command::Config(_)
+            | Command::Certs(_)
+            | Command::Snapshot(_) => {
                 unreachable!("handled synchronously")
             }
         }

@@ -74,6 +74,12 @@ fn write(disk: &dyn Disk, meta: &MetaV2) -> Result<(), DataDirError> {
     Ok(())
 }
 
+/// Stamp `disk` as replica `replica` of cluster `cluster` (a restored or
+/// recovered data directory, written before its first start).
+pub fn stamp(disk: &dyn Disk, cluster: &str, replica: u64) -> Result<(), DataDirError> {
+    write(disk, &MetaV2 { cluster: cluster.to_string(), replica })
+}
+
 /// Check that `disk` is a data directory this replica may use, upgrading a
 /// v1 directory and stamping a new one. Returns the format found (0 if new).
 pub fn open(disk: &dyn Disk, config: &ReplicaConfig) -> Result<u32, DataDirError> {

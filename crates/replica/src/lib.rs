@@ -15,12 +15,15 @@
 //! - [`drain`]: hand off leadership and refuse new sessions before a stop.
 //! - [`handshake`]: versions, cluster identity and timing at every peer message.
 //! - [`data_dir`]: the data directory's format version and owner.
+//! - [`backup`]: backup through the leader, restore and recovery above a token floor.
+//! - [`ready`]: the readiness probe (a leader is known).
 //! - [`config_check`]: configuration refused before it can hurt.
 //! - [`vitals`]: peers, clocks, pauses, fsync latency, limping, for status and `/metrics`:
 //!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
 //!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
 
 pub mod api;
+pub mod backup;
 /// Deliberately broken variants, for proving the checkers catch them.
 #[cfg(feature = "bugs")]
 pub mod bugs {
@@ -42,6 +45,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peers;
+pub mod ready;
 pub mod routes;
 pub mod server;
 pub mod state_machine;

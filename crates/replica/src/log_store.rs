@@ -95,6 +95,12 @@ impl Replayed {
     }
 }
 
+/// The WAL of a replica that starts from a snapshot alone (a restored or
+/// recovered cluster): its vote, and no entries.
+pub fn fresh_wal(vote: Vote) -> io::Result<Vec<u8>> {
+    frame::encode(&Record::Vote(vote)).map_err(io_err)
+}
+
 /// Replay a WAL's bytes: a pure function, so that recovery can be fuzzed.
 pub fn replay(bytes: &[u8]) -> Result<Replayed, CorruptLog> {
     let mut inner = Inner::default();
@@ -192,6 +198,11 @@ impl LogStore {
     /// The highest index known committed here, if recorded.
     pub fn committed_index(&self) -> io::Result<Option<u64>> {
         Ok(self.lock()?.committed.map(|c| c.index))
+    }
+
+    /// The vote on disk, if any (`fenced cluster recover` starts above its term).
+    pub fn vote(&self) -> io::Result<Option<Vote>> {
+        Ok(self.lock()?.vote)
     }
 
     /// Every entry currently in the log, for `fenced` tooling and histories.

@@ -129,6 +129,8 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/v1/election/observe", election(Op::Watch), |m| on(m, api::observe)),
     route(Get, "/v1/cluster/status", Right::Read, |m| on(m, api::cluster_status)),
     route(Get, "/v1/cluster/key", Right::Read, |m| on(m, api::cluster_key)),
+    // Readiness probes carry no credentials; the answer names the leader only.
+    route(Get, "/v1/ready", Right::None, |m| on(m, crate::ready::ready)),
     route(Get, "/v1/cluster/members", Right::Read, |m| on(m, crate::membership::members)),
     route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, crate::handshake::peers_report)),
     route(Get, "/metrics", Right::Read, |m| on(m, api::metrics)),
@@ -139,6 +141,8 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, crate::membership::remove)),
     route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, crate::membership::replace)),
     route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, crate::drain::drain_handler)),
+    // The whole table, signing secrets included (docs/deploy.md, backups).
+    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, crate::backup::save)),
     route(Post, "/raft/v1/append", Right::Peer, |m| on(m, api::raft_append)),
     route(Post, "/raft/v1/vote", Right::Peer, |m| on(m, api::raft_vote)),
     route(Post, "/raft/v1/pre-vote", Right::Peer, |m| on(m, api::raft_pre_vote)),

@@ -158,7 +158,8 @@ fn expected(path: &str, lease: u64, token: u64) -> Option<(Right, String)> {
     let on = |op, field| Right::Prefix { op, field, prefix: "" };
     let election = |op| Right::Prefix { op, field: "election", prefix: "election:" };
     Some(match path {
-        "/v1/ping" => (Right::None, String::new()),
+        "/v1/ping" | "/v1/ready" => (Right::None, String::new()),
+        "/v1/cluster/snapshot" => (Right::Admin, String::new()),
         "/v1/cluster/status" | "/v1/cluster/key" | "/v1/cluster/members" | "/v1/cluster/peers" | "/metrics" => {
             (Right::Read, String::new())
         }

@@ -77,6 +77,13 @@ pub enum ClusterCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Backups: `fenced cluster snapshot save FILE` (administrators).
+    #[command(subcommand)]
+    Snapshot(super::snapshot::ClusterSnapshot),
+    /// After losing a majority for good: rewrite a stopped survivor's data directory as a one-member
+    /// cluster whose tokens all exceed every token the old cluster could have issued; every lease ends.
+    /// Start it alone, then add members back with `fenced cluster add`. See docs/operations.md.
+    Recover(super::snapshot::Recover),
     /// End a rotation: stop publishing every key but the newest. Tokens
     /// signed with the old key stop verifying at stores that reload keys.
     RetireKeys {
@@ -176,6 +183,10 @@ pub async fn run(c: ClusterCommand) -> anyhow::Result<i32> {
                 }
             }
         }
+        ClusterCommand::Snapshot(super::snapshot::ClusterSnapshot::Save { file, common }) => {
+            super::snapshot::save(&file, &common).await
+        }
+        ClusterCommand::Recover(r) => super::snapshot::recover(r),
         ClusterCommand::RotateKey { common } => keys(&common, true).await,
         ClusterCommand::RetireKeys { common } => keys(&common, false).await,
     }

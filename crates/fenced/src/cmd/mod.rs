@@ -15,6 +15,7 @@ pub mod dev;
 pub mod lock;
 pub mod serve;
 pub mod sim;
+pub mod snapshot;
 pub mod store;
 pub mod timing_file;
 
