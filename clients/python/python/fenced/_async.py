@@ -36,7 +36,7 @@ from ._common import (
     parse_claim,
     parse_status,
 )
-from ._sync import Value, _write_args
+from ._sync import Value, _Sessions, _write_args
 from .errors import ClientClosed, LockLost
 
 #: How long a cancelled acquire may take to revoke its lease.
@@ -94,6 +94,7 @@ class AsyncLock:
         self._client = client
         self._guard = guard
         self._released = False
+        self._session: Optional[_native.NativeClient] = None
         self._lost_reason: Optional[str] = None
         self._callbacks: List[Callable[["AsyncLock"], None]] = []
         self._loop = asyncio.get_running_loop()
@@ -182,7 +183,11 @@ class AsyncLock:
             return
         self._released = True
         self._client._held.discard(self)
-        await _await(self._guard.release())
+        try:
+            await _await(self._guard.release())
+        finally:
+            if self._session is not None:
+                self._client._sessions.checkin(self._session)
 
     async def __aenter__(self) -> "AsyncLock":
         return self
@@ -236,8 +241,8 @@ class AsyncClient:
     ) -> None:
         eps = check_endpoints(endpoints)
         t = check_tls(tls)
-        self._native = _native.NativeClient(
-            eps,
+        self._sessions = _Sessions(
+            endpoints=eps,
             bearer_token=check_token(bearer_token),
             ca=t.ca if t else None,
             cert=t.cert if t else None,
@@ -245,6 +250,7 @@ class AsyncClient:
             request_timeout=check_seconds("request_timeout", request_timeout, zero_ok=False),
             call_timeout=check_seconds("call_timeout", call_timeout, zero_ok=False),
         )
+        self._native = self._sessions.first
         self._closed = False
         self._held: "weakref.WeakSet[AsyncLock]" = weakref.WeakSet()
         self._mu = threading.Lock()
@@ -259,8 +265,14 @@ class AsyncClient:
 
     async def _acquire(self, name: str, ttl: float, wait: float, value: str) -> AsyncLock:
         self._check_open()
-        guard = await _await(self._native.acquire(name, ttl, wait, value))
+        session = self._sessions.checkout()
+        try:
+            guard = await _await(session.acquire(name, ttl, wait, value))
+        except BaseException:
+            self._sessions.checkin(session)
+            raise
         lock = AsyncLock(self, guard)
+        lock._session = session
         if self._closed:
             await lock.release()
             self._check_open()

@@ -32,6 +32,42 @@ from ._common import (
 )
 from .errors import ClientClosed, LockLost
 
+#: Locks held or being acquired at once through one native client (one
+#: deduplication session). The cluster remembers each session's last 64
+#: answers; a retry (after a lost reply) of an older request is refused as
+#: ``request_too_old`` with an unknown outcome. Each held lock has at most
+#: two requests in flight (its acquire or keepalive, and a release), so 16
+#: per session keeps every retry inside the window.
+SESSION_LOCKS = 16
+
+
+class _Sessions:
+    """Native clients (sessions) sharing one configuration; a lock is
+    acquired on one with fewer than :data:`SESSION_LOCKS` locks, and keeps
+    it until released."""
+
+    def __init__(self, **config: Any) -> None:
+        self._config = config
+        self._mu = threading.Lock()
+        first = _native.NativeClient(**config)
+        self._load: Dict[_native.NativeClient, int] = {first: 0}
+        self.first = first
+
+    def checkout(self) -> _native.NativeClient:
+        with self._mu:
+            for c, n in self._load.items():
+                if n < SESSION_LOCKS:
+                    self._load[c] = n + 1
+                    return c
+            c = _native.NativeClient(**self._config)
+            self._load[c] = 1
+            return c
+
+    def checkin(self, c: _native.NativeClient) -> None:
+        with self._mu:
+            if c in self._load:
+                self._load[c] = max(0, self._load[c] - 1)
+
 
 class Lock:
     """A held lock. Use it as a context manager (leaving releases it), or
@@ -49,6 +85,7 @@ class Lock:
         self._client = client
         self._guard = guard
         self._released = False
+        self._session: Optional[_native.NativeClient] = None
         self._lost_reason: Optional[str] = None
         self._callbacks: List[Callable[["Lock"], None]] = []
         self._mu = threading.Lock()
@@ -147,7 +184,11 @@ class Lock:
                 return
             self._released = True
         self._client._forget(self)
-        self._guard.release().wait()
+        try:
+            self._guard.release().wait()
+        finally:
+            if self._session is not None:
+                self._client._sessions.checkin(self._session)
 
     def __enter__(self) -> "Lock":
         return self
@@ -204,8 +245,8 @@ class Client:
     ) -> None:
         eps = check_endpoints(endpoints)
         t = check_tls(tls)
-        self._native = _native.NativeClient(
-            eps,
+        self._sessions = _Sessions(
+            endpoints=eps,
             bearer_token=check_token(bearer_token),
             ca=t.ca if t else None,
             cert=t.cert if t else None,
@@ -213,6 +254,7 @@ class Client:
             request_timeout=check_seconds("request_timeout", request_timeout, zero_ok=False),
             call_timeout=check_seconds("call_timeout", call_timeout, zero_ok=False),
         )
+        self._native = self._sessions.first
         self._closed = False
         self._held: "weakref.WeakSet[Lock]" = weakref.WeakSet()
         self._mu = threading.Lock()
@@ -231,8 +273,14 @@ class Client:
 
     def _acquire(self, name: str, ttl: float, wait: float, value: str) -> Lock:
         self._check_open()
-        guard = self._native.acquire(name, ttl, wait, value).wait()
+        session = self._sessions.checkout()
+        try:
+            guard = session.acquire(name, ttl, wait, value).wait()
+        except BaseException:
+            self._sessions.checkin(session)
+            raise
         lock = Lock(self, guard)
+        lock._session = session
         with self._mu:
             closed = self._closed
             if not closed:
