@@ -75,8 +75,11 @@ fn retry_after_secs(message: &str) -> Option<f64> {
 fn client_error(py: Python<'_>, e: &ClientError) -> PyErr {
     match e {
         ClientError::Api { status, body } => {
-            let mut attrs =
-                vec![("code", obj(py, body.code.as_str())), ("status", obj(py, *status)), ("retryable", obj(py, body.retry))];
+            let mut attrs = vec![
+                ("code", obj(py, body.code.as_str())),
+                ("status", obj(py, *status)),
+                ("retryable", obj(py, body.retry)),
+            ];
             let class = match (body.code.as_str(), *status) {
                 ("busy", _) => {
                     attrs.push(("holder_lease", obj(py, body.holder)));
@@ -97,9 +100,12 @@ fn client_error(py: Python<'_>, e: &ClientError) -> PyErr {
             };
             py_error(py, class, &format!("{}: {}", body.code, body.message), &attrs)
         }
-        ClientError::Unavailable(m) => {
-            py_error(py, "Unavailable", &e.to_string(), &[("code", obj(py, "unavailable")), ("detail", obj(py, m.as_str()))])
-        }
+        ClientError::Unavailable(m) => py_error(
+            py,
+            "Unavailable",
+            &e.to_string(),
+            &[("code", obj(py, "unavailable")), ("detail", obj(py, m.as_str()))],
+        ),
         ClientError::Protocol { .. } => py_error(py, "ProtocolError", &e.to_string(), &[("code", obj(py, "protocol"))]),
         ClientError::Invalid(_) => {
             py_error(py, "InvalidArgument", &e.to_string(), &[("code", obj(py, "invalid_argument"))])
@@ -270,7 +276,6 @@ impl Pending {
         }
     }
 
-
     /// Ask the operation to stop. An acquire revokes its lease; other
     /// operations run to completion.
     fn cancel(&self) {
@@ -344,7 +349,8 @@ fn transport(ca: Option<String>, cert: Option<String>, key: Option<String>) -> R
 }
 
 fn secs(name: &str, v: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(v).map_err(|_| PyValueError::new_err(format!("{name} must be a finite number >= 0, got {v}")))
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| PyValueError::new_err(format!("{name} must be a finite number >= 0, got {v}")))
 }
 
 /// A handle on a fenced cluster (the Rust `fenced_client::Client`).
@@ -623,7 +629,14 @@ impl NativeStore {
     /// Write `value` under `key` fenced by `token` and `signed`; with
     /// `if_version`, only if the live version is that (0: absent).
     #[pyo3(signature = (key, value, token, signed, if_version=None))]
-    fn put(&self, key: String, value: Vec<u8>, token: u64, signed: String, if_version: Option<u64>) -> PyResult<Pending> {
+    fn put(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        token: u64,
+        signed: String,
+        if_version: Option<u64>,
+    ) -> PyResult<Pending> {
         let store = self.store.clone();
         spawn(move |_| async move {
             let fence = fenced_client::Fence { token, signed };
@@ -663,7 +676,9 @@ impl NativeStore {
             let r = store.get(&key).await;
             Box::new(move |py: Python<'_>| match r {
                 Ok(None) => Ok(py.None()),
-                Ok(Some(o)) => Ok((PyBytes::new(py, &o.value), o.version, o.token).into_pyobject(py)?.into_any().unbind()),
+                Ok(Some(o)) => {
+                    Ok((PyBytes::new(py, &o.value), o.version, o.token).into_pyobject(py)?.into_any().unbind())
+                }
                 Err(e) => Err(store_error(py, &e)),
             }) as Outcome
         })
@@ -687,7 +702,62 @@ impl NativeStore {
 /// helper executes exactly these.
 #[pyfunction]
 fn postgres_statements(py: Python<'_>, table: &str) -> PyResult<(String, String, String)> {
-    fenced_store::adapters::postgres::statements(table).map_err(|e| py_error(py, "InvalidArgument", &e.to_string(), &[]))
+    fenced_store::adapters::postgres::statements(table)
+        .map_err(|e| py_error(py, "InvalidArgument", &e.to_string(), &[]))
+}
+
+/// The Rust client's own acquire+release cycle, for `bench.py` to set the
+/// Python package beside it in one run: `workers` tasks on this module's
+/// runtime, each on its own lock (`{prefix}{i}`), for `seconds`. Returns
+/// `(cycles, errors, elapsed_seconds)`. No Python runs in the loop.
+#[pyfunction]
+fn rust_cycles(
+    py: Python<'_>,
+    endpoints: Vec<String>,
+    workers: usize,
+    seconds: f64,
+    ttl: f64,
+    prefix: String,
+) -> PyResult<(u64, u64, f64)> {
+    let client = {
+        let _enter = runtime()?.enter();
+        Client::new(ClientConfig::new(endpoints)).map_err(|e| client_error(py, &e))?
+    };
+    let run = secs("seconds", seconds)?;
+    let ttl = secs("ttl", ttl)?;
+    let rt = runtime()?;
+    Ok(py.detach(move || {
+        rt.block_on(async move {
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..workers)
+                .map(|i| {
+                    let client = client.clone();
+                    let lock = format!("{prefix}{i}");
+                    tokio::spawn(async move {
+                        let (mut ok, mut err) = (0u64, 0u64);
+                        while start.elapsed() < run {
+                            match client.acquire(&lock, AcquireOptions::new(ttl)).await {
+                                Ok(g) => match g.release().await {
+                                    Ok(()) => ok += 1,
+                                    Err(_) => err += 1,
+                                },
+                                Err(_) => err += 1,
+                            }
+                        }
+                        (ok, err)
+                    })
+                })
+                .collect();
+            let (mut ok, mut err) = (0, 0);
+            for t in tasks {
+                if let Ok((o, e)) = t.await {
+                    ok += o;
+                    err += e;
+                }
+            }
+            (ok, err, start.elapsed().as_secs_f64())
+        })
+    }))
 }
 
 #[pymodule]
@@ -697,6 +767,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
     m.add_class::<Pending>()?;
     m.add_function(wrap_pyfunction!(postgres_statements, m)?)?;
+    m.add_function(wrap_pyfunction!(rust_cycles, m)?)?;
     Ok(())
 }
 
