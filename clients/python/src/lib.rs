@@ -14,6 +14,8 @@
 //! server's reason text.
 
 use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, Guard, LostReason, StoreClient, StoreError};
+use fenced_core::clock::Mono;
+use fenced_io::clock::now;
 use fenced_io::clock::SystemClock;
 use fenced_io::http::HttpClient;
 use fenced_io::tls::{client_config, TlsTransport};
@@ -24,7 +26,7 @@ use pyo3::types::{PyBytes, PyDict};
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// The module's runtime: two worker threads are plenty for I/O-bound
@@ -229,24 +231,24 @@ impl Pending {
     fn abandon(&self, py: Python<'_>) {
         self.send_cancel();
         // The acquire's revoke is bounded by the client's call timeout.
-        if !self.wait_done(py, Instant::now() + Duration::from_secs(15)) {
+        if !self.wait_done(py, now().plus(Duration::from_secs(15))) {
             return;
         }
         let Ok(v) = self.result(py) else { return };
         if let Ok(g) = v.bind(py).cast::<NativeGuard>() {
             if let Ok(p) = g.get().release() {
-                let _ = p.wait_done(py, Instant::now() + Duration::from_secs(15));
+                let _ = p.wait_done(py, now().plus(Duration::from_secs(15)));
             }
         }
     }
 
     /// Wait (GIL released) until done or `until`.
-    fn wait_done(&self, py: Python<'_>, until: Instant) -> bool {
+    fn wait_done(&self, py: Python<'_>, until: Mono) -> bool {
         let shared = self.shared.clone();
         py.detach(move || {
             let mut slot = shared.lock();
             while !slot.done {
-                let left = until.saturating_duration_since(Instant::now());
+                let left = until.since(now());
                 if left.is_zero() {
                     return false;
                 }
@@ -266,7 +268,7 @@ impl Pending {
     /// before the exception propagates.
     fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         loop {
-            if self.wait_done(py, Instant::now() + Duration::from_millis(50)) {
+            if self.wait_done(py, now().plus(Duration::from_millis(50))) {
                 return self.result(py);
             }
             if let Err(interrupt) = py.check_signals() {
@@ -328,7 +330,7 @@ impl Pending {
     /// released); true if it did. Used after `cancel()` to await clean-up.
     fn join(&self, py: Python<'_>, timeout: f64) -> bool {
         let d = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::from_secs(3600));
-        self.wait_done(py, Instant::now() + d)
+        self.wait_done(py, now().plus(d))
     }
 }
 
@@ -728,14 +730,14 @@ fn rust_cycles(
     let rt = runtime()?;
     Ok(py.detach(move || {
         rt.block_on(async move {
-            let start = Instant::now();
+            let start = now();
             let tasks: Vec<_> = (0..workers)
                 .map(|i| {
                     let client = client.clone();
                     let lock = format!("{prefix}{i}");
                     tokio::spawn(async move {
                         let (mut ok, mut err) = (0u64, 0u64);
-                        while start.elapsed() < run {
+                        while now().since(start) < run {
                             match client.acquire(&lock, AcquireOptions::new(ttl)).await {
                                 Ok(g) => match g.release().await {
                                     Ok(()) => ok += 1,
@@ -755,7 +757,7 @@ fn rust_cycles(
                     err += e;
                 }
             }
-            (ok, err, start.elapsed().as_secs_f64())
+            (ok, err, now().since(start).as_secs_f64())
         })
     }))
 }
