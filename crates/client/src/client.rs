@@ -397,6 +397,19 @@ impl Client {
     pub async fn acquire(&self, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
         Guard::acquire(self.clone(), lock, opts).await
     }
+
+    /// [`Client::acquire`] that gives up when `cancel` resolves first, and
+    /// then revokes the lease before returning `Ok(None)`: no lock is held
+    /// and no queue entry is left behind. An error means the revoke (or the
+    /// acquire) could not be confirmed; the lease then expires after its TTL.
+    pub async fn acquire_or_cancel(
+        &self,
+        lock: &str,
+        opts: AcquireOptions,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<Guard>, ClientError> {
+        Guard::acquire_or_cancel(self.clone(), lock, opts, cancel).await
+    }
 }
 
 /// What a client knows of one endpoint's health.

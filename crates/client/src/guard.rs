@@ -108,6 +108,28 @@ fn validity_deadline(client: &Client, t_send: Mono, ttl: Duration) -> Mono {
 
 impl Guard {
     pub(crate) async fn acquire(client: Client, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
+        match Self::acquire_or_cancel(client, lock, opts, std::future::pending()).await {
+            Ok(Some(g)) => Ok(g),
+            Ok(None) => unreachable!("a pending future never cancels"),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Guard::acquire`], abandoned when `cancel` resolves first: the lease
+    /// (and with it any queue entry) is then revoked *before* this returns
+    /// `Ok(None)`, so an interrupted wait leaves no waiter that could be
+    /// granted the lock later. Dropping an acquire future cannot do that (a
+    /// destructor cannot await the revoke), which is why callers that must
+    /// be interruptible (Ctrl-C, asyncio cancellation in the Python package)
+    /// cancel through here instead. The lease grant itself is not cancelled
+    /// midway (it is short and bounded by `call_timeout`): without its id
+    /// there would be nothing to revoke.
+    pub(crate) async fn acquire_or_cancel(
+        client: Client,
+        lock: &str,
+        opts: AcquireOptions,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<Guard>, ClientError> {
         let t_send = client.clock().now();
         let lease = client.grant_lease(opts.ttl).await?;
         let deadline = validity_deadline(&client, t_send, opts.ttl);
@@ -116,13 +138,27 @@ impl Guard {
         // Keep the lease alive while queued, too: a wait may outlast the TTL.
         let keepalive =
             tokio::spawn(keepalive_loop(client.clone(), lease.lease, opts.ttl, state.clone(), lost_tx.clone()));
-        let grant = match client.acquire_on(lock, lease.lease, opts.wait, &opts.value).await {
-            Ok(g) => g,
-            Err(e) => {
+        // `biased`: no random branch choice, so the simulator's runs stay
+        // reproducible (the default `Guard::acquire` passes a never-ready
+        // `cancel`).
+        let acquired = tokio::select! {
+            biased;
+            r = client.acquire_on(lock, lease.lease, opts.wait, &opts.value) => Some(r),
+            () = cancel => None,
+        };
+        let grant = match acquired {
+            Some(Ok(g)) => g,
+            Some(Err(e)) => {
                 keepalive.abort();
                 // Do not leave the lease (and maybe a queue entry) behind.
                 let _ = client.revoke(lease.lease).await;
                 return Err(e);
+            }
+            None => {
+                keepalive.abort();
+                // Revoking frees the lock too if the grant raced the cancel.
+                client.revoke(lease.lease).await?;
+                return Ok(None);
             }
         };
         let mut guard = Guard { client, grant, ttl: opts.ttl, state, lost_tx, tasks: vec![keepalive] };
@@ -135,7 +171,7 @@ impl Guard {
             guard.lost_tx.clone(),
             guard.client.clock().now(),
         )));
-        Ok(guard)
+        Ok(Some(guard))
     }
 
     pub fn lock(&self) -> &str {

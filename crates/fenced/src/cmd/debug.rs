@@ -1,5 +1,8 @@
 //! `fenced debug log`: print a stopped replica's Raft log, for audits and
-//! for tests that check what the log decided.
+//! for tests that check what the log decided. `fenced debug history`: the
+//! same logs as history events (`process: "log"`, docs/history.md), for
+//! histories recorded outside this binary (the Python package's tests) to
+//! be judged by `fenced check` with S4, S5 and S7.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -20,10 +23,25 @@ pub enum DebugCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the committed lock decisions of stopped replicas' logs as
+    /// history events (`process: "log"`), one JSON object per line: append
+    /// them to a recorded history so that `fenced check` can judge S4, S5
+    /// and S7. Compares the replicas' committed entries too (S5 `diverged`).
+    History {
+        /// A replica's data directory; repeat for each replica.
+        #[arg(long = "data-dir", required = true)]
+        data_dirs: Vec<PathBuf>,
+        /// The events' `time` (ns since the history's start): the read-back time.
+        #[arg(long, default_value_t = 0)]
+        at: u64,
+    },
 }
 
 pub async fn run(c: DebugCommand) -> anyhow::Result<i32> {
-    let DebugCommand::Log { data_dir, json } = c;
+    let (data_dir, json) = match c {
+        DebugCommand::Log { data_dir, json } => (data_dir, json),
+        DebugCommand::History { data_dirs, at } => return history(data_dirs, at),
+    };
     let disk = FsDisk::open(&data_dir).with_context(|| format!("cannot open {}", data_dir.display()))?;
     let log = LogStore::open(Arc::new(disk)).context("cannot read the raft log")?;
     let committed = log.committed_index().context("cannot read the raft log")?;
@@ -46,6 +64,20 @@ pub async fn run(c: DebugCommand) -> anyhow::Result<i32> {
             };
             println!("{index:>8} t{term:<4} {text}");
         }
+    }
+    Ok(0)
+}
+
+fn history(data_dirs: Vec<PathBuf>, at: u64) -> anyhow::Result<i32> {
+    let bin = std::env::current_exe().context("cannot find this binary")?;
+    let dirs: Vec<(u64, PathBuf)> = data_dirs.into_iter().enumerate().map(|(i, d)| (i as u64 + 1, d)).collect();
+    let nodes = dirs.len() as u64;
+    let (events, notes) = fenced_chaos::run::read_back_dirs(&bin, &dirs, None, 0, nodes, at)?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    for e in events {
+        println!("{}", serde_json::to_string(&e)?);
     }
     Ok(0)
 }

@@ -35,6 +35,24 @@ pub enum PgError {
     Postgres(#[from] tokio_postgres::Error),
 }
 
+/// The statements of the fenced table `table`: `(create, upsert, select)`.
+/// Public so that other clients (the Python package's psycopg helper) run
+/// this very SQL rather than a copy of it. The upsert's parameters are
+/// `($1 key text, $2 value bytea, $3 token bigint)`; it affects 0 rows when a
+/// higher token is stored. The select's parameter is `$1 key`.
+pub fn statements(table: &str) -> Result<(String, String, String), PgError> {
+    check_table(table)?;
+    Ok((
+        format!("CREATE TABLE IF NOT EXISTS {table} (key text PRIMARY KEY, value bytea NOT NULL, fence_token bigint NOT NULL)"),
+        format!(
+            "INSERT INTO {table} AS t (key, value, fence_token) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, fence_token = EXCLUDED.fence_token \
+             WHERE t.fence_token <= EXCLUDED.fence_token"
+        ),
+        format!("SELECT value, fence_token FROM {table} WHERE key = $1"),
+    ))
+}
+
 /// A fenced key/value table.
 pub struct PgFenced {
     client: Client,
@@ -78,22 +96,9 @@ impl PgFenced {
 
     /// Use an existing client.
     pub async fn with_client(client: Client, table: &str) -> Result<Self, PgError> {
-        check_table(table)?;
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (key text PRIMARY KEY, value bytea NOT NULL, fence_token bigint NOT NULL)"
-            ))
-            .await?;
-        Ok(PgFenced {
-            client,
-            table: table.into(),
-            upsert: format!(
-                "INSERT INTO {table} AS t (key, value, fence_token) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, fence_token = EXCLUDED.fence_token \
-                 WHERE t.fence_token <= EXCLUDED.fence_token"
-            ),
-            select: format!("SELECT value, fence_token FROM {table} WHERE key = $1"),
-        })
+        let (create, upsert, select) = statements(table)?;
+        client.batch_execute(&create).await?;
+        Ok(PgFenced { client, table: table.into(), upsert, select })
     }
 
     pub fn table(&self) -> &str {
