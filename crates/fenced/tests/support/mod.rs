@@ -90,7 +90,8 @@ impl Cluster {
     pub fn start_with_spares(n: u64, spares: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let addrs: BTreeMap<u64, String> = (1..=n + spares).map(|i| (i, free_addr())).collect();
-        let bootstrap = addrs.range(1..=n).map(|(i, a)| (*i, a.clone())).collect();
+        // `n` may be 0: addresses only, for a cluster started by other means (a restore).
+        let bootstrap = addrs.iter().filter(|(i, _)| **i <= n).map(|(i, a)| (*i, a.clone())).collect();
         let mut c = Cluster { dir, addrs, bootstrap, procs: BTreeMap::new() };
         for id in 1..=n {
             c.spawn(id);
