@@ -510,14 +510,14 @@ pub(crate) async fn claim(
 /// identity must be able to get under its claim cap again). A refusal is a
 /// deterministic answer of the table, or an ACL refusal before proposing:
 /// either way nothing changes.
-async fn claim_release(
+pub(crate) async fn claim_release(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<ClaimReleaseRequest>,
 ) -> Result<Json<ClaimReleaseResponse>, ApiError> {
     // The router has checked the right to claim this name
     // (`crate::routes`); whose claim it is, the state machine decides.
-    let admin = auth::authorize_admin(app.limiter.policy(), &caller).is_ok();
+    let admin = fenced_io::auth::authorize_admin(app.limiter.policy(), &caller).is_ok();
     let cmd = Command::ReleaseClaim { name: b.name, owner: b.owner, admin };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
         Response::ClaimReleased { name, token, owner } => {
