@@ -136,6 +136,10 @@ fn store_error(py: Python<'_>, e: &StoreError) -> PyErr {
             py_error(py, "Unavailable", &msg, &[code])
         }
         StoreError::Invalid(_) => py_error(py, "InvalidArgument", &msg, &[code]),
+        // Another request under the same id: a caller error, nothing applied.
+        StoreError::RequestIdReused { .. } => py_error(py, "InvalidArgument", &msg, &[code]),
+        // An answer for another write: the outcome of ours is unknown.
+        StoreError::WrongAnswer(_) => py_error(py, "Unavailable", &msg, &[code]),
         StoreError::Http { status, .. } => {
             let class = match *status {
                 401 => "Unauthorized",
