@@ -47,7 +47,13 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// `code` must be one of [`crate::error_codes::ERROR_CODES`] (checked in
+    /// debug builds, so every test run catches a code the contract lacks).
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            crate::error_codes::is_known(code),
+            "error code {code:?} is not in error_codes::ERROR_CODES (and so not in docs/openapi.yaml)"
+        );
         ApiError {
             status,
             body: ErrorBody { code: code.into(), message: message.into(), holder: None, token: None, retry: false },

@@ -7,7 +7,7 @@
 //! - [`network`]: replica-to-replica RPC over the transport seam.
 //! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
 //! - [`leader`]: the leader's duties: expiry, handoff, checkpoints, signing key.
-//! - [`api`]: the HTTP API.
+//! - [`api`]: the HTTP API; [`error_codes`]: every error code it can answer.
 //! - [`limits`]: authentication, ACLs, per-client rate and watch limits, bounded proposals.
 //! - [`server`]: wiring it all together.
 //! - [`metrics`]: counters for `/metrics`.
@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod backup;
+pub mod error_codes;
 /// Deliberately broken variants, for proving the checkers catch them.
 #[cfg(feature = "bugs")]
 pub mod bugs {
