@@ -25,7 +25,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -43,6 +43,29 @@ fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
     })
     .as_ref()
     .map_err(|e| PyRuntimeError::new_err(format!("cannot start the fenced runtime: {e}")))
+}
+
+/// False once the interpreter has begun to exit. A runtime thread that
+/// attached to an exiting interpreter would be stopped inside Rust code and
+/// abort the process (seen as `SIGABRT` after a script's last line), so
+/// callbacks from runtime threads go through [`with_python`], and the
+/// `atexit` hook [`interpreter_exiting`] waits for those in flight.
+static PYTHON_ALIVE: RwLock<bool> = RwLock::new(true);
+
+/// Run `f` attached to the interpreter, from a runtime thread, unless the
+/// interpreter is exiting (then `f` is dropped: nobody is left to call).
+fn with_python(f: impl FnOnce(Python<'_>)) {
+    let alive = PYTHON_ALIVE.read().unwrap_or_else(|e| e.into_inner());
+    if *alive {
+        Python::attach(f);
+    }
+}
+
+/// Registered with `atexit`: no callback starts after this returns. The GIL
+/// is released while waiting, so the callbacks in flight can finish.
+#[pyfunction]
+fn interpreter_exiting(py: Python<'_>) {
+    py.detach(|| *PYTHON_ALIVE.write().unwrap_or_else(|e| e.into_inner()) = false);
 }
 
 /// Build an exception of `fenced.errors.<class>` with `message` and
@@ -211,7 +234,7 @@ where
         };
         s.cond.notify_all();
         if !callbacks.is_empty() {
-            Python::attach(|py| {
+            with_python(|py| {
                 for cb in callbacks {
                     if let Err(e) = cb.call0(py) {
                         e.write_unraisable(py, None);
@@ -559,7 +582,7 @@ impl NativeGuard {
                 // is no longer kept alive.
                 Err(_) => "dropped".into(),
             };
-            Python::attach(|py| {
+            with_python(|py| {
                 if let Err(e) = callback.call1(py, (reason,)) {
                     e.write_unraisable(py, None);
                 }
@@ -774,6 +797,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pending>()?;
     m.add_function(wrap_pyfunction!(postgres_statements, m)?)?;
     m.add_function(wrap_pyfunction!(rust_cycles, m)?)?;
+    let exiting = wrap_pyfunction!(interpreter_exiting, m)?;
+    m.py().import("atexit")?.call_method1("register", (exiting,))?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ while it waits) and print what happened.
 """
 
 import json
+import signal
 import sys
 
 import fenced
@@ -24,6 +25,10 @@ if mode == "hold":
     except fenced.StaleToken as e:
         print(json.dumps({"error": "StaleToken", "presented": e.presented, "current": e.current, "message": str(e)}), flush=True)
 elif mode == "wait":
+    # A process started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+    # handler; the test sends SIGINT, so ask for the handler explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(json.dumps({"waiting": True}), flush=True)
     try:
         client.acquire(lock_name, ttl=5, wait=60)

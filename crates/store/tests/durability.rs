@@ -149,9 +149,13 @@ async fn crash_loses_only_unsynced_data_never_an_acknowledged_write() {
     let s = start_on(Arc::new(disk.clone()), config(false)).await;
     let addr = s.addr.clone();
     let acked = Arc::new(Mutex::new(Vec::new()));
+    // Answers of any kind: a write with a token older than its key's is
+    // refused (not acknowledged), so how many are acknowledged depends on the
+    // interleaving; counting answers bounds the wait whatever it is.
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for w in 0..20u64 {
-        let (addr, acked) = (addr.clone(), acked.clone());
+        let (addr, acked, answered) = (addr.clone(), acked.clone(), answered.clone());
         tasks.push(tokio::spawn(async move {
             let c = client(&addr);
             for i in 0..25u64 {
@@ -160,14 +164,20 @@ async fn crash_loses_only_unsynced_data_never_an_acknowledged_write() {
                 if let Ok(ok) = c.put(&key, format!("{token}"), token, &fence(&key, token).signed, None).await {
                     acked.lock().expect("acked").push((key, token, ok.version));
                 }
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         }));
     }
-    // Crash in the middle of the load.
-    while acked.lock().expect("acked").len() < 150 {
+    // Crash in the middle of the load: after 200 of the 500 writes were
+    // answered (bounded: the writers finish within the deadline or the test
+    // fails saying so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 200 {
+        assert!(std::time::Instant::now() < deadline, "the writers answered fewer than 200 writes in 120 s");
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let before_crash = acked.lock().expect("acked").clone();
+    assert!(!before_crash.is_empty(), "no write was acknowledged before the crash; nothing would be checked");
     // Unsynced bytes at the crash: must vanish, not be read as a torn tail.
     disk.append(WAL, b"unsynced garbage").expect("append");
     disk.crash();
