@@ -37,6 +37,29 @@ pub struct Grant {
     pub signed: String,
     /// The holder's value (election proclamation), possibly empty.
     pub value: String,
+    /// `shared` or `permit`; absent for an exclusive grant (a resource
+    /// accepts writes only from exclusive grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A permit's slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// The lease's hold count on a re-entrant lock, when above 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<u32>,
+}
+
+impl Grant {
+    /// Describe how the grant is held (as the table answered it).
+    pub fn with_kind(mut self, kind: GrantKind, holds: u32) -> Grant {
+        self.mode = match kind {
+            GrantKind::Exclusive => None,
+            k => Some(k.name().to_string()),
+        };
+        self.slot = kind.slot();
+        self.holds = (holds > 1).then_some(holds);
+        self
+    }
 }
 
 /// The answer to a command.

@@ -298,6 +298,9 @@ impl LockTable {
             lease: g.lease,
             signed: token::sign(&key, claims),
             value: g.value.clone(),
+            mode: None,
+            slot: None,
+            holds: None,
         })
     }
 
@@ -314,7 +317,10 @@ impl LockTable {
         LockStatus {
             lock: name.to_string(),
             holder: lock.and_then(|l| l.holder.clone()),
-            waiters: lock.map(|l| l.waiters.iter().map(|w| w.lease).collect()).unwrap_or_default(),
+            waiters: match self.prims.0.sems.get(name) {
+                Some(s) => s.waiters.iter().map(|w| w.lease).collect(),
+                None => lock.map(|l| l.waiters.iter().map(|w| w.lease).collect()).unwrap_or_default(),
+            },
         }
     }
 
@@ -366,6 +372,28 @@ impl LockTable {
             Some(_) => self.prims.0.depth.get(&(name.to_string(), lease)).copied().unwrap_or(1),
             None => 0,
         }
+    }
+
+    /// The grant `lease` holds on `name` (of any kind), with its kind and hold count.
+    pub fn held_by(&self, name: &str, lease: LeaseId) -> Option<(GrantRecord, GrantKind, u32)> {
+        let kind = self.grant_kind_of_lease(name, lease)?;
+        let p = &self.prims.0;
+        let g = match kind {
+            GrantKind::Exclusive => self.locks.get(name)?.holder.clone()?,
+            GrantKind::Shared => p.shared.get(name)?.get(&lease)?.clone(),
+            GrantKind::Permit { slot } => p.sems.get(name)?.holders.get(&slot)?.clone(),
+        };
+        Some((g, kind, self.holds(name, lease)))
+    }
+
+    /// Holders of `name` other than an exclusive one: shared holders, or a
+    /// semaphore's permit holders (in slot order); and a semaphore's count.
+    pub fn other_holders(&self, name: &str) -> (Vec<GrantRecord>, Option<u32>) {
+        let p = &self.prims.0;
+        if let Some(s) = p.sems.get(name) {
+            return (s.holders.values().cloned().collect(), Some(s.permits));
+        }
+        (p.shared.get(name).map(|s| s.values().cloned().collect()).unwrap_or_default(), None)
     }
 
     fn grant_kind_of_lease(&self, name: &str, lease: LeaseId) -> Option<GrantKind> {
