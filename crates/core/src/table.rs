@@ -279,6 +279,12 @@ impl LockTable {
     /// the key the grant names, which the table keeps while grants it signed
     /// may still be answered.
     pub fn sign(&self, g: &GrantRecord) -> Result<Grant, SmError> {
+        self.sign_as(g, GrantKind::Exclusive)
+    }
+
+    /// [`LockTable::sign`] for a grant held as `kind`: a shared or permit
+    /// grant's token names its kind, so that a resource refuses it for writes.
+    pub fn sign_as(&self, g: &GrantRecord, kind: GrantKind) -> Result<Grant, SmError> {
         let key = self
             .signing_keys
             .iter()
@@ -296,7 +302,15 @@ impl LockTable {
             lock: g.lock.clone(),
             token: g.token,
             lease: g.lease,
-            signed: token::sign(&key, claims),
+            signed: token::sign_as(
+                &key,
+                claims,
+                match kind {
+                    GrantKind::Exclusive => token::SignedKind::Exclusive,
+                    GrantKind::Shared => token::SignedKind::Shared,
+                    GrantKind::Permit { slot } => token::SignedKind::Permit { slot },
+                },
+            ),
             value: g.value.clone(),
             mode: None,
             slot: None,

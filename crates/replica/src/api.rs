@@ -257,7 +257,7 @@ async fn acquire(app: &App, caller: &Caller, b: AcquireRequest) -> Result<fenced
     };
     let (record, kind) = acquire_record(app, caller, b).await?;
     Ok(match kind {
-        Some((kind, holds)) => sign(app, &record)?.with_kind(kind, holds),
+        Some((kind, holds)) => sign_as(app, &record, kind)?.with_kind(kind, holds),
         None => sign(app, &record)?,
     })
 }
@@ -265,6 +265,12 @@ async fn acquire(app: &App, caller: &Caller, b: AcquireRequest) -> Result<fenced
 /// The signed token is computed here, by the one replica that answers.
 fn sign(app: &App, record: &GrantRecord) -> Result<fenced_core::Grant, ApiError> {
     Ok(app.shared.read(|t| t.sign(record))?)
+}
+
+/// The signed token of a shared or permit grant names its kind, so that a
+/// fenced store refuses it for writes.
+fn sign_as(app: &App, record: &GrantRecord, kind: GrantKind) -> Result<fenced_core::Grant, ApiError> {
+    Ok(app.shared.read(|t| t.sign_as(record, kind))?)
 }
 
 /// A grant record, and how it is held when the request asked for a mode,
@@ -438,7 +444,7 @@ pub(crate) async fn sem_acquire(
     let (record, kind) = acquire_record(&app, &caller, req).await?;
     let (kind, holds) = kind.unwrap_or((GrantKind::Permit { slot: 0 }, 1));
     app.metrics.grants.inc();
-    Ok(Json(sign(&app, &record)?.with_kind(kind, holds)))
+    Ok(Json(sign_as(&app, &record, kind)?.with_kind(kind, holds)))
 }
 
 #[derive(Deserialize)]
