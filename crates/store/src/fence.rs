@@ -243,11 +243,11 @@ mod tests {
         let v = Verifier::new(vec![k.verifying_key()]);
         let claims = |lock: &str, token| TokenClaims { key_id: 0, lock: lock.into(), token, lease: 1, issued_at_ms: 0 };
         let mut g = GuardMap::default();
-        g.insert("pool/0/", &slot_lock("pool", 0));
-        g.insert("pool/1/", &slot_lock("pool", 1));
+        g.insert("pool/0/", slot_lock("pool", 0));
+        g.insert("pool/1/", slot_lock("pool", 1));
         let shared = sign_as(&k, claims("doc", 5), SignedKind::Shared);
         assert!(matches!(v.authorize(&g, "doc", Some("5"), Some(&shared)), Err(AuthError::Signature(_))));
-        assert_eq!(authorize(&[k.verifying_key()], &g, "doc", Some("5"), Some(&shared)).is_err(), true);
+        assert!(authorize(&[k.verifying_key()], &g, "doc", Some("5"), Some(&shared)).is_err());
         assert_eq!(v.authorize_read(&g, "doc", Some("5"), Some(&shared)), Ok((5, "doc".into(), SignedKind::Shared)));
         let permit = sign_as(&k, claims("pool", 9), SignedKind::Permit { slot: 0 });
         assert_eq!(v.authorize(&g, "pool/0/conn", Some("9"), Some(&permit)), Ok(9));
@@ -255,7 +255,7 @@ mod tests {
         assert!(matches!(v.authorize(&g, "pool", Some("9"), Some(&permit)), Err(AuthError::WrongLock { .. })));
         let exclusive = sign(&k, claims("doc", 6));
         assert_eq!(v.authorize(&g, "doc", Some("6"), Some(&exclusive)), Ok(6));
-        assert_eq!(v.verify(&shared).is_err(), true, "verify() is for writes: exclusive only");
+        assert!(v.verify(&shared).is_err(), "verify() is for writes: exclusive only");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
         );
     }
     // lock -> token -> (mode, slot, grant) of its current holders
-    let mut holders: BTreeMap<&str, BTreeMap<u64, (GrantMode, Option<u64>, Op<'_>)>> = BTreeMap::new();
+    let mut holders: BTreeMap<&str, BTreeMap<u64, Holder<'_>>> = BTreeMap::new();
     // semaphore -> its permit count, as the log last set it
     let mut permits: BTreeMap<&str, u64> = BTreeMap::new();
     let mut evidence = Vec::new();
@@ -109,6 +109,9 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
         format!("{} log entries: every grant found its lock free", view.log.len()),
     )
 }
+
+/// A current holder: its mode, its slot (permits), and its grant.
+type Holder<'a> = (GrantMode, Option<u64>, Op<'a>);
 
 fn mode_name(m: GrantMode) -> &'static str {
     match m {
