@@ -107,6 +107,16 @@ pub enum LogKind {
     Release,
     Expire,
     Revoke,
+    /// A semaphore's permit count was set (`lock` names it, `permits` is the count).
+    Permits,
+}
+
+/// How a log grant is held (`value.mode`; absent means exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantMode {
+    Exclusive,
+    Shared,
+    Permit,
 }
 
 /// An entry read back from the replicated log (process `"log"`).
@@ -117,6 +127,12 @@ pub struct LogEntry<'a> {
     pub lock: &'a str,
     pub token: u64,
     pub index: Option<u64>,
+    /// For grants: how the grant is held.
+    pub mode: GrantMode,
+    /// For permit grants: the slot.
+    pub slot: Option<u64>,
+    /// For [`LogKind::Permits`]: the new count.
+    pub permits: Option<u64>,
 }
 
 /// Two replicas' logs disagree about an entry both had committed (process
@@ -219,15 +235,33 @@ impl<'a> View<'a> {
             "release" => LogKind::Release,
             "expire" => LogKind::Expire,
             "revoke" => LogKind::Revoke,
+            "permits" => LogKind::Permits,
             "diverged" => {
                 self.diverged.push(Diverged { op, index: f.u64("index")?, detail: f.opt_str("detail")? });
                 return Ok(());
             }
             other => {
-                return Err(f.err(format!("a log entry is grant, release, expire, revoke or diverged, found {other:?}")))
+                return Err(f.err(format!(
+                    "a log entry is grant, release, expire, revoke, permits or diverged, found {other:?}"
+                )))
             }
         };
-        self.log.push(LogEntry { op, kind, lock: f.str("lock")?, token: f.u64("token")?, index: f.opt_u64("index")? });
+        let mode = match f.opt_str("mode")? {
+            None | Some("exclusive") => GrantMode::Exclusive,
+            Some("shared") => GrantMode::Shared,
+            Some("permit") => GrantMode::Permit,
+            Some(other) => return Err(f.err(format!("a grant's mode is exclusive, shared or permit, found {other:?}"))),
+        };
+        self.log.push(LogEntry {
+            op,
+            kind,
+            lock: f.str("lock")?,
+            token: f.u64("token")?,
+            index: f.opt_u64("index")?,
+            mode,
+            slot: f.opt_u64("slot")?,
+            permits: f.opt_u64("permits")?,
+        });
         Ok(())
     }
 

@@ -319,8 +319,59 @@ impl Client {
     pub async fn acquire_on(&self, lock: &str, lease: u64, wait: Duration, value: &str) -> Result<Grant, ClientError> {
         let (client, request_id) = self.idem();
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        let body = AcquireRequest { lock: lock.into(), lease, wait_ms, value: value.into(), client, request_id };
+        let body = AcquireRequest {
+            lock: lock.into(),
+            lease,
+            wait_ms,
+            value: value.into(),
+            client,
+            request_id,
+            mode: None,
+            reentrant: false,
+        };
         self.call_waiting(Method::POST, "/v1/lock/acquire", &body, wait).await
+    }
+
+    /// Acquire `lock` on an existing lease in `mode`, re-entrantly if asked
+    /// (see docs/primitives.md). Retries reuse the request id.
+    pub async fn acquire_mode_on(
+        &self,
+        lock: &str,
+        lease: u64,
+        wait: Duration,
+        mode: fenced_core::Mode,
+        reentrant: bool,
+    ) -> Result<Grant, ClientError> {
+        let (client, request_id) = self.idem();
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let body = AcquireRequest {
+            lock: lock.into(),
+            lease,
+            wait_ms,
+            value: String::new(),
+            client,
+            request_id,
+            mode: Some(mode),
+            reentrant,
+        };
+        self.call_waiting(Method::POST, "/v1/lock/acquire", &body, wait).await
+    }
+
+    /// Take a permit of semaphore `name` on an existing lease. Return it
+    /// with [`Client::release`] (its grant's token), like a lock.
+    pub async fn sem_acquire_on(&self, name: &str, lease: u64, wait: Duration) -> Result<Grant, ClientError> {
+        let (client, request_id) = self.idem();
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let body = SemAcquireRequest { name: name.into(), lease, wait_ms, client, request_id };
+        self.call_waiting(Method::POST, "/v1/sem/acquire", &body, wait).await
+    }
+
+    /// Create semaphore `name` with `permits` permits, or change its count
+    /// (a log entry; holders above a lowered count keep their permits).
+    pub async fn sem_permits(&self, name: &str, permits: u32) -> Result<SemPermitsResponse, ClientError> {
+        let (client, request_id) = self.idem();
+        let body = SemPermitsRequest { name: name.into(), permits, client, request_id };
+        self.call(Method::POST, "/v1/sem/permits", &body).await
     }
 
     pub async fn release(&self, lock: &str, lease: u64, token: u64) -> Result<ReleaseResponse, ClientError> {

@@ -63,11 +63,43 @@ pub struct AcquireOptions {
     pub wait: Duration,
     /// A value attached to the grant.
     pub value: String,
+    /// What to take: the lock (exclusive by default), or a semaphore's permit.
+    pub what: What,
+}
+
+/// What an acquire takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// The lock in `mode`; with `reentrant`, a lease that holds it already
+    /// counts one more hold. `Exclusive` without re-entrance is today's lock.
+    Lock { mode: fenced_core::Mode, reentrant: bool },
+    /// One permit of the semaphore of that name.
+    Permit,
 }
 
 impl AcquireOptions {
     pub fn new(ttl: Duration) -> Self {
-        AcquireOptions { ttl, wait: Duration::ZERO, value: String::new() }
+        AcquireOptions {
+            ttl,
+            wait: Duration::ZERO,
+            value: String::new(),
+            what: What::Lock { mode: fenced_core::Mode::Exclusive, reentrant: false },
+        }
+    }
+
+    /// Take the lock shared: with other shared holders, never with an
+    /// exclusive one. A shared grant's token cannot write to a fenced store.
+    pub fn shared(mut self) -> Self {
+        if let What::Lock { reentrant, .. } = self.what {
+            self.what = What::Lock { mode: fenced_core::Mode::Shared, reentrant };
+        }
+        self
+    }
+
+    /// Take a permit of the semaphore named by the acquire's name instead of a lock.
+    pub fn permit(mut self) -> Self {
+        self.what = What::Permit;
+        self
     }
 
     pub fn wait(mut self, wait: Duration) -> Self {
@@ -143,7 +175,17 @@ impl Guard {
         // `cancel`).
         let acquired = tokio::select! {
             biased;
-            r = client.acquire_on(lock, lease.lease, opts.wait, &opts.value) => Some(r),
+            r = async {
+                match opts.what {
+                    What::Lock { mode: fenced_core::Mode::Exclusive, reentrant: false } => {
+                        client.acquire_on(lock, lease.lease, opts.wait, &opts.value).await
+                    }
+                    What::Lock { mode, reentrant } => {
+                        client.acquire_mode_on(lock, lease.lease, opts.wait, mode, reentrant).await
+                    }
+                    What::Permit => client.sem_acquire_on(lock, lease.lease, opts.wait).await,
+                }
+            } => Some(r),
             () = cancel => None,
         };
         let grant = match acquired {
@@ -247,6 +289,29 @@ impl Guard {
     }
 
     /// Release the lock and revoke its lease.
+    /// Take one more hold of this guard's lock on the same lease, in the
+    /// same mode (re-entrance): the cluster answers the same grant and the
+    /// hold count, which this returns. Give it back with
+    /// [`Guard::release_hold`]; [`Guard::release`] ends every hold.
+    pub async fn reacquire(&self) -> Result<u32, ClientError> {
+        let mode = match self.grant.mode.as_deref() {
+            Some("shared") => fenced_core::Mode::Shared,
+            Some("permit") => {
+                return Err(ClientError::Invalid("a semaphore permit is not re-entrant: one per lease".into()))
+            }
+            _ => fenced_core::Mode::Exclusive,
+        };
+        let g = self.client.acquire_mode_on(&self.grant.lock, self.grant.lease.0, Duration::ZERO, mode, true).await?;
+        Ok(g.holds.unwrap_or(1))
+    }
+
+    /// Give back one re-entrant hold; returns the holds left (0: the lock
+    /// was released, and this guard no longer holds it).
+    pub async fn release_hold(&self) -> Result<u32, ClientError> {
+        let r = self.client.release(&self.grant.lock, self.grant.lease.0, self.grant.token.0).await?;
+        Ok(r.holds.unwrap_or(0))
+    }
+
     pub async fn release(mut self) -> Result<(), ClientError> {
         self.stop();
         self.lost_tx.send_replace(Some(LostReason::Released));
@@ -385,7 +450,7 @@ async fn reconfirm(
         }
     }
     match client.status(&grant.lock).await {
-        Ok(s) if s.holder.as_ref().is_some_and(|h| h.token == grant.token) => {
+        Ok(s) if s.holder.iter().chain(&s.holders).any(|h| h.token == grant.token) => {
             if let Ok(mut st) = state.lock() {
                 st.deadline = st.deadline.max(validity_deadline(client, t_send, ttl));
                 st.reconfirmed += 1;

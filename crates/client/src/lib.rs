@@ -27,4 +27,4 @@ pub use client::{Client, ClientConfig};
 pub use error::ClientError;
 pub use fenced_store::client::{Fence, Idem};
 pub use fenced_store::{StoreClient, StoreError, WriteOk};
-pub use guard::{AcquireOptions, Guard, LostReason};
+pub use guard::{AcquireOptions, Guard, LostReason, What};

@@ -43,6 +43,48 @@ pub struct AcquireRequest {
     pub client: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<u64>,
+    /// `shared` or `exclusive` (the default: today's lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::Mode>,
+    /// Count holds: acquiring a lock the lease holds adds a hold, and each
+    /// release takes one back (see docs/primitives.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reentrant: bool,
+}
+
+/// `POST /v1/sem/permits`: create semaphore `name` or change its count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemPermitsRequest {
+    pub name: String,
+    pub permits: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemPermitsResponse {
+    pub name: String,
+    pub permits: u32,
+    /// Permits held now (may exceed a lowered count until holders release).
+    pub held: u32,
+}
+
+/// `POST /v1/sem/acquire`: take one permit of `name` on `lease`. A permit
+/// is returned with `POST /v1/lock/release` like any grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SemAcquireRequest {
+    pub name: String,
+    pub lease: u64,
+    #[serde(default)]
+    pub wait_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +152,10 @@ pub struct RevokeResponse {
 pub struct ReleaseResponse {
     pub lock: String,
     pub token: u64,
+    /// After a re-entrant hold was given back: the holds left (the lock is
+    /// still held). Absent when the lock was released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<u32>,
 }
 
 /// `GET /v1/lock/status` and `GET /v1/election/observe`.
@@ -118,6 +164,12 @@ pub struct LockStatusResponse {
     pub lock: String,
     pub holder: Option<Holder>,
     pub waiters: Vec<u64>,
+    /// Shared holders of a lock, or permit holders of a semaphore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Holder>,
+    /// A semaphore's permit count (absent for a lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permits: Option<u32>,
 }
 
 /// A lock's holder as every caller allowed to watch the lock sees it: the

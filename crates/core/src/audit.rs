@@ -5,14 +5,16 @@
 //! of the rules; and compare replicas' committed logs entry by entry.
 
 use crate::command::Request;
+use crate::response::{GrantKind, Response};
 use crate::table::{EndReason, Event, LockTable};
+use crate::Token;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// One decision of the log about a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
-    /// `grant`, `release`, `expire` or `revoke` (the history's `f`).
+    /// `grant`, `release`, `expire`, `revoke` or `permits` (the history's `f`).
     #[serde(skip)]
     pub kind: &'static str,
     pub lock: String,
@@ -20,6 +22,17 @@ pub struct Decision {
     pub lease: u64,
     /// The log index of the deciding entry.
     pub index: u64,
+    /// How a grant is held, when not exclusive: `shared` or `permit`.
+    /// Absent for exclusive grants, so histories of exclusive locks read as
+    /// they did before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    /// A permit's slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// For `permits` decisions (kind `permits`): the semaphore's new count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permits: Option<u32>,
 }
 
 /// Apply `entries` (index, request) to a fresh table and list the decisions.
@@ -27,9 +40,32 @@ pub fn replay<'a>(entries: impl IntoIterator<Item = (u64, &'a Request)>) -> Vec<
     let mut table = LockTable::new(Default::default());
     let mut out = Vec::new();
     for (index, req) in entries {
-        for ev in table.apply(index, req).events {
+        let applied = table.apply(index, req);
+        if let Response::PermitsSet { name, permits, .. } = &applied.response {
+            let d = Decision {
+                kind: "permits",
+                lock: name.clone(),
+                token: 0,
+                lease: 0,
+                index,
+                mode: None,
+                slot: None,
+                permits: Some(*permits),
+            };
+            out.push(d);
+        }
+        for ev in applied.events {
+            // A grant is still held right after the entry that made it.
+            let kind_of = |lock: &str, token: Token| match table.grant_kind(lock, token) {
+                Some(GrantKind::Exclusive) | None => (None, None),
+                Some(k) => (Some(k.name()), k.slot()),
+            };
+            let (mut mode, mut slot) = (None, None);
             let (kind, lock, token, lease) = match ev {
-                Event::Granted { lock, token, lease } => ("grant", lock, token, lease),
+                Event::Granted { lock, token, lease } => {
+                    (mode, slot) = kind_of(&lock, token);
+                    ("grant", lock, token, lease)
+                }
                 Event::Freed { lock, token, lease, reason } => {
                     let kind = match reason {
                         EndReason::Released => "release",
@@ -40,7 +76,7 @@ pub fn replay<'a>(entries: impl IntoIterator<Item = (u64, &'a Request)>) -> Vec<
                 }
                 _ => continue,
             };
-            out.push(Decision { kind, lock, token: token.0, lease: lease.0, index });
+            out.push(Decision { kind, lock, token: token.0, lease: lease.0, index, mode, slot, permits: None });
         }
     }
     out

@@ -70,6 +70,44 @@ pub enum Command {
     /// equal it, so that a release aimed at one claim cannot remove a later
     /// one on the same name. (Last variant: earlier ones keep their encoding.)
     ReleaseClaim { name: String, owner: Option<String>, admin: bool },
+    /// Acquire `lock` for `lease` in `mode`. With `reentrant`, a lease that
+    /// already holds the lock gets the same grant and one more hold, which a
+    /// release takes back one at a time (see [`crate::table`], "Re-entrant
+    /// holds"). [`Command::Acquire`] is this with `Exclusive` and no
+    /// re-entrance. (New variants go last: earlier ones keep their encoding,
+    /// so an existing log still replays.)
+    AcquireMode { lock: String, lease: LeaseId, wait: bool, value: String, mode: Mode, reentrant: bool },
+    /// Create the counting semaphore `name` with `permits` permits, or change
+    /// its count. Holders above a lowered count keep their permits; no new
+    /// permit is granted until fewer than `permits` are held. `0` deletes
+    /// the semaphore once nobody holds or awaits it.
+    SemPermits { name: String, permits: u32 },
+    /// Take one permit of semaphore `name` for `lease`; queue FIFO if `wait`.
+    SemAcquire { name: String, lease: LeaseId, wait: bool },
+    /// Return the permit of `name` that `lease` holds with `token`.
+    SemRelease { name: String, lease: LeaseId, token: Token },
+    /// Leave the queue of semaphore `name`.
+    SemCancelWait { name: String, lease: LeaseId },
+}
+
+/// How a lock is held: by one exclusive holder, or by many shared holders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One holder; today's lock. Writes to a fenced resource need this.
+    #[default]
+    Exclusive,
+    /// Many holders at once, none exclusive (readers).
+    Shared,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+        })
+    }
 }
 
 impl fmt::Display for Request {
@@ -97,6 +135,15 @@ impl fmt::Display for Request {
             Command::RotateSigningKey { .. } => write!(f, "rotate-signing-key"),
             Command::RetireSigningKeys => write!(f, "retire-signing-keys"),
             Command::ReleaseClaim { name, admin, .. } => write!(f, "release-claim {name} admin={admin}"),
+            Command::AcquireMode { lock, lease, wait, mode, reentrant, .. } => {
+                write!(f, "acquire {lock} lease={lease} wait={wait} mode={mode} reentrant={reentrant}")
+            }
+            Command::SemPermits { name, permits } => write!(f, "sem-permits {name} permits={permits}"),
+            Command::SemAcquire { name, lease, wait } => write!(f, "sem-acquire {name} lease={lease} wait={wait}"),
+            Command::SemRelease { name, lease, token } => {
+                write!(f, "sem-release {name} lease={lease} token={token}")
+            }
+            Command::SemCancelWait { name, lease } => write!(f, "sem-cancel-wait {name} lease={lease}"),
         }
     }
 }

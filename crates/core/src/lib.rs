@@ -39,7 +39,7 @@ pub mod table;
 pub mod throughput;
 pub mod token;
 
-pub use command::{Command, Request};
+pub use command::{Command, Mode, Request};
 pub use ids::{ClientId, LeaseId, Token};
-pub use response::{Grant, GrantRecord, Response, SmError};
+pub use response::{Grant, GrantKind, GrantRecord, Response, SmError};
 pub use table::LockTable;

@@ -37,6 +37,29 @@ pub struct Grant {
     pub signed: String,
     /// The holder's value (election proclamation), possibly empty.
     pub value: String,
+    /// `shared` or `permit`; absent for an exclusive grant (a resource
+    /// accepts writes only from exclusive grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A permit's slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// The lease's hold count on a re-entrant lock, when above 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<u32>,
+}
+
+impl Grant {
+    /// Describe how the grant is held (as the table answered it).
+    pub fn with_kind(mut self, kind: GrantKind, holds: u32) -> Grant {
+        self.mode = match kind {
+            GrantKind::Exclusive => None,
+            k => Some(k.name().to_string()),
+        };
+        self.slot = kind.slot();
+        self.holds = (holds > 1).then_some(holds);
+        self
+    }
 }
 
 /// The answer to a command.
@@ -95,6 +118,58 @@ pub enum Response {
         token: Token,
         owner: String,
     },
+    /// A grant of [`crate::Command::AcquireMode`] or
+    /// [`crate::Command::SemAcquire`]: the record, how it is held, and the
+    /// lease's hold count on it (1 unless re-entrant).
+    GrantedAs {
+        grant: GrantRecord,
+        kind: GrantKind,
+        holds: u32,
+    },
+    /// A re-entrant hold was given back; the lease still holds the lock
+    /// `holds` times with the same token.
+    HoldReleased {
+        lock: String,
+        token: Token,
+        holds: u32,
+    },
+    /// Semaphore `name` now has `permits` permits, `held` of them held.
+    PermitsSet {
+        name: String,
+        permits: u32,
+        held: u32,
+    },
+}
+
+/// How a grant is held. A fenced resource needs it to judge the token:
+/// writes need an exclusive grant, a permit fences its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantKind {
+    Exclusive,
+    Shared,
+    /// One permit of a counting semaphore, in `slot` (0-based, below the
+    /// permit count at grant time).
+    Permit {
+        slot: u32,
+    },
+}
+
+impl GrantKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GrantKind::Exclusive => "exclusive",
+            GrantKind::Shared => "shared",
+            GrantKind::Permit { .. } => "permit",
+        }
+    }
+
+    pub fn slot(&self) -> Option<u32> {
+        match self {
+            GrantKind::Permit { slot } => Some(*slot),
+            _ => None,
+        }
+    }
 }
 
 /// A deterministic rejection. The state is unchanged.

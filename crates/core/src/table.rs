@@ -14,18 +14,21 @@
 //! - **Retries are answered, not re-executed.** A request whose
 //!   `(client, request_id)` was seen gets the stored response.
 
-use crate::command::{Command, Origin, Request};
+use crate::command::{Command, Mode, Origin, Request};
 use crate::ids::{ClientId, LeaseId, Token};
 use crate::limits::Limits;
 use crate::name_set::NameSet;
-use crate::response::{Grant, GrantRecord, Response, SmError};
+use crate::response::{Grant, GrantKind, GrantRecord, Response, SmError};
 use crate::token::{self, TokenClaims};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod floor;
+mod prims;
 pub use floor::{FloorError, Restarted};
+use prims::Tail;
+pub use prims::{PrimitiveLimits, PRIMS_FORMAT};
 
 /// Why a lease ended or a lock was freed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +160,24 @@ pub struct LockStatus {
     pub waiters: Vec<LeaseId>,
 }
 
+/// Shared holders and shared waiters of a lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedStatus {
+    pub holders: Vec<GrantRecord>,
+    pub shared_waiters: Vec<LeaseId>,
+}
+
+/// The public view of a semaphore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SemStatus {
+    pub name: String,
+    pub permits: u32,
+    /// `(slot, grant)` in slot order.
+    pub holders: Vec<(u32, GrantRecord)>,
+    /// Leases queued, in FIFO order.
+    pub waiters: Vec<LeaseId>,
+}
+
 /// The replicated state. Serialized whole into snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockTable {
@@ -183,6 +204,11 @@ pub struct LockTable {
     /// Expanded forms of `signing_keys` (not state: skipped by serde).
     #[serde(skip)]
     key_cache: KeyCache,
+    /// Shared holders, re-entrant hold counts and semaphores. Last, so that
+    /// snapshots written before they existed still load, and omitted while
+    /// unused, so that such a table encodes as it did before (see `prims.rs`).
+    #[serde(default, skip_serializing_if = "Tail::is_unused")]
+    prims: Tail,
 }
 
 /// Expanded signing keys, memoised by secret. Expanding a secret derives its
@@ -253,6 +279,12 @@ impl LockTable {
     /// the key the grant names, which the table keeps while grants it signed
     /// may still be answered.
     pub fn sign(&self, g: &GrantRecord) -> Result<Grant, SmError> {
+        self.sign_as(g, GrantKind::Exclusive)
+    }
+
+    /// [`LockTable::sign`] for a grant held as `kind`: a shared or permit
+    /// grant's token names its kind, so that a resource refuses it for writes.
+    pub fn sign_as(&self, g: &GrantRecord, kind: GrantKind) -> Result<Grant, SmError> {
         let key = self
             .signing_keys
             .iter()
@@ -270,8 +302,19 @@ impl LockTable {
             lock: g.lock.clone(),
             token: g.token,
             lease: g.lease,
-            signed: token::sign(&key, claims),
+            signed: token::sign_as(
+                &key,
+                claims,
+                match kind {
+                    GrantKind::Exclusive => token::SignedKind::Exclusive,
+                    GrantKind::Shared => token::SignedKind::Shared,
+                    GrantKind::Permit { slot } => token::SignedKind::Permit { slot },
+                },
+            ),
             value: g.value.clone(),
+            mode: None,
+            slot: None,
+            holds: None,
         })
     }
 
@@ -288,13 +331,119 @@ impl LockTable {
         LockStatus {
             lock: name.to_string(),
             holder: lock.and_then(|l| l.holder.clone()),
-            waiters: lock.map(|l| l.waiters.iter().map(|w| w.lease).collect()).unwrap_or_default(),
+            waiters: match self.prims.0.sems.get(name) {
+                Some(s) => s.waiters.iter().map(|w| w.lease).collect(),
+                None => lock.map(|l| l.waiters.iter().map(|w| w.lease).collect()).unwrap_or_default(),
+            },
         }
     }
 
     /// Locks (in name order) that hold a lock, for listings.
     pub fn held_locks(&self) -> impl Iterator<Item = &GrantRecord> {
         self.locks.values().filter_map(|l| l.holder.as_ref())
+    }
+
+    /// Every grant held, of every kind, with its kind: exclusive holders in
+    /// name order, then shared holders, then permits.
+    pub fn all_holders(&self) -> impl Iterator<Item = (GrantKind, &GrantRecord)> {
+        let p = &self.prims.0;
+        self.held_locks()
+            .map(|g| (GrantKind::Exclusive, g))
+            .chain(p.shared.values().flat_map(|s| s.values()).map(|g| (GrantKind::Shared, g)))
+            .chain(
+                p.sems.values().flat_map(|s| s.holders.iter()).map(|(slot, g)| (GrantKind::Permit { slot: *slot }, g)),
+            )
+    }
+
+    /// How the grant of `name` with `token` is held, if it is.
+    pub fn grant_kind(&self, name: &str, token: Token) -> Option<GrantKind> {
+        let p = &self.prims.0;
+        if self.locks.get(name).and_then(|l| l.holder.as_ref()).is_some_and(|h| h.token == token) {
+            return Some(GrantKind::Exclusive);
+        }
+        if p.shared.get(name).is_some_and(|s| s.values().any(|g| g.token == token)) {
+            return Some(GrantKind::Shared);
+        }
+        p.sems
+            .get(name)
+            .and_then(|s| s.holders.iter().find(|(_, g)| g.token == token))
+            .map(|(slot, _)| GrantKind::Permit { slot: *slot })
+    }
+
+    /// The shared holders of `name`, by lease, and the leases queued for it
+    /// shared.
+    pub fn shared_status(&self, name: &str) -> SharedStatus {
+        let p = &self.prims.0;
+        SharedStatus {
+            holders: p.shared.get(name).map(|s| s.values().cloned().collect()).unwrap_or_default(),
+            shared_waiters: p.shared_waiters.iter().filter(|(n, _)| n == name).map(|(_, l)| *l).collect(),
+        }
+    }
+
+    /// A lease's hold count on `name` (0 if it does not hold it).
+    pub fn holds(&self, name: &str, lease: LeaseId) -> u32 {
+        match self.grant_kind_of_lease(name, lease) {
+            Some(_) => self.prims.0.depth.get(&(name.to_string(), lease)).copied().unwrap_or(1),
+            None => 0,
+        }
+    }
+
+    /// The grant `lease` holds on `name` (of any kind), with its kind and hold count.
+    pub fn held_by(&self, name: &str, lease: LeaseId) -> Option<(GrantRecord, GrantKind, u32)> {
+        let kind = self.grant_kind_of_lease(name, lease)?;
+        let p = &self.prims.0;
+        let g = match kind {
+            GrantKind::Exclusive => self.locks.get(name)?.holder.clone()?,
+            GrantKind::Shared => p.shared.get(name)?.get(&lease)?.clone(),
+            GrantKind::Permit { slot } => p.sems.get(name)?.holders.get(&slot)?.clone(),
+        };
+        Some((g, kind, self.holds(name, lease)))
+    }
+
+    /// Holders of `name` other than an exclusive one: shared holders, or a
+    /// semaphore's permit holders (in slot order); and a semaphore's count.
+    pub fn other_holders(&self, name: &str) -> (Vec<GrantRecord>, Option<u32>) {
+        let p = &self.prims.0;
+        if let Some(s) = p.sems.get(name) {
+            return (s.holders.values().cloned().collect(), Some(s.permits));
+        }
+        (p.shared.get(name).map(|s| s.values().cloned().collect()).unwrap_or_default(), None)
+    }
+
+    fn grant_kind_of_lease(&self, name: &str, lease: LeaseId) -> Option<GrantKind> {
+        let p = &self.prims.0;
+        if self.locks.get(name).and_then(|l| l.holder.as_ref()).is_some_and(|h| h.lease == lease) {
+            return Some(GrantKind::Exclusive);
+        }
+        if p.shared.get(name).is_some_and(|s| s.contains_key(&lease)) {
+            return Some(GrantKind::Shared);
+        }
+        p.sems
+            .get(name)
+            .and_then(|s| s.holders.iter().find(|(_, g)| g.lease == lease))
+            .map(|(slot, _)| GrantKind::Permit { slot: *slot })
+    }
+
+    /// Semaphore `name`: its permit count, holders by slot, and queue.
+    pub fn sem_status(&self, name: &str) -> Option<SemStatus> {
+        let s = self.prims.0.sems.get(name)?;
+        Some(SemStatus {
+            name: name.to_string(),
+            permits: s.permits,
+            holders: s.holders.iter().map(|(slot, g)| (*slot, g.clone())).collect(),
+            waiters: s.waiters.iter().map(|w| w.lease).collect(),
+        })
+    }
+
+    /// Limits of the primitives; see [`PrimitiveLimits`].
+    pub fn primitive_limits(&self) -> &PrimitiveLimits {
+        &self.prims.0.limits
+    }
+
+    /// Replace the primitives' limits. Part of the replicated state: call
+    /// it only on a fresh table, the same on every replica.
+    pub fn set_primitive_limits(&mut self, limits: PrimitiveLimits) {
+        self.prims.0.limits = limits;
     }
 
     pub fn claim(&self, name: &str) -> Option<&ClaimRecord> {
@@ -378,7 +527,11 @@ impl LockTable {
             | Command::LeaseRevoke { lease }
             | Command::Acquire { lease, .. }
             | Command::CancelWait { lease, .. }
-            | Command::Release { lease, .. } => self.check_owner(req, *lease)?,
+            | Command::Release { lease, .. }
+            | Command::AcquireMode { lease, .. }
+            | Command::SemAcquire { lease, .. }
+            | Command::SemRelease { lease, .. }
+            | Command::SemCancelWait { lease, .. } => self.check_owner(req, *lease)?,
             Command::Claim { lease: Some(lease), .. } => self.check_owner(req, *lease)?,
             _ => {}
         }
@@ -416,10 +569,9 @@ impl LockTable {
                     .map(|s| token::key_id(&SigningKey::from_bytes(s).verifying_key()))
                     .collect();
                 let old: Vec<&str> = self
-                    .locks
-                    .iter()
-                    .filter(|(_, l)| l.holder.as_ref().is_some_and(|h| retiring.contains(&h.key_id)))
-                    .map(|(name, _)| name.as_str())
+                    .all_holders()
+                    .filter(|(_, h)| retiring.contains(&h.key_id))
+                    .map(|(_, h)| h.lock.as_str())
                     .collect();
                 if let Some(first) = old.first() {
                     return Err(SmError::Invalid(format!(
@@ -442,9 +594,21 @@ impl LockTable {
                 Ok(Response::LeaseRevoked { lease: *lease, released })
             }
             Command::Acquire { lock, lease, wait, value } => {
-                self.acquire(index, req.at_ms, lock, *lease, *wait, value, ev)
+                self.acquire(index, req.at_ms, lock, *lease, *wait, value, Mode::Exclusive, false, true, ev)
             }
-            Command::CancelWait { lock, lease } => Ok(self.cancel_wait(lock, *lease)),
+            Command::AcquireMode { lock, lease, wait, value, mode, reentrant } => {
+                self.acquire(index, req.at_ms, lock, *lease, *wait, value, *mode, *reentrant, false, ev)
+            }
+            Command::CancelWait { lock, lease } => Ok(self.cancel_wait(lock, *lease, ev)),
+            Command::SemCancelWait { name, lease } => Ok(self.cancel_wait(name, *lease, ev)),
+            Command::SemPermits { name, permits } => self.sem_permits(name, *permits, ev),
+            Command::SemAcquire { name, lease, wait } => self.sem_acquire(index, req.at_ms, name, *lease, *wait, ev),
+            Command::SemRelease { name, lease, token } => {
+                if !self.prims.0.sems.contains_key(name) {
+                    return Err(SmError::NotHolder { lock: name.to_string(), lease: *lease, token: *token });
+                }
+                self.release(index, req.at_ms, name, *lease, *token, ev)
+            }
             Command::Release { lock, lease, token } => self.release(index, req.at_ms, lock, *lease, *token, ev),
             Command::Claim { name, owner, lease } => {
                 let maker = req.origin.as_ref().map(|o| owner_of(&o.client));
@@ -463,6 +627,10 @@ impl LockTable {
             Command::Handoff { lock } => {
                 if self.pending_handoff.remove(lock) {
                     self.grant_head(index, req.at_ms, lock, ev)?;
+                    // Readers queued behind a reader follow it one entry each.
+                    if self.head_grantable(lock) {
+                        self.mark_pending(lock, ev);
+                    }
                 }
                 Ok(Response::Done)
             }
@@ -559,6 +727,9 @@ impl LockTable {
         id: LeaseId,
         wait: bool,
         value: &str,
+        mode: Mode,
+        reentrant: bool,
+        legacy: bool,
         ev: &mut Vec<Event>,
     ) -> Result<Response, SmError> {
         self.check_name("lock", name)?;
@@ -570,12 +741,37 @@ impl LockTable {
             )));
         }
         let lease = self.lease_ref(id)?;
+        if self.prims.0.sems.contains_key(name) {
+            return Err(SmError::Invalid(format!(
+                "{name:?} is a semaphore; take a permit (POST /v1/sem/acquire) or use another lock name"
+            )));
+        }
         let lock = self.locks.get(name);
-        if let Some(h) = lock.and_then(|l| l.holder.as_ref()) {
-            if h.lease == id {
-                // Re-acquiring a lock the lease already holds returns the same grant.
-                return Ok(Response::Granted(h.clone()));
+        let held = match lock.and_then(|l| l.holder.as_ref()) {
+            // Re-acquiring a lock the lease already holds returns the same grant.
+            Some(h) if h.lease == id => Some((h.clone(), GrantKind::Exclusive)),
+            _ => self.prims.0.shared.get(name).and_then(|s| s.get(&id)).map(|g| (g.clone(), GrantKind::Shared)),
+        };
+        if let Some((grant, kind)) = held {
+            if kind == GrantKind::Shared && mode == Mode::Exclusive {
+                return Err(SmError::Invalid(format!(
+                    "lease {id} holds {name:?} shared; a shared hold cannot be upgraded to exclusive (two \
+                     upgrading readers would wait for each other forever). Release it, then acquire exclusive"
+                )));
             }
+            let key = (name.to_string(), id);
+            let mut holds = self.prims.0.depth.get(&key).copied().unwrap_or(1);
+            if reentrant {
+                if holds >= self.prims.0.limits.hold_depth_max {
+                    return Err(SmError::LimitExceeded(format!(
+                        "lease {id} already holds {name:?} {holds} times (limit {}); release some holds first",
+                        self.prims.0.limits.hold_depth_max
+                    )));
+                }
+                holds += 1;
+                self.prims.0.depth.insert(key, holds);
+            }
+            return Ok(if legacy { Response::Granted(grant) } else { Response::GrantedAs { grant, kind, holds } });
         }
         if let Some(pos) = lock.and_then(|l| l.waiters.iter().position(|w| w.lease == id)) {
             return Ok(Response::Queued { lock: name.to_string(), lease: id, position: pos });
@@ -586,17 +782,31 @@ impl LockTable {
                 lease.held.len() + lease.waiting.len()
             )));
         }
-        let free = lock.is_none_or(|l| l.holder.is_none() && l.waiters.is_empty());
-        if free {
-            let grant = self.grant(index, at_ms, name, id, value.to_string(), ev)?;
-            return Ok(Response::Granted(grant));
+        let shared = self.prims.0.shared.get(name).map_or(0, BTreeMap::len);
+        if mode == Mode::Shared && shared >= self.prims.0.limits.shared_holders_max {
+            return Err(SmError::LimitExceeded(format!(
+                "lock {name:?} has {shared} shared holders (limit {}); retry after some release",
+                self.prims.0.limits.shared_holders_max
+            )));
         }
+        let queue_empty = lock.is_none_or(|l| l.holder.is_none() && l.waiters.is_empty());
+        if queue_empty && self.compatible(name, mode) {
+            let kind = if mode == Mode::Shared { GrantKind::Shared } else { GrantKind::Exclusive };
+            let grant = self.grant(index, at_ms, name, id, value.to_string(), kind, ev)?;
+            return Ok(if legacy { Response::Granted(grant) } else { Response::GrantedAs { grant, kind, holds: 1 } });
+        }
+        let first_shared = self.prims.0.shared.get(name).and_then(|s| s.values().next()).map(|g| (g.lease, g.token));
         let lock = self.locks.entry(name.to_string()).or_default();
         if !wait {
-            let (holder, token) = match &lock.holder {
-                Some(h) => (h.lease, h.token),
-                None => (lock.waiters.front().map(|w| w.lease).unwrap_or(id), Token(0)),
+            let (holder, token) = match (&lock.holder, first_shared) {
+                (Some(h), _) => (h.lease, h.token),
+                (None, Some(s)) => s,
+                (None, None) => (lock.waiters.front().map(|w| w.lease).unwrap_or(id), Token(0)),
             };
+            if lock.holder.is_none() && lock.waiters.is_empty() {
+                // Created by `entry` above only to answer: leave no trace.
+                self.locks.remove(name);
+            }
             return Ok(Response::Busy { lock: name.to_string(), holder, token });
         }
         if lock.waiters.len() >= self.limits.waiters_per_lock_max {
@@ -604,13 +814,65 @@ impl LockTable {
         }
         lock.waiters.push_back(Waiter { lease: id, value: value.to_string() });
         let position = lock.waiters.len() - 1;
+        if mode == Mode::Shared {
+            self.prims.0.shared_waiters.insert((name.to_string(), id));
+        }
         if let Some(l) = self.leases.get_mut(&id) {
             l.waiting.insert(name);
         }
         Ok(Response::Queued { lock: name.to_string(), lease: id, position })
     }
 
-    /// Grant `name` (which must be free) to `id` with token `index`.
+    /// Whether `name` may be granted in `mode` given its holders (not its
+    /// queue): shared next to shared holders only, exclusive to nobody else.
+    fn compatible(&self, name: &str, mode: Mode) -> bool {
+        if self.locks.get(name).is_some_and(|l| l.holder.is_some()) {
+            return false;
+        }
+        let shared = self.prims.0.shared.get(name).map_or(0, BTreeMap::len);
+        match mode {
+            Mode::Shared => shared < self.prims.0.limits.shared_holders_max,
+            #[cfg(feature = "bugs")]
+            Mode::Exclusive if crate::bugs::writer_with_readers() => true,
+            Mode::Exclusive => shared == 0,
+        }
+    }
+
+    /// Whether the head of `name`'s queue (lock or semaphore) may be granted now.
+    fn head_grantable(&self, name: &str) -> bool {
+        if let Some(sem) = self.prims.0.sems.get(name) {
+            return !sem.waiters.is_empty() && sem.holders.len() < sem.permits as usize;
+        }
+        let Some(w) = self.locks.get(name).and_then(|l| l.waiters.front()) else { return false };
+        let shared = self.prims.0.shared_waiters.contains(&(name.to_string(), w.lease));
+        self.compatible(name, if shared { Mode::Shared } else { Mode::Exclusive })
+    }
+
+    /// Nobody holds or awaits `name`: its entry can go.
+    fn idle(&self, name: &str) -> bool {
+        if let Some(sem) = self.prims.0.sems.get(name) {
+            return sem.permits == 0 && sem.holders.is_empty() && sem.waiters.is_empty();
+        }
+        self.locks.get(name).is_none_or(|l| l.holder.is_none() && l.waiters.is_empty())
+            && !self.prims.0.shared.contains_key(name)
+    }
+
+    /// Forget an idle name. A semaphore with permits stays: its count is state.
+    fn remove_idle(&mut self, name: &str) {
+        self.locks.remove(name);
+        self.prims.0.sems.remove(name);
+        self.pending_handoff.remove(name);
+    }
+
+    /// Ask the leader for a `Handoff` of `name`.
+    fn mark_pending(&mut self, name: &str, ev: &mut Vec<Event>) {
+        if self.pending_handoff.insert(name.to_string()) {
+            ev.push(Event::HandoffPending { lock: name.to_string() });
+        }
+    }
+
+    /// Grant `name` to `id` as `kind` with token `index`; `name` must admit it.
+    #[allow(clippy::too_many_arguments)]
     fn grant(
         &mut self,
         index: u64,
@@ -618,6 +880,7 @@ impl LockTable {
         name: &str,
         id: LeaseId,
         value: String,
+        kind: GrantKind,
         ev: &mut Vec<Event>,
     ) -> Result<GrantRecord, SmError> {
         let secret = self.signing_keys.last().ok_or(SmError::NoSigningKey)?;
@@ -632,9 +895,27 @@ impl LockTable {
         self.max_token = index;
         let grant =
             GrantRecord { lock: name.to_string(), token: Token(index), lease: id, value, key_id, issued_at_ms: at_ms };
-        let lock = self.locks.entry(name.to_string()).or_default();
-        assert!(lock.holder.is_none(), "lock {name:?} granted while held");
-        lock.holder = Some(grant.clone());
+        match kind {
+            GrantKind::Exclusive => {
+                #[cfg(feature = "bugs")]
+                let readers_ok = crate::bugs::writer_with_readers();
+                #[cfg(not(feature = "bugs"))]
+                let readers_ok = false;
+                assert!(readers_ok || !self.prims.0.shared.contains_key(name), "lock {name:?} granted while shared");
+                let lock = self.locks.entry(name.to_string()).or_default();
+                assert!(lock.holder.is_none(), "lock {name:?} granted while held");
+                lock.holder = Some(grant.clone());
+            }
+            GrantKind::Shared => {
+                assert!(self.locks.get(name).is_none_or(|l| l.holder.is_none()), "lock {name:?} shared while held");
+                self.prims.0.shared.entry(name.to_string()).or_default().insert(id, grant.clone());
+            }
+            GrantKind::Permit { slot } => {
+                let sem = self.prims.0.sems.entry(name.to_string()).or_default();
+                assert!(sem.holders.len() < sem.permits as usize, "semaphore {name:?} granted beyond its permits");
+                assert!(sem.holders.insert(slot, grant.clone()).is_none(), "slot {slot} of {name:?} granted twice");
+            }
+        }
         if let Some(l) = self.leases.get_mut(&id) {
             l.held.insert(name);
         }
@@ -642,35 +923,53 @@ impl LockTable {
         Ok(grant)
     }
 
-    /// Grant a free lock to the head of its queue, if it has one.
+    /// Grant `name` to the head of its queue, if it has one and may.
     fn grant_head(&mut self, index: u64, at_ms: u64, name: &str, ev: &mut Vec<Event>) -> Result<(), SmError> {
-        let Some(lock) = self.locks.get_mut(name) else { return Ok(()) };
-        if lock.holder.is_some() {
+        if self.idle(name) {
+            self.remove_idle(name);
             return Ok(());
         }
-        let Some(w) = lock.waiters.pop_front() else {
-            self.locks.remove(name);
+        if !self.head_grantable(name) {
             return Ok(());
-        };
+        }
+        if let Some(sem) = self.prims.0.sems.get_mut(name) {
+            let Some(w) = sem.waiters.pop_front() else { return Ok(()) };
+            let slot = (0..).find(|s| !sem.holders.contains_key(s)).unwrap_or(0);
+            if let Some(l) = self.leases.get_mut(&w.lease) {
+                l.waiting.remove(name);
+            }
+            return self.grant(index, at_ms, name, w.lease, w.value, GrantKind::Permit { slot }, ev).map(|_| ());
+        }
+        let Some(w) = self.locks.get_mut(name).and_then(|l| l.waiters.pop_front()) else { return Ok(()) };
         if let Some(l) = self.leases.get_mut(&w.lease) {
             l.waiting.remove(name);
         }
-        self.grant(index, at_ms, name, w.lease, w.value, ev).map(|_| ())
+        let kind = if self.prims.0.shared_waiters.remove(&(name.to_string(), w.lease)) {
+            GrantKind::Shared
+        } else {
+            GrantKind::Exclusive
+        };
+        self.grant(index, at_ms, name, w.lease, w.value, kind, ev).map(|_| ())
     }
 
-    /// After `freed` locks lost their holder in this entry: hand the first one
-    /// with waiters over now, mark the rest for `Handoff`, drop empty ones.
+    /// After `freed` names lost a holder in this entry: hand the first one
+    /// whose queue's head may go over now, mark the rest (and a name whose
+    /// next waiter may follow, e.g. a second reader) for `Handoff`, drop
+    /// idle ones.
     fn after_free(&mut self, index: u64, at_ms: u64, freed: Vec<String>, ev: &mut Vec<Event>) {
         let mut granted = false;
         for name in freed {
-            let has_waiters = self.locks.get(&name).is_some_and(|l| !l.waiters.is_empty());
-            if !has_waiters {
-                self.locks.remove(&name);
+            if self.idle(&name) {
+                self.remove_idle(&name);
+            } else if !self.head_grantable(&name) {
+                continue;
             } else if !granted && self.grant_head(index, at_ms, &name, ev).is_ok() {
                 granted = true;
+                if self.head_grantable(&name) {
+                    self.mark_pending(&name, ev);
+                }
             } else {
-                self.pending_handoff.insert(name.clone());
-                ev.push(Event::HandoffPending { lock: name });
+                self.mark_pending(&name, ev);
             }
         }
     }
@@ -684,50 +983,100 @@ impl LockTable {
         token: Token,
         ev: &mut Vec<Event>,
     ) -> Result<Response, SmError> {
-        let holds =
-            self.locks.get(name).and_then(|l| l.holder.as_ref()).is_some_and(|h| h.lease == id && h.token == token);
+        let is = |g: &GrantRecord| g.lease == id && g.token == token;
+        let holds = self.locks.get(name).and_then(|l| l.holder.as_ref()).is_some_and(is)
+            || self.prims.0.shared.get(name).and_then(|s| s.get(&id)).is_some_and(is)
+            || self.prims.0.sems.get(name).is_some_and(|s| s.holders.values().any(is));
         if !holds {
             return Err(SmError::NotHolder { lock: name.to_string(), lease: id, token });
         }
-        self.free(name, EndReason::Released, ev);
+        let key = (name.to_string(), id);
+        if let Some(d) = self.prims.0.depth.get_mut(&key) {
+            *d -= 1;
+            let holds = *d;
+            if holds <= 1 {
+                self.prims.0.depth.remove(&key);
+            }
+            return Ok(Response::HoldReleased { lock: name.to_string(), token, holds });
+        }
+        self.free(name, id, EndReason::Released, ev);
         self.after_free(index, at_ms, vec![name.to_string()], ev);
         Ok(Response::Released { lock: name.to_string(), token })
     }
 
-    /// Take the holder off `name`.
-    fn free(&mut self, name: &str, reason: EndReason, ev: &mut Vec<Event>) {
-        let Some(h) = self.locks.get_mut(name).and_then(|l| l.holder.take()) else { return };
-        if let Some(l) = self.leases.get_mut(&h.lease) {
+    /// Take `id`'s hold (exclusive, shared or permit) off `name`, all of it.
+    fn free(&mut self, name: &str, id: LeaseId, reason: EndReason, ev: &mut Vec<Event>) {
+        let mut taken = None;
+        if let Some(l) = self.locks.get_mut(name) {
+            if l.holder.as_ref().is_some_and(|h| h.lease == id) {
+                taken = l.holder.take();
+            }
+        }
+        if taken.is_none() {
+            if let Some(s) = self.prims.0.shared.get_mut(name) {
+                taken = s.remove(&id);
+                if s.is_empty() {
+                    self.prims.0.shared.remove(name);
+                }
+            }
+        }
+        if taken.is_none() {
+            if let Some(sem) = self.prims.0.sems.get_mut(name) {
+                let slot = sem.holders.iter().find(|(_, g)| g.lease == id).map(|(s, _)| *s);
+                taken = slot.and_then(|s| sem.holders.remove(&s));
+            }
+        }
+        let Some(h) = taken else { return };
+        self.prims.0.depth.remove(&(name.to_string(), id));
+        if let Some(l) = self.leases.get_mut(&id) {
             l.held.remove(name);
         }
         ev.push(Event::Freed { lock: name.to_string(), token: h.token, lease: h.lease, reason });
     }
 
-    fn cancel_wait(&mut self, name: &str, id: LeaseId) -> Response {
-        let Some(lock) = self.locks.get_mut(name) else {
-            return Response::WaitCancelled { lock: name.to_string() };
-        };
-        if let Some(h) = &lock.holder {
-            if h.lease == id {
-                // The grant won the race with the give-up: report it.
-                return Response::Granted(h.clone());
-            }
+    fn cancel_wait(&mut self, name: &str, id: LeaseId, ev: &mut Vec<Event>) -> Response {
+        if let Some(h) = self.locks.get(name).and_then(|l| l.holder.as_ref()).filter(|h| h.lease == id) {
+            // The grant won the race with the give-up: report it.
+            return Response::Granted(h.clone());
         }
-        lock.waiters.retain(|w| w.lease != id);
+        if let Some(g) = self.prims.0.shared.get(name).and_then(|s| s.get(&id)) {
+            let holds = self.prims.0.depth.get(&(name.to_string(), id)).copied().unwrap_or(1);
+            return Response::GrantedAs { grant: g.clone(), kind: GrantKind::Shared, holds };
+        }
+        if let Some((slot, g)) = self.prims.0.sems.get(name).and_then(|s| s.holders.iter().find(|(_, g)| g.lease == id))
+        {
+            return Response::GrantedAs { grant: g.clone(), kind: GrantKind::Permit { slot: *slot }, holds: 1 };
+        }
+        if !self.locks.contains_key(name) && !self.prims.0.sems.contains_key(name) {
+            return Response::WaitCancelled { lock: name.to_string() };
+        }
+        self.leave_queue(name, id);
         if let Some(l) = self.leases.get_mut(&id) {
             l.waiting.remove(name);
         }
-        self.settle_queue(name);
+        self.settle_queue(name, ev);
         Response::WaitCancelled { lock: name.to_string() }
     }
 
-    /// A waiter left `name`'s queue: if the lock was awaiting a handoff and the
-    /// queue is now empty, the lock is simply free.
-    fn settle_queue(&mut self, name: &str) {
-        let empty = self.locks.get(name).is_some_and(|l| l.holder.is_none() && l.waiters.is_empty());
-        if empty {
-            self.locks.remove(name);
-            self.pending_handoff.remove(name);
+    /// Take `id` out of `name`'s queue (lock or semaphore).
+    fn leave_queue(&mut self, name: &str, id: LeaseId) {
+        if let Some(lock) = self.locks.get_mut(name) {
+            lock.waiters.retain(|w| w.lease != id);
+        }
+        if let Some(sem) = self.prims.0.sems.get_mut(name) {
+            sem.waiters.retain(|w| w.lease != id);
+        }
+        self.prims.0.shared_waiters.remove(&(name.to_string(), id));
+    }
+
+    /// A waiter left `name`'s queue: if nobody holds or awaits it, it is
+    /// simply free; if the waiter was blocking the next ones (a writer ahead
+    /// of readers that may now join the holders), ask for a handoff.
+    fn settle_queue(&mut self, name: &str, ev: &mut Vec<Event>) {
+        if self.idle(name) {
+            self.remove_idle(name);
+        } else if self.head_grantable(name) {
+            self.mark_pending(name, ev);
         }
     }
 
@@ -742,10 +1091,8 @@ impl LockTable {
             }
         }
         for name in &lease.waiting {
-            if let Some(lock) = self.locks.get_mut(name) {
-                lock.waiters.retain(|w| w.lease != id);
-            }
-            self.settle_queue(name);
+            self.leave_queue(name, id);
+            self.settle_queue(name, ev);
         }
         for name in &lease.claims {
             self.remove_claim(name);
@@ -754,11 +1101,92 @@ impl LockTable {
         let lock_reason = if reason == EndReason::Revoked { EndReason::Revoked } else { EndReason::Expired };
         for name in &freed {
             // The lease is already gone from `leases`, so `free` cannot touch it.
-            let Some(h) = self.locks.get_mut(name).and_then(|l| l.holder.take()) else { continue };
-            ev.push(Event::Freed { lock: name.clone(), token: h.token, lease: id, reason: lock_reason });
+            self.free(name, id, lock_reason, ev);
         }
         ev.push(Event::LeaseEnded { lease: id, reason });
         self.after_free(index, at_ms, freed, ev);
+    }
+
+    /// Create semaphore `name` or change its permit count.
+    fn sem_permits(&mut self, name: &str, permits: u32, ev: &mut Vec<Event>) -> Result<Response, SmError> {
+        self.check_name("semaphore", name)?;
+        let limits = &self.prims.0.limits;
+        if permits > limits.permits_max {
+            return Err(SmError::Invalid(format!("{permits} permits asked for; the limit is {}", limits.permits_max)));
+        }
+        if self.locks.contains_key(name) || self.prims.0.shared.contains_key(name) {
+            return Err(SmError::Invalid(format!(
+                "{name:?} is a lock that is held or awaited; a semaphore needs a name of its own"
+            )));
+        }
+        if !self.prims.0.sems.contains_key(name) {
+            if permits == 0 {
+                return Ok(Response::PermitsSet { name: name.to_string(), permits: 0, held: 0 });
+            }
+            if self.prims.0.sems.len() >= limits.semaphores_max {
+                return Err(SmError::LimitExceeded(format!(
+                    "{} semaphores exist (limit {}); delete unused ones (set their permits to 0)",
+                    self.prims.0.sems.len(),
+                    limits.semaphores_max
+                )));
+            }
+        }
+        let sem = self.prims.0.sems.entry(name.to_string()).or_default();
+        sem.permits = permits;
+        let held = sem.holders.len() as u32;
+        self.settle_queue(name, ev);
+        Ok(Response::PermitsSet { name: name.to_string(), permits, held })
+    }
+
+    fn sem_acquire(
+        &mut self,
+        index: u64,
+        at_ms: u64,
+        name: &str,
+        id: LeaseId,
+        wait: bool,
+        ev: &mut Vec<Event>,
+    ) -> Result<Response, SmError> {
+        self.check_name("semaphore", name)?;
+        let lease = self.lease_ref(id)?;
+        let Some(sem) = self.prims.0.sems.get(name) else {
+            return Err(SmError::Invalid(format!(
+                "no semaphore named {name:?}; create it first with its permit count (POST /v1/sem/permits)"
+            )));
+        };
+        if let Some((slot, g)) = sem.holders.iter().find(|(_, g)| g.lease == id) {
+            // One permit per lease and semaphore: asking again answers it.
+            return Ok(Response::GrantedAs { grant: g.clone(), kind: GrantKind::Permit { slot: *slot }, holds: 1 });
+        }
+        if let Some(pos) = sem.waiters.iter().position(|w| w.lease == id) {
+            return Ok(Response::Queued { lock: name.to_string(), lease: id, position: pos });
+        }
+        if lease.held.len() + lease.waiting.len() >= self.limits.locks_per_lease_max {
+            return Err(SmError::LimitExceeded(format!(
+                "lease {id} already holds or awaits {} locks",
+                lease.held.len() + lease.waiting.len()
+            )));
+        }
+        if sem.waiters.is_empty() && sem.holders.len() < sem.permits as usize {
+            let slot = (0..).find(|s| !sem.holders.contains_key(s)).unwrap_or(0);
+            let kind = GrantKind::Permit { slot };
+            let grant = self.grant(index, at_ms, name, id, String::new(), kind, ev)?;
+            return Ok(Response::GrantedAs { grant, kind, holds: 1 });
+        }
+        if !wait {
+            let (holder, token) = sem.holders.values().next().map_or((id, Token(0)), |g| (g.lease, g.token));
+            return Ok(Response::Busy { lock: name.to_string(), holder, token });
+        }
+        if sem.waiters.len() >= self.limits.waiters_per_lock_max {
+            return Err(SmError::LimitExceeded(format!("semaphore {name:?} has {} waiters", sem.waiters.len())));
+        }
+        let sem = self.prims.0.sems.entry(name.to_string()).or_default();
+        sem.waiters.push_back(Waiter { lease: id, value: String::new() });
+        let position = sem.waiters.len() - 1;
+        if let Some(l) = self.leases.get_mut(&id) {
+            l.waiting.insert(name);
+        }
+        Ok(Response::Queued { lock: name.to_string(), lease: id, position })
     }
 
     fn claim_name(
@@ -861,6 +1289,31 @@ mod tests {
 
     fn entry(cmd: Command) -> Request {
         Request { origin: None, at_ms: 7, cmd }
+    }
+
+    /// A table that never used the primitives encodes without their field,
+    /// as tables did before it existed, and such bytes (an older snapshot)
+    /// decode to "no primitives"; a table with them round-trips, versioned.
+    #[test]
+    fn snapshots_without_primitives_keep_their_encoding_and_with_them_round_trip() {
+        let mut t = LockTable::new(Limits::default());
+        t.apply(1, &entry(Command::SetSigningKey { secret: [9; 32] }));
+        t.apply(2, &entry(Command::LeaseGrant { ttl_ms: 10_000 }));
+        let before = postcard::to_allocvec(&t).expect("encodes");
+        let back: LockTable = postcard::from_bytes(&before).expect("an encoding without the field decodes");
+        assert_eq!(back, t);
+        t.apply(3, &entry(Command::SemPermits { name: "pool".into(), permits: 2 }));
+        t.apply(4, &entry(Command::SemAcquire { name: "pool".into(), lease: LeaseId(2), wait: false }));
+        let after = postcard::to_allocvec(&t).expect("encodes");
+        let back: LockTable = postcard::from_bytes(&after).expect("decodes");
+        assert_eq!(back.sem_status("pool").map(|s| s.holders.len()), Some(1));
+        assert_eq!(back, t);
+        // Everything released and the semaphore deleted: the field goes again.
+        t.apply(5, &entry(Command::SemPermits { name: "pool".into(), permits: 0 }));
+        t.apply(6, &entry(Command::Release { lock: "pool".into(), lease: LeaseId(2), token: Token(4) }));
+        assert!(t.sem_status("pool").is_none());
+        let json = serde_json::to_string(&t).expect("json");
+        assert!(!json.contains("prims"), "unused primitives are omitted: {json}");
     }
 
     /// The signature is computed on answering, not stored: it must verify

@@ -9,6 +9,13 @@
 //! Text form: `fenced1.<base64url(payload)>.<base64url(signature)>`, where the
 //! payload is `MAGIC | key_id u32 | lock_len u16 | lock | token u64 | lease u64
 //! | issued_at_ms u64`, integers big-endian.
+//!
+//! A grant that is not exclusive (a shared hold, a semaphore permit) appends
+//! its kind: `1` (shared) or `2 | slot u32` (permit). [`verify`] reads only
+//! the exclusive layout, so such a token is refused wherever a write is
+//! judged, by this build and by every older one: writes need an exclusive
+//! holder's token. [`verify_any`] reads every kind, for fenced reads and
+//! per-slot checks (docs/primitives.md).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -77,6 +84,9 @@ fn parse_payload(p: &[u8]) -> Result<TokenClaims, TokenError> {
     let rest = &rest[2..];
     let (lock, _) = take(rest, len)?;
     let rest = &rest[len..];
+    if rest.len() == 25 || rest.len() == 29 {
+        return Err(TokenError::Malformed("a shared or permit grant's token: writes need an exclusive grant's token"));
+    }
     if rest.len() != 24 {
         return Err(TokenError::Malformed("bad payload length"));
     }
@@ -94,10 +104,31 @@ fn parse_payload(p: &[u8]) -> Result<TokenClaims, TokenError> {
     })
 }
 
+/// How a signed grant is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignedKind {
+    Exclusive,
+    Shared,
+    Permit { slot: u32 },
+}
+
 /// Sign claims; `claims.key_id` is overwritten with the key's id.
-pub fn sign(key: &SigningKey, mut claims: TokenClaims) -> String {
+pub fn sign(key: &SigningKey, claims: TokenClaims) -> String {
+    sign_as(key, claims, SignedKind::Exclusive)
+}
+
+/// Sign the claims of a grant held as `kind`.
+pub fn sign_as(key: &SigningKey, mut claims: TokenClaims, kind: SignedKind) -> String {
     claims.key_id = key_id(&key.verifying_key());
-    let p = payload(&claims);
+    let mut p = payload(&claims);
+    match kind {
+        SignedKind::Exclusive => {}
+        SignedKind::Shared => p.push(1),
+        SignedKind::Permit { slot } => {
+            p.push(2);
+            p.extend_from_slice(&slot.to_be_bytes());
+        }
+    }
     let sig = key.sign(&p);
     format!("{PREFIX}{}.{}", B64.encode(&p), B64.encode(sig.to_bytes()))
 }
@@ -113,7 +144,36 @@ pub fn decode(signed: &str) -> Result<(TokenClaims, Vec<u8>, Signature), TokenEr
     Ok((parse_payload(&p)?, p, Signature::from_bytes(&s)))
 }
 
+/// Split the kind a non-exclusive token appends off its payload.
+fn split_kind(p: &[u8]) -> Result<(&[u8], SignedKind), TokenError> {
+    // MAGIC, key id, the name's length and the name, then 24 bytes.
+    let name_len = p.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize).unwrap_or(0);
+    let base = 8 + 4 + 2 + name_len + 24;
+    match p.get(base..) {
+        Some([]) => Ok((p, SignedKind::Exclusive)),
+        Some([1]) => Ok((&p[..base], SignedKind::Shared)),
+        Some([2, a, b, c, d]) => Ok((&p[..base], SignedKind::Permit { slot: u32::from_be_bytes([*a, *b, *c, *d]) })),
+        _ => Err(TokenError::Malformed("bad payload length")),
+    }
+}
+
+/// Verify a signed token of any kind: exclusive, shared or permit. For
+/// resources that judge reads or permit slots; a write must use [`verify`].
+pub fn verify_any(keys: &[VerifyingKey], signed: &str) -> Result<(TokenClaims, SignedKind), TokenError> {
+    let body = signed.strip_prefix(PREFIX).ok_or(TokenError::Malformed("missing 'fenced1.' prefix"))?;
+    let (p, s) = body.split_once('.').ok_or(TokenError::Malformed("missing '.' separator"))?;
+    let p = B64.decode(p).map_err(|_| TokenError::Malformed("payload is not base64url"))?;
+    let s = B64.decode(s).map_err(|_| TokenError::Malformed("signature is not base64url"))?;
+    let s: [u8; 64] = s.try_into().map_err(|_| TokenError::Malformed("signature is not 64 bytes"))?;
+    let (base, kind) = split_kind(&p)?;
+    let claims = parse_payload(base)?;
+    let key = keys.iter().find(|k| key_id(k) == claims.key_id).ok_or(TokenError::UnknownKey(claims.key_id))?;
+    key.verify(&p, &Signature::from_bytes(&s)).map_err(|_| TokenError::BadSignature)?;
+    Ok((claims, kind))
+}
+
 /// Verify a signed token against any of `keys` (several during a rotation).
+/// Only an exclusive grant's token passes: it is what a write needs.
 pub fn verify(keys: &[VerifyingKey], signed: &str) -> Result<TokenClaims, TokenError> {
     let (claims, payload, sig) = decode(signed)?;
     let key = keys.iter().find(|k| key_id(k) == claims.key_id).ok_or(TokenError::UnknownKey(claims.key_id))?;
@@ -180,6 +240,29 @@ mod tests {
         let s = sign(&k, claims());
         let c = verify(&[k.verifying_key()], &s).expect("verifies");
         assert_eq!((c.lock.as_str(), c.token, c.lease), ("orders", 34, 7));
+    }
+
+    /// Writes need an exclusive grant: a shared or permit token is refused
+    /// by `verify` (what a write is judged with), and read, with its kind,
+    /// only by `verify_any`. Its kind is signed: dropping it breaks the
+    /// signature.
+    #[test]
+    fn a_shared_or_permit_token_is_not_a_write_token() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        let keys = [k.verifying_key()];
+        for kind in [SignedKind::Shared, SignedKind::Permit { slot: 3 }] {
+            let s = sign_as(&k, claims(), kind);
+            assert!(matches!(verify(&keys, &s), Err(TokenError::Malformed(_))), "{kind:?} must not pass verify");
+            let (c, got) = verify_any(&keys, &s).expect("verifies as what it is");
+            assert_eq!((c.token, got), (34, kind));
+            let body = s.strip_prefix(PREFIX).and_then(|b| b.split_once('.')).expect("two parts");
+            let mut p = B64.decode(body.0).expect("base64");
+            p.truncate(p.len() - if kind == SignedKind::Shared { 1 } else { 5 });
+            let stripped = format!("{PREFIX}{}.{}", B64.encode(&p), body.1);
+            assert_eq!(verify(&keys, &stripped), Err(TokenError::BadSignature), "the kind is under the signature");
+        }
+        let s = sign(&k, claims());
+        assert_eq!(verify_any(&keys, &s).map(|(_, kind)| kind), Ok(SignedKind::Exclusive));
     }
 
     #[test]

@@ -8,12 +8,19 @@
 //! restart or a new leader installing a snapshot would. `limits` (first
 //! line only) replaces the default limits, e.g. `limits claims_per_owner=2`.
 //!
+//! Shared locks, re-entrant holds and semaphores: `acquire NAME lease=L
+//! shared|exclusive [reentrant] [wait]` (with a mode word it is the
+//! `AcquireMode` command, without one the original `Acquire`), `sem-permits
+//! NAME permits=N`, `sem-acquire NAME lease=L [wait]`, `sem-release NAME
+//! lease=L token=T`, `sem-cancel NAME lease=L`, and the reads `shared NAME`
+//! and `sem NAME`.
+//!
 //! Run with `REWRITE=1` to regenerate the expected output after a deliberate
 //! change, and review the diff.
 
 use fenced_core::command::{Command, Origin, Request};
 use fenced_core::table::{Event, LockTable};
-use fenced_core::{ClientId, LeaseId, Response, Token};
+use fenced_core::{ClientId, LeaseId, Mode, Response, Token};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -55,6 +62,12 @@ fn render_response(r: &Response) -> String {
             format!("already-claimed {name} token={token} owner={owner}")
         }
         Response::ClaimReleased { name, token, owner } => format!("claim-released {name} token={token} owner={owner}"),
+        Response::GrantedAs { grant: g, kind, holds } => {
+            let slot = kind.slot().map(|s| format!(" slot={s}")).unwrap_or_default();
+            format!("granted {} {}{slot} token={} lease={} holds={holds}", g.lock, kind.name(), g.token, g.lease)
+        }
+        Response::HoldReleased { lock, token, holds } => format!("hold-released {lock} token={token} holds={holds}"),
+        Response::PermitsSet { name, permits, held } => format!("permits-set {name} permits={permits} held={held}"),
         Response::Done => "done".to_string(),
         Response::Err(e) => format!("error {}: {e}", e.code()),
     }
@@ -90,6 +103,27 @@ impl Harness {
                 let holder = s.holder.map(|g| format!("lease={} token={}", g.lease, g.token));
                 return format!("holder={} waiters={:?}", holder.unwrap_or_else(|| "none".into()), s.waiters);
             }
+            "shared" => {
+                let s = self.table.shared_status(&pos[0]);
+                let holders: Vec<String> = s.holders.iter().map(|g| format!("{}@{}", g.lease, g.token)).collect();
+                return format!("shared=[{}] shared_waiters={:?}", holders.join(" "), s.shared_waiters);
+            }
+            "sem" => {
+                return match self.table.sem_status(&pos[0]) {
+                    None => "no semaphore".to_string(),
+                    Some(s) => {
+                        let h: Vec<String> =
+                            s.holders.iter().map(|(slot, g)| format!("{slot}:{}@{}", g.lease, g.token)).collect();
+                        format!("permits={} holders=[{}] waiters={:?}", s.permits, h.join(" "), s.waiters)
+                    }
+                };
+            }
+            "snapshot-postcard" => {
+                // The replica's snapshot encoding, not JSON.
+                let bytes = postcard::to_allocvec(&self.table).expect("serializes");
+                self.table = postcard::from_bytes(&bytes).expect("deserializes");
+                return "ok".to_string();
+            }
             "snapshot" => {
                 let bytes = serde_json::to_vec(&self.table).expect("serializes");
                 self.table = serde_json::from_slice(&bytes).expect("deserializes");
@@ -102,7 +136,24 @@ impl Harness {
                 if kv.contains_key("claims_per_owner") {
                     limits.claims_per_owner_max = num(&kv, "claims_per_owner") as usize;
                 }
+                if kv.contains_key("waiters") {
+                    limits.waiters_per_lock_max = num(&kv, "waiters") as usize;
+                }
+                let mut prims = fenced_core::table::PrimitiveLimits::default();
+                if kv.contains_key("shared_holders") {
+                    prims.shared_holders_max = num(&kv, "shared_holders") as usize;
+                }
+                if kv.contains_key("permits") {
+                    prims.permits_max = num(&kv, "permits") as u32;
+                }
+                if kv.contains_key("depth") {
+                    prims.hold_depth_max = num(&kv, "depth") as u32;
+                }
+                if kv.contains_key("sems") {
+                    prims.semaphores_max = num(&kv, "sems") as usize;
+                }
                 self.table = LockTable::new(limits);
+                self.table.set_primitive_limits(prims);
                 return "ok".to_string();
             }
             "blank" => {
@@ -113,6 +164,14 @@ impl Harness {
             "grant" => Command::LeaseGrant { ttl_ms: num(&kv, "ttl") },
             "keepalive" => Command::LeaseKeepAlive { lease: lease() },
             "revoke" => Command::LeaseRevoke { lease: lease() },
+            "acquire" if pos.iter().any(|p| p == "shared" || p == "exclusive") => Command::AcquireMode {
+                lock: pos.first().cloned().unwrap_or_default(),
+                lease: lease(),
+                wait: pos.iter().any(|p| p == "wait"),
+                value: kv.get("value").cloned().unwrap_or_default(),
+                mode: if pos.iter().any(|p| p == "shared") { Mode::Shared } else { Mode::Exclusive },
+                reentrant: pos.iter().any(|p| p == "reentrant"),
+            },
             "acquire" => Command::Acquire {
                 lock: pos.first().cloned().unwrap_or_default(),
                 lease: lease(),
@@ -131,6 +190,17 @@ impl Harness {
                 owner: kv.get("owner").cloned(),
                 admin: pos.iter().any(|p| p == "admin"),
             },
+            "sem-permits" => Command::SemPermits {
+                name: pos.first().cloned().unwrap_or_default(),
+                permits: num(&kv, "permits") as u32,
+            },
+            "sem-acquire" => {
+                Command::SemAcquire { name: pos[0].clone(), lease: lease(), wait: pos.iter().any(|p| p == "wait") }
+            }
+            "sem-release" => {
+                Command::SemRelease { name: pos[0].clone(), lease: lease(), token: Token(num(&kv, "token")) }
+            }
+            "sem-cancel" => Command::SemCancelWait { name: pos[0].clone(), lease: lease() },
             "expire" => Command::Expire { lease: lease(), renewed: num(&kv, "renewed") },
             "handoff" => Command::Handoff { lock: pos[0].clone() },
             "checkpoint" => {

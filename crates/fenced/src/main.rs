@@ -27,6 +27,10 @@ enum Command {
     /// Make and release claims (create-if-absent names).
     #[command(subcommand)]
     Claim(cmd::claim::ClaimCommand),
+    /// Counting semaphores: set the permit count, take a permit (status and
+    /// release: `fenced lock status|release`).
+    #[command(subcommand)]
+    Sem(cmd::sem::SemCommand),
     /// Measure RTTs, fsync latency and scheduling hiccups; recommend timeouts.
     Calibrate(cmd::calibrate::CalibrateArgs),
     /// Make a development CA, replica, store and client certificates, and an auth policy.
@@ -113,6 +117,7 @@ impl Command {
             Command::Dev(a) => cmd::dev::run(a).await,
             Command::Lock(c) => cmd::lock::run(c).await,
             Command::Claim(c) => cmd::claim::run(c).await,
+            Command::Sem(c) => cmd::sem::run(c).await,
             Command::Cluster(c) => cmd::cluster::run(c).await,
             Command::Calibrate(a) => cmd::calibrate::run(a).await,
             Command::Debug(c) => cmd::debug::run(c).await,

@@ -19,7 +19,7 @@ use fenced_core::api::*;
 use fenced_core::command::{Command, Origin, Request};
 use fenced_core::table::{EndReason, Event, LockStatus};
 use fenced_core::token::encode_public_key;
-use fenced_core::{ClientId, GrantRecord, LeaseId, Response, SmError, Token};
+use fenced_core::{ClientId, GrantKind, GrantRecord, LeaseId, Response, SmError, Token};
 use fenced_io::auth::Caller;
 use fenced_io::frame;
 use openraft::async_runtime::WatchReceiver;
@@ -244,8 +244,22 @@ pub(crate) async fn lease_revoke(
 
 /// Acquire, waiting in the FIFO queue up to `wait_ms`, and sign the grant.
 async fn acquire(app: &App, caller: &Caller, b: AcquireRequest) -> Result<fenced_core::Grant, ApiError> {
-    let record = acquire_record(app, caller, b).await?;
-    sign(app, &record)
+    let b = LockAcquire {
+        lock: b.lock,
+        lease: b.lease,
+        wait_ms: b.wait_ms,
+        value: b.value,
+        client: b.client,
+        request_id: b.request_id,
+        mode: b.mode,
+        reentrant: b.reentrant,
+        sem: false,
+    };
+    let (record, kind) = acquire_record(app, caller, b).await?;
+    Ok(match kind {
+        Some((kind, holds)) => sign_as(app, &record, kind)?.with_kind(kind, holds),
+        None => sign(app, &record)?,
+    })
 }
 
 /// The signed token is computed here, by the one replica that answers.
@@ -253,7 +267,31 @@ fn sign(app: &App, record: &GrantRecord) -> Result<fenced_core::Grant, ApiError>
     Ok(app.shared.read(|t| t.sign(record))?)
 }
 
-async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result<GrantRecord, ApiError> {
+/// The signed token of a shared or permit grant names its kind, so that a
+/// fenced store refuses it for writes.
+fn sign_as(app: &App, record: &GrantRecord, kind: GrantKind) -> Result<fenced_core::Grant, ApiError> {
+    Ok(app.shared.read(|t| t.sign_as(record, kind))?)
+}
+
+/// A grant record, and how it is held when the request asked for a mode,
+/// re-entrance or a permit (`None`: today's exclusive lock, answered as before).
+type Acquired = (GrantRecord, Option<(GrantKind, u32)>);
+
+/// An acquire of a lock (in a mode) or of a semaphore's permit.
+struct LockAcquire {
+    lock: String,
+    lease: u64,
+    wait_ms: u64,
+    value: String,
+    client: Option<String>,
+    request_id: Option<u64>,
+    mode: Option<fenced_core::Mode>,
+    reentrant: bool,
+    /// `lock` names a semaphore: take a permit.
+    sem: bool,
+}
+
+async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Acquired, ApiError> {
     let wait = Duration::from_millis(b.wait_ms);
     if wait > WAIT_MAX {
         return Err(ApiError::bad_request(format!(
@@ -273,10 +311,26 @@ async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result
     // Subscribe before proposing, so a grant applied right after the queueing
     // entry cannot be missed.
     let mut events = app.shared.subscribe();
-    let cmd = Command::Acquire { lock: b.lock.clone(), lease, wait: b.wait_ms > 0, value: b.value };
+    let typed = b.mode.is_some() || b.reentrant || b.sem;
+    let cmd = if b.sem {
+        Command::SemAcquire { name: b.lock.clone(), lease, wait: b.wait_ms > 0 }
+    } else if typed {
+        let mode = b.mode.unwrap_or_default();
+        Command::AcquireMode {
+            lock: b.lock.clone(),
+            lease,
+            wait: b.wait_ms > 0,
+            value: b.value,
+            mode,
+            reentrant: b.reentrant,
+        }
+    } else {
+        Command::Acquire { lock: b.lock.clone(), lease, wait: b.wait_ms > 0, value: b.value }
+    };
     let started = app.seams.clock.now();
     match submit(app, origin(caller, b.client, b.request_id)?, cmd).await? {
-        Response::Granted(g) => return Ok(g),
+        Response::Granted(g) => return Ok((g, None)),
+        Response::GrantedAs { grant, kind, holds } => return Ok((grant, Some((kind, holds)))),
         Response::Busy { holder, token, .. } => {
             let mut e = ApiError::new(
                 StatusCode::CONFLICT,
@@ -290,7 +344,9 @@ async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result
         Response::Queued { .. } => {}
         r => return Err(unexpected(r)),
     }
-    let held_by_us = |app: &App| app.shared.read(|t| t.lock_status(&b.lock).holder.filter(|h| h.lease == lease));
+    let held_by_us = |app: &App| {
+        app.shared.read(|t| t.held_by(&b.lock, lease)).map(|(g, kind, holds)| (g, typed.then_some((kind, holds))))
+    };
     loop {
         if let Some(g) = held_by_us(app) {
             return Ok(g);
@@ -313,9 +369,14 @@ async fn acquire_record(app: &App, caller: &Caller, b: AcquireRequest) -> Result
         }
     }
     // Give up: leave the queue. If the grant won the race, report it.
-    let cmd = Command::CancelWait { lock: b.lock.clone(), lease };
+    let cmd = if b.sem {
+        Command::SemCancelWait { name: b.lock.clone(), lease }
+    } else {
+        Command::CancelWait { lock: b.lock.clone(), lease }
+    };
     match submit(app, None, cmd).await? {
-        Response::Granted(g) => Ok(g),
+        Response::Granted(g) => Ok((g, None)),
+        Response::GrantedAs { grant, kind, holds } => Ok((grant, typed.then_some((kind, holds)))),
         _ => Err(ApiError::new(
             StatusCode::CONFLICT,
             "wait_timeout",
@@ -341,9 +402,49 @@ pub(crate) async fn lock_release(
 ) -> Result<Json<ReleaseResponse>, ApiError> {
     let cmd = Command::Release { lock: b.lock, lease: LeaseId(b.lease), token: Token(b.token) };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
-        Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
+        Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0, holds: None })),
+        Response::HoldReleased { lock, token, holds } => {
+            Ok(Json(ReleaseResponse { lock, token: token.0, holds: Some(holds) }))
+        }
         r => Err(unexpected(r)),
     }
+}
+
+/// `POST /v1/sem/permits`: create a semaphore or change its permit count.
+pub(crate) async fn sem_permits(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<SemPermitsRequest>,
+) -> Result<Json<SemPermitsResponse>, ApiError> {
+    let cmd = Command::SemPermits { name: b.name, permits: b.permits };
+    match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
+        Response::PermitsSet { name, permits, held } => Ok(Json(SemPermitsResponse { name, permits, held })),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// `POST /v1/sem/acquire`: take a permit, waiting up to `wait_ms`. The
+/// permit is released through `POST /v1/lock/release`, like any grant.
+pub(crate) async fn sem_acquire(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<SemAcquireRequest>,
+) -> Result<Json<fenced_core::Grant>, ApiError> {
+    let req = LockAcquire {
+        lock: b.name,
+        lease: b.lease,
+        wait_ms: b.wait_ms,
+        value: String::new(),
+        client: b.client,
+        request_id: b.request_id,
+        mode: None,
+        reentrant: false,
+        sem: true,
+    };
+    let (record, kind) = acquire_record(&app, &caller, req).await?;
+    let (kind, holds) = kind.unwrap_or((GrantKind::Permit { slot: 0 }, 1));
+    app.metrics.grants.inc();
+    Ok(Json(sign_as(&app, &record, kind)?.with_kind(kind, holds)))
 }
 
 #[derive(Deserialize)]
@@ -384,8 +485,14 @@ pub(crate) async fn lock_status(
     if let Some(forwarded) = linearizable(&app, uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")).await? {
         return Ok(forwarded);
     }
-    let s = app.shared.read(|t| t.lock_status(&q.lock));
-    Ok(status_response(s))
+    let (s, others, permits) = app.shared.read(|t| {
+        let (others, permits) = t.other_holders(&q.lock);
+        (t.lock_status(&q.lock), others, permits)
+    });
+    let mut resp = status_body(s);
+    resp.holders = others.iter().map(Holder::from).collect();
+    resp.permits = permits;
+    Ok(Json(resp).into_response())
 }
 
 /// A lock's status as any caller with the watch right sees it: the holder's
@@ -393,8 +500,18 @@ pub(crate) async fn lock_status(
 /// credential and goes only to the holder, in the answer to its own acquire
 /// or campaign ([`acquire`]; docs/security.md, "Who sees a signed token").
 fn status_response(s: LockStatus) -> AxResponse {
+    Json(status_body(s)).into_response()
+}
+
+fn status_body(s: LockStatus) -> LockStatusResponse {
     let holder = s.holder.as_ref().map(Holder::from);
-    Json(LockStatusResponse { lock: s.lock, holder, waiters: s.waiters.iter().map(|l| l.0).collect() }).into_response()
+    LockStatusResponse {
+        lock: s.lock,
+        holder,
+        waiters: s.waiters.iter().map(|l| l.0).collect(),
+        holders: Vec::new(),
+        permits: None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -443,7 +560,7 @@ pub(crate) async fn lock_watch(
             return; // The client reconnects, perhaps elsewhere.
         }
         loop {
-            let held = app.shared.read(|t| t.lock_status(&q.lock).holder.is_some_and(|h| h.token.0 == q.token));
+            let held = app.shared.read(|t| t.grant_kind(&q.lock, Token(q.token)).is_some());
             if !held {
                 app.metrics.watches_lost_signalled.inc();
                 let _ = tx.send(sse("lost", &lost("not_held"))).await;
@@ -569,6 +686,8 @@ pub(crate) async fn campaign(
         value: b.value,
         client: b.client,
         request_id: b.request_id,
+        mode: None,
+        reentrant: false,
     };
     Ok(Json(acquire(&app, &caller, req).await?))
 }
@@ -590,7 +709,10 @@ pub(crate) async fn resign(
 ) -> Result<Json<ReleaseResponse>, ApiError> {
     let cmd = Command::Release { lock: election_lock(&b.election), lease: LeaseId(b.lease), token: Token(b.token) };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
-        Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0 })),
+        Response::Released { lock, token } => Ok(Json(ReleaseResponse { lock, token: token.0, holds: None })),
+        Response::HoldReleased { lock, token, holds } => {
+            Ok(Json(ReleaseResponse { lock, token: token.0, holds: Some(holds) }))
+        }
         r => Err(unexpected(r)),
     }
 }

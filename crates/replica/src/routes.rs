@@ -122,6 +122,10 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/v1/lock/release", prefix(Op::Release, "lock"), |m| on(m, api::lock_release)),
     route(Get, "/v1/lock/status", prefix(Op::Watch, "lock"), |m| on(m, api::lock_status)),
     route(Get, "/v1/lock/watch", prefix(Op::Watch, "lock"), |m| on(m, api::lock_watch)),
+    // A semaphore is a name like a lock's: the same rights on it. Setting
+    // the count changes who may be granted, so it needs the acquire right.
+    route(Post, "/v1/sem/permits", prefix(Op::Acquire, "name"), |m| on(m, api::sem_permits)),
+    route(Post, "/v1/sem/acquire", prefix(Op::Acquire, "name"), |m| on(m, api::sem_acquire)),
     route(Post, "/v1/claim", prefix(Op::Acquire, "name"), |m| on(m, api::claim)),
     route(Post, "/v1/claim/release", prefix(Op::Acquire, "name"), |m| on(m, api::claim_release)),
     route(Post, "/v1/election/campaign", election(Op::Acquire), |m| on(m, api::campaign)),

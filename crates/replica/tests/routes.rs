@@ -122,7 +122,8 @@ fn state(r: &Running) -> String {
     let m = fenced_replica::membership::view(&r.replica);
     let t = r.replica.shared.read(|t| {
         let leases: Vec<_> = t.leases().map(|l| format!("{l:?}")).collect();
-        let held: Vec<_> = t.held_locks().map(|l| format!("{l:?}")).collect();
+        let mut held: Vec<_> = t.all_holders().map(|l| format!("{l:?}")).collect();
+        held.push(format!("{:?}", t.sem_status("a/s")));
         (t.public_keys().len(), leases, held)
     });
     format!(
@@ -171,6 +172,9 @@ fn expected(path: &str, lease: u64, token: u64) -> Option<(Right, String)> {
         }
         "/v1/lock/status" => (on(Op::Watch, "lock"), "lock=a/x".into()),
         "/v1/lock/watch" => (on(Op::Watch, "lock"), format!("lock=a/x&token={token}")),
+        // A semaphore's name takes the same rights as a lock's.
+        "/v1/sem/permits" => (on(Op::Acquire, "name"), format!("{{\"name\": \"a/s\", \"permits\": 2, {id}}}")),
+        "/v1/sem/acquire" => (on(Op::Acquire, "name"), format!("{{\"name\": \"a/s\", \"lease\": {lease}, {id}}}")),
         "/v1/claim" => (on(Op::Acquire, "name"), format!("{{\"name\": \"a/claimed\", \"owner\": \"o\", {id}}}")),
         // Whoever may claim a name may release its own claim; whose claim it
         // is, the state machine decides (admins may release any).

@@ -88,6 +88,11 @@ pub struct SimConfig {
     /// per-lock fencing. Off by default: it draws extra random numbers, and
     /// the default seeds' histories stay as they were.
     pub guarded: bool,
+    /// Clients mix the other primitives into the workload: shared holds
+    /// (reading the store), re-entrant exclusive holds, and permits of a
+    /// semaphore `sem` whose count they change. Off by default: it draws
+    /// extra random numbers, and the default seeds' histories stay as they were.
+    pub primitives: bool,
 }
 
 /// Keys under each lock's prefix in the guarded workload.
@@ -114,6 +119,7 @@ impl SimConfig {
             script: None,
             membership: false,
             guarded: false,
+            primitives: false,
         }
     }
 
@@ -157,6 +163,9 @@ impl SimConfig {
         }
         if self.guarded {
             s.push_str(" --guarded");
+        }
+        if self.primitives {
+            s.push_str(" --primitives");
         }
         s
     }

@@ -703,6 +703,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             seed: cfg.seed.wrapping_mul(7919).wrapping_add(c),
             locks: cfg.locks,
             guarded: cfg.guarded,
+            primitives: cfg.primitives,
             ttl: cfg.ttl,
             wait: cfg.acquire_wait,
             until: cfg.duration,

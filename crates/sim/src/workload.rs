@@ -7,7 +7,7 @@
 
 use crate::recorder::Recorder;
 use fenced_check::history::{EventType, Process};
-use fenced_client::{AcquireOptions, Client, ClientError};
+use fenced_client::{AcquireOptions, Client, ClientError, Guard};
 use fenced_core::token::{self, TokenClaims};
 use fenced_store::client::{Idem, StoreClient, StoreError};
 use rand::{Rng, SeedableRng};
@@ -31,6 +31,8 @@ pub struct ClientPlan {
     pub locks: usize,
     /// Each lock guards the keys `k{i}/0..`: write one of them, not `k{i}`.
     pub guarded: bool,
+    /// Mix shared holds, re-entrant holds and semaphore permits in.
+    pub primitives: bool,
     pub ttl: Duration,
     pub wait: Duration,
     pub until: Duration,
@@ -70,6 +72,22 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     let mut writes = 0u64;
     while elapsed() < plan.until {
+        // Drawn only in the primitives workload, so that other seeds replay as before.
+        let kind = if plan.primitives { rng.gen_range(0..8u32) } else { 0 };
+        match kind {
+            // Half the time today's loop (exclusive, write), else a reader,
+            // a re-entrant writer, or a permit.
+            0..=3 => {}
+            4 | 5 => {
+                let lock = format!("k{}", rng.gen_range(0..plan.locks));
+                other_primitive(&plan, &client, &store, &rec, &mut rng, &lock, kind == 5).await;
+                continue;
+            }
+            _ => {
+                permit(&plan, &client, &rec, &mut rng).await;
+                continue;
+            }
+        }
         let lock = format!("k{}", rng.gen_range(0..plan.locks));
         rec.record(EventType::Invoke, p.clone(), "acquire", json!({"lock": lock}));
         let guard = match client.acquire(&lock, AcquireOptions::new(plan.ttl).wait(plan.wait)).await {
@@ -140,6 +158,130 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
                 json!({"lock": lock, "token": token, "error": e.to_string()}),
             ),
         }
+    }
+}
+
+/// A shared hold that reads the store (`reader`), or a re-entrant
+/// exclusive hold taken twice and given back twice. Recorded as `acquire`
+/// (with `mode` for shared grants) and `release`; the re-entrant second
+/// hold is `reacquire`, since it carries the same token as the first.
+async fn other_primitive(
+    plan: &ClientPlan,
+    client: &Client,
+    store: &StoreClient,
+    rec: &Recorder,
+    rng: &mut ChaCha8Rng,
+    lock: &str,
+    reader: bool,
+) {
+    let p = Process::Client(plan.process);
+    let mode = if reader { "shared" } else { "exclusive" };
+    rec.record(EventType::Invoke, p.clone(), "acquire", json!({"lock": lock, "mode": mode}));
+    let mut opts = AcquireOptions::new(plan.ttl).wait(plan.wait);
+    opts = if reader {
+        opts.shared()
+    } else {
+        opts.what = fenced_client::What::Lock { mode: fenced_core::Mode::Exclusive, reentrant: true };
+        opts
+    };
+    let guard = match client.acquire(lock, opts).await {
+        Ok(g) => g,
+        Err(e) => {
+            let (kind, reason) = acquire_failure(&e);
+            rec.record(kind, p.clone(), "acquire", json!({"lock": lock, "mode": mode, "reason": reason}));
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(10..200))).await;
+            return;
+        }
+    };
+    let v = json!({"lock": lock, "token": guard.token(), "lease": guard.lease(), "mode": mode});
+    rec.record(EventType::Ok, p.clone(), "acquire", v);
+    if reader {
+        if guard.is_valid() {
+            let key = if plan.guarded { format!("{lock}/0") } else { lock.to_string() };
+            rec.record(EventType::Invoke, p.clone(), "read", json!({"key": key}));
+            match store.get(&key).await {
+                Ok(obj) => rec.record(EventType::Ok, p.clone(), "read", read_value(&key, obj)),
+                Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": key, "error": e.to_string()})),
+            }
+        }
+    } else {
+        let v = json!({"lock": lock, "token": guard.token()});
+        rec.record(EventType::Invoke, p.clone(), "reacquire", v.clone());
+        match guard.reacquire().await {
+            Ok(holds) => {
+                rec.record(
+                    EventType::Ok,
+                    p.clone(),
+                    "reacquire",
+                    json!({"lock": lock, "token": guard.token(), "holds": holds}),
+                );
+                rec.record(EventType::Invoke, p.clone(), "release-hold", v.clone());
+                match guard.release_hold().await {
+                    Ok(left) => rec.record(
+                        EventType::Ok,
+                        p.clone(),
+                        "release-hold",
+                        json!({"lock": lock, "token": guard.token(), "holds": left}),
+                    ),
+                    Err(e) => rec.record(
+                        EventType::Info,
+                        p.clone(),
+                        "release-hold",
+                        json!({"lock": lock, "error": e.to_string()}),
+                    ),
+                }
+            }
+            Err(e) => {
+                rec.record(EventType::Info, p.clone(), "reacquire", json!({"lock": lock, "error": e.to_string()}))
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(0..100))).await;
+    release(&p, rec, lock, guard).await;
+}
+
+/// Take a permit of semaphore `sem` (sometimes setting its count first,
+/// 1 to 3: lowering it below the holders is part of the mix), hold it a
+/// while, return it.
+async fn permit(plan: &ClientPlan, client: &Client, rec: &Recorder, rng: &mut ChaCha8Rng) {
+    let p = Process::Client(plan.process);
+    let name = "sem";
+    if rng.gen_bool(0.2) {
+        let n = rng.gen_range(1..=3u32);
+        rec.record(EventType::Invoke, p.clone(), "permits", json!({"name": name, "permits": n}));
+        match client.sem_permits(name, n).await {
+            Ok(r) => rec.record(EventType::Ok, p.clone(), "permits", json!({"name": name, "permits": r.permits})),
+            Err(e) => rec.record(EventType::Info, p.clone(), "permits", json!({"name": name, "error": e.to_string()})),
+        }
+    }
+    rec.record(EventType::Invoke, p.clone(), "acquire", json!({"lock": name, "mode": "permit"}));
+    let guard = match client.acquire(name, AcquireOptions::new(plan.ttl).wait(plan.wait).permit()).await {
+        Ok(g) => g,
+        Err(e) => {
+            let (kind, reason) = acquire_failure(&e);
+            rec.record(kind, p.clone(), "acquire", json!({"lock": name, "mode": "permit", "reason": reason}));
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(10..200))).await;
+            return;
+        }
+    };
+    let slot = guard.grant().slot;
+    let v = json!({"lock": name, "token": guard.token(), "lease": guard.lease(), "mode": "permit", "slot": slot});
+    rec.record(EventType::Ok, p.clone(), "acquire", v);
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(50..500))).await;
+    release(&p, rec, name, guard).await;
+}
+
+async fn release(p: &Process, rec: &Recorder, lock: &str, guard: Guard) {
+    let token = guard.token();
+    rec.record(EventType::Invoke, p.clone(), "release", json!({"lock": lock, "token": token}));
+    match guard.release().await {
+        Ok(()) => rec.record(EventType::Ok, p.clone(), "release", json!({"lock": lock, "token": token})),
+        Err(e) => rec.record(
+            EventType::Info,
+            p.clone(),
+            "release",
+            json!({"lock": lock, "token": token, "error": e.to_string()}),
+        ),
     }
 }
 

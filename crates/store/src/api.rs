@@ -468,14 +468,45 @@ fn unavailable(e: std::io::Error) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
 }
 
+/// A fenced read: with `Fenced-Token` and `Fenced-Signed-Token`, the read
+/// is refused (`409 stale_token`) unless the token, of any grant of the
+/// key's guarding lock (a permit: of its slot's lock), is at least the
+/// highest token accepted for writes there. A shared holder older than the
+/// last exclusive writer was granted before that writer, so its hold has
+/// ended: it must not read as if it still held (docs/store.md).
+fn fenced_read(app: &App, key: &str, h: &HeaderMap) -> Result<(), ApiError> {
+    let (presented, signed) = (header(h, H_TOKEN)?, header(h, H_SIGNED_TOKEN)?);
+    if (presented.is_none() && signed.is_none()) || app.config.unsafe_no_fencing {
+        return Ok(());
+    }
+    let (token, lock, _) = app.verifier.authorize_read(&app.config.guards, key, presented, signed)?;
+    let current = app.store.fence(key, &lock).map_err(unavailable)?;
+    if token < current {
+        let mut e = ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_token",
+            format!(
+                "token {token} is older than {current}, the last token that wrote under lock {lock:?}: this grant \
+                 ended before that writer was granted; acquire again"
+            ),
+        );
+        e.body.presented = Some(token);
+        e.body.current = Some(current);
+        return Err(e);
+    }
+    Ok(())
+}
+
 async fn get_object(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = path_key(path, KeyAt::Object)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_key(&app, &key)?;
+    fenced_read(&app, &key, &headers)?;
     let obj = app
         .store
         .get(&key)

@@ -19,7 +19,7 @@
 
 use crate::config::GuardMap;
 use ed25519_dalek::VerifyingKey;
-use fenced_core::token::{self, TokenClaims, TokenError};
+use fenced_core::token::{self, SignedKind, TokenClaims, TokenError};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
@@ -43,8 +43,27 @@ pub enum AuthError {
 
 #[derive(Default)]
 struct Generations {
-    current: HashMap<String, TokenClaims>,
-    previous: HashMap<String, TokenClaims>,
+    current: HashMap<String, (TokenClaims, SignedKind)>,
+    previous: HashMap<String, (TokenClaims, SignedKind)>,
+}
+
+/// The lock name that fences slot `slot` of semaphore `sem`: keys a permit
+/// may write are guarded by it (`--guard pool/0/=pool#0`). A lock must not
+/// be named like a slot (docs/primitives.md).
+pub fn slot_lock(sem: &str, slot: u32) -> String {
+    format!("{sem}#{slot}")
+}
+
+/// What a verified token may fence: the lock it names, or for a permit its
+/// slot's lock. A shared grant fences nothing it could write.
+fn fenced_lock(claims: &TokenClaims, kind: SignedKind) -> Result<String, AuthError> {
+    match kind {
+        SignedKind::Exclusive => Ok(claims.lock.clone()),
+        SignedKind::Permit { slot } => Ok(slot_lock(&claims.lock, slot)),
+        SignedKind::Shared => Err(AuthError::Signature(TokenError::Malformed(
+            "a shared grant's token cannot write: writes need an exclusive grant (or a permit, on its slot's keys)",
+        ))),
+    }
 }
 
 /// Verifies signed tokens against the cluster keys, remembering successes.
@@ -84,21 +103,60 @@ impl Verifier {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The claims of `signed`, if it verifies with one of the keys.
+    /// The claims of `signed`, if it verifies with one of the keys and is
+    /// an exclusive grant's.
     pub fn verify(&self, signed: &str) -> Result<TokenClaims, TokenError> {
+        match self.verify_any(signed)? {
+            (c, SignedKind::Exclusive) => Ok(c),
+            _ => Err(TokenError::Malformed("a shared or permit grant's token: writes need an exclusive grant's token")),
+        }
+    }
+
+    /// The claims and kind of `signed` (exclusive, shared or permit), if it
+    /// verifies with one of the keys.
+    pub fn verify_any(&self, signed: &str) -> Result<(TokenClaims, SignedKind), TokenError> {
         if let Ok(g) = self.cache.lock() {
             if let Some(c) = g.current.get(signed).or_else(|| g.previous.get(signed)) {
                 return Ok(c.clone());
             }
         }
-        let claims = token::verify(&self.keys.read().unwrap_or_else(|e| e.into_inner()), signed)?;
+        let verified = token::verify_any(&self.keys.read().unwrap_or_else(|e| e.into_inner()), signed)?;
         if let Ok(mut g) = self.cache.lock() {
             if g.current.len() >= self.per_generation {
                 g.previous = std::mem::take(&mut g.current);
             }
-            g.current.insert(signed.to_string(), claims.clone());
+            g.current.insert(signed.to_string(), verified.clone());
         }
-        Ok(claims)
+        Ok(verified)
+    }
+
+    /// Check the token headers of a fenced read of `key`: any kind of grant
+    /// of the key's guarding lock (a permit: of its slot's lock). Returns
+    /// the token and that lock; the caller compares the token with the
+    /// fence (docs/store.md, "Fenced reads").
+    pub fn authorize_read(
+        &self,
+        guards: &GuardMap,
+        key: &str,
+        presented: Option<&str>,
+        signed: Option<&str>,
+    ) -> Result<(u64, String, SignedKind), AuthError> {
+        let presented = presented.ok_or(AuthError::Missing("Fenced-Token"))?;
+        let signed = signed.ok_or(AuthError::Missing("Fenced-Signed-Token"))?;
+        let presented: u64 = presented.trim().parse().map_err(|_| AuthError::MalformedNumber(presented.into()))?;
+        let (claims, kind) = self.verify_any(signed.trim())?;
+        if claims.token != presented {
+            return Err(AuthError::NumberMismatch { presented, signed: claims.token });
+        }
+        let lock = match kind {
+            SignedKind::Shared => claims.lock.clone(),
+            k => fenced_lock(&claims, k)?,
+        };
+        let guard = guards.lock_for(key);
+        if lock != guard {
+            return Err(AuthError::WrongLock { key: key.into(), guard: guard.into(), signed: lock });
+        }
+        Ok((presented, lock, kind))
     }
 
     /// Check the token headers of a write to `key`; returns the fencing token.
@@ -109,7 +167,7 @@ impl Verifier {
         presented: Option<&str>,
         signed: Option<&str>,
     ) -> Result<u64, AuthError> {
-        authorize_with(|s| self.verify(s), guards, key, presented, signed)
+        authorize_with(|s| self.verify_any(s), guards, key, presented, signed)
     }
 }
 
@@ -121,11 +179,13 @@ pub fn authorize(
     presented: Option<&str>,
     signed: Option<&str>,
 ) -> Result<u64, AuthError> {
-    authorize_with(|s| token::verify(keys, s), guards, key, presented, signed)
+    authorize_with(|s| token::verify_any(keys, s), guards, key, presented, signed)
 }
 
+/// A write needs an exclusive grant of the key's guarding lock, or a permit
+/// whose slot's lock guards the key (per-slot fencing).
 fn authorize_with(
-    verify: impl FnOnce(&str) -> Result<TokenClaims, TokenError>,
+    verify: impl FnOnce(&str) -> Result<(TokenClaims, SignedKind), TokenError>,
     guards: &GuardMap,
     key: &str,
     presented: Option<&str>,
@@ -134,13 +194,14 @@ fn authorize_with(
     let presented = presented.ok_or(AuthError::Missing("Fenced-Token"))?;
     let signed = signed.ok_or(AuthError::Missing("Fenced-Signed-Token"))?;
     let presented: u64 = presented.trim().parse().map_err(|_| AuthError::MalformedNumber(presented.into()))?;
-    let claims = verify(signed.trim())?;
+    let (claims, kind) = verify(signed.trim())?;
     if claims.token != presented {
         return Err(AuthError::NumberMismatch { presented, signed: claims.token });
     }
+    let lock = fenced_lock(&claims, kind)?;
     let guard = guards.lock_for(key);
-    if claims.lock != guard {
-        return Err(AuthError::WrongLock { key: key.into(), guard: guard.into(), signed: claims.lock });
+    if lock != guard {
+        return Err(AuthError::WrongLock { key: key.into(), guard: guard.into(), signed: lock });
     }
     Ok(presented)
 }
@@ -149,7 +210,7 @@ fn authorize_with(
 mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
-    use fenced_core::token::{sign, TokenClaims};
+    use fenced_core::token::{sign, sign_as, SignedKind, TokenClaims};
 
     fn signed(key: u8, lock: &str, token: u64) -> String {
         let claims = TokenClaims { key_id: 0, lock: lock.into(), token, lease: 1, issued_at_ms: 0 };
@@ -172,6 +233,29 @@ mod tests {
         assert!(matches!(authorize(&keys, &g, "orders/1", Some("7"), Some(&foreign)), Err(AuthError::Signature(_))));
         assert_eq!(authorize(&keys, &g, "orders/1", None, Some(&ok)), Err(AuthError::Missing("Fenced-Token")));
         assert!(matches!(authorize(&keys, &g, "orders/1", Some("x"), Some(&ok)), Err(AuthError::MalformedNumber(_))));
+    }
+
+    /// A shared grant never writes; a permit writes only keys its slot's
+    /// lock guards; any grant of the guarding lock may do a fenced read.
+    #[test]
+    fn shared_tokens_cannot_write_and_permits_write_only_their_slot() {
+        let k = SigningKey::from_bytes(&[1; 32]);
+        let v = Verifier::new(vec![k.verifying_key()]);
+        let claims = |lock: &str, token| TokenClaims { key_id: 0, lock: lock.into(), token, lease: 1, issued_at_ms: 0 };
+        let mut g = GuardMap::default();
+        g.insert("pool/0/", slot_lock("pool", 0));
+        g.insert("pool/1/", slot_lock("pool", 1));
+        let shared = sign_as(&k, claims("doc", 5), SignedKind::Shared);
+        assert!(matches!(v.authorize(&g, "doc", Some("5"), Some(&shared)), Err(AuthError::Signature(_))));
+        assert!(authorize(&[k.verifying_key()], &g, "doc", Some("5"), Some(&shared)).is_err());
+        assert_eq!(v.authorize_read(&g, "doc", Some("5"), Some(&shared)), Ok((5, "doc".into(), SignedKind::Shared)));
+        let permit = sign_as(&k, claims("pool", 9), SignedKind::Permit { slot: 0 });
+        assert_eq!(v.authorize(&g, "pool/0/conn", Some("9"), Some(&permit)), Ok(9));
+        assert!(matches!(v.authorize(&g, "pool/1/conn", Some("9"), Some(&permit)), Err(AuthError::WrongLock { .. })));
+        assert!(matches!(v.authorize(&g, "pool", Some("9"), Some(&permit)), Err(AuthError::WrongLock { .. })));
+        let exclusive = sign(&k, claims("doc", 6));
+        assert_eq!(v.authorize(&g, "doc", Some("6"), Some(&exclusive)), Ok(6));
+        assert!(v.verify(&shared).is_err(), "verify() is for writes: exclusive only");
     }
 
     #[test]

@@ -73,8 +73,12 @@ fn check_log(view: &View<'_>, evidence: &mut Vec<Evidence>, unknown: &mut Vec<St
     }
     let grants: BTreeSet<(&str, u64)> =
         view.log.iter().filter(|e| e.kind == LogKind::Grant).map(|e| (e.lock, e.token)).collect();
-    let ends: BTreeSet<(&str, u64)> =
-        view.log.iter().filter(|e| e.kind != LogKind::Grant).map(|e| (e.lock, e.token)).collect();
+    let ends: BTreeSet<(&str, u64)> = view
+        .log
+        .iter()
+        .filter(|e| matches!(e.kind, LogKind::Release | LogKind::Expire | LogKind::Revoke))
+        .map(|e| (e.lock, e.token))
+        .collect();
     for a in acquired {
         let token = a.token.unwrap_or_default();
         if !grants.contains(&(a.lock, token)) {

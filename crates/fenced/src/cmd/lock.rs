@@ -30,10 +30,14 @@ pub enum LockCommand {
         /// Queue for the lock this long; without it, try once.
         #[arg(long, value_parser = parse_duration)]
         wait: Option<Duration>,
+        /// Take the lock shared: with other shared holders, never with an
+        /// exclusive one. A shared grant's token cannot write to a fenced store.
+        #[arg(long)]
+        shared: bool,
         #[command(flatten)]
         common: Common,
     },
-    /// Release NAME held with TOKEN.
+    /// Release NAME held with TOKEN (a lock, or a semaphore permit).
     Release {
         name: String,
         #[arg(long)]
@@ -100,20 +104,27 @@ pub(crate) fn report(common: &Common, e: &ClientError) -> i32 {
 pub async fn run(c: LockCommand) -> anyhow::Result<i32> {
     super::init_logging("warn");
     match c {
-        LockCommand::Acquire { name, ttl, wait, common } => {
+        LockCommand::Acquire { name, ttl, wait, shared, common } => {
             let cl = client(&common)?;
             let lease = match cl.grant_lease(ttl).await {
                 Ok(l) => l,
                 Err(e) => return Ok(report(&common, &e)),
             };
-            match cl.acquire_on(&name, lease.lease, wait.unwrap_or_default(), "").await {
+            let wait = wait.unwrap_or_default();
+            let acquired = if shared {
+                cl.acquire_mode_on(&name, lease.lease, wait, fenced_core::Mode::Shared, false).await
+            } else {
+                cl.acquire_on(&name, lease.lease, wait, "").await
+            };
+            match acquired {
                 Ok(g) => {
                     if common.json {
                         println!("{}", serde_json::to_string(&g)?);
                     } else {
                         println!(
-                            "acquired {} token={} lease={} ttl={}",
+                            "acquired {}{} token={} lease={} ttl={}",
                             g.lock,
+                            g.mode.as_deref().map(|m| format!(" ({m})")).unwrap_or_default(),
                             g.token,
                             g.lease,
                             humantime::format_duration(ttl)
@@ -137,7 +148,7 @@ pub async fn run(c: LockCommand) -> anyhow::Result<i32> {
             let lease = match lease {
                 Some(l) => l,
                 None => match cl.status(&name).await {
-                    Ok(s) => match s.holder.filter(|h| h.token.0 == token) {
+                    Ok(s) => match s.holder.into_iter().chain(s.holders).find(|h| h.token.0 == token) {
                         Some(h) => h.lease.0,
                         None => {
                             let e = ClientError::Api {
@@ -178,6 +189,13 @@ pub async fn run(c: LockCommand) -> anyhow::Result<i32> {
                         match &s.holder {
                             Some(h) => println!("{}: held by lease {} with token {}", s.lock, h.lease, h.token),
                             None => println!("{}: free", s.lock),
+                        }
+                        if let Some(n) = s.permits {
+                            println!("semaphore with {n} permits, {} held", s.holders.len());
+                        }
+                        for h in &s.holders {
+                            let what = if s.permits.is_some() { "permit" } else { "shared" };
+                            println!("  {what}: lease {} with token {}", h.lease, h.token);
                         }
                         if !s.waiters.is_empty() {
                             println!("waiters (FIFO): {:?}", s.waiters);

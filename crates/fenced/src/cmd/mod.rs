@@ -13,6 +13,7 @@ pub mod debug;
 pub mod demo;
 pub mod dev;
 pub mod lock;
+pub mod sem;
 pub mod serve;
 pub mod sim;
 pub mod snapshot;

@@ -63,6 +63,9 @@ pub struct SimArgs {
     /// Each lock guards a prefix of store keys (`--guard k0/=k0`) and clients write several keys under it: S3 judges per-lock fencing.
     #[arg(long)]
     pub guarded: bool,
+    /// Clients also take shared and re-entrant holds and semaphore permits (changing the permit count): S4 judges every mode.
+    #[arg(long)]
+    pub primitives: bool,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     pub l1_bound: Duration,
@@ -166,6 +169,7 @@ impl SimArgs {
         c.drift_beyond_rho = self.drift_beyond_rho;
         c.membership = self.membership;
         c.guarded = self.guarded;
+        c.primitives = self.primitives;
         c.l1_bound = self.l1_bound;
         c
     }
