@@ -111,6 +111,11 @@ pub struct MergeArgs {
     /// Expect at least one violation: exit 0 only if one was found.
     #[arg(long)]
     pub expect_violation: bool,
+    /// Summarise even when some shards of a sweep are missing (their seeds
+    /// are then not in the totals). Without it a merge with missing shards
+    /// names them and exits 1, so a lost machine cannot pass as a clean sweep.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 /// One shard of a sweep: `index` of `count`, 1-based.
@@ -537,22 +542,30 @@ fn merge(m: &MergeArgs) -> anyhow::Result<i32> {
         }
     }
     let mut notes = Vec::new();
-    for (count, got) in &shards {
-        let missing: Vec<String> = (1..=*count).filter(|i| !got.contains(i)).map(|i| format!("{i}/{count}")).collect();
-        if !missing.is_empty() {
-            notes.push(format!("shards missing: {}", missing.join(", ")));
-        }
+    let missing = missing_shards(&shards);
+    if !missing.is_empty() {
+        notes.push(format!("shards missing: {}", missing.join(", ")));
     }
     if sweeps.len() > 1 {
         notes.push(format!("the parts come from {} different sweeps (first seed, seeds)", sweeps.len()));
     }
     let mut summary = summarize(&results, wall, json!({"merged_files": m.files.len()}));
     summary["notes"] = json!(notes);
+    summary["shards_missing"] = json!(missing);
     report(&summary, m.json, !async_model)?;
     if !m.json {
         for n in &notes {
             println!("note: {n}");
         }
+    }
+    if !missing.is_empty() && !m.allow_missing {
+        eprintln!(
+            "error: shards missing: {}; their seeds were not run or their summaries were not given. Run each \
+             (`fenced sim --seeds N --shard I/N --json > FILE`, with the sweep's other settings) and merge again, \
+             or pass --allow-missing to summarise without them",
+            missing.join(", ")
+        );
+        return Ok(1);
     }
     let any_violation =
         summary["seeds_with_safety_violations"].as_u64() != Some(0) || summary["errors"].as_u64() != Some(0);
@@ -560,6 +573,14 @@ fn merge(m: &MergeArgs) -> anyhow::Result<i32> {
         (true, true) | (false, false) => 0,
         _ => 1,
     })
+}
+
+/// The shards (`I/N`) absent from the parts, given the indexes seen per count.
+fn missing_shards(shards: &BTreeMap<u64, std::collections::BTreeSet<u64>>) -> Vec<String> {
+    shards
+        .iter()
+        .flat_map(|(count, got)| (1..=*count).filter(|i| !got.contains(i)).map(move |i| format!("{i}/{count}")))
+        .collect()
 }
 
 #[cfg(test)]
