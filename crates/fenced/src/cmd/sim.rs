@@ -63,6 +63,17 @@ pub struct SimArgs {
     /// Each lock guards a prefix of store keys (`--guard k0/=k0`) and clients write several keys under it: S3 judges per-lock fencing.
     #[arg(long)]
     pub guarded: bool,
+    /// Lose the cluster mid-run and bring it back through the real code:
+    /// `restore` (every disk lost; a new cluster from a backup taken through
+    /// the leader) or `recover` (all but one replica lost; the survivor
+    /// rewritten as a one-member cluster). The verdict `restore` judges the
+    /// token floor and states what the restore lost by design.
+    #[arg(long, conflicts_with = "membership")]
+    pub disaster: Option<fenced_sim::config::DisasterKind>,
+    /// The token floor's bump for --disaster (the restore's `--bump`). The
+    /// default is the production one; a small bump is a broken variant.
+    #[arg(long, default_value_t = fenced_replica::backup::DEFAULT_BUMP, requires = "disaster")]
+    pub disaster_bump: u64,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     pub l1_bound: Duration,
@@ -171,6 +182,7 @@ impl SimArgs {
         c.drift_beyond_rho = self.drift_beyond_rho;
         c.membership = self.membership;
         c.guarded = self.guarded;
+        c.disaster = self.disaster.map(|kind| fenced_sim::config::Disaster { kind, bump: self.disaster_bump });
         c.l1_bound = self.l1_bound;
         c
     }
@@ -206,11 +218,19 @@ fn status_str(s: Status) -> &'static str {
 
 /// The JSON summary of one seed.
 fn seed_json(o: &SeedOutcome) -> Value {
-    let verdicts: BTreeMap<String, Value> = o
+    let mut verdicts: BTreeMap<String, Value> = o
         .verdicts
         .iter()
         .map(|v| (v.property.to_string(), json!({"status": status_str(v.status), "message": v.message})))
         .collect();
+    // The restore's own promises (floor above every old token, new grants
+    // above it, a backup equal to the log's prefix) count as safety.
+    if let Some(d) = &o.disaster {
+        verdicts.insert(
+            "restore".into(),
+            json!({"status": if d.ok() { "valid" } else { "invalid" }, "message": d.message()}),
+        );
+    }
     json!({
         "seed": o.config.seed,
         "history_hash": format!("{:016x}", o.history_hash),
@@ -224,6 +244,8 @@ fn seed_json(o: &SeedOutcome) -> Value {
             e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership" && e.value["outcome"].get("voters").is_some()
         }).count(),
         "verdicts": verdicts,
+        "disaster": o.disaster.as_ref().map(|d| json!({"kind": d.kind, "floor": d.floor, "known_index": d.known_index,
+            "old_grants": d.old_grants, "lost_grants": d.lost_grants.len(), "new_grants": d.new_grants})),
         "replay": o.config.replay_command(),
     })
 }
@@ -290,6 +312,15 @@ fn run_one(a: &SimArgs, seed: u64) -> anyhow::Result<i32> {
                 status_str(v.status),
                 v.property.name(),
                 v.message
+            );
+        }
+        if let Some(d) = &o.disaster {
+            println!(
+                "  {:<3} {:<8} {:<38} {}",
+                "R",
+                if d.ok() { "valid" } else { "invalid" },
+                "restore above the token floor",
+                d.message()
             );
         }
         println!("  history hash {:016x}", o.history_hash);
