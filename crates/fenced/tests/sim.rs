@@ -151,3 +151,18 @@ fn a_merge_with_a_missing_shard_names_it_and_fails_unless_allowed() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["seeds"], 3, "{v}");
 }
+
+#[test]
+fn a_disaster_is_judged_and_a_floor_below_the_lost_grants_fails_the_seed() {
+    let (code, v) = sim(&["--seed", "3", "--disaster", "restore"]);
+    assert_eq!(v["verdicts"]["restore"]["status"], "valid", "{v}");
+    assert!(v["disaster"]["lost_grants"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert_eq!(code, 0, "{v}");
+    assert!(v["replay"].as_str().is_some_and(|r| r.contains("--disaster restore")), "{v}");
+    // `--bump 1`: the new cluster starts right above the backup, below the
+    // grants made after it, and hands their tokens out again.
+    let (code, v) = sim(&["--seed", "3", "--disaster", "restore", "--disaster-bump", "1"]);
+    assert_eq!(v["verdicts"]["restore"]["status"], "invalid", "{v}");
+    assert!(v["replay"].as_str().is_some_and(|r| r.contains("--disaster-bump 1")), "{v}");
+    assert_eq!(code, 1, "{v}");
+}
