@@ -288,6 +288,10 @@ struct World<'a> {
     clients: Vec<String>,
     rng: ChaCha8Rng,
     crashed: BTreeSet<u64>,
+    /// Between a disaster's loss and the restart: no replica runs, and the
+    /// driver starts them all when it ends, so a crash now is void (its
+    /// restart would start a replica twice).
+    outage: bool,
     rec: Recorder,
     /// Every host's clock, replicas first (a paused replica's is frozen).
     clocks: Vec<SimClock>,
@@ -393,7 +397,7 @@ impl World<'_> {
             Fault::Crash { node } => {
                 // A replica lost for good (recovery from a survivor) has no
                 // life left to crash.
-                if !self.hosts.replicas.contains_key(node) || !self.crashed.insert(*node) {
+                if self.outage || !self.hosts.replicas.contains_key(node) || !self.crashed.insert(*node) {
                     return Undo::Nothing;
                 }
                 self.hosts.crash(&host(*node));
@@ -815,6 +819,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         clients,
         rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7061_7274),
         crashed: BTreeSet::new(),
+        outage: false,
         rec: rec.clone(),
         clocks: clocks.clone(),
     };
@@ -952,6 +957,9 @@ struct DisasterDriver {
     back_at: Option<Duration>,
     restarted: bool,
     aftermath: Option<Aftermath>,
+    /// Recover: the lost replicas, back on empty disks (`fenced serve
+    /// --join`), for the operator to add to the survivor's cluster.
+    rejoin: Vec<u64>,
     rng: ChaCha8Rng,
 }
 
@@ -978,6 +986,7 @@ impl DisasterDriver {
             back_at: None,
             restarted: false,
             aftermath: None,
+            rejoin: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6469_7361_7374),
         }
     }
@@ -1038,6 +1047,7 @@ impl DisasterDriver {
         if let Some(at) = self.back_at {
             if !self.restarted && now >= at {
                 self.restarted = true;
+                world.outage = false;
                 let ids: Vec<u64> = world.hosts.replicas.keys().copied().collect();
                 for id in ids {
                     // A replica crashed since the loss comes back when its crash ends.
@@ -1046,9 +1056,36 @@ impl DisasterDriver {
                     }
                 }
                 world.rec.nemesis("stop", json!({"fault": "disaster", "majority_up": true}), now);
+                if !self.rejoin.is_empty() {
+                    self.add_back(world, peers);
+                }
             }
         }
         Ok(())
+    }
+
+    /// The operator adds the lost replicas back to the recovered cluster, one
+    /// at a time (`fenced cluster add`), retrying until each is a voter or
+    /// the faults stop.
+    fn add_back(&self, world: &World, peers: &BTreeMap<u64, String>) {
+        let (transport, clock) = (Arc::new(world.net.transport("operator")), SimClock::new(self.epoch_ms));
+        let (cfg, rec, deadline) = (self.client_cfg.clone(), world.rec.clone(), world.cfg.gst());
+        let ids: Vec<(u64, String)> = self.rejoin.iter().filter_map(|i| Some((*i, peers.get(i)?.clone()))).collect();
+        tokio::spawn(async move {
+            let Ok(client) = Client::with_seams(cfg, transport, Arc::new(clock)) else { return };
+            for (id, addr) in ids {
+                while crate::time::elapsed() < deadline {
+                    match client.add_member(id, &addr, false).await {
+                        Ok(m) => {
+                            let record = json!({"node": id, "voters": m.voters});
+                            rec.nemesis("added-back", record, crate::time::elapsed());
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                    }
+                }
+            }
+        });
     }
 
     /// Lose every replica (and its disk, but the survivor's), then run the
@@ -1074,6 +1111,7 @@ impl DisasterDriver {
         }
         // Crashes in progress end with the cluster: their restarts are void.
         world.crashed.clear();
+        world.outage = true;
         let err = |e: String| SimError::Simulation(format!("disaster: {e}"));
         let (started, start_table, survivor) = match (self.d.kind, &backup) {
             (DisasterKind::Restore, Some(b)) => {
@@ -1088,7 +1126,14 @@ impl DisasterDriver {
             }
             _ => {
                 let s = ids[self.rng.gen_range(0..ids.len())];
-                world.hosts.replicas.retain(|id, _| *id == s);
+                // The others come back as new machines with empty disks,
+                // waiting to be added (`fenced serve --join`).
+                for (id, spec) in world.hosts.replicas.iter_mut().filter(|(id, _)| **id != s) {
+                    spec.disk = MemDisk::new();
+                    spec.spare = true;
+                    spec.peers = BTreeMap::new();
+                    self.rejoin.push(*id);
+                }
                 let disk = world
                     .hosts
                     .replicas

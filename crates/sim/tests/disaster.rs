@@ -26,7 +26,7 @@ fn invalid(o: &SeedOutcome) -> Vec<String> {
 }
 
 fn clean_across_the_disaster(kind: DisasterKind, seeds: std::ops::RangeInclusive<u64>) {
-    let (mut lost, mut new_grants, mut old_grants) = (0, 0, 0);
+    let (mut lost, mut new_grants, mut old_grants, mut added_back) = (0, 0, 0, 0);
     for seed in seeds {
         let o = run(seed, kind, DEFAULT_BUMP);
         let d = o.disaster.as_ref().expect("the disaster happened");
@@ -41,12 +41,18 @@ fn clean_across_the_disaster(kind: DisasterKind, seeds: std::ops::RangeInclusive
         lost += d.lost_grants.len();
         new_grants += d.new_grants;
         old_grants += d.old_grants;
+        added_back += o.history.events.iter().filter(|e| e.f == "added-back").count();
     }
     assert!(new_grants > 0 && old_grants > 0, "no grants on one side of the disaster");
     // Restore loses the grants after the backup: some seeds must show it, or
     // the check of what is lost was never exercised.
     if kind == DisasterKind::Restore {
         assert!(lost > 0, "no seed granted a lock between the backup and the loss");
+    }
+    // Recovery: the lost replicas come back empty and are added to the
+    // survivor's cluster while the workload runs.
+    if kind == DisasterKind::Recover {
+        assert!(added_back > 0, "no lost replica was added back to a recovered cluster");
     }
 }
 
