@@ -37,7 +37,13 @@ pub struct Decision {
 
 /// Apply `entries` (index, request) to a fresh table and list the decisions.
 pub fn replay<'a>(entries: impl IntoIterator<Item = (u64, &'a Request)>) -> Vec<Decision> {
-    let mut table = LockTable::new(Default::default());
+    replay_onto(&mut LockTable::new(Default::default()), entries)
+}
+
+/// Apply `entries` to `table` (a log's starting state: a restored or
+/// recovered cluster's first snapshot) and list the decisions; `table` is
+/// left in the state the entries reach.
+pub fn replay_onto<'a>(table: &mut LockTable, entries: impl IntoIterator<Item = (u64, &'a Request)>) -> Vec<Decision> {
     let mut out = Vec::new();
     for (index, req) in entries {
         let applied = table.apply(index, req);

@@ -20,6 +20,8 @@
 //! is in [`EXPECTED_FAILURES`], with the reason the document gives. Commands
 //! too long for CI are in [`LONG`], each with its reason: they are replaced
 //! by `:` here and run when `FENCED_DOCS_LONG=1` (`scripts/docs-long`).
+//! Commands for other machines (installing a system service, a Kubernetes
+//! cluster) are in [`NOT_RUNNABLE`], with their reason, and never run.
 
 mod support;
 
@@ -52,6 +54,17 @@ const LONG: &[(&str, &str, &str)] = &[
         "a 10-minute fuzz run with the nightly toolchain (scripts/fuzz runs every target)",
     ),
     ("security.md", "cd fuzz", "goes with the fuzz run above"),
+    (
+        "deploy.md",
+        "deploy/validate",
+        "installs promtool (Debian's prometheus) and kubernetes-validate (PyPI) when missing; .ci/run runs it as its own step",
+    ),
+    (
+        "python.md",
+        "pip install ./clients/python",
+        "builds the PyO3 extension with cargo: minutes on CI's 2 cores; scripts/test builds it for the Python tests",
+    ),
+    ("python.md", "examples/figure_8_5.py", "needs the package that `pip install ./clients/python` above builds"),
 ];
 
 /// Commands whose documented outcome is a failure: (file, text on the
@@ -61,9 +74,26 @@ const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ("figure-8-5.md", "fenced-store-fig-8-4.jsonl", "the unfenced history violates S6; the document says `# exit 1`"),
 ];
 
-/// Files whose blocks are examples for other machines, and why (none today;
-/// an entry here is a debt: the document should be runnable).
-const NOT_RUNNABLE: &[(&str, &str)] = &[];
+/// Commands for other machines, never run here, not even by
+/// `scripts/docs-long`: (file, text on the command's first line, why). They
+/// change the machine they run on or need what a test machine has not; what
+/// can be checked of them offline is checked elsewhere (the reason says where).
+const NOT_RUNNABLE: &[(&str, &str, &str)] = &[
+    (
+        "deploy.md",
+        "useradd --system",
+        "creates a system user on the machine; the unit is verified by `systemd-analyze verify` in deploy/validate",
+    ),
+    ("deploy.md", "install -m 0644 deploy/systemd", "installs a unit into /etc/systemd/system (as above)"),
+    ("deploy.md", "install -m 0640 -g fenced", "installs a config into /etc/fenced for the user `fenced` (as above)"),
+    ("deploy.md", "systemctl daemon-reload", "enables and starts a system service (as above)"),
+    (
+        "deploy.md",
+        "kubectl create secret",
+        "needs a Kubernetes cluster; the manifests are validated offline by kubernetes-validate in deploy/validate",
+    ),
+    ("deploy.md", "kubectl apply", "needs a Kubernetes cluster (as above)"),
+];
 
 struct Block {
     file: String,
@@ -180,6 +210,9 @@ fn substitute(
         }
         (format!(": # skipped: {why}"), Some(why))
     };
+    if let Some((_, _, why)) = NOT_RUNNABLE.iter().find(|(f, text, _)| *f == block.file && l.contains(text)) {
+        return skip(format!("not runnable here: {why}"), &l, skipping_continuation);
+    }
     if !long_runs() {
         if let Some((_, _, why)) = LONG.iter().find(|(f, text, _)| *f == block.file && l.contains(text)) {
             return skip(format!("long: {why}"), &l, skipping_continuation);
@@ -415,10 +448,6 @@ fn every_documented_command_runs_as_written() {
         if blocks.is_empty() {
             continue;
         }
-        if let Some((_, why)) = NOT_RUNNABLE.iter().find(|(f, _)| *f == doc) {
-            skipped.push(format!("{doc}: every block ({why})"));
-            continue;
-        }
         eprintln!("docs: {doc}: {} blocks", blocks.len());
         let started = support::now();
         let r = run_file(&root, &doc, &blocks, within);
@@ -446,7 +475,7 @@ fn every_long_entry_still_names_a_documented_command() {
         .iter()
         .flat_map(|p| shell_blocks(p).into_iter().flat_map(|b| b.lines.into_iter().map(move |l| (b.file.clone(), l))))
         .collect();
-    for (f, text, why) in LONG.iter().chain(EXPECTED_FAILURES) {
+    for (f, text, why) in LONG.iter().chain(EXPECTED_FAILURES).chain(NOT_RUNNABLE) {
         assert!(!why.is_empty());
         assert!(all.iter().any(|(file, l)| file == f && l.contains(text)), "no block of {f} contains {text:?}");
     }

@@ -111,3 +111,58 @@ fn every_named_scenario_ends_as_its_story_says() {
         assert_eq!(s3_broken, scenario == "figure-8-4", "scenario {scenario}:\n{text}");
     }
 }
+
+#[test]
+fn a_merge_with_a_missing_shard_names_it_and_fails_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut files = Vec::new();
+    for shard in ["1/3", "3/3"] {
+        let out = Command::new(BIN)
+            .args(["sim", "--seeds", "3", "--duration", "5s", "--shard", shard, "--json"])
+            .output()
+            .expect("run a shard");
+        assert!(out.status.success(), "shard {shard}: {}", String::from_utf8_lossy(&out.stdout));
+        let path = dir.path().join(format!("shard-{}.json", &shard[..1]));
+        std::fs::write(&path, &out.stdout).expect("write the shard's summary");
+        files.push(path.to_string_lossy().to_string());
+    }
+    let merge = |files: &[String], extra: &[&str]| {
+        Command::new(BIN).args(["sim", "merge"]).args(files).args(extra).output().expect("run fenced sim merge")
+    };
+    let out = merge(&files, &[]);
+    assert_eq!(out.status.code(), Some(1), "a merge missing shard 2/3 must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shards missing: 2/3") && stderr.contains("--allow-missing"), "{stderr}");
+    let out = merge(&files, &["--allow-missing", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the merged summary is JSON");
+    assert_eq!(v["seeds"], 2, "{v}");
+    assert_eq!(v["shards_missing"], serde_json::json!(["2/3"]), "{v}");
+    // All three shards: nothing missing, exit 0 without the flag.
+    let out = Command::new(BIN)
+        .args(["sim", "--seeds", "3", "--duration", "5s", "--shard", "2/3", "--json"])
+        .output()
+        .expect("run the missing shard");
+    let path = dir.path().join("shard-2.json");
+    std::fs::write(&path, &out.stdout).expect("write");
+    files.push(path.to_string_lossy().to_string());
+    let out = merge(&files, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["seeds"], 3, "{v}");
+}
+
+#[test]
+fn a_disaster_is_judged_and_a_floor_below_the_lost_grants_fails_the_seed() {
+    let (code, v) = sim(&["--seed", "3", "--disaster", "restore"]);
+    assert_eq!(v["verdicts"]["restore"]["status"], "valid", "{v}");
+    assert!(v["disaster"]["lost_grants"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert_eq!(code, 0, "{v}");
+    assert!(v["replay"].as_str().is_some_and(|r| r.contains("--disaster restore")), "{v}");
+    // `--bump 1`: the new cluster starts right above the backup, below the
+    // grants made after it, and hands their tokens out again.
+    let (code, v) = sim(&["--seed", "3", "--disaster", "restore", "--disaster-bump", "1"]);
+    assert_eq!(v["verdicts"]["restore"]["status"], "invalid", "{v}");
+    assert!(v["replay"].as_str().is_some_and(|r| r.contains("--disaster-bump 1")), "{v}");
+    assert_eq!(code, 1, "{v}");
+}

@@ -46,6 +46,40 @@ impl std::str::FromStr for Faults {
     }
 }
 
+/// How the whole cluster is lost and brought back ([`SimConfig::disaster`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisasterKind {
+    /// Every replica's disk is lost; a new cluster is restored on fresh
+    /// disks from a backup taken earlier through the leader
+    /// (`fenced cluster snapshot save`, then `fenced snapshot restore`).
+    Restore,
+    /// A majority's disks are lost for good; the one survivor is rewritten
+    /// as a one-member cluster (`fenced cluster recover`).
+    Recover,
+}
+
+impl std::str::FromStr for DisasterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "restore" => Ok(DisasterKind::Restore),
+            "recover" => Ok(DisasterKind::Recover),
+            _ => Err(format!("unknown disaster {s:?}; use restore or recover")),
+        }
+    }
+}
+
+/// A disaster in the middle of the run, and the token floor's bump the
+/// operator gives (`--bump`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disaster {
+    pub kind: DisasterKind,
+    /// Added to the highest index known to place the token floor; the
+    /// production default is `fenced_replica::backup::DEFAULT_BUMP`. A small
+    /// bump is the broken variant the tests run.
+    pub bump: u64,
+}
+
 /// One run's configuration. With the same values (and the same build), a run
 /// produces the same history, bit for bit.
 #[derive(Debug, Clone)]
@@ -93,6 +127,10 @@ pub struct SimConfig {
     /// semaphore `sem` whose count they change. Off by default: it draws
     /// extra random numbers, and the default seeds' histories stay as they were.
     pub primitives: bool,
+    /// Lose the whole cluster (or a majority's disks) mid-run and bring it
+    /// back through the real restore or recovery code; the workload goes on
+    /// and the checkers judge the history across the disaster.
+    pub disaster: Option<Disaster>,
 }
 
 /// Keys under each lock's prefix in the guarded workload.
@@ -120,6 +158,7 @@ impl SimConfig {
             membership: false,
             guarded: false,
             primitives: false,
+            disaster: None,
         }
     }
 
@@ -166,6 +205,15 @@ impl SimConfig {
         }
         if self.primitives {
             s.push_str(" --primitives");
+        }
+        if let Some(d) = &self.disaster {
+            s.push_str(match d.kind {
+                DisasterKind::Restore => " --disaster restore",
+                DisasterKind::Recover => " --disaster recover",
+            });
+            if d.bump != fenced_replica::backup::DEFAULT_BUMP {
+                s.push_str(&format!(" --disaster-bump {}", d.bump));
+            }
         }
         s
     }

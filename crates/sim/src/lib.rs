@@ -12,11 +12,13 @@
 //! - [`workload`]: the clients and what they record.
 //! - [`recorder`]: the history being written.
 //! - [`membership`]: membership changes during a run (remove and re-add voters).
+//! - [`disaster`]: losing the cluster mid-run and restoring or recovering it.
 //! - [`run`]: one seed, end to end, judged by `fenced_check`.
 //! - [`net`], [`time`], [`disk`]: the simulated network, time and disks.
 
 pub mod clock;
 pub mod config;
+pub mod disaster;
 pub mod disk;
 pub mod membership;
 pub mod nemesis;

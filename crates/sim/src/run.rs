@@ -8,7 +8,8 @@
 //! life there and on its disk ([`crate::disk`]), then stops what is left of it.
 
 use crate::clock::SimClock;
-use crate::config::{Faults, Model, SimConfig};
+use crate::config::{DisasterKind, Faults, Model, SimConfig};
+use crate::disaster::{self, Aftermath};
 use crate::disk::{FsyncLatency, HostDisk};
 use crate::nemesis::{self, Fault, PartitionKind, Planned};
 use crate::net::{Incarnation, Net, SimTransport};
@@ -78,6 +79,9 @@ pub struct SeedOutcome {
     pub schedule: Vec<Planned>,
     /// Connections the network duplicated (the duplicate fault).
     pub duplicated_connections: u64,
+    /// With `--disaster`: what the restore or recovery did, and whether it
+    /// kept its promises (a violation is a safety violation of the run).
+    pub disaster: Option<disaster::Report>,
 }
 
 fn host(i: u64) -> String {
@@ -122,6 +126,8 @@ impl Server {
 #[derive(Clone)]
 struct ReplicaSpec {
     id: u64,
+    /// `--cluster-name`: a restore makes a new cluster.
+    cluster_name: String,
     spare: bool,
     peers: BTreeMap<u64, String>,
     disk: MemDisk,
@@ -147,6 +153,7 @@ impl ReplicaSpec {
         };
         let mut config = ReplicaConfig::new(i, format!("0.0.0.0:{RAFT_PORT}"), peers);
         config.join = self.spare;
+        config.cluster_name = self.cluster_name;
         // Keep the whole log so the checker can read every decision.
         config.snapshot_every_entries = 1_000_000;
         let seams = Seams {
@@ -281,6 +288,10 @@ struct World<'a> {
     clients: Vec<String>,
     rng: ChaCha8Rng,
     crashed: BTreeSet<u64>,
+    /// Between a disaster's loss and the restart: no replica runs, and the
+    /// driver starts them all when it ends, so a crash now is void (its
+    /// restart would start a replica twice).
+    outage: bool,
     rec: Recorder,
     /// Every host's clock, replicas first (a paused replica's is frozen).
     clocks: Vec<SimClock>,
@@ -384,7 +395,9 @@ impl World<'_> {
                 Undo::RepairOneway(pairs)
             }
             Fault::Crash { node } => {
-                if !self.crashed.insert(*node) {
+                // A replica lost for good (recovery from a survivor) has no
+                // life left to crash.
+                if self.outage || !self.hosts.replicas.contains_key(node) || !self.crashed.insert(*node) {
                     return Undo::Nothing;
                 }
                 self.hosts.crash(&host(*node));
@@ -587,13 +600,34 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         .rng_seed(tokio::runtime::RngSeed::from_bytes(&cfg.seed.to_le_bytes()))
         .build()
         .map_err(|e| SimError::Simulation(format!("building the runtime: {e}")))?;
-    let (events, disks, sim_time, schedule, duplicated_connections) = runtime.block_on(drive(cfg))?;
+    let (events, disks, sim_time, schedule, duplicated_connections, aftermath) = runtime.block_on(drive(cfg))?;
     // Whatever is still running (clients' idle connections, crashed hosts'
     // leftovers) ends with the runtime.
     drop(runtime);
     let end = events.last().map(|e| e.time).unwrap_or(0);
     let mut events = events;
-    events.extend(log_events(&disks, end)?);
+    let mut report = None;
+    match &aftermath {
+        None => events.extend(log_events(&disks, end)?),
+        Some(a) => {
+            let mut new = BTreeMap::new();
+            for (id, d) in &disks {
+                new.insert(*id, disaster::read_log(d).map_err(SimError::Log)?);
+            }
+            let (log, r) = disaster::judge(a, &new, end);
+            events.extend(log);
+            events.push(Event {
+                kind: EventType::Info,
+                process: Process::Named(Process::NEMESIS.into()),
+                f: "disaster-judged".into(),
+                value: serde_json::to_value(&r).unwrap_or_default(),
+                time: end,
+                node: None,
+                wall: None,
+            });
+            report = Some(r);
+        }
+    }
     let history = History::new(events);
     let long_pause = had_long_pause(&history, cfg.ttl);
     let opts = Options { l1_bound: cfg.l1_bound, l1_grace: Duration::from_secs(3), ..Default::default() };
@@ -612,15 +646,21 @@ pub fn run_seed(cfg: &SimConfig) -> Result<SeedOutcome, SimError> {
         long_pause,
         schedule,
         duplicated_connections,
+        disaster: report,
     })
 }
 
-type Driven = (Vec<Event>, BTreeMap<u64, MemDisk>, Duration, Vec<Planned>, u64);
+type Driven = (Vec<Event>, BTreeMap<u64, MemDisk>, Duration, Vec<Planned>, u64, Option<Aftermath>);
 
 /// The run inside the simulated runtime: start every host, apply the
 /// schedule, wait for the clients and the final reads.
 async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     crate::time::start();
+    if cfg.disaster.is_some() && cfg.membership {
+        return Err(SimError::Simulation(
+            "--disaster and --membership together are not modelled: a restore needs a fixed membership".into(),
+        ));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let key_entropy: [u8; 32] = rng.gen();
     let cluster_key = fenced_core::token::public_key_from_entropy(&key_entropy);
@@ -648,6 +688,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             i,
             ReplicaSpec {
                 id: i,
+                cluster_name: "fenced".into(),
                 spare: Some(i) == spare,
                 peers: if Some(i) == spare { BTreeMap::new() } else { peers.clone() },
                 disk: MemDisk::new(),
@@ -779,6 +820,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         clients,
         rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7061_7274),
         crashed: BTreeSet::new(),
+        outage: false,
         rec: rec.clone(),
         clocks: clocks.clone(),
     };
@@ -788,8 +830,12 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     let mut healed = false;
     let gst = cfg.gst();
     let mut joint = JointFaults::new(cfg);
+    let mut disaster = cfg.disaster.map(|d| DisasterDriver::new(cfg, d, &endpoints, epoch_ms));
     loop {
         let now = crate::time::elapsed();
+        if let Some(d) = &mut disaster {
+            d.step(&mut world, now, &peers)?;
+        }
         while next < schedule.len() && schedule[next].start <= now {
             let p = &schedule[next];
             if let Fault::WallJump { node, ms } = p.fault {
@@ -889,7 +935,227 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     let mut events = rec.take();
     events.sort_by_key(|e| e.time);
     let disks = world.hosts.replicas.iter().map(|(i, s)| (*i, s.disk.clone())).collect();
-    Ok((events, disks, sim_time, schedule, world.net.duplicated_connections()))
+    let aftermath = disaster.and_then(|d| d.aftermath);
+    Ok((events, disks, sim_time, schedule, world.net.duplicated_connections(), aftermath))
+}
+
+/// How long the cluster is gone between the loss and the restarted replicas.
+const OUTAGE: Duration = Duration::from_secs(1);
+
+/// Drives `--disaster`: a backup through the leader (restore), the loss of
+/// every replica (or every one but a survivor), the real restore or
+/// recovery on the disks, and the restart. See [`crate::disaster`].
+struct DisasterDriver {
+    d: crate::config::Disaster,
+    backup_at: Duration,
+    lose_at: Duration,
+    /// A backup is given up after this: the seed fails, saying so.
+    backup_deadline: Duration,
+    client_cfg: ClientConfig,
+    epoch_ms: u64,
+    backup_task: Option<JoinHandle<()>>,
+    backup: BackupSlot,
+    back_at: Option<Duration>,
+    restarted: bool,
+    aftermath: Option<Aftermath>,
+    /// Recover: the lost replicas, back on empty disks (`fenced serve
+    /// --join`), for the operator to add to the survivor's cluster.
+    rejoin: Vec<u64>,
+    rng: ChaCha8Rng,
+}
+
+type BackupSlot = Arc<Mutex<Option<Result<fenced_replica::backup::Backup, String>>>>;
+
+impl DisasterDriver {
+    fn new(cfg: &SimConfig, d: crate::config::Disaster, endpoints: &[String], epoch_ms: u64) -> Self {
+        let mut client_cfg = ClientConfig::new(endpoints.to_vec());
+        client_cfg.client_id = "sim-operator".into();
+        client_cfg.request_timeout = Duration::from_secs(1);
+        client_cfg.call_timeout = Duration::from_secs(5);
+        // Before GST, so that faults hit the restored cluster too and L1
+        // judges it after the heal.
+        let gst = cfg.gst();
+        DisasterDriver {
+            d,
+            backup_at: gst.mul_f64(0.25),
+            lose_at: gst.mul_f64(0.5),
+            backup_deadline: gst.mul_f64(0.85),
+            client_cfg,
+            epoch_ms,
+            backup_task: None,
+            backup: Arc::default(),
+            back_at: None,
+            restarted: false,
+            aftermath: None,
+            rejoin: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6469_7361_7374),
+        }
+    }
+
+    /// The operator's backup: `GET /v1/cluster/snapshot` until a leader
+    /// answers, decoded as `fenced cluster snapshot save` decodes it.
+    fn start_backup(&mut self, world: &World) {
+        let (transport, clock) = (Arc::new(world.net.transport("operator")), SimClock::new(self.epoch_ms));
+        let (cfg, slot, rec) = (self.client_cfg.clone(), self.backup.clone(), world.rec.clone());
+        let deadline = self.backup_deadline;
+        self.backup_task = Some(tokio::spawn(async move {
+            let put = |r| {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(r);
+                }
+            };
+            let client = match Client::with_seams(cfg, transport, Arc::new(clock)) {
+                Ok(c) => c,
+                Err(e) => return put(Err(format!("operator: {e}"))),
+            };
+            while crate::time::elapsed() < deadline {
+                match client.snapshot().await {
+                    Ok(export) => {
+                        let decoded = fenced_replica::backup::decode_export(&export)
+                            .and_then(|bytes| fenced_replica::backup::decode(&bytes))
+                            .map_err(|e| format!("the backup does not decode: {e}"));
+                        if let Ok(b) = &decoded {
+                            rec.nemesis(
+                                "backup",
+                                json!({"index": b.index(), "highest_token": b.table.highest_token(),
+                                       "locks": b.table.held_locks().count()}),
+                                crate::time::elapsed(),
+                            );
+                        }
+                        return put(decoded);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            put(Err(format!("no leader answered a backup before {:.1} s", deadline.as_secs_f64())));
+        }));
+    }
+
+    fn step(&mut self, world: &mut World<'_>, now: Duration, peers: &BTreeMap<u64, String>) -> Result<(), SimError> {
+        let restore = self.d.kind == DisasterKind::Restore;
+        if restore && self.backup_task.is_none() && now >= self.backup_at {
+            self.start_backup(world);
+        }
+        if self.back_at.is_none() && now >= self.lose_at {
+            let backup = match self.backup.lock().ok().and_then(|mut b| b.take()) {
+                Some(Ok(b)) => Some(b),
+                Some(Err(e)) => return Err(SimError::Simulation(format!("disaster: {e}"))),
+                None if restore => return Ok(()),
+                None => None,
+            };
+            self.lose(world, now, peers, backup)?;
+        }
+        if let Some(at) = self.back_at {
+            if !self.restarted && now >= at {
+                self.restarted = true;
+                world.outage = false;
+                let ids: Vec<u64> = world.hosts.replicas.keys().copied().collect();
+                for id in ids {
+                    // A replica crashed since the loss comes back when its crash ends.
+                    if !world.crashed.contains(&id) {
+                        world.hosts.start_replica(id);
+                    }
+                }
+                world.rec.nemesis("stop", json!({"fault": "disaster", "majority_up": true}), now);
+                if !self.rejoin.is_empty() {
+                    self.add_back(world, peers);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The operator adds the lost replicas back to the recovered cluster, one
+    /// at a time (`fenced cluster add`), retrying until each is a voter or
+    /// the faults stop.
+    fn add_back(&self, world: &World, peers: &BTreeMap<u64, String>) {
+        let (transport, clock) = (Arc::new(world.net.transport("operator")), SimClock::new(self.epoch_ms));
+        let (cfg, rec, deadline) = (self.client_cfg.clone(), world.rec.clone(), world.cfg.gst());
+        let ids: Vec<(u64, String)> = self.rejoin.iter().filter_map(|i| Some((*i, peers.get(i)?.clone()))).collect();
+        tokio::spawn(async move {
+            let Ok(client) = Client::with_seams(cfg, transport, Arc::new(clock)) else { return };
+            for (id, addr) in ids {
+                while crate::time::elapsed() < deadline {
+                    match client.add_member(id, &addr, false).await {
+                        Ok(m) => {
+                            let record = json!({"node": id, "voters": m.voters});
+                            rec.nemesis("added-back", record, crate::time::elapsed());
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                    }
+                }
+            }
+        });
+    }
+
+    /// Lose every replica (and its disk, but the survivor's), then run the
+    /// real restore or recovery on the disks.
+    fn lose(
+        &mut self,
+        world: &mut World<'_>,
+        now: Duration,
+        peers: &BTreeMap<u64, String>,
+        backup: Option<fenced_replica::backup::Backup>,
+    ) -> Result<(), SimError> {
+        let ids: Vec<u64> = world.hosts.replicas.keys().copied().collect();
+        let mut old = BTreeMap::new();
+        for id in &ids {
+            world.hosts.crash(&host(*id));
+            if let Some(spec) = world.hosts.replicas.get(id) {
+                spec.disk.crash();
+                old.insert(*id, disaster::read_log(&spec.disk).map_err(SimError::Log)?);
+            }
+        }
+        if let Ok(mut l) = world.live.lock() {
+            l.clear();
+        }
+        // Crashes in progress end with the cluster: their restarts are void.
+        world.crashed.clear();
+        world.outage = true;
+        let err = |e: String| SimError::Simulation(format!("disaster: {e}"));
+        let (started, start_table, survivor) = match (self.d.kind, &backup) {
+            (DisasterKind::Restore, Some(b)) => {
+                let (disks, started, table) = disaster::restore_all(b, peers, self.d.bump).map_err(err)?;
+                for (id, disk) in disks {
+                    if let Some(spec) = world.hosts.replicas.get_mut(&id) {
+                        spec.disk = disk;
+                        spec.cluster_name = disaster::RESTORED_CLUSTER.into();
+                    }
+                }
+                (started, table, None)
+            }
+            _ => {
+                let s = ids[self.rng.gen_range(0..ids.len())];
+                // The others come back as new machines with empty disks,
+                // waiting to be added (`fenced serve --join`).
+                for (id, spec) in world.hosts.replicas.iter_mut().filter(|(id, _)| **id != s) {
+                    spec.disk = MemDisk::new();
+                    spec.spare = true;
+                    spec.peers = BTreeMap::new();
+                    self.rejoin.push(*id);
+                }
+                let disk = world
+                    .hosts
+                    .replicas
+                    .get(&s)
+                    .map(|spec| spec.disk.clone())
+                    .ok_or_else(|| err("no survivor".into()))?;
+                let (started, table) = disaster::recover(&disk, s, self.d.bump).map_err(err)?;
+                (started, table, Some(s))
+            }
+        };
+        world.rec.nemesis(
+            "start",
+            json!({"fault": "disaster", "kind": if survivor.is_some() { "recover" } else { "restore" },
+                   "survivor": survivor, "floor": started.floor, "known_index": started.known_index,
+                   "locks_freed": started.locks_freed, "leases_ended": started.leases_ended}),
+            now,
+        );
+        self.aftermath = Some(Aftermath { kind: self.d.kind, old, backup, survivor, started, start_table });
+        self.back_at = Some(now + OUTAGE);
+        Ok(())
+    }
 }
 
 /// Did some client pause for longer than the TTL while holding a lock? That

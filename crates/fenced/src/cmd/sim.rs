@@ -66,6 +66,17 @@ pub struct SimArgs {
     /// Clients also take shared and re-entrant holds and semaphore permits (changing the permit count): S4 judges every mode.
     #[arg(long)]
     pub primitives: bool,
+    /// Lose the cluster mid-run and bring it back through the real code:
+    /// `restore` (every disk lost; a new cluster from a backup taken through
+    /// the leader) or `recover` (all but one replica lost; the survivor
+    /// rewritten as a one-member cluster). The verdict `restore` judges the
+    /// token floor and states what the restore lost by design.
+    #[arg(long, conflicts_with = "membership")]
+    pub disaster: Option<fenced_sim::config::DisasterKind>,
+    /// The token floor's bump for --disaster (the restore's `--bump`). The
+    /// default is the production one; a small bump is a broken variant.
+    #[arg(long, default_value_t = fenced_replica::backup::DEFAULT_BUMP, requires = "disaster")]
+    pub disaster_bump: u64,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     pub l1_bound: Duration,
@@ -114,6 +125,11 @@ pub struct MergeArgs {
     /// Expect at least one violation: exit 0 only if one was found.
     #[arg(long)]
     pub expect_violation: bool,
+    /// Summarise even when some shards of a sweep are missing (their seeds
+    /// are then not in the totals). Without it a merge with missing shards
+    /// names them and exits 1, so a lost machine cannot pass as a clean sweep.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 /// One shard of a sweep: `index` of `count`, 1-based.
@@ -170,6 +186,7 @@ impl SimArgs {
         c.membership = self.membership;
         c.guarded = self.guarded;
         c.primitives = self.primitives;
+        c.disaster = self.disaster.map(|kind| fenced_sim::config::Disaster { kind, bump: self.disaster_bump });
         c.l1_bound = self.l1_bound;
         c
     }
@@ -205,11 +222,19 @@ fn status_str(s: Status) -> &'static str {
 
 /// The JSON summary of one seed.
 fn seed_json(o: &SeedOutcome) -> Value {
-    let verdicts: BTreeMap<String, Value> = o
+    let mut verdicts: BTreeMap<String, Value> = o
         .verdicts
         .iter()
         .map(|v| (v.property.to_string(), json!({"status": status_str(v.status), "message": v.message})))
         .collect();
+    // The restore's own promises (floor above every old token, new grants
+    // above it, a backup equal to the log's prefix) count as safety.
+    if let Some(d) = &o.disaster {
+        verdicts.insert(
+            "restore".into(),
+            json!({"status": if d.ok() { "valid" } else { "invalid" }, "message": d.message()}),
+        );
+    }
     json!({
         "seed": o.config.seed,
         "history_hash": format!("{:016x}", o.history_hash),
@@ -223,6 +248,8 @@ fn seed_json(o: &SeedOutcome) -> Value {
             e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership" && e.value["outcome"].get("voters").is_some()
         }).count(),
         "verdicts": verdicts,
+        "disaster": o.disaster.as_ref().map(|d| json!({"kind": d.kind, "floor": d.floor, "known_index": d.known_index,
+            "old_grants": d.old_grants, "lost_grants": d.lost_grants.len(), "new_grants": d.new_grants})),
         "replay": o.config.replay_command(),
     })
 }
@@ -289,6 +316,15 @@ fn run_one(a: &SimArgs, seed: u64) -> anyhow::Result<i32> {
                 status_str(v.status),
                 v.property.name(),
                 v.message
+            );
+        }
+        if let Some(d) = &o.disaster {
+            println!(
+                "  {:<3} {:<8} {:<38} {}",
+                "R",
+                if d.ok() { "valid" } else { "invalid" },
+                "restore above the token floor",
+                d.message()
             );
         }
         println!("  history hash {:016x}", o.history_hash);
@@ -541,22 +577,30 @@ fn merge(m: &MergeArgs) -> anyhow::Result<i32> {
         }
     }
     let mut notes = Vec::new();
-    for (count, got) in &shards {
-        let missing: Vec<String> = (1..=*count).filter(|i| !got.contains(i)).map(|i| format!("{i}/{count}")).collect();
-        if !missing.is_empty() {
-            notes.push(format!("shards missing: {}", missing.join(", ")));
-        }
+    let missing = missing_shards(&shards);
+    if !missing.is_empty() {
+        notes.push(format!("shards missing: {}", missing.join(", ")));
     }
     if sweeps.len() > 1 {
         notes.push(format!("the parts come from {} different sweeps (first seed, seeds)", sweeps.len()));
     }
     let mut summary = summarize(&results, wall, json!({"merged_files": m.files.len()}));
     summary["notes"] = json!(notes);
+    summary["shards_missing"] = json!(missing);
     report(&summary, m.json, !async_model)?;
     if !m.json {
         for n in &notes {
             println!("note: {n}");
         }
+    }
+    if !missing.is_empty() && !m.allow_missing {
+        eprintln!(
+            "error: shards missing: {}; their seeds were not run or their summaries were not given. Run each \
+             (`fenced sim --seeds N --shard I/N --json > FILE`, with the sweep's other settings) and merge again, \
+             or pass --allow-missing to summarise without them",
+            missing.join(", ")
+        );
+        return Ok(1);
     }
     let any_violation =
         summary["seeds_with_safety_violations"].as_u64() != Some(0) || summary["errors"].as_u64() != Some(0);
@@ -564,6 +608,14 @@ fn merge(m: &MergeArgs) -> anyhow::Result<i32> {
         (true, true) | (false, false) => 0,
         _ => 1,
     })
+}
+
+/// The shards (`I/N`) absent from the parts, given the indexes seen per count.
+fn missing_shards(shards: &BTreeMap<u64, std::collections::BTreeSet<u64>>) -> Vec<String> {
+    shards
+        .iter()
+        .flat_map(|(count, got)| (1..=*count).filter(|i| !got.contains(i)).map(move |i| format!("{i}/{count}")))
+        .collect()
 }
 
 #[cfg(test)]
