@@ -87,14 +87,14 @@
         el("td", null, id), el("td", null, addr), el("td", null, role + me),
         el("td", { class: "num" + (p.suspected ? " suspected" : "") }, `${p.phi.toFixed(2)} / ${p.phi_threshold}`),
         el("td", { class: "num" }, `${us(p.rtt.p50_us)} / ${us(p.rtt.p99_us)}`),
-        el("td", { class: "num" }, us(p.replication.p99_us)),
+        el("td", { class: "num" }, p.replication.count ? us(p.replication.p99_us) : "– (measured by the leader)"),
         el("td", { class: "num" }, p.last_heard_ms_ago === null ? "never" : ms(p.last_heard_ms_ago) + " ago"));
     });
     $("members").tBodies[0].replaceChildren(...rows);
     const c = s.clock;
     const pairs = [];
     if (c) {
-      pairs.push(["clock error bound", c.wall.synced === false ? "unsynchronised" : us(c.wall.max_error_us)]);
+      pairs.push(["clock error bound", "±" + us(c.wall.max_error_us) + (c.wall.synchronized ? "" : " (unsynchronised: not to be trusted)")]);
       pairs.push(["pauses", `${c.pauses} (longest ${ms(c.longest_pause_ms)})`]);
       pairs.push(["pause step-downs", c.pause_stepdowns]);
       pairs.push(["clock jumps", c.jumps]);

@@ -1,0 +1,704 @@
+//! The story of a run as the seed draws it (DDIA Figures 8-4 and 8-5), as
+//! inline SVG: a lane per lock with each lease a bar from grant to release
+//! or expiry, labelled with its token; the store's writes as ticks on the
+//! lock's lane (accepted, refused as stale 409, refused as forged 403); the
+//! processes' lanes with the pauses, crashes and partitions that hit them;
+//! a violation as its operations joined by a red line, with the
+//! explanation beside them. Then latency and throughput over time with the
+//! faults shaded, as in Jepsen's performance plots.
+//!
+//! A pure function of the history and verdicts. Drawn server-side as SVG
+//! (not on the page's canvas) so that what it shows is in the document:
+//! searchable, printable, and checkable by a test reading the DOM. Bounded:
+//! at most [`LOCKS_MAX`] lock lanes, [`PROCS_MAX`] process lanes and
+//! [`POINTS_MAX`] latency points, chosen evidence first, and the report
+//! says what it left out.
+
+use crate::history::{History, Op, Outcome, Process};
+use crate::verdict::Verdict;
+use crate::view::{LogKind, View};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// Lock lanes drawn; the locks named by evidence first, then the busiest.
+pub const LOCKS_MAX: usize = 12;
+/// Process lanes drawn (clients, then replicas hit by faults).
+pub const PROCS_MAX: usize = 16;
+/// Points on the latency plot; more operations are sampled evenly.
+pub const POINTS_MAX: usize = 4000;
+
+const W: f64 = 1200.0;
+const LABEL: f64 = 150.0;
+const RIGHT: f64 = 16.0;
+const LOCK_H: f64 = 46.0;
+const PROC_H: f64 = 26.0;
+const PALETTE: [&str; 8] = ["#4c78a8", "#59a14f", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#ff9da7", "#bab0ac"];
+
+fn esc(s: &str) -> String {
+    super::html::esc(s)
+}
+
+/// A lease as drawn: who held which token of which lock, from when to when,
+/// and how it ended.
+struct Lease {
+    lock: String,
+    token: u64,
+    process: Process,
+    from: u64,
+    to: u64,
+    end: &'static str,
+    events: Vec<usize>,
+}
+
+/// A fault as drawn: on the lanes of what it hit, or across everything.
+struct Fault {
+    label: String,
+    from: u64,
+    to: u64,
+    clients: Vec<u64>,
+    replicas: Vec<String>,
+}
+
+fn process_label(p: &Process) -> String {
+    match p {
+        Process::Client(n) => format!("client {n}"),
+        Process::Named(n) => n.clone(),
+    }
+}
+
+/// Pair nemesis starts with their stops (same fault, same targets), and
+/// say whom each hit.
+fn faults(view: &View<'_>, end: u64) -> Vec<Fault> {
+    let mut open: Vec<(String, String, u64, &serde_json::Value)> = Vec::new();
+    let mut out = Vec::new();
+    let key = |v: &serde_json::Value| format!("{}|{}|{}", v["targets"], v["client"], v["node"]);
+    for n in &view.nemesis {
+        let v = &n.op.first.value;
+        if n.start {
+            open.push((n.fault.clone(), key(v), n.time, v));
+        } else if n.fault == "heal-all" {
+            for (f, _, from, v) in open.drain(..) {
+                out.push(fault(&f, from, n.time, v));
+            }
+        } else if let Some(i) = open.iter().position(|(f, k, _, _)| *f == n.fault && *k == key(v)) {
+            let (f, _, from, v) = open.remove(i);
+            out.push(fault(&f, from, n.time, v));
+        } else if let Some(i) = open.iter().position(|(f, _, _, _)| *f == n.fault) {
+            let (f, _, from, v) = open.remove(i);
+            out.push(fault(&f, from, n.time, v));
+        }
+    }
+    out.extend(open.into_iter().map(|(f, _, from, v)| fault(&f, from, end, v)));
+    out.sort_by_key(|f| (f.from, f.to));
+    out
+}
+
+fn fault(name: &str, from: u64, to: u64, v: &serde_json::Value) -> Fault {
+    let on_client = name.contains("client");
+    let mut clients = Vec::new();
+    let mut replicas = Vec::new();
+    if let Some(c) = v["client"].as_u64() {
+        clients.push(c);
+    }
+    if let Some(n) = v["node"].as_u64() {
+        replicas.push(format!("n{n}"));
+    }
+    for t in v["targets"].as_array().into_iter().flatten() {
+        match (t.as_u64(), t.as_str()) {
+            (Some(n), _) if on_client => clients.push(n),
+            (Some(n), _) => replicas.push(format!("n{n}")),
+            (_, Some(s)) => match s.strip_prefix("client-").and_then(|c| c.parse().ok()) {
+                Some(c) => clients.push(c),
+                None if s.starts_with('n') => replicas.push(s.to_string()),
+                None => replicas.push(format!("n{s}")),
+            },
+            _ => {}
+        }
+    }
+    let ms = (to.saturating_sub(from)) / 1_000_000;
+    let verb = match name {
+        "client-pause" | "pause-client" => "paused",
+        n if n.contains("pause") => "paused",
+        n if n.contains("kill") || n.contains("crash") => "crashed",
+        n => n,
+    };
+    Fault { label: format!("{verb} {ms} ms"), from, to, clients, replicas }
+}
+
+/// The leases of each lock, from the clients' grants, releases and the log.
+fn leases(view: &View<'_>, end: u64) -> BTreeMap<String, Vec<Lease>> {
+    let mut by_lock: BTreeMap<String, Vec<Lease>> = BTreeMap::new();
+    for a in &view.acquires {
+        let Some(token) = a.token else { continue };
+        let from = a.op.end().unwrap_or(a.op.start());
+        by_lock.entry(a.lock.to_string()).or_default().push(Lease {
+            lock: a.lock.to_string(),
+            token,
+            process: a.op.process().clone(),
+            from,
+            to: end,
+            end: "held",
+            events: a.op.event_indices(),
+        });
+    }
+    let released: BTreeMap<(&str, u64), u64> = view
+        .releases
+        .iter()
+        .filter(|r| r.op.outcome() == Outcome::Ok)
+        .map(|r| ((r.lock, r.token), r.op.end().unwrap_or(r.op.start())))
+        .collect();
+    let ended: BTreeMap<(&str, u64), LogKind> =
+        view.log.iter().filter(|l| l.kind != LogKind::Grant).map(|l| ((l.lock, l.token), l.kind)).collect();
+    for list in by_lock.values_mut() {
+        list.sort_by_key(|l| (l.from, l.token));
+        let starts: Vec<u64> = list.iter().map(|l| l.from).collect();
+        for (i, l) in list.iter_mut().enumerate() {
+            // The next grant of the lock bounds this lease: by then it had ended.
+            let next = starts.get(i + 1).copied().unwrap_or(end);
+            match (released.get(&(l.lock.as_str(), l.token)), ended.get(&(l.lock.as_str(), l.token))) {
+                (Some(&t), _) => (l.to, l.end) = (t.max(l.from), "released"),
+                (None, Some(LogKind::Expire)) => (l.to, l.end) = (next, "expired"),
+                (None, Some(LogKind::Revoke)) => (l.to, l.end) = (next, "revoked"),
+                _ => (l.to, l.end) = (next, if next == end { "held" } else { "ended" }),
+            }
+        }
+    }
+    by_lock
+}
+
+/// Where an operation was drawn, for joining the evidence's operations.
+#[derive(Clone, Copy)]
+struct Spot {
+    x: f64,
+    y: f64,
+}
+
+/// The story section: SVG plus a legend and notes, as HTML.
+pub fn render_story(history: &History, verdicts: &[Verdict]) -> String {
+    let Ok(ops) = history.operations() else { return String::new() };
+    let Ok(view) = View::build(history) else { return String::new() };
+    let t0 = history.events.iter().map(|e| e.time).min().unwrap_or(0);
+    let t1 = history.end_time().max(t0 + 1);
+    let x = |t: u64| LABEL + (t.saturating_sub(t0)) as f64 / (t1 - t0) as f64 * (W - LABEL - RIGHT);
+    let evidence_events: BTreeSet<usize> =
+        verdicts.iter().flat_map(|v| v.evidence.iter().flat_map(|e| e.events.iter().copied())).collect();
+    let named = |idx: &[usize]| idx.iter().any(|i| evidence_events.contains(i));
+
+    let mut leases = leases(&view, t1);
+    // Every lock with a write gets a lane, leased or not.
+    for w in &view.writes {
+        leases.entry(w.lock_name().to_string()).or_default();
+    }
+    let mut order: Vec<(&String, (bool, usize))> = leases
+        .iter()
+        .map(|(lock, ls)| {
+            let writes: Vec<_> = view.writes.iter().filter(|w| w.lock_name() == lock).collect();
+            let in_evidence =
+                ls.iter().any(|l| named(&l.events)) || writes.iter().any(|w| named(&w.op.event_indices()));
+            (lock, (in_evidence, ls.len() + writes.len()))
+        })
+        .collect();
+    order.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(b.1 .1.cmp(&a.1 .1)).then(a.0.cmp(b.0)));
+    let shown_locks: Vec<String> = order.iter().take(LOCKS_MAX).map(|(l, _)| (*l).clone()).collect();
+    let hidden_locks = order.len().saturating_sub(LOCKS_MAX);
+
+    let faults = faults(&view, t1);
+    // Processes: clients holding the shown locks, writing to them, or hit
+    // by a fault; then replicas hit by a fault.
+    let mut procs: Vec<(String, Option<u64>)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut add = |label: String, client: Option<u64>| {
+        if seen.insert(label.clone()) {
+            procs.push((label, client));
+        }
+    };
+    let mut clients: BTreeSet<u64> = BTreeSet::new();
+    for lock in &shown_locks {
+        for l in &leases[lock] {
+            if let Process::Client(c) = l.process {
+                clients.insert(c);
+            }
+        }
+    }
+    for w in view.writes.iter().filter(|w| shown_locks.iter().any(|l| l == w.lock_name())) {
+        if let Process::Client(c) = w.op.process() {
+            clients.insert(*c);
+        }
+    }
+    for f in &faults {
+        clients.extend(f.clients.iter().copied());
+    }
+    for c in &clients {
+        add(format!("client {c}"), Some(*c));
+    }
+    let replicas: BTreeSet<&String> = faults.iter().flat_map(|f| f.replicas.iter()).collect();
+    for r in replicas {
+        add(format!("replica {r}"), None);
+    }
+    let hidden_procs = procs.len().saturating_sub(PROCS_MAX);
+    procs.truncate(PROCS_MAX);
+
+    let top = 28.0;
+    let locks_h = shown_locks.len() as f64 * LOCK_H;
+    let procs_top = top + locks_h + 22.0;
+    let height = procs_top + procs.len() as f64 * PROC_H + 60.0;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg id="story" class="story" viewBox="0 0 {W} {height}" width="100%" font-family="system-ui,sans-serif" font-size="11">"#
+    );
+    s.push_str(r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#999" opacity=".45"/></pattern></defs>"##);
+    // Axis.
+    let span = t1 - t0;
+    let step = nice_step(span / 8);
+    let mut t = 0;
+    while t <= span {
+        let xx = x(t0 + t);
+        let _ = write!(
+            s,
+            r##"<line x1="{xx:.1}" y1="{a}" x2="{xx:.1}" y2="{b}" stroke="#eee"/><text x="{xx:.1}" y="14" text-anchor="middle" fill="#666">{}</text>"##,
+            secs(t),
+            a = top - 6.0,
+            b = height - 40.0
+        );
+        t += step;
+    }
+    // Faults across everything (those with no lane of their own).
+    for f in faults.iter().filter(|f| f.clients.is_empty() && f.replicas.is_empty()) {
+        let (a, b) = (x(f.from), x(f.to).max(x(f.from) + 1.0));
+        let _ = write!(
+            s,
+            r##"<g class="fault global"><rect x="{a:.1}" y="{top}" width="{w:.1}" height="{h:.1}" fill="rgba(255,140,0,.12)"/><text x="{a:.1}" y="{ty:.1}" fill="#b35c00">{}</text></g>"##,
+            esc(&f.label),
+            w = b - a,
+            h = height - 40.0 - top,
+            ty = height - 44.0
+        );
+    }
+    let mut spots: BTreeMap<usize, Spot> = BTreeMap::new();
+    // Lock lanes.
+    let _ = write!(s, r##"<text x="4" y="{}" font-weight="600" fill="#333">locks</text>"##, top - 8.0);
+    for (i, lock) in shown_locks.iter().enumerate() {
+        let y = top + i as f64 * LOCK_H;
+        let _ = write!(
+            s,
+            r##"<g class="lane lock-lane" data-lock="{l}"><rect x="0" y="{y}" width="{W}" height="{LOCK_H}" fill="{bg}"/><text x="4" y="{ty:.1}" font-weight="600">🔒 {l}</text>"##,
+            l = esc(lock),
+            bg = if i % 2 == 0 { "#fafafa" } else { "#f3f3f3" },
+            ty = y + LOCK_H / 2.0 + 4.0
+        );
+        for l in &leases[lock] {
+            let (a, b) = (x(l.from), x(l.to).max(x(l.from) + 2.0));
+            let color = match l.process {
+                Process::Client(c) => PALETTE[(c as usize) % PALETTE.len()],
+                _ => "#888",
+            };
+            let who = process_label(&l.process);
+            let label = format!("token {} · {who}", l.token);
+            let tail = if matches!(l.end, "expired" | "revoked" | "ended") {
+                // The end is known only to lie before the next grant.
+                format!(
+                    r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="14" fill="url(#hatch)"/>"#,
+                    (b - 18.0).max(a),
+                    y + 6.0,
+                    (b - a).min(18.0)
+                )
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                s,
+                r#"<g class="lease" data-token="{tok}"><title>lease of {l_}: token {tok}, held by {who} from {f} to {to_} ({end})</title><rect x="{a:.1}" y="{y1:.1}" width="{w:.1}" height="14" rx="3" fill="{color}" opacity=".85"/>{tail}<text class="token-label" x="{tx:.1}" y="{y2:.1}" fill="{tc}" font-weight="600">{label}{endnote}</text></g>"#,
+                l_ = esc(lock),
+                tok = l.token,
+                f = secs(l.from - t0),
+                to_ = secs(l.to - t0),
+                end = l.end,
+                w = b - a,
+                y1 = y + 6.0,
+                tx = a + 3.0,
+                y2 = y + 17.0,
+                tc = if b - a > 90.0 { "#fff" } else { "#222" },
+                label = esc(&label),
+                endnote = if b - a > 170.0 && l.end != "held" { format!(" · {}", l.end) } else { String::new() },
+            );
+            for e in &l.events {
+                spots.insert(*e, Spot { x: a, y: y + 13.0 });
+            }
+        }
+        // The store's writes on this lock: ticks below the leases.
+        for w in view.writes.iter().filter(|w| w.lock_name() == lock) {
+            let at = w.op.end().unwrap_or(w.op.start());
+            let xx = x(at);
+            let yy = y + 34.0;
+            let (class, mark, color, what) = match (w.op.outcome(), w.code) {
+                (Outcome::Ok, _) => ("accepted", "✓", "#1f8a4c", "accepted".to_string()),
+                (Outcome::Fail, Some("stale_token")) => ("stale", "✗", "#d9822b", "refused: stale token (409)".into()),
+                (Outcome::Fail, Some(c)) if c.contains("token") || c.contains("forged") || c.contains("signature") => {
+                    ("forged", "✗", "#8e44ad", format!("refused: {c} (403)"))
+                }
+                (Outcome::Fail, c) => ("refused", "✗", "#c0392b", format!("refused: {}", c.unwrap_or("error"))),
+                _ => ("unknown", "?", "#888", "outcome unknown".to_string()),
+            };
+            let _ = write!(
+                s,
+                r#"<g class="write {class}" data-token="{tok}"><title>write to {k} with token {tok} by {who}: {what}</title><line x1="{xx:.1}" y1="{a:.1}" x2="{xx:.1}" y2="{b:.1}" stroke="{color}" stroke-width="2"/><text x="{xx:.1}" y="{ty:.1}" text-anchor="middle" fill="{color}" font-weight="700">{mark}{tok}</text></g>"#,
+                k = esc(w.key),
+                tok = w.token,
+                who = process_label(w.op.process()),
+                a = yy - 8.0,
+                b = yy + 2.0,
+                ty = yy + 11.0
+            );
+            for e in w.op.event_indices() {
+                spots.insert(e, Spot { x: xx, y: yy - 3.0 });
+            }
+        }
+        s.push_str("</g>");
+    }
+    // Process lanes.
+    let _ = write!(s, r##"<text x="4" y="{}" font-weight="600" fill="#333">processes</text>"##, procs_top - 8.0);
+    for (i, (label, client)) in procs.iter().enumerate() {
+        let y = procs_top + i as f64 * PROC_H;
+        let _ = write!(
+            s,
+            r##"<g class="lane process-lane" data-process="{l}"><rect x="0" y="{y}" width="{W}" height="{PROC_H}" fill="{bg}"/><text x="4" y="{ty:.1}">{l}</text>"##,
+            l = esc(label),
+            bg = if i % 2 == 0 { "#fcfcfc" } else { "#f5f5f5" },
+            ty = y + PROC_H / 2.0 + 4.0
+        );
+        if let Some(c) = client {
+            // What this client believed it held: thin bars.
+            for l in leases.values().flatten().filter(|l| l.process == Process::Client(*c)) {
+                let (a, b) = (x(l.from), x(l.to).max(x(l.from) + 2.0));
+                let _ = write!(
+                    s,
+                    r##"<rect x="{a:.1}" y="{yy:.1}" width="{w:.1}" height="4" fill="{color}" opacity=".5"><title>{lk} token {t}</title></rect>"##,
+                    w = b - a,
+                    yy = y + PROC_H - 7.0,
+                    color = PALETTE[(*c as usize) % PALETTE.len()],
+                    lk = esc(&l.lock),
+                    t = l.token
+                );
+            }
+            // Its operations on the shown locks, as dots.
+            for op in ops.iter().filter(|o| *o.process() == Process::Client(*c) && o.f() == "write") {
+                let at = op.start();
+                let _ = write!(s, r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="#555"/>"##, x(at), y + 8.0);
+            }
+        }
+        let hits = faults.iter().filter(|f| match client {
+            Some(c) => f.clients.contains(c),
+            None => f.replicas.iter().any(|r| label == &format!("replica {r}")),
+        });
+        for f in hits {
+            let (a, b) = (x(f.from), x(f.to).max(x(f.from) + 2.0));
+            let _ = write!(
+                s,
+                r##"<g class="fault"><rect x="{a:.1}" y="{y1:.1}" width="{w:.1}" height="{h:.1}" fill="url(#hatch)" stroke="#777"/><text x="{tx:.1}" y="{ty:.1}" fill="#333" font-weight="600">{l}</text></g>"##,
+                w = b - a,
+                y1 = y + 2.0,
+                h = PROC_H - 4.0,
+                tx = a + 3.0,
+                ty = y + PROC_H / 2.0 + 4.0,
+                l = esc(&f.label)
+            );
+        }
+        s.push_str("</g>");
+    }
+    // Violations: their drawn operations joined, the explanation beside.
+    let mut n = 0;
+    for v in verdicts {
+        for ev in &v.evidence {
+            let pts: Vec<Spot> = {
+                let mut seen_ops = BTreeSet::new();
+                let mut p: Vec<Spot> = ev
+                    .events
+                    .iter()
+                    .filter_map(|e| spots.get(e).copied())
+                    .filter(|sp| seen_ops.insert(((sp.x * 10.0) as i64, (sp.y * 10.0) as i64)))
+                    .collect();
+                p.sort_by(|a, b| a.x.total_cmp(&b.x));
+                p
+            };
+            if pts.len() < 2 || n >= 6 {
+                continue;
+            }
+            n += 1;
+            let path: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", p.x, p.y)).collect();
+            let last = pts[pts.len() - 1];
+            let _ = write!(
+                s,
+                r##"<g class="violation" data-property="{p}"><polyline points="{pts}" fill="none" stroke="#d00" stroke-width="2.5" stroke-dasharray="5 3"/>"##,
+                p = v.property,
+                pts = path.join(" ")
+            );
+            for p in &pts {
+                let _ = write!(
+                    s,
+                    r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="none" stroke="#d00" stroke-width="2"/>"##,
+                    p.x, p.y
+                );
+            }
+            let text = format!("{} violated: {}", v.property, ev.note);
+            let lines = wrap(&text, 70);
+            let right = last.x > W * 0.6;
+            let (tx, anchor) = if right { (last.x - 10.0, "end") } else { (last.x + 10.0, "start") };
+            let ty = (last.y - 6.0 - 13.0 * (lines.len() as f64 - 1.0)).max(top + 10.0);
+            let _ = write!(
+                s,
+                r##"<text class="violation-note" x="{tx:.1}" y="{ty:.1}" text-anchor="{anchor}" fill="#b00" font-weight="700" stroke="#fff" stroke-width="3" paint-order="stroke">"##
+            );
+            for (k, line) in lines.iter().enumerate() {
+                let _ =
+                    write!(s, r#"<tspan x="{tx:.1}" dy="{}">{}</tspan>"#, if k == 0 { 0.0 } else { 13.0 }, esc(line));
+            }
+            s.push_str("</text></g>");
+        }
+    }
+    // Legend.
+    let ly = height - 22.0;
+    let _ = write!(
+        s,
+        r##"<g class="legend" font-size="11"><rect x="{LABEL}" y="{a}" width="22" height="10" rx="2" fill="#4c78a8"/><text x="{b}" y="{c}">lease (bar, labelled with its token; hatched end: expired by the next grant)</text><text x="{d}" y="{c}" fill="#1f8a4c" font-weight="700">✓ write accepted</text><text x="{e}" y="{c}" fill="#d9822b" font-weight="700">✗ refused stale (409)</text><text x="{f}" y="{c}" fill="#8e44ad" font-weight="700">✗ refused forged (403)</text><rect x="{g}" y="{a}" width="22" height="10" fill="url(#hatch)" stroke="#777"/><text x="{h}" y="{c}">pause / crash</text><line x1="{i}" y1="{k}" x2="{j}" y2="{k}" stroke="#d00" stroke-width="2.5" stroke-dasharray="5 3"/><text x="{l}" y="{c}" fill="#b00">violation</text></g>"##,
+        a = ly - 9.0,
+        b = LABEL + 28.0,
+        c = ly,
+        d = LABEL + 440.0,
+        e = LABEL + 560.0,
+        f = LABEL + 700.0,
+        g = LABEL + 850.0,
+        h = LABEL + 876.0,
+        i = LABEL + 960.0,
+        j = LABEL + 985.0,
+        k = ly - 4.0,
+        l = LABEL + 990.0,
+    );
+    s.push_str("</svg>");
+    let mut notes = Vec::new();
+    if hidden_locks > 0 {
+        notes.push(format!(
+            "{hidden_locks} more locks are not drawn (the ones named by violations come first, then the busiest)"
+        ));
+    }
+    if hidden_procs > 0 {
+        notes.push(format!("{hidden_procs} more processes are not drawn"));
+    }
+    let mut out = String::from("<h2>The story</h2>");
+    if shown_locks.is_empty() {
+        out.push_str("<p class=\"muted\">No lock was granted in this history.</p>");
+    }
+    out.push_str(&s);
+    if !notes.is_empty() {
+        let _ = write!(out, "<p class=\"muted\">{}.</p>", esc(&notes.join("; ")));
+    }
+    out.push_str(&perf(&ops, &faults, t0, t1));
+    out
+}
+
+/// Latency of each operation (a point, coloured by outcome) and
+/// throughput, over time, with the faults shaded.
+fn perf(ops: &[Op<'_>], faults: &[Fault], t0: u64, t1: u64) -> String {
+    let client_ops: Vec<&Op<'_>> =
+        ops.iter().filter(|o| matches!(o.process(), Process::Client(_)) && o.invoke.is_some()).collect();
+    if client_ops.is_empty() {
+        return String::new();
+    }
+    let (ph, gap) = (160.0, 36.0);
+    let height = 2.0 * ph + gap + 40.0;
+    let x = |t: u64| LABEL + (t.saturating_sub(t0)) as f64 / (t1 - t0) as f64 * (W - LABEL - RIGHT);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<h2>Latency and throughput</h2><svg id="perf" class="perf" viewBox="0 0 {W} {height}" width="100%" font-family="system-ui,sans-serif" font-size="11">"#
+    );
+    for f in faults {
+        let (a, b) = (x(f.from), x(f.to).max(x(f.from) + 1.0));
+        let _ = write!(
+            s,
+            r##"<rect class="fault-band" x="{a:.1}" y="10" width="{w:.1}" height="{h:.1}" fill="rgba(255,140,0,.15)"><title>{l}</title></rect>"##,
+            w = b - a,
+            h = 2.0 * ph + gap,
+            l = esc(&f.label)
+        );
+    }
+    // Latency, log scale from 100 µs to the slowest.
+    let lat: Vec<(u64, u64, Outcome)> = client_ops
+        .iter()
+        .map(|o| {
+            let end = o.end().unwrap_or(t1);
+            (o.start(), end.saturating_sub(o.start()).max(1), o.outcome())
+        })
+        .collect();
+    let max = lat.iter().map(|l| l.1).max().unwrap_or(1).max(1_000_000) as f64;
+    let min = 100_000f64;
+    let y_lat = |ns: u64| 10.0 + ph - ((ns as f64).max(min).ln() - min.ln()) / (max.ln() - min.ln()) * ph;
+    let _ = write!(
+        s,
+        r##"<text x="4" y="24" font-weight="600">latency</text><text x="4" y="40" fill="#666">each operation</text>"##
+    );
+    for ms in [0.1f64, 1.0, 10.0, 100.0, 1000.0, 10_000.0] {
+        let ns = (ms * 1e6) as u64;
+        if (ns as f64) <= max {
+            let yy = y_lat(ns);
+            let _ = write!(
+                s,
+                r##"<line x1="{LABEL}" y1="{yy:.1}" x2="{x2}" y2="{yy:.1}" stroke="#eee"/><text x="{tx}" y="{ty:.1}" text-anchor="end" fill="#666">{ms} ms</text>"##,
+                x2 = W - RIGHT,
+                tx = LABEL - 4.0,
+                ty = yy + 4.0
+            );
+        }
+    }
+    let stride = lat.len().div_ceil(POINTS_MAX).max(1);
+    for (at, ns, outcome) in lat.iter().step_by(stride) {
+        let color = match outcome {
+            Outcome::Ok => "#1f8a4c",
+            Outcome::Fail => "#c0392b",
+            _ => "#d9822b",
+        };
+        let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="{color}" opacity=".6"/>"#, x(*at), y_lat(*ns));
+    }
+    // Throughput: completions per bucket.
+    const BUCKETS: usize = 120;
+    let mut ok = [0u32; BUCKETS];
+    let mut bad = [0u32; BUCKETS];
+    let span = (t1 - t0).max(1);
+    for o in &client_ops {
+        let Some(end) = o.end() else { continue };
+        let b = (((end - t0) as u128 * BUCKETS as u128 / span as u128) as usize).min(BUCKETS - 1);
+        if o.outcome() == Outcome::Ok {
+            ok[b] += 1;
+        } else {
+            bad[b] += 1;
+        }
+    }
+    let bucket_s = span as f64 / 1e9 / BUCKETS as f64;
+    let peak = ok.iter().chain(bad.iter()).copied().max().unwrap_or(1).max(1) as f64;
+    let top = 10.0 + ph + gap;
+    let y_tp = |n: u32| top + ph - n as f64 / peak * ph;
+    let _ = write!(
+        s,
+        r##"<text x="4" y="{a}" font-weight="600">throughput</text><text x="4" y="{b}" fill="#666">ops/s, by outcome</text><text x="{tx}" y="{c}" text-anchor="end" fill="#666">{p:.0}</text><text x="{tx}" y="{d}" text-anchor="end" fill="#666">0</text>"##,
+        a = top + 14.0,
+        b = top + 30.0,
+        c = top + 8.0,
+        d = top + ph,
+        tx = LABEL - 4.0,
+        p = peak / bucket_s
+    );
+    for (series, color) in [(&ok, "#1f8a4c"), (&bad, "#c0392b")] {
+        let pts: Vec<String> = series
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let t = t0 + ((i as u128 * span as u128 + span as u128 / 2) / BUCKETS as u128) as u64;
+                format!("{:.1},{:.1}", x(t), y_tp(*n))
+            })
+            .collect();
+        let _ = write!(s, r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"/>"#, pts.join(" "));
+    }
+    let _ =
+        write!(s, r##"<line x1="{LABEL}" y1="{y}" x2="{x2}" y2="{y}" stroke="#999"/>"##, y = top + ph, x2 = W - RIGHT);
+    s.push_str("</svg>");
+    if stride > 1 {
+        let _ = write!(s, "<p class=\"muted\">latency: one operation in {stride} drawn ({} in all).</p>", lat.len());
+    }
+    s
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let cur = lines.last_mut().expect("one line at least");
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            if lines.len() == 4 {
+                lines[3].push('…');
+                break;
+            }
+            lines.push(word.to_string());
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    lines
+}
+
+fn nice_step(rough: u64) -> u64 {
+    let rough = rough.max(1);
+    let mag = 10u64.pow(rough.ilog10());
+    let m = rough / mag;
+    mag * if m >= 5 {
+        5
+    } else if m >= 2 {
+        2
+    } else {
+        1
+    }
+}
+
+fn secs(ns: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if s >= 10.0 {
+        format!("{s:.0}s")
+    } else if s >= 1.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{:.0}ms", s * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkers::check_all;
+    use crate::verdict::Options;
+
+    fn story(text: &str) -> String {
+        let h = History::parse_jsonl(text).expect("parses");
+        render_story(&h, &check_all(&h, &Options::default()))
+    }
+
+    #[test]
+    fn figure_8_4_shows_the_leases_the_pause_and_the_clashing_writes() {
+        let s = story(include_str!("../../testdata/fig-8-4-unfenced.jsonl"));
+        for token in [33, 35, 37] {
+            assert!(s.contains(&format!("token {token} · client")), "a bar labelled with token {token}");
+        }
+        assert!(s.contains("class=\"lane lock-lane\" data-lock=\"file\""));
+        assert!(s.contains("data-process=\"client 1\"") && s.contains("paused 27 ms"), "the pause on client 1's lane");
+        assert_eq!(s.matches("class=\"write accepted\"").count(), 2, "both writes accepted: the corruption");
+        assert!(s.contains("class=\"violation\" data-property=\"S3\""), "the two writes joined");
+        assert!(s.contains("S3 violated"), "with the explanation beside them");
+        assert!(s.contains("expired"), "the paused client's lease expired");
+    }
+
+    #[test]
+    fn figure_8_5_shows_the_stale_write_refused_and_no_violation() {
+        let s = story(include_str!("../../testdata/fig-8-5-fenced.jsonl"));
+        assert_eq!(s.matches("class=\"write stale\"").count(), 1, "token 33 refused as stale");
+        assert_eq!(s.matches("class=\"write accepted\"").count(), 1);
+        assert!(!s.contains("class=\"violation\""));
+    }
+
+    #[test]
+    fn forged_writes_are_told_from_stale_ones() {
+        let s = story(concat!(
+            "{\"type\":\"invoke\",\"process\":3,\"f\":\"write\",\"value\":{\"key\":\"k\",\"token\":99},\"time\":1}\n",
+            "{\"type\":\"fail\",\"process\":3,\"f\":\"write\",\"value\":{\"key\":\"k\",\"token\":99,\"code\":\"bad_token\"},\"time\":2}\n",
+        ));
+        assert!(s.contains("class=\"write forged\""), "{s}");
+    }
+
+    #[test]
+    fn a_hostile_lock_name_is_escaped() {
+        let s = story(concat!(
+            "{\"type\":\"invoke\",\"process\":1,\"f\":\"acquire\",\"value\":{\"lock\":\"<script>x\"},\"time\":1}\n",
+            "{\"type\":\"ok\",\"process\":1,\"f\":\"acquire\",\"value\":{\"lock\":\"<script>x\",\"token\":3,\"lease\":3},\"time\":2}\n",
+        ));
+        assert!(!s.contains("<script>") && s.contains("&lt;script&gt;x"));
+    }
+}
