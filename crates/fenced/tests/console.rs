@@ -57,8 +57,9 @@ async fn the_console_follows_a_live_cluster() {
     assert_eq!(code, 0, "{out}");
     let grant: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     let token = grant["token"].as_u64().expect("a token");
+    let brief_at = support::now();
     let (code, out) =
-        fenced(&["lock", "acquire", "brief", "--ttl", "2s", "--json", "--endpoints", &eps], Duration::from_secs(20));
+        fenced(&["lock", "acquire", "brief", "--ttl", "5s", "--json", "--endpoints", &eps], Duration::from_secs(20));
     assert_eq!(code, 0, "{out}");
     let url = format!("http://{}/ui", cluster.addrs[&leader]);
     let page = browser::load(&chromium, &url, Duration::from_millis(1500), Some(&art.join("console-live.png")));
@@ -94,7 +95,7 @@ async fn the_console_follows_a_live_cluster() {
     assert!(!pushed.is_empty(), "no grant of {granted:?} arrived as a live event:\n{}", page.dom);
 
     // The lease ran out: the row is gone.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(support::now().since(brief_at))).await;
     let page = browser::load(&chromium, &url, Duration::from_millis(1500), None);
     assert_quiet(&page, "the console after the expiry");
     assert!(row(&page.dom, "brief").is_none(), "an expired lease disappears:\n{}", page.dom);
@@ -135,6 +136,7 @@ fn the_demo_reports_draw_the_figures() {
         assert!(dom.contains("class=\"token-label\""), "{scenario}: leases labelled by token");
         assert!(dom.contains("class=\"lane process-lane\""), "{scenario}: process lanes");
         assert!(dom.contains(">paused "), "{scenario}: the client pause is drawn");
+        assert!(dom.contains(" · expired</text>"), "{scenario}: the paused client's lease, labelled as expired");
         assert!(dom.contains("id=\"perf\""), "{scenario}: latency and throughput");
         if corrupt {
             assert!(dom.contains("class=\"violation\""), "figure-8-4: the clashing writes joined");
@@ -142,6 +144,7 @@ fn the_demo_reports_draw_the_figures() {
         } else {
             assert!(!dom.contains("class=\"violation\""), "figure-8-5: nothing to join");
             assert!(dom.contains("class=\"write stale\""), "figure-8-5: the stale write refused (409)");
+            assert!(dom.contains("class=\"refusal-note\""), "figure-8-5: the refusal explained");
         }
     }
 }
