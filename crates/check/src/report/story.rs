@@ -264,13 +264,18 @@ pub fn render_story(history: &History, verdicts: &[Verdict]) -> String {
     let named = |idx: &[usize]| idx.iter().any(|i| evidence_events.contains(i));
     let write_at = |w: &crate::view::Write<'_>| w.op.end().unwrap_or(w.op.start());
 
+    // Each lock's writes, so that every lane costs its own writes only.
+    let mut by_lock: BTreeMap<&str, Vec<&crate::view::Write<'_>>> = BTreeMap::new();
+    for w in &view.writes {
+        by_lock.entry(w.lock_name()).or_default().push(w);
+    }
     // Lock lanes: those with something in the window, the evidence's first.
     let mut order: Vec<(&String, (bool, usize))> = leases
         .iter()
         .filter_map(|(lock, ls)| {
             let ls: Vec<_> = ls.iter().filter(|l| inside(l.from, l.to)).collect();
             let writes: Vec<_> =
-                view.writes.iter().filter(|w| w.lock_name() == lock && inside(write_at(w), write_at(w))).collect();
+                by_lock.get(lock.as_str()).into_iter().flatten().filter(|w| inside(write_at(w), write_at(w))).collect();
             if ls.is_empty() && writes.is_empty() {
                 return None;
             }
@@ -438,7 +443,7 @@ pub fn render_story(history: &History, verdicts: &[Verdict]) -> String {
         // The store's writes on this lock: ticks below the leases, marked
         // with their token when there is room.
         let writes: Vec<_> =
-            view.writes.iter().filter(|w| w.lock_name() == lock && inside(write_at(w), write_at(w))).collect();
+            by_lock.get(lock.as_str()).into_iter().flatten().filter(|w| inside(write_at(w), write_at(w))).collect();
         let roomy = (writes.len() as f64) < (W - LABEL) / 40.0;
         for w in writes {
             let xx = x(write_at(w));
@@ -859,7 +864,9 @@ mod tests {
         assert_eq!(s.matches("class=\"write stale\"").count(), 1, "token 33 refused as stale");
         assert_eq!(s.matches("class=\"write accepted\"").count(), 1);
         assert!(!s.contains("class=\"violation\""));
-        assert!(s.contains("the store refused the write with token 33 (409 stale_token): it had already accepted token 35"));
+        assert!(
+            s.contains("the store refused the write with token 33 (409 stale_token): it had already accepted token 35")
+        );
     }
 
     #[test]
