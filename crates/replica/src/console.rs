@@ -241,14 +241,9 @@ fn sse(ev: &ConsoleEvent) -> Bytes {
 }
 
 /// The console events one applied entry makes, as `caller` may see them.
-fn entry_events(app: &Replica, entry: &AppliedEntry, keep: &dyn Fn(&str) -> bool) -> Vec<ConsoleEvent> {
-    let base = |kind: &str| ConsoleEvent {
-        kind: kind.into(),
-        replica: app.config.id,
-        at_ms: app.seams.clock.wall_ms(),
-        index: Some(entry.index),
-        ..Default::default()
-    };
+fn entry_events(replica: u64, at_ms: u64, entry: &AppliedEntry, keep: &dyn Fn(&str) -> bool) -> Vec<ConsoleEvent> {
+    let base =
+        |kind: &str| ConsoleEvent { kind: kind.into(), replica, at_ms, index: Some(entry.index), ..Default::default() };
     let mut out = Vec::new();
     match entry.command {
         "rotate_key" => out.push(base("key_rotated")),
@@ -343,7 +338,7 @@ pub(crate) async fn events(
                     continue;
                 }
                 e = applied.recv() => match e {
-                    Ok(entry) => entry_events(&app, &entry, &keep),
+                    Ok(entry) => entry_events(app.config.id, app.seams.clock.wall_ms(), &entry, &keep),
                     Err(RecvError::Lagged(n)) => vec![ConsoleEvent { count: Some(n), ..now("missed") }],
                     Err(RecvError::Closed) => return,
                 },
@@ -404,6 +399,29 @@ mod tests {
         assert_eq!(count(names.iter().copied(), "a/", see), (3, true));
         assert_eq!(start("a/", Some("a/3")), "a/3");
         assert_eq!(start("b/", Some("a/3")), "b/", "a cursor before the prefix starts at the prefix");
+    }
+
+    #[test]
+    fn a_grant_to_a_waiter_is_a_hand_off_and_hidden_names_stay_hidden() {
+        use fenced_core::{LeaseId, Token};
+        let freed = Event::Freed { lock: "a".into(), token: Token(5), lease: LeaseId(1), reason: EndReason::Expired };
+        let granted = Event::Granted { lock: "a".into(), token: Token(9), lease: LeaseId(2) };
+        let other = Event::Granted { lock: "secret".into(), token: Token(9), lease: LeaseId(3) };
+        let entry = AppliedEntry { index: 9, events: vec![freed, granted.clone(), other], command: "expire" };
+        let kinds = |e: &AppliedEntry| -> Vec<(String, Option<String>)> {
+            entry_events(1, 0, e, &|n| n != "secret").into_iter().map(|c| (c.kind, c.lock)).collect()
+        };
+        assert_eq!(
+            kinds(&entry),
+            vec![("expired".into(), Some("a".into())), ("handoff".into(), Some("a".into()))],
+            "the waiter's grant in the freeing entry is a hand-off; `secret` is not shown"
+        );
+        let handoff = AppliedEntry { index: 10, events: vec![granted.clone()], command: "handoff" };
+        assert_eq!(kinds(&handoff), vec![("handoff".into(), Some("a".into()))]);
+        let plain = AppliedEntry { index: 11, events: vec![granted], command: "acquire" };
+        assert_eq!(kinds(&plain), vec![("granted".into(), Some("a".into()))]);
+        let rotated = AppliedEntry { index: 12, events: vec![], command: "rotate_key" };
+        assert_eq!(kinds(&rotated), vec![("key_rotated".into(), None)]);
     }
 
     #[test]

@@ -511,6 +511,8 @@ async fn the_console_shows_each_caller_only_what_it_may_watch() {
     let (lease_b, token_b) = lease_of["b/x"];
     let release_b = format!(r#"{{"lock":"b/x","lease":{lease_b},"token":{token_b},"client":"c","request_id":3}}"#);
     assert_eq!(call(&r.addr, Method::POST, "/v1/lock/release", bob.as_deref(), release_b).await.status, 200);
+    let rotate = r#"{"client":"ops","request_id":7}"#;
+    assert_eq!(call(&r.addr, Method::POST, "/v1/cluster/rotate-key", admin.as_deref(), rotate).await.status, 200);
     let carol_text = carol_events.await.expect("task");
     let admin_text = admin_events.await.expect("task");
     assert!(carol_text.contains("event: hello") && carol_text.contains("\"replica\":1"), "{carol_text}");
@@ -519,6 +521,7 @@ async fn the_console_shows_each_caller_only_what_it_may_watch() {
     assert!(!carol_text.contains("event: refused"), "refusals are for administrators: {carol_text}");
     assert!(admin_text.contains("event: refused") && admin_text.contains("\"status\":403"), "{admin_text}");
     assert!(admin_text.contains("b/x"), "{admin_text}");
+    assert!(carol_text.contains("event: key_rotated"), "key rotations are for every reader: {carol_text}");
     r.stop().await;
 }
 

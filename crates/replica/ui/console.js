@@ -81,7 +81,7 @@
       const n = Number(id);
       const p = (s.peers || {})[id];
       const role = n === s.leader ? "leader" : "follower";
-      const me = n === s.id ? " (this view)" : "";
+      const me = n === s.id ? " (this view)" : (p && p.suspected ? " (suspected: not heard from)" : "");
       if (!p) return el("tr", { dataset: { replica: id } }, el("td", null, id), el("td", null, addr), el("td", null, role + me), el("td", null, "–"), el("td", null, "–"), el("td", null, "–"), el("td", null, "–"));
       return el("tr", { dataset: { replica: id } },
         el("td", null, id), el("td", null, addr), el("td", null, role + me),
