@@ -244,6 +244,10 @@ pub struct ClusterStatus {
     /// Whether this replica judges itself a limping leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limp: Option<LimpStatus>,
+    /// True while this replica drains before a stop (or after its removal):
+    /// it refuses new sessions.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// One replica's view of one peer.
@@ -339,4 +343,97 @@ pub struct WatchEvent {
     pub reason: Option<String>,
     /// The replica's applied index when it sent this.
     pub applied: u64,
+}
+
+/// One page of `GET /v1/locks`: this replica's view of the locks a caller
+/// may watch, in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockList {
+    /// The replica whose view this is (a follower's may trail the leader's).
+    pub replica: u64,
+    /// Its applied index when the page was read.
+    pub applied: u64,
+    pub locks: Vec<LockEntry>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+    /// Matching locks the caller may see, counted up to a bound.
+    pub total: u64,
+    /// False if counting stopped at the bound (there are more).
+    pub total_exact: bool,
+}
+
+/// One lock in a [`LockList`]. The token number only: the signed token is
+/// the holder's write credential and is never listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockEntry {
+    pub lock: String,
+    pub holder: Option<Holder>,
+    /// When the holder's grant was made, by the leader's wall clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at_ms: Option<u64>,
+    /// The holder's lease TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// Time left on the holder's lease by this replica's timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_left_ms: Option<u64>,
+    /// Leases queued, in FIFO order.
+    pub waiters: Vec<u64>,
+}
+
+/// One page of `GET /v1/claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimList {
+    pub replica: u64,
+    pub applied: u64,
+    pub claims: Vec<ClaimEntry>,
+    pub next: Option<String>,
+    pub total: u64,
+    pub total_exact: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimEntry {
+    pub name: String,
+    pub token: u64,
+    /// The owner the claimer named (a display string).
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<u64>,
+}
+
+/// One message of the console's event stream (`GET /v1/events`, server-sent
+/// events `event: <kind>`, `data: <json>`). Fields not relevant to a kind
+/// are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleEvent {
+    /// `hello`, `granted`, `handoff`, `released`, `expired`, `revoked`,
+    /// `claimed`, `leader`, `step_down`, `refused`, `key_rotated`,
+    /// `keys_retired`, or `missed` (this stream fell behind and `count`
+    /// events were dropped, oldest first).
+    pub kind: String,
+    /// The replica that sent it.
+    pub replica: u64,
+    /// Its wall clock, ms since the Unix epoch (display only).
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }

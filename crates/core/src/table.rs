@@ -450,6 +450,30 @@ impl LockTable {
         self.claims.get(name)
     }
 
+    /// Locks with a holder or waiters, in name order, from `start` on
+    /// (inclusive): the console pages through them without copying the
+    /// table.
+    pub fn locks_from<'a>(&'a self, start: &str) -> impl Iterator<Item = LockStatus> + 'a {
+        use std::ops::Bound;
+        self.locks.range::<str, _>((Bound::Included(start), Bound::Unbounded)).map(|(name, l)| LockStatus {
+            lock: name.clone(),
+            holder: l.holder.clone(),
+            waiters: l.waiters.iter().map(|w| w.lease).collect(),
+        })
+    }
+
+    /// The names of [`Self::locks_from`], without copying the locks.
+    pub fn lock_names_from<'a>(&'a self, start: &str) -> impl Iterator<Item = &'a String> + 'a {
+        use std::ops::Bound;
+        self.locks.range::<str, _>((Bound::Included(start), Bound::Unbounded)).map(|(name, _)| name)
+    }
+
+    /// Claims in name order from `start` on (inclusive), for listings.
+    pub fn claims_from<'a>(&'a self, start: &str) -> impl Iterator<Item = (&'a String, &'a ClaimRecord)> + 'a {
+        use std::ops::Bound;
+        self.claims.range::<str, _>((Bound::Included(start), Bound::Unbounded))
+    }
+
     pub fn pending_handoffs(&self) -> impl Iterator<Item = &String> {
         self.pending_handoff.iter()
     }

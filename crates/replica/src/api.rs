@@ -166,6 +166,7 @@ async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Respo
         Response::Err(e) => {
             if matches!(e, SmError::LimitExceeded(_)) {
                 app.limiter.refused.limit_exceeded.inc();
+                app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", e.to_string());
             }
             Err(e.into())
         }
@@ -763,6 +764,7 @@ fn cluster_status_of(app: &App) -> ClusterStatus {
         clock: Some(app.vitals.timekeeper.health()),
         fsync: app.vitals.fsync.lock().map(|w| w.summary()).ok(),
         limp: Some(app.vitals.limp.status()),
+        draining: app.draining.load(std::sync::atomic::Ordering::SeqCst),
     }
 }
 

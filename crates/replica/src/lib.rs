@@ -7,6 +7,7 @@
 //! - [`network`]: replica-to-replica RPC over the transport seam.
 //! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
 //! - [`leader`]: the leader's duties: expiry, handoff, checkpoints, signing key.
+//! - [`console`]: the read-only console at `/ui`, its listings and event stream.
 //! - [`api`]: the HTTP API; [`error_codes`]: every error code it can answer.
 //! - [`limits`]: authentication, ACLs, per-client rate and watch limits, bounded proposals.
 //! - [`server`]: wiring it all together.
@@ -34,6 +35,7 @@ pub mod bugs {
     pub static LEADER_RESTORE: AtomicBool = AtomicBool::new(false);
 }
 pub mod config_check;
+pub mod console;
 pub mod data_dir;
 pub mod drain;
 pub mod handshake;

@@ -91,7 +91,29 @@ pub struct Limiter {
     watches: Arc<Mutex<BTreeMap<String, usize>>>,
     proposals: Arc<Semaphore>,
     pub refused: RefusalCounters,
+    /// Refusals as they happen, for the console's event stream
+    /// (`crate::console`). A broadcast ring: a stream that falls behind
+    /// loses the oldest and is told how many.
+    pub refusals: tokio::sync::broadcast::Sender<Refusal>,
+    /// Console event streams open on this replica (`crate::console`), at
+    /// most [`CONSOLE_STREAMS_MAX`] whoever the callers are.
+    pub console_streams: Arc<Semaphore>,
 }
+
+/// Console event streams a replica serves at once: each browser opens one.
+pub const CONSOLE_STREAMS_MAX: usize = 64;
+
+/// One refused request, as the console shows it (to administrators only:
+/// it names other callers).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Refusals kept for console streams that fall behind.
+const REFUSALS_CAPACITY: usize = 256;
 
 /// One open watch, counted against its client until dropped.
 pub struct WatchSlot {
@@ -122,7 +144,16 @@ impl Limiter {
             watches: Arc::default(),
             proposals,
             refused: RefusalCounters::default(),
+            refusals: tokio::sync::broadcast::channel(REFUSALS_CAPACITY).0,
+            console_streams: Arc::new(Semaphore::new(CONSOLE_STREAMS_MAX)),
             protection,
+        }
+    }
+
+    /// Tell console streams about a refusal (nobody listening is fine).
+    pub fn report(&self, status: StatusCode, code: &'static str, message: impl Into<String>) {
+        if self.refusals.receiver_count() > 0 {
+            let _ = self.refusals.send(Refusal { status: status.as_u16(), code, message: message.into() });
         }
     }
 
@@ -162,11 +193,9 @@ impl Limiter {
         if *n >= max {
             drop(w);
             self.refused.watches_refused.inc();
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "limit_exceeded",
-                format!("{} already has {max} watches open; close some first", caller.key),
-            ));
+            let message = format!("{} already has {max} watches open; close some first", caller.key);
+            self.report(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message.clone());
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message));
         }
         *n += 1;
         Ok(Some(WatchSlot { key: caller.key.clone(), watches: self.watches.clone() }))
@@ -185,6 +214,7 @@ pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
     } else {
         app.limiter.refused.forbidden.inc();
     }
+    app.limiter.report(e.status(), e.code(), e.to_string());
     ApiError::new(e.status(), e.code(), e.to_string())
 }
 
@@ -205,16 +235,13 @@ pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next
             if let Err(retry_ms) = app.limiter.throttle(&caller.key, now_ms) {
                 app.limiter.refused.throttled.inc();
                 let secs = retry_ms.div_ceil(1000).max(1);
-                let mut resp = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
-                        caller.key, app.limiter.protection.limits.rate_per_sec
-                    ),
-                )
-                .retryable()
-                .into_response();
+                let message = format!(
+                    "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
+                    caller.key, app.limiter.protection.limits.rate_per_sec
+                );
+                app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message.clone());
+                let mut resp =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).retryable().into_response();
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }

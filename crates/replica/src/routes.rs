@@ -12,6 +12,7 @@
 //! granted and [`enforce`] looks at nothing, not even the body.
 
 use crate::api::{self, ApiError, CLIENT_BODY_MAX, PEER_BODY_MAX};
+use crate::console;
 use crate::limits::refuse;
 use crate::node::Replica;
 use axum::body::Body;
@@ -131,6 +132,16 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/v1/election/campaign", election(Op::Acquire), |m| on(m, api::campaign)),
     route(Post, "/v1/election/resign", election(Op::Release), |m| on(m, api::resign)),
     route(Get, "/v1/election/observe", election(Op::Watch), |m| on(m, api::observe)),
+    // The console's page and assets carry no data; everything it shows
+    // comes through the routes below with their rights (`crate::console`).
+    route(Get, "/ui", Right::None, |m| on(m, console::index)),
+    route(Get, "/ui/console.js", Right::None, |m| on(m, console::script)),
+    route(Get, "/ui/console.css", Right::None, |m| on(m, console::style)),
+    // Listings and the event stream: any authenticated caller, shown only
+    // the names it may watch (and refusals only if it is an administrator).
+    route(Get, "/v1/locks", Right::Read, |m| on(m, console::list_locks)),
+    route(Get, "/v1/claims", Right::Read, |m| on(m, console::list_claims)),
+    route(Get, "/v1/events", Right::Read, |m| on(m, console::events)),
     route(Get, "/v1/cluster/status", Right::Read, |m| on(m, api::cluster_status)),
     route(Get, "/v1/cluster/key", Right::Read, |m| on(m, api::cluster_key)),
     // Readiness probes carry no credentials; the answer names the leader only.

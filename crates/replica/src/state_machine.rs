@@ -37,6 +37,35 @@ const EVENTS_CAPACITY: usize = 4096;
 pub struct AppliedEntry {
     pub index: u64,
     pub events: Vec<Event>,
+    /// The kind of command applied ([`command_kind`]): the console tells a
+    /// hand-off from a grant, and sees key rotations, which change no lock.
+    pub command: &'static str,
+}
+
+/// A command's kind, for the console's event stream.
+pub fn command_kind(cmd: &fenced_core::command::Command) -> &'static str {
+    use fenced_core::command::Command as C;
+    match cmd {
+        C::SetSigningKey { .. } => "set_key",
+        C::LeaseGrant { .. } => "lease_grant",
+        C::LeaseKeepAlive { .. } => "keepalive",
+        C::LeaseRevoke { .. } => "revoke",
+        C::Acquire { .. } => "acquire",
+        C::CancelWait { .. } => "cancel_wait",
+        C::Release { .. } => "release",
+        C::Claim { .. } => "claim",
+        C::Expire { .. } => "expire",
+        C::Handoff { .. } => "handoff",
+        C::Checkpoint { .. } => "checkpoint",
+        C::RotateSigningKey { .. } => "rotate_key",
+        C::RetireSigningKeys => "retire_keys",
+        C::ReleaseClaim { .. } => "release_claim",
+        C::AcquireMode { .. } => "acquire",
+        C::SemPermits { .. } => "sem_permits",
+        C::SemAcquire { .. } => "sem_acquire",
+        C::SemRelease { .. } => "sem_release",
+        C::SemCancelWait { .. } => "sem_cancel_wait",
+    }
 }
 
 /// A lease's timer on this replica.
@@ -128,6 +157,13 @@ impl Shared {
     /// This replica's lease timers.
     pub fn timers(&self) -> BTreeMap<LeaseId, LeaseTimer> {
         self.timers.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Time left on each of `leases` by this replica's timers as of `now`
+    /// (`None`: no timer, the lease is gone here).
+    pub fn time_left(&self, leases: &[LeaseId], now: Mono) -> Vec<Option<Duration>> {
+        let Ok(t) = self.timers.lock() else { return vec![None; leases.len()] };
+        leases.iter().map(|l| t.get(l).map(|timer| timer.deadline.since(now))).collect()
     }
 
     /// Up to `max` leases whose timer ran out by `now`, with the renewal
@@ -248,9 +284,14 @@ impl StateMachine {
             EntryPayload::Normal(req) => {
                 let applied = self.shared.table.write().map_err(poisoned)?.apply(index, req);
                 self.shared.on_events(self.shared.clock.now(), &applied.events);
-                if !applied.events.is_empty() {
+                let command = command_kind(&req.cmd);
+                // Key changes alter no lock but the console shows them.
+                let keys = matches!(command, "rotate_key" | "retire_keys" | "set_key")
+                    && !matches!(applied.response, Response::Err(_));
+                if !applied.events.is_empty() || keys {
                     // No receivers is fine: nobody is watching.
-                    let _ = self.shared.events_tx.send(Arc::new(AppliedEntry { index, events: applied.events }));
+                    let _ =
+                        self.shared.events_tx.send(Arc::new(AppliedEntry { index, events: applied.events, command }));
                 }
                 applied.response
             }

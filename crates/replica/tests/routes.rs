@@ -160,6 +160,11 @@ fn expected(path: &str, lease: u64, token: u64) -> Option<(Right, String)> {
     let election = |op| Right::Prefix { op, field: "election", prefix: "election:" };
     Some(match path {
         "/v1/ping" | "/v1/ready" => (Right::None, String::new()),
+        // The console's page and assets: no data in them.
+        "/ui" | "/ui/console.js" | "/ui/console.css" => (Right::None, String::new()),
+        // Listings and events show each caller only the names it may watch
+        // (`the_console_shows_each_caller_only_what_it_may_watch`).
+        "/v1/locks" | "/v1/claims" | "/v1/events" => (Right::Read, "prefix=a/".into()),
         "/v1/cluster/snapshot" => (Right::Admin, String::new()),
         "/v1/cluster/status" | "/v1/cluster/key" | "/v1/cluster/members" | "/v1/cluster/peers" | "/metrics" => {
             (Right::Read, String::new())
@@ -403,4 +408,128 @@ async fn a_retried_rotation_gets_the_original_answer() {
     assert_eq!((refused.status.as_u16(), json_of(&refused)["code"].as_str()), (400, Some("invalid_argument")));
     assert!(r.replica.shared.applied_index() > applied);
     r.stop().await;
+}
+
+/// The console's listings and event stream show a caller only the names it
+/// may watch, the token number but never the signed token, and refusals to
+/// administrators only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_each_caller_only_what_it_may_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = secured_replica(dir.path()).await;
+    let (alice, bob, carol, admin) =
+        (Who::Alice.auth(), Who::Bob.auth(), Some(format!("Bearer {CAROL}")), Who::Admin.auth());
+    let mut lease_of = BTreeMap::new();
+    for (who, auth, lock) in [("alice", &alice, "a/x"), ("bob", &bob, "b/x")] {
+        let grant = call(
+            &r.addr,
+            Method::POST,
+            "/v1/lease/grant",
+            auth.as_deref(),
+            r#"{"ttl_ms":60000,"client":"c","request_id":1}"#,
+        )
+        .await;
+        let lease = json_of(&grant)["lease"].as_u64().expect("lease");
+        let body = format!(r#"{{"lock":"{lock}","lease":{lease},"client":"c","request_id":2}}"#);
+        let held = call(&r.addr, Method::POST, "/v1/lock/acquire", auth.as_deref(), body).await;
+        assert_eq!(held.status, 200, "{who}: {}", String::from_utf8_lossy(&held.body));
+        lease_of.insert(lock, (lease, json_of(&held)["token"].as_u64().expect("token")));
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["locks"]
+            .as_array()
+            .expect("locks")
+            .iter()
+            .map(|l| l["lock"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    for (who, auth, expected) in
+        [("carol", &carol, vec!["a/x"]), ("bob", &bob, vec!["b/x"]), ("admin", &admin, vec!["a/x", "b/x"])]
+    {
+        let resp = call(&r.addr, Method::GET, "/v1/locks", auth.as_deref(), Bytes::new()).await;
+        assert_eq!(resp.status, 200, "{who}: {}", String::from_utf8_lossy(&resp.body));
+        let v = json_of(&resp);
+        assert_eq!(names(&v), expected, "{who} sees only what it may watch");
+        assert_eq!(v["total"].as_u64(), Some(expected.len() as u64), "{who}: the count hides the rest too");
+        let text = String::from_utf8_lossy(&resp.body);
+        assert!(
+            !text.contains("signed") && !text.contains("fenced1."),
+            "{who}: a listing leaks a signed token: {text}"
+        );
+    }
+    let v = json_of(&call(&r.addr, Method::GET, "/v1/locks", carol.as_deref(), Bytes::new()).await);
+    let (lease, token) = lease_of["a/x"];
+    assert_eq!(
+        (v["locks"][0]["holder"]["token"].as_u64(), v["locks"][0]["holder"]["lease"].as_u64()),
+        (Some(token), Some(lease))
+    );
+    let left = v["locks"][0]["lease_left_ms"].as_u64().expect("time left");
+    assert!(left > 0 && left <= 60_000, "{left}");
+    assert_eq!(v["replica"], 1, "says whose view it is");
+    // Paging: a bounded page size, and a cursor past the end is an empty page.
+    let resp = call(&r.addr, Method::GET, "/v1/locks?limit=100000", admin.as_deref(), Bytes::new()).await;
+    assert_eq!((resp.status.as_u16(), json_of(&resp)["code"].as_str()), (400, Some("bad_request")));
+    let v = json_of(&call(&r.addr, Method::GET, "/v1/locks?limit=1", admin.as_deref(), Bytes::new()).await);
+    assert_eq!((names(&v), v["next"].as_str()), (vec!["a/x".to_string()], Some("a/x")));
+    let v = json_of(&call(&r.addr, Method::GET, "/v1/locks?limit=1&after=a/x", admin.as_deref(), Bytes::new()).await);
+    assert_eq!((names(&v), v["next"].as_str()), (vec!["b/x".to_string()], None));
+
+    // Events: carol and the admin each open a stream; bob is refused a
+    // release of alice's lock (403), then alice releases it.
+    let stream = |auth: Option<String>| {
+        let addr = r.addr.clone();
+        tokio::spawn(async move {
+            let mut req = hyper::Request::builder().uri("/v1/events");
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let req = req.body(Bytes::new()).expect("request");
+            let client = HttpClient::new(Arc::new(TcpTransport));
+            let resp = client.send_streaming(&addr, req, Duration::from_secs(5)).await.expect("a stream");
+            assert_eq!(resp.status(), 200);
+            // The stream never ends: read it for a while, then compare.
+            let mut body = resp.into_body();
+            let mut text = String::new();
+            let started = fenced_io::clock::now();
+            let read_for = Duration::from_secs(3);
+            loop {
+                let left = read_for.saturating_sub(fenced_io::clock::now().since(started));
+                match tokio::time::timeout(left, next_frame(&mut body)).await {
+                    Ok(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            text.push_str(&String::from_utf8_lossy(&data));
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            text
+        })
+    };
+    let (carol_events, admin_events) = (stream(carol.clone()), stream(admin.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (lease, token) = lease_of["a/x"];
+    let release = format!(r#"{{"lock":"a/x","lease":{lease},"token":{token},"client":"c","request_id":3}}"#);
+    assert_eq!(call(&r.addr, Method::POST, "/v1/lock/release", bob.as_deref(), release.clone()).await.status, 403);
+    assert_eq!(call(&r.addr, Method::POST, "/v1/lock/release", alice.as_deref(), release).await.status, 200);
+    let (lease_b, token_b) = lease_of["b/x"];
+    let release_b = format!(r#"{{"lock":"b/x","lease":{lease_b},"token":{token_b},"client":"c","request_id":3}}"#);
+    assert_eq!(call(&r.addr, Method::POST, "/v1/lock/release", bob.as_deref(), release_b).await.status, 200);
+    let rotate = r#"{"client":"ops","request_id":7}"#;
+    assert_eq!(call(&r.addr, Method::POST, "/v1/cluster/rotate-key", admin.as_deref(), rotate).await.status, 200);
+    let carol_text = carol_events.await.expect("task");
+    let admin_text = admin_events.await.expect("task");
+    assert!(carol_text.contains("event: hello") && carol_text.contains("\"replica\":1"), "{carol_text}");
+    assert!(carol_text.contains("event: released") && carol_text.contains("\"lock\":\"a/x\""), "{carol_text}");
+    assert!(!carol_text.contains("b/x"), "carol may not watch b/x: {carol_text}");
+    assert!(!carol_text.contains("event: refused"), "refusals are for administrators: {carol_text}");
+    assert!(admin_text.contains("event: refused") && admin_text.contains("\"status\":403"), "{admin_text}");
+    assert!(admin_text.contains("b/x"), "{admin_text}");
+    assert!(carol_text.contains("event: key_rotated"), "key rotations are for every reader: {carol_text}");
+    r.stop().await;
+}
+
+/// The next frame of a streaming body.
+async fn next_frame(b: &mut hyper::body::Incoming) -> Option<Result<hyper::body::Frame<Bytes>, hyper::Error>> {
+    std::future::poll_fn(|cx| hyper::body::Body::poll_frame(std::pin::Pin::new(&mut *b), cx)).await
 }

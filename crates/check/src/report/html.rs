@@ -1,5 +1,7 @@
-//! A single self-contained HTML report: the verdict table, then a timeline
-//! drawn on a canvas, like Jepsen's but usable at 10k+ operations.
+//! A single self-contained HTML report: the verdict table, the story of
+//! the run (`super::story`: lock lanes, faults, violations, latency and
+//! throughput, as SVG), then a timeline of every operation drawn on a
+//! canvas, like Jepsen's but usable at 10k+ operations.
 //!
 //! Why a canvas: an SVG or DOM element per operation makes browsers crawl
 //! at ~10k operations, while a canvas redraws 100k bars in milliseconds.
@@ -47,10 +49,11 @@ pub fn render_html(history: &History, verdicts: &[Verdict]) -> String {
         .replace("{{STATUS}}", &status.to_string())
         .replace("{{EVENTS}}", &history.events.len().to_string())
         .replace("{{TABLE}}", &table)
+        .replace("{{STORY}}", &super::story::render_story(history, verdicts))
         .replace("{{DATA}}", &data)
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -185,7 +188,8 @@ const TEMPLATE: &str = r##"<!DOCTYPE html>
 <title>fenced check: {{TITLE}}</title>
 <style>
 body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}
-h1{font-size:18px;margin:0 0 8px}
+h1{font-size:18px;margin:0 0 8px}h2{font-size:15px;margin:14px 0 6px}
+svg.story,svg.perf{border:1px solid #ddd;background:#fff;max-width:1400px}
 table{border-collapse:collapse;margin-bottom:12px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 tr.valid .st{background:#d8f5d0}tr.invalid .st{background:#f7c6c6;font-weight:bold}tr.unknown .st{background:#f5e6b0}
@@ -198,6 +202,8 @@ canvas{display:block;cursor:grab}
 </style></head><body>
 <h1>fenced check: <span class="{{STATUS}}">{{TITLE}}</span> <span class="muted">({{EVENTS}} events)</span></h1>
 <table><tr><th>id</th><th>property</th><th>verdict</th><th>detail</th></tr>{{TABLE}}</table>
+{{STORY}}
+<h2>Every operation, per process</h2>
 <div class="legend"><span style="background:#8fd18f">ok</span><span style="background:#f4a4a4">fail</span><span style="background:#f7d27a">info</span><span style="background:#ddd">pending</span><span style="background:#fff;border:2px solid #d00">in evidence</span><span style="background:rgba(255,140,0,.18)">fault active</span>
 <span class="muted">wheel: zoom · drag: pan · double click: reset</span> <span id="range" class="muted"></span></div>
 <div id="wrap"><canvas id="tl"></canvas></div>

@@ -3,6 +3,7 @@
 
 mod html;
 mod json;
+mod story;
 mod text;
 
 pub use html::render_html;

@@ -52,6 +52,8 @@ pub async fn run(a: DevArgs) -> anyhow::Result<i32> {
         Some(k) => println!("cluster public key: {k}"),
         None => println!("warning: no leader elected within 10 s; see the log above"),
     }
+    let consoles: Vec<String> = peers.values().map(|a| format!("http://{a}/ui")).collect();
+    println!("console: {} (any replica; each shows its own view)", consoles.join("  "));
     println!();
     println!("try, in another terminal:");
     println!("  fenced lock acquire orders --ttl 10s --endpoints {endpoints}");

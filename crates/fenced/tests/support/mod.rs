@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod workload;
 
 use fenced_client::{Client, ClientConfig};
@@ -361,6 +362,41 @@ pub fn wait_output(mut child: Child, within: Duration) -> (i32, String) {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     (code, text)
+}
+
+/// Waits for `child` up to `within` (then kills it by pid) and returns its
+/// exit code (-1 if killed by a signal), standard output and standard error.
+/// Both pipes are drained while it runs, so a chatty child cannot block.
+pub fn wait_output_all(mut child: Child, within: Duration) -> (i32, String, String) {
+    use std::io::Read;
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let start = now();
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code().unwrap_or(-1),
+            Ok(None) if now().since(start) > within => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break -1;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("wait: {e}"),
+        }
+    };
+    let text =
+        |h: std::thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned();
+    (code, text(out), text(err))
 }
 
 /// One acknowledged grant, with real-time bounds of its request.

@@ -1,0 +1,150 @@
+//! The console (`/ui`) and the story reports in a real browser: headless
+//! Debian chromium (`support::browser`). Screenshots are kept under
+//! `target/browser-artefacts/`. Without chromium these print a note and
+//! pass, except under `CI=1`, where they fail.
+
+mod support;
+
+use std::time::Duration;
+use support::browser::{self, Page};
+use support::{fenced, Cluster};
+
+/// The page's console is empty: no script error, no failed load. The
+/// check itself can fail: a page that logs an error is caught.
+fn assert_quiet(page: &Page, what: &str) {
+    assert!(page.console.is_empty(), "{what}: the browser console is not empty:\n{}", page.console.join("\n"));
+}
+
+/// The table row of `lock` in the console's DOM, if any.
+fn row<'a>(dom: &'a str, lock: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("<tr data-lock=\"{lock}\""))?;
+    let end = dom[start..].find("</tr>")? + start;
+    Some(&dom[start..end])
+}
+
+/// The text of the element with `id`.
+fn text_of<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
+    let at = dom.find(&format!("id=\"{id}\""))?;
+    let open = dom[at..].find('>')? + at + 1;
+    let close = dom[open..].find('<')? + open;
+    Some(&dom[open..close])
+}
+
+#[test]
+fn the_browser_console_check_can_fail() {
+    let Some(chromium) = browser::chromium() else { return };
+    let page = browser::load(
+        &chromium,
+        "data:text/html,<script>console.error('probe: this must be caught')</script>",
+        Duration::from_millis(500),
+        None,
+    );
+    assert!(page.console.iter().any(|l| l.contains("probe: this must be caught")), "{:?}", page.console);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_follows_a_live_cluster() {
+    let Some(chromium) = browser::chromium() else { return };
+    let art = browser::artefacts();
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader(Duration::from_secs(20)).await.expect("a leader");
+    let eps = cluster.endpoints_arg();
+
+    // A lock acquired by the CLI shows with its token, and a short lease
+    // that ends by itself is listed until it does.
+    let (code, out) =
+        fenced(&["lock", "acquire", "orders", "--ttl", "60s", "--json", "--endpoints", &eps], Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    let grant: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let token = grant["token"].as_u64().expect("a token");
+    let brief_at = support::now();
+    let (code, out) =
+        fenced(&["lock", "acquire", "brief", "--ttl", "5s", "--json", "--endpoints", &eps], Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    let url = format!("http://{}/ui", cluster.addrs[&leader]);
+    let page = browser::load(&chromium, &url, Duration::from_millis(1500), Some(&art.join("console-live.png")));
+    assert_quiet(&page, "the console");
+    let orders = row(&page.dom, "orders").unwrap_or_else(|| panic!("no row for orders:\n{}", page.dom));
+    assert!(orders.contains(&format!(">{token}<")), "the row shows token {token}: {orders}");
+    assert!(row(&page.dom, "brief").is_some(), "the short lease is listed while it lasts");
+    assert_eq!(text_of(&page.dom, "view-replica"), Some(leader.to_string().as_str()), "says whose view it is");
+    assert!(page.dom.contains("data-kind=\"hello\""), "the event stream is open");
+
+    // Live: grants made while the page is open arrive over its event stream
+    // with their tokens (the page loads for about a second of real time).
+    let client = cluster.client();
+    let lease = client.grant_lease(Duration::from_secs(60)).await.expect("a lease").lease;
+    let (chromium2, url2) = (chromium.clone(), url.clone());
+    let open = std::thread::spawn(move || browser::load(&chromium2, &url2, Duration::from_millis(1500), None));
+    let mut granted = Vec::new();
+    for i in 0..300 {
+        if open.is_finished() {
+            break;
+        }
+        let g = client.acquire_on(&format!("live/{i}"), lease, Duration::ZERO, "").await.expect("granted");
+        granted.push((i, g.token.0));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = open.join().expect("the browser thread");
+    assert_quiet(&page, "the console while locks are granted");
+    // The event list item of each grant, as the page words it.
+    let pushed: Vec<&(usize, u64)> = granted
+        .iter()
+        .filter(|(i, t)| page.dom.contains(&format!("live/{i} → lease {lease}, token {t}</li>")))
+        .collect();
+    assert!(!pushed.is_empty(), "no grant of {granted:?} arrived as a live event:\n{}", page.dom);
+
+    // The lease ran out: the row is gone.
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(support::now().since(brief_at))).await;
+    let page = browser::load(&chromium, &url, Duration::from_millis(1500), None);
+    assert_quiet(&page, "the console after the expiry");
+    assert!(row(&page.dom, "brief").is_none(), "an expired lease disappears:\n{}", page.dom);
+    assert!(row(&page.dom, "orders").is_some());
+
+    // A follower's view, after the leader is killed: the new leader, and
+    // the same lock with the same token.
+    cluster.kill(leader);
+    let new = cluster.leader(Duration::from_secs(20)).await.expect("a new leader");
+    assert_ne!(new, leader);
+    let follower = cluster.addrs.keys().copied().find(|id| *id != leader && *id != new).expect("a follower");
+    let url = format!("http://{}/ui", cluster.addrs[&follower]);
+    let page = browser::load(&chromium, &url, Duration::from_millis(1500), Some(&art.join("console-follower.png")));
+    assert_quiet(&page, "the follower's console");
+    assert_eq!(text_of(&page.dom, "leader"), Some(new.to_string().as_str()), "the new leader shows");
+    assert_eq!(text_of(&page.dom, "view-role"), Some("follower"), "a follower says so");
+    let orders = row(&page.dom, "orders").unwrap_or_else(|| panic!("no row for orders:\n{}", page.dom));
+    assert!(orders.contains(&format!(">{token}<")), "{orders}");
+}
+
+/// `fenced demo --scenario figure-8-4 / figure-8-5 --html`: the story is in
+/// the DOM as the seed draws it.
+#[test]
+fn the_demo_reports_draw_the_figures() {
+    let Some(chromium) = browser::chromium() else { return };
+    let art = browser::artefacts();
+    for (scenario, corrupt) in [("figure-8-4", true), ("figure-8-5", false)] {
+        let dir = art.join(scenario);
+        let (code, out) =
+            fenced(&["demo", "--scenario", scenario, "--html", &dir.to_string_lossy()], Duration::from_secs(120));
+        assert_eq!(code, 0, "{scenario}: {out}");
+        let url = format!("file://{}", dir.join("report.html").display());
+        let page =
+            browser::load(&chromium, &url, Duration::from_millis(500), Some(&art.join(format!("{scenario}.png"))));
+        assert_quiet(&page, scenario);
+        let dom = &page.dom;
+        assert!(dom.contains("class=\"lane lock-lane\""), "{scenario}: a lane per lock");
+        assert!(dom.contains("class=\"token-label\""), "{scenario}: leases labelled by token");
+        assert!(dom.contains("class=\"lane process-lane\""), "{scenario}: process lanes");
+        assert!(dom.contains(">paused "), "{scenario}: the client pause is drawn");
+        assert!(dom.contains(" · expired</text>"), "{scenario}: the paused client's lease, labelled as expired");
+        assert!(dom.contains("id=\"perf\""), "{scenario}: latency and throughput");
+        if corrupt {
+            assert!(dom.contains("class=\"violation\""), "figure-8-4: the clashing writes joined");
+            assert!(dom.contains("class=\"violation-note\""), "figure-8-4: the explanation beside them");
+        } else {
+            assert!(!dom.contains("class=\"violation\""), "figure-8-5: nothing to join");
+            assert!(dom.contains("class=\"write stale\""), "figure-8-5: the stale write refused (409)");
+            assert!(dom.contains("class=\"refusal-note\""), "figure-8-5: the refusal explained");
+        }
+    }
+}
