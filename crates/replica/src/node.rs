@@ -468,6 +468,13 @@ impl Replica {
                 return false;
             }
         };
+        // A sole voter is its own quorum. openraft records a quorum's
+        // acknowledgement only when a follower answers, so without this a
+        // one-voter cluster stopped counting as led one election timeout
+        // after its election, and then expired no lease ever again.
+        if self.voters().into_iter().eq([self.config.id]) {
+            return true;
+        }
         let acked = leader.last_quorum_acked();
         tracing::trace!(?acked, "leader quorum check");
         acked.is_some_and(|t| t.elapsed() <= self.config.election_timeout_max)
