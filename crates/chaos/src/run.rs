@@ -19,7 +19,7 @@ use fenced_client::{Client, ClientConfig};
 use fenced_core::command::Request;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
-use fenced_store::client::StoreClient;
+use fenced_store_client::StoreClient;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;

@@ -18,7 +18,7 @@ use fenced_check::history::{Event, EventType, Process, Wall};
 use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, Guard};
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
-use fenced_store::client::{Fence, Idem, StoreClient, StoreError};
+use fenced_store_client::{Fence, Idem, StoreClient, StoreError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};

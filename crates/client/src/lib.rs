@@ -25,6 +25,6 @@ mod sse;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
-pub use fenced_store::client::{Fence, Idem};
-pub use fenced_store::{StoreClient, StoreError, WriteOk};
+pub use fenced_store_client::{Fence, Idem};
+pub use fenced_store_client::{StoreClient, StoreError, WriteOk};
 pub use guard::{AcquireOptions, Guard, LostReason, What};

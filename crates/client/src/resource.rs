@@ -16,8 +16,8 @@
 
 use crate::guard::Guard;
 use bytes::Bytes;
-use fenced_store::client::{Fence, Idem};
-use fenced_store::{StoreClient, StoreError, WriteOk};
+use fenced_store_client::{Fence, Idem};
+use fenced_store_client::{StoreClient, StoreError, WriteOk};
 
 impl Guard {
     /// The proof to present to a resource: this grant's fencing token and its

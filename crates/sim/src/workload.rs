@@ -9,7 +9,7 @@ use crate::recorder::Recorder;
 use fenced_check::history::{EventType, Process};
 use fenced_client::{AcquireOptions, Client, ClientError, Guard};
 use fenced_core::token::{self, TokenClaims};
-use fenced_store::client::{Idem, StoreClient, StoreError};
+use fenced_store_client::{Idem, StoreClient, StoreError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;

@@ -31,61 +31,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use fenced_io::auth::{self, Caller, Op};
 use fenced_io::http::ConnInfo;
-use serde::{Deserialize, Serialize};
+pub use fenced_store_client::wire::{
+    ErrorBody, FenceJson, ObjectJson, H_CLIENT, H_REQUEST_ID, H_SIGNED_TOKEN, H_TOKEN, H_VERSION, H_WARNING,
+    UNFENCED_WARNING,
+};
+use serde::Deserialize;
 use std::sync::Arc;
-
-pub const H_TOKEN: &str = "fenced-token";
-pub const H_SIGNED_TOKEN: &str = "fenced-signed-token";
-pub const H_CLIENT: &str = "fenced-client";
-pub const H_REQUEST_ID: &str = "fenced-request-id";
-pub const H_VERSION: &str = "fenced-version";
-pub const H_WARNING: &str = "fenced-warning";
-/// The value of `Fenced-Warning` on every response of an unfenced store.
-pub const UNFENCED_WARNING: &str = "unfenced-store";
-
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// `stale_token`, `bad_token`, `missing_token`, `version_mismatch`,
-    /// `request_too_old`, `request_id_reused`, `limit_exceeded`, `not_found`,
-    /// `bad_request`, `too_large`, `unavailable`, `method_not_allowed`,
-    /// `unauthenticated`, `bad_credentials`, `forbidden`.
-    pub code: String,
-    pub message: String,
-    /// For `stale_token`: the token presented and the key's `max_token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presented: Option<u64>,
-    /// For `stale_token`: the fence (the highest token accepted for the key
-    /// or its lock); for `version_mismatch`: the live version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<u64>,
-    /// For `version_mismatch`: the version the request expected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected: Option<u64>,
-}
-
-/// `GET /v1/objects/{key}?format=json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectJson {
-    pub key: String,
-    pub value: String,
-    /// `utf8` or `base64`: how `value` encodes the bytes.
-    pub encoding: String,
-    pub version: u64,
-    pub token: u64,
-}
-
-/// `GET /v1/keys/{key}/fence`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FenceJson {
-    pub key: String,
-    /// The lowest token a write to `key` may carry: the highest accepted for
-    /// the key or for any key its lock guards.
-    pub max_token: u64,
-    /// The lock that guards `key` (the longest `--guard` prefix's, else the key).
-    #[serde(default)]
-    pub lock: String,
-}
 
 /// An error response.
 #[derive(Debug)]

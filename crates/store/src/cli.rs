@@ -10,7 +10,6 @@
 //! the same flags as the lock service's; [`run_with`] runs without them.
 
 use crate::api::ObjectJson;
-use crate::client::{Fence, Idem, StoreClient, StoreError};
 use crate::config::{GuardMap, StoreConfig, StoreSeams};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -22,6 +21,7 @@ use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::{is_loopback, TcpTransport, Transport};
+use fenced_store_client::{Fence, Idem, StoreClient, StoreError};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;

@@ -58,14 +58,7 @@ pub const SNAPSHOT: &str = "store.snap";
 /// Snapshot entries per frame, so no frame nears `frame::PAYLOAD_MAX`.
 const SNAPSHOT_CHUNK_BYTES: usize = 8 << 20;
 
-/// A stored object as a reader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Object {
-    pub value: Bytes,
-    pub version: u64,
-    /// The fencing token of the write that stored this value.
-    pub token: u64,
-}
+pub use fenced_store_client::wire::{Object, WriteOk};
 
 /// A key's state: the live value (or a tombstone) and its fence.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,17 +144,6 @@ pub fn fingerprint(key: &str, op: &WriteOp, token: u64, if_match: Option<u64>) -
         WriteOp::Delete => h.update([2]),
     }
     h.finalize().into()
-}
-
-/// An accepted write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WriteOk {
-    pub key: String,
-    pub version: u64,
-    /// The token that wrote it.
-    pub token: u64,
-    #[serde(default)]
-    pub deleted: bool,
 }
 
 /// Why a write was not applied. None of these changed any state.

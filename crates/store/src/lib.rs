@@ -8,7 +8,8 @@
 //! - [`fence`]: authenticating a write's signed token.
 //! - [`engine`]: values and fences, the WAL, group commit, recovery.
 //! - [`api`]: the HTTP API; [`server`]: wiring it onto a transport.
-//! - [`client`]: a typed client ([`StoreClient`]).
+//! - [`client`]: a typed client ([`StoreClient`]), re-exported from
+//!   `fenced-store-client`, which holds the API's wire types too.
 //! - [`cli`]: `fenced store serve|put|get`.
 //! - [`adapters`]: fencing for resources that know nothing of tokens
 //!   (a plain directory, PostgreSQL).
@@ -30,7 +31,6 @@ pub mod bugs {
 pub mod adapters;
 pub mod api;
 pub mod cli;
-pub mod client;
 pub mod config;
 mod dedup;
 pub mod engine;
@@ -38,7 +38,7 @@ pub mod fence;
 pub mod server;
 
 pub use api::router;
-pub use client::{StoreClient, StoreError};
 pub use config::{GuardMap, StoreConfig, StoreLimits, StoreSeams};
 pub use engine::{Object, Origin, Rejection, Store, WriteOk, WriteOp, WriteRequest};
+pub use fenced_store_client::{StoreClient, StoreError};
 pub use server::{start, RunningStore};

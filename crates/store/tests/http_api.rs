@@ -4,8 +4,8 @@ mod common;
 
 use axum::http::Method;
 use common::*;
-use fenced_store::client::{Fence, Idem};
 use fenced_store::{StoreConfig, StoreError};
+use fenced_store_client::{Fence, Idem};
 
 async fn value(c: &fenced_store::StoreClient, key: &str) -> Option<(Vec<u8>, u64, u64)> {
     c.get(key).await.expect("get").map(|o| (o.value.to_vec(), o.version, o.token))

@@ -11,8 +11,8 @@ use fenced_io::clock::SystemClock;
 use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::http::{HttpClient, HttpResponse};
 use fenced_io::transport::TcpTransport;
-use fenced_store::client::Fence;
 use fenced_store::{RunningStore, StoreClient, StoreConfig, StoreSeams};
+use fenced_store_client::Fence;
 use std::sync::Arc;
 use std::time::Duration;
 
