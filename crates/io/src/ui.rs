@@ -18,7 +18,8 @@ pub const COMMON_JS: &str = include_str!("../ui/common.js");
 
 /// A console page may load its own script and style and call its own
 /// origin, nothing else: no inline script, no third party.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
+pub const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// An embedded asset with the console's headers: its type, the CSP, no

@@ -25,8 +25,8 @@
 
 use crate::config::StoreConfig;
 use crate::engine::{self, Origin, Rejection, Store, WriteOk, WriteOp, WriteRequest};
-use crate::refusals::{NewRefusal, Refusal, Refusals};
 use crate::fence::{AuthError, Verifier};
+use crate::refusals::{NewRefusal, Refusal, Refusals};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -37,8 +37,8 @@ use axum::routing::{delete, get, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use fenced_io::auth::{self, Caller, Op};
 use fenced_core::clock::Clock;
+use fenced_io::auth::{self, Caller, Op};
 use fenced_io::clock::SystemClock;
 use fenced_io::http::ConnInfo;
 use fenced_io::ui;
@@ -479,8 +479,9 @@ async fn enforce(
         Need::Prefix(op, at) => {
             let key = path_key(path, at)?;
             check_key(&app, &key)?;
-            let checked =
-                authed.and_then(|caller| auth::authorize(policy, &caller, op, &key).map(|()| caller)).map_err(auth_error);
+            let checked = authed
+                .and_then(|caller| auth::authorize(policy, &caller, op, &key).map(|()| caller))
+                .map_err(auth_error);
             if op == Op::Write {
                 app.refused(&key, write_op_name(req.method()), &sender, req.headers(), checked)?
             } else {
@@ -775,9 +776,14 @@ async fn list_keys(
     let guards = &app.config.guards;
     let page = app
         .store
-        .list(&q.prefix, q.after.as_deref(), limit, COUNT_MAX, |k| readable(&app, &caller, k), |k| {
-            guards.lock_for(k).to_string()
-        })
+        .list(
+            &q.prefix,
+            q.after.as_deref(),
+            limit,
+            COUNT_MAX,
+            |k| readable(&app, &caller, k),
+            |k| guards.lock_for(k).to_string(),
+        )
         .map_err(unavailable)?;
     let keys = page
         .keys

@@ -127,7 +127,12 @@ impl Refusals {
 
     /// Smaller bounds, for tests.
     pub fn with_bounds(clock: Arc<dyn Clock>, recent_max: usize, keys_max: usize) -> Self {
-        Refusals { inner: Mutex::new(Inner::default()), clock, recent_max: recent_max.max(1), keys_max: keys_max.max(1) }
+        Refusals {
+            inner: Mutex::new(Inner::default()),
+            clock,
+            recent_max: recent_max.max(1),
+            keys_max: keys_max.max(1),
+        }
     }
 
     /// Keep `r`, forgetting the oldest beyond the bounds.
