@@ -5,9 +5,11 @@
 
 mod support;
 
+use ed25519_dalek::SigningKey;
+use fenced_core::token::{encode_public_key, sign, TokenClaims};
 use std::time::Duration;
 use support::browser::{self, Page};
-use support::{fenced, Cluster};
+use support::{fenced, Cluster, StoreProc};
 
 /// The page's console is empty: no script error, no failed load. The
 /// check itself can fail: a page that logs an error is caught.
@@ -18,6 +20,13 @@ fn assert_quiet(page: &Page, what: &str) {
 /// The table row of `lock` in the console's DOM, if any.
 fn row<'a>(dom: &'a str, lock: &str) -> Option<&'a str> {
     let start = dom.find(&format!("<tr data-lock=\"{lock}\""))?;
+    let end = dom[start..].find("</tr>")? + start;
+    Some(&dom[start..end])
+}
+
+/// The table row of `key` in the store console's DOM, if any.
+fn key_row<'a>(dom: &'a str, key: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("<tr data-key=\"{key}\""))?;
     let end = dom[start..].find("</tr>")? + start;
     Some(&dom[start..end])
 }
@@ -147,4 +156,51 @@ fn the_demo_reports_draw_the_figures() {
             assert!(dom.contains("class=\"refusal-note\""), "figure-8-5: the refusal explained");
         }
     }
+}
+
+/// The store's console (`/ui` on `fenced store serve`): per key the highest
+/// accepted token, and the writes the store refused with who sent them. The
+/// writes are made by `fenced store put`, so the sender shown is that
+/// process's peer address (the store has no `--auth` here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_console_shows_fences_and_refused_writes() {
+    let Some(chromium) = browser::chromium() else { return };
+    let art = browser::artefacts();
+    let dir = tempfile::tempdir().expect("dir");
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let store = StoreProc::start(dir.path(), Some(&encode_public_key(&key.verifying_key()))).await;
+    let signed = |by: &SigningKey, token: u64| {
+        sign(by, TokenClaims { key_id: 0, lock: "orders/1".into(), token, lease: 1, issued_at_ms: 0 })
+    };
+    let put = |value: &str, token: u64, signed: String, extra: &[&str]| {
+        let t = token.to_string();
+        let mut args =
+            vec!["store", "put", "orders/1", value, "--store", &store.addr, "--token", &t, "--signed-token", &signed];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        fenced(&args, Duration::from_secs(30))
+    };
+    // Figure 8-5: token 34 writes; the paused holder of 33 writes late and
+    // is refused as stale; a token signed by another key is refused as forged.
+    let (code, out) = put("client 2", 34, signed(&key, 34), &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = put("client 1", 33, signed(&key, 33), &["--client", "client-1", "--request-id", "1"]);
+    assert!(code == 1 && out.contains("stale_token"), "the late write is refused: {code} {out}");
+    let (code, out) = put("mallory", 35, signed(&SigningKey::from_bytes(&[8; 32]), 35), &[]);
+    assert!(code == 1 && out.contains("bad_token"), "the forged write is refused: {code} {out}");
+
+    let url = format!("http://{}/ui", store.addr);
+    let page = browser::load(&chromium, &url, Duration::from_millis(1500), Some(&art.join("store-console.png")));
+    assert_quiet(&page, "the store console");
+    let row = key_row(&page.dom, "orders/1").unwrap_or_else(|| panic!("no row for orders/1:\n{}", page.dom));
+    assert!(row.contains(">34<"), "the highest accepted token shows: {row}");
+    assert!(row.contains("data-code=\"stale_token\""), "the stale write is listed on its key: {row}");
+    assert!(row.contains("token 33 &lt; fence 34"), "with its token and the fence it missed: {row}");
+    assert!(row.contains("from <span class=\"sender\""), "with its sender: {row}");
+    assert!(row.contains(">127.0.0.1:"), "the sender, unauthenticated here, is its peer address: {row}");
+    assert!(row.contains("says client client-1"), "and the client it says it is: {row}");
+    assert!(row.contains("data-code=\"bad_token\""), "the forged write too: {row}");
+    let feed = page.dom.find("id=\"refusals\"").map(|at| &page.dom[at..]).unwrap_or("");
+    assert!(feed.contains("data-code=\"stale_token\" data-key=\"orders/1\""), "the feed lists it: {feed}");
+    assert_eq!(text_of(&page.dom, "mode"), Some("fenced"), "says the store fences");
 }

@@ -11,7 +11,8 @@
 //! - [`auth`]: who is calling (bearer token or client certificate) and per-prefix ACLs;
 //! - [`tls`]: TLS (mutual when certificates are given) layered over any transport;
 //! - [`wallclock`]: the wall clock's error bound from the kernel (`adjtimex`);
-//! - [`timed_disk`]: fsync latency measurement, and an injectable slow disk.
+//! - [`timed_disk`]: fsync latency measurement, and an injectable slow disk;
+//! - [`ui`]: what the replica's and the store's consoles share (style, script helpers, CSP).
 
 pub mod auth;
 pub mod clock;
@@ -21,4 +22,5 @@ pub mod http;
 pub mod timed_disk;
 pub mod tls;
 pub mod transport;
+pub mod ui;
 pub mod wallclock;

@@ -1,6 +1,7 @@
 //! The console at `/ui`: a read-only page served from assets compiled into
-//! the binary (`crates/replica/ui/`, vanilla JS and CSS, no build step, no
-//! CDN), and the three read routes it needs besides `/v1/cluster/status`:
+//! the binary (`crates/replica/ui/`, with the style and script helpers it
+//! shares with the store's console from `fenced_io::ui`; vanilla JS and CSS,
+//! no build step, no CDN), and the three read routes it needs besides `/v1/cluster/status`:
 //!
 //! - `GET /v1/locks` and `GET /v1/claims`: pages of this replica's table in
 //!   name order, filtered by prefix, showing only the names the caller may
@@ -32,6 +33,7 @@ use fenced_core::api::{ClaimEntry, ClaimList, ConsoleEvent, Holder, LockEntry, L
 use fenced_core::table::{EndReason, Event};
 use fenced_core::LeaseId;
 use fenced_io::auth::{self, Caller, Op};
+use fenced_io::ui;
 use openraft::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -57,33 +59,23 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 const INDEX_HTML: &str = include_str!("../ui/index.html");
 const CONSOLE_JS: &str = include_str!("../ui/console.js");
-const CONSOLE_CSS: &str = include_str!("../ui/console.css");
 
-/// The page may load its own script and style and call its own origin,
-/// nothing else: no inline script, no third party.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
-                   base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut resp = Response::new(Body::from(body));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
+// The style sheet, the script helpers, the CSP and the asset headers are
+// the store console's too (`fenced_io::ui`).
+pub(crate) async fn index() -> Response {
+    ui::html(INDEX_HTML)
 }
 
-pub(crate) async fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+pub(crate) async fn common_script() -> Response {
+    ui::script(ui::COMMON_JS)
 }
 
 pub(crate) async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", CONSOLE_JS)
+    ui::script(CONSOLE_JS)
 }
 
 pub(crate) async fn style() -> Response {
-    asset("text/css; charset=utf-8", CONSOLE_CSS)
+    ui::style(ui::CONSOLE_CSS)
 }
 
 #[derive(Deserialize)]

@@ -135,6 +135,7 @@ pub const ROUTES: &[Route] = &[
     // The console's page and assets carry no data; everything it shows
     // comes through the routes below with their rights (`crate::console`).
     route(Get, "/ui", Right::None, |m| on(m, console::index)),
+    route(Get, "/ui/common.js", Right::None, |m| on(m, console::common_script)),
     route(Get, "/ui/console.js", Right::None, |m| on(m, console::script)),
     route(Get, "/ui/console.css", Right::None, |m| on(m, console::style)),
     // Listings and the event stream: any authenticated caller, shown only

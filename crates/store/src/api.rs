@@ -7,6 +7,13 @@
 //! - `GET /v1/objects/{key}`: the value, with `Fenced-Version` and
 //!   `Fenced-Token`; `?format=json` for [`ObjectJson`].
 //! - `GET /v1/keys/{key}/fence`: [`FenceJson`].
+//! - `GET /v1/keys`: the console's listing ([`KeysJson`]): per key its
+//!   fences and last refusals, only keys the caller may read.
+//! - `GET /v1/refusals`: the recent refusals ([`RefusalsJson`]), only on keys
+//!   the caller may read (see [`crate::refusals`]).
+//! - `GET /ui`: the console (assets embedded from `crates/store/ui/`, with
+//!   the style and helpers it shares with the replica's from
+//!   `fenced_io::ui`). The page carries no data and needs no right.
 //!
 //! Every error is a 4xx/5xx with an [`ErrorBody`]; no rejected write changes
 //! any state. Keys may contain `/`.
@@ -19,6 +26,7 @@
 use crate::config::StoreConfig;
 use crate::engine::{self, Origin, Rejection, Store, WriteOk, WriteOp, WriteRequest};
 use crate::fence::{AuthError, Verifier};
+use crate::refusals::{NewRefusal, Refusal, Refusals};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -29,14 +37,68 @@ use axum::routing::{delete, get, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use fenced_core::clock::Clock;
 use fenced_io::auth::{self, Caller, Op};
+use fenced_io::clock::SystemClock;
 use fenced_io::http::ConnInfo;
+use fenced_io::ui;
 pub use fenced_store_client::wire::{
     ErrorBody, FenceJson, ObjectJson, H_CLIENT, H_REQUEST_ID, H_SIGNED_TOKEN, H_TOKEN, H_VERSION, H_WARNING,
     UNFENCED_WARNING,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// One key of `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyJson {
+    pub key: String,
+    /// The lock that guards the key.
+    pub lock: String,
+    /// The highest token accepted for this key.
+    pub max_token: u64,
+    /// The lowest token a write to the key may carry: `max_token`, or the
+    /// highest accepted for any key of `lock` if higher.
+    pub fence: u64,
+    /// Accepted writes so far (deletes included).
+    pub version: u64,
+    /// The token of the last accepted write.
+    pub token: u64,
+    /// The last accepted write was a DELETE (the key keeps its fence).
+    pub deleted: bool,
+    /// The key's last refusals still remembered, newest first.
+    pub refused: Vec<Refusal>,
+}
+
+/// `GET /v1/keys`: a page of keys in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysJson {
+    pub keys: Vec<KeyJson>,
+    /// The last key of this page when more follow: the next page's `after`.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// Keys matching the prefix that the caller may read, counted up to
+    /// [`COUNT_MAX`].
+    pub total: u64,
+    pub total_exact: bool,
+}
+
+/// `GET /v1/refusals`: the recent refusals, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalsJson {
+    pub refusals: Vec<Refusal>,
+    /// How many refusals the store keeps for this feed
+    /// ([`crate::refusals::RECENT_MAX`]; older ones are forgotten).
+    pub kept: usize,
+}
+
+/// The largest page `limit` may ask for.
+pub const PAGE_MAX: usize = 1000;
+/// The page size when `limit` is not given.
+pub const PAGE_DEFAULT: usize = 100;
+/// Counting a listing's matching keys stops here (`total_exact: false`), so
+/// that a page costs a bounded walk whatever the store's size.
+pub const COUNT_MAX: u64 = 100_000;
 
 /// An error response.
 #[derive(Debug)]
@@ -110,15 +172,17 @@ struct App {
     store: Store,
     config: StoreConfig,
     verifier: Arc<Verifier>,
+    refusals: Refusals,
 }
 
 type AppState = Arc<App>;
 
 /// The store's router. `store` must come from [`Store::open`] with the same
 /// `unsafe_no_fencing` as `config`.
+/// Refusals are timed by the system clock.
 pub fn router(store: Store, config: StoreConfig) -> Router {
     let verifier = Arc::new(Verifier::new(config.cluster_keys.clone()));
-    router_with(store, config, verifier)
+    router_with(store, config, verifier, Arc::new(SystemClock::new()))
 }
 
 /// Where a route finds the key its right is checked on.
@@ -137,6 +201,11 @@ pub enum Need {
     Nothing,
     /// `op` (read or write) granted on a prefix of the key.
     Prefix(Op, KeyAt),
+    /// Any authenticated caller (401 without credentials, with a policy);
+    /// the answer holds only the keys on which the caller holds `op`, so a
+    /// caller with no grant gets an empty list, not a 403 that would tell
+    /// it the keys exist.
+    Listed(Op),
 }
 
 /// The handlers, so that [`ROUTES`] can name them.
@@ -147,6 +216,12 @@ pub enum Handler {
     PutObject,
     DeleteObject,
     GetFence,
+    ListKeys,
+    ListRefusals,
+    Console,
+    CommonJs,
+    ConsoleJs,
+    ConsoleCss,
 }
 
 /// One route: method, path, the right it needs, its handler.
@@ -187,7 +262,20 @@ pub const ROUTES: &[Route] = &[
         need: Need::Prefix(Op::Read, KeyAt::Fence),
         handler: Handler::GetFence,
     },
+    // The console's listings: a key, its fences and its refusals are read
+    // as the key is read.
+    Route { method: "GET", path: "/v1/keys", need: Need::Listed(Op::Read), handler: Handler::ListKeys },
+    Route { method: "GET", path: "/v1/refusals", need: Need::Listed(Op::Read), handler: Handler::ListRefusals },
+    // The console's page and assets carry no data: everything it shows
+    // comes through the routes above, with the caller's credentials.
+    Route { method: "GET", path: "/ui", need: Need::Nothing, handler: Handler::Console },
+    Route { method: "GET", path: "/ui/common.js", need: Need::Nothing, handler: Handler::CommonJs },
+    Route { method: "GET", path: "/ui/store.js", need: Need::Nothing, handler: Handler::ConsoleJs },
+    Route { method: "GET", path: "/ui/console.css", need: Need::Nothing, handler: Handler::ConsoleCss },
 ];
+
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const STORE_JS: &str = include_str!("../ui/store.js");
 
 fn method_router(h: Handler) -> MethodRouter<AppState> {
     match h {
@@ -196,15 +284,22 @@ fn method_router(h: Handler) -> MethodRouter<AppState> {
         Handler::PutObject => put(put_object),
         Handler::DeleteObject => delete(delete_object),
         Handler::GetFence => get(get_fence),
+        Handler::ListKeys => get(list_keys),
+        Handler::ListRefusals => get(list_refusals),
+        Handler::Console => get(|| async { ui::html(INDEX_HTML) }),
+        Handler::CommonJs => get(|| async { ui::script(ui::COMMON_JS) }),
+        Handler::ConsoleJs => get(|| async { ui::script(STORE_JS) }),
+        Handler::ConsoleCss => get(|| async { ui::style(ui::CONSOLE_CSS) }),
     }
 }
 
 /// [`router`] with a verifier the caller keeps, to replace the cluster keys
-/// while serving (see [`crate::server::RunningStore::set_cluster_keys`]).
-pub fn router_with(store: Store, config: StoreConfig, verifier: Arc<Verifier>) -> Router {
+/// while serving (see [`crate::server::RunningStore::set_cluster_keys`]),
+/// and the clock that times refusals (the simulator's, under simulation).
+pub fn router_with(store: Store, config: StoreConfig, verifier: Arc<Verifier>, clock: Arc<dyn Clock>) -> Router {
     let body_max = config.limits.body_len_max.max(config.limits.value_len_max);
     let unfenced = config.unsafe_no_fencing || store.unsafe_no_fencing();
-    let app = Arc::new(App { store, config, verifier });
+    let app = Arc::new(App { store, config, verifier, refusals: Refusals::new(clock) });
     // Routes of one path share a method router: merge them, each method
     // wrapped in the check of its own right.
     let mut by_path: std::collections::BTreeMap<&str, MethodRouter<AppState>> = std::collections::BTreeMap::new();
@@ -245,10 +340,80 @@ fn path_key(p: Result<Path<String>, PathRejection>, at: KeyAt) -> Result<String,
     }
 }
 
+/// Who sent a request, for the refusals the console shows: the
+/// authenticated identity, else the peer address.
+#[derive(Debug, Clone)]
+struct Sender {
+    who: String,
+    authenticated: bool,
+}
+
+impl Sender {
+    fn of(caller: Option<&Caller>, conn: Option<&ConnInfo>) -> Sender {
+        match caller.and_then(|c| c.identity.clone()) {
+            Some(who) => Sender { who, authenticated: true },
+            None => Sender { who: conn.map_or_else(|| "unknown".into(), |c| c.peer.clone()), authenticated: false },
+        }
+    }
+}
+
+fn auth_error(e: auth::AuthError) -> ApiError {
+    ApiError::new(e.status(), e.code(), e.to_string())
+}
+
+impl App {
+    /// Remember a refused write or fenced read of `key` for the console
+    /// ([`crate::refusals`]): after the decision, never part of it.
+    fn record(&self, key: &str, op: &'static str, e: &ApiError, sender: &Sender, h: &HeaderMap) {
+        let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+        let client = text(H_CLIENT)
+            .filter(|c| !c.is_empty() && c.len() <= self.config.limits.client_len_max)
+            .map(str::to_string);
+        let presented = e.body.presented.or_else(|| text(H_TOKEN).and_then(|t| t.trim().parse().ok()));
+        self.refusals.record(NewRefusal {
+            key: key.to_string(),
+            lock: self.config.guards.lock_for(key).to_string(),
+            op,
+            status: e.status.as_u16(),
+            code: e.body.code.clone(),
+            message: e.body.message.clone(),
+            presented,
+            current: e.body.current,
+            sender: sender.who.clone(),
+            authenticated: sender.authenticated,
+            client,
+        });
+    }
+
+    /// `r`, after recording it if it is a refusal.
+    fn refused<T>(
+        &self,
+        key: &str,
+        op: &'static str,
+        sender: &Sender,
+        h: &HeaderMap,
+        r: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if let Err(e) = &r {
+            self.record(key, op, e, sender, h);
+        }
+        r
+    }
+}
+
+fn write_op_name(m: &axum::http::Method) -> &'static str {
+    if m == axum::http::Method::DELETE {
+        "delete"
+    } else {
+        "put"
+    }
+}
+
 /// The check of a route's [`Need`], before its handler: authenticates the
 /// caller (401), checks the grant on the key (403) and hands the handler the
-/// [`Caller`], whose identity binds deduplication. A refused request reaches
-/// no handler, so it changes nothing.
+/// [`Caller`], whose identity binds deduplication, and the [`Sender`] its
+/// refusals are recorded under. A refused request reaches no handler, so it
+/// changes nothing; a refused write is recorded for the console.
 async fn enforce(
     State((app, need)): State<(AppState, Need)>,
     conn: Option<Extension<ConnInfo>>,
@@ -257,20 +422,26 @@ async fn enforce(
     next: Next,
 ) -> Result<Response, ApiError> {
     let policy = app.config.policy.as_deref();
+    let authed = auth::authenticate(policy, req.headers(), conn.as_deref());
+    let sender = Sender::of(authed.as_ref().ok(), conn.as_deref());
     let caller = match need {
-        Need::Nothing => auth::authenticate(policy, req.headers(), conn.as_deref())
-            .unwrap_or(Caller { identity: None, key: String::new() }),
+        Need::Nothing => authed.unwrap_or(Caller { identity: None, key: String::new() }),
+        Need::Listed(_) => authed.map_err(auth_error)?,
         Need::Prefix(op, at) => {
             let key = path_key(path, at)?;
             check_key(&app, &key)?;
-            let caller = auth::authenticate(policy, req.headers(), conn.as_deref())
-                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
-            auth::authorize(policy, &caller, op, &key)
-                .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
-            caller
+            let checked = authed
+                .and_then(|caller| auth::authorize(policy, &caller, op, &key).map(|()| caller))
+                .map_err(auth_error);
+            if op == Op::Write {
+                app.refused(&key, write_op_name(req.method()), &sender, req.headers(), checked)?
+            } else {
+                checked?
+            }
         }
     };
     req.extensions_mut().insert(caller);
+    req.extensions_mut().insert(sender);
     Ok(next.run(req).await)
 }
 
@@ -379,11 +550,23 @@ fn write_response(ok: WriteOk) -> Response {
 async fn put_object(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(sender): Extension<Sender>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = path_key(path, KeyAt::Object)?;
+    let r = put_value(&app, &caller, key.clone(), &headers, body).await;
+    app.refused(&key, "put", &sender, &headers, r)
+}
+
+async fn put_value(
+    app: &App,
+    caller: &Caller,
+    key: String,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text()))?;
     if body.len() > app.config.limits.value_len_max {
         let max = app.config.limits.value_len_max;
@@ -393,19 +576,23 @@ async fn put_object(
             format!("values are at most {max} bytes"),
         ));
     }
-    let req = write_request(&app, &caller, key, WriteOp::Put(body), &headers)?;
+    let req = write_request(app, caller, key, WriteOp::Put(body), headers)?;
     Ok(write_response(app.store.write(req).await?))
 }
 
 async fn delete_object(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(sender): Extension<Sender>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = path_key(path, KeyAt::Object)?;
-    let req = write_request(&app, &caller, key, WriteOp::Delete, &headers)?;
-    Ok(write_response(app.store.write(req).await?))
+    let r = match write_request(&app, &caller, key.clone(), WriteOp::Delete, &headers) {
+        Ok(req) => app.store.write(req).await.map(write_response).map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    app.refused(&key, "delete", &sender, &headers, r)
 }
 
 #[derive(Deserialize)]
@@ -450,6 +637,7 @@ fn fenced_read(app: &App, key: &str, h: &HeaderMap) -> Result<(), ApiError> {
 
 async fn get_object(
     State(app): State<AppState>,
+    Extension(sender): Extension<Sender>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -457,7 +645,7 @@ async fn get_object(
     let key = path_key(path, KeyAt::Object)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_key(&app, &key)?;
-    fenced_read(&app, &key, &headers)?;
+    app.refused(&key, "read", &sender, &headers, fenced_read(&app, &key, &headers))?;
     let obj = app
         .store
         .get(&key)
@@ -493,4 +681,86 @@ async fn get_fence(
     let lock = app.config.guards.lock_for(&key).to_string();
     let max_token = app.store.fence(&key, &lock).map_err(unavailable)?;
     Ok(Json(FenceJson { key, max_token, lock }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Only keys starting with this.
+    #[serde(default)]
+    prefix: String,
+    /// Keys after this one (the previous page's `next`).
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusalsQuery {
+    /// Only refusals of keys starting with this.
+    #[serde(default)]
+    prefix: String,
+    limit: Option<usize>,
+}
+
+fn page_size(limit: Option<usize>, max: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(PAGE_DEFAULT.min(max)) {
+        n if (1..=max).contains(&n) => Ok(n),
+        n => Err(ApiError::bad_request(format!("limit {n} is out of range: give 1 to {max}"))),
+    }
+}
+
+/// May `caller` see `key` in a listing? The right that reading it needs.
+fn readable(app: &App, caller: &Caller, key: &str) -> bool {
+    auth::authorize(app.config.policy.as_deref(), caller, Op::Read, key).is_ok()
+}
+
+/// `GET /v1/keys`: a page of the keys the caller may read, with their
+/// fences and last refusals.
+async fn list_keys(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<KeysJson>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = page_size(q.limit, PAGE_MAX)?;
+    let guards = &app.config.guards;
+    let page = app
+        .store
+        .list(
+            &q.prefix,
+            q.after.as_deref(),
+            limit,
+            COUNT_MAX,
+            |k| readable(&app, &caller, k),
+            |k| guards.lock_for(k).to_string(),
+        )
+        .map_err(unavailable)?;
+    let keys = page
+        .keys
+        .into_iter()
+        .map(|k| KeyJson {
+            fence: k.max_token.max(k.lock_max_token),
+            refused: app.refusals.of_key(&k.key),
+            key: k.key,
+            lock: k.lock,
+            max_token: k.max_token,
+            version: k.version,
+            token: k.token,
+            deleted: k.deleted,
+        })
+        .collect();
+    Ok(Json(KeysJson { keys, next: page.next, total: page.total, total_exact: page.exact }))
+}
+
+/// `GET /v1/refusals`: the recent refusals of keys the caller may read.
+async fn list_refusals(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<RefusalsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RefusalsJson>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = page_size(q.limit, crate::refusals::RECENT_MAX)?;
+    let refusals = app.refusals.recent(&q.prefix, limit, |k| readable(&app, &caller, k));
+    Ok(Json(RefusalsJson { refusals, kept: crate::refusals::RECENT_MAX }))
 }

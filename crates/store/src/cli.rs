@@ -331,6 +331,9 @@ async fn serve(a: ServeArgs, security: &Security, out: &mut (dyn Write + Send)) 
         tracing::warn!(addr = %running.addr, "{summary}");
     }
     writeln!(out, "{summary}").map_err(StoreCliError::Output)?;
+    let scheme = if security.tls { "https" } else { "http" };
+    writeln!(out, "console: {scheme}://{}/ui (keys, their fences and the writes refused)", running.addr)
+        .map_err(StoreCliError::Output)?;
     out.flush().map_err(StoreCliError::Output)?;
     wait_for_signal().await;
     if let Some(task) = reload {

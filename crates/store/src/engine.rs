@@ -60,6 +60,36 @@ const SNAPSHOT_CHUNK_BYTES: usize = 8 << 20;
 
 pub use fenced_store_client::wire::{Object, WriteOk};
 
+/// A key as the console lists it ([`Store::list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    pub key: String,
+    /// Accepted writes so far (deletes included).
+    pub version: u64,
+    /// The token of the last accepted write.
+    pub token: u64,
+    /// The highest token accepted for this key.
+    pub max_token: u64,
+    /// The last accepted write was a DELETE (a tombstone, which keeps its fence).
+    pub deleted: bool,
+    /// The lock that guards the key.
+    pub lock: String,
+    /// The highest token accepted for any key `lock` guards.
+    pub lock_max_token: u64,
+}
+
+/// One page of [`Store::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<KeyState>,
+    /// The last key of this page, when more follow (the next page's `after`).
+    pub next: Option<String>,
+    /// Visible keys matching the prefix, counted up to the caller's bound.
+    pub total: u64,
+    /// Whether `total` is the whole count.
+    pub exact: bool,
+}
+
 /// A key's state: the live value (or a tombstone) and its fence.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Entry {
@@ -456,6 +486,69 @@ impl Store {
         let state = self.shared.state.read().map_err(poisoned)?;
         let key_max = state.map.get(key).map_or(0, |e| e.max_token);
         Ok(key_max.max(state.locks.get(lock).copied().unwrap_or(0)))
+    }
+
+    /// One page of keys for the console (`GET /v1/keys`): the keys starting
+    /// with `prefix`, after `after`, that `visible` admits, in name order, at
+    /// most `limit` of them, with the cursor of the next page if any; and
+    /// how many visible keys match, counted up to `count_max` (then
+    /// `exact` is false), so a page costs a bounded walk at any size.
+    /// `lock_for` names the lock that guards a key. Tombstones are listed:
+    /// a deleted key keeps its fence.
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        count_max: u64,
+        visible: impl Fn(&str) -> bool,
+        lock_for: impl Fn(&str) -> String,
+    ) -> io::Result<KeyPage> {
+        use std::ops::Bound;
+        let state = self.shared.state.read().map_err(poisoned)?;
+        let from = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut keys = Vec::new();
+        let mut next = None;
+        for (k, e) in state.map.range::<String, _>((from, Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !visible(k) {
+                continue;
+            }
+            if keys.len() == limit {
+                next = keys.last().map(|s: &KeyState| s.key.clone());
+                break;
+            }
+            let lock = lock_for(k);
+            let lock_max_token = state.locks.get(&lock).copied().unwrap_or(0);
+            keys.push(KeyState {
+                key: k.clone(),
+                version: e.version,
+                token: e.token,
+                max_token: e.max_token,
+                deleted: e.value.is_none(),
+                lock,
+                lock_max_token,
+            });
+        }
+        let (mut total, mut exact) = (0, true);
+        for k in state.map.range::<String, _>(prefix.to_string()..).map(|(k, _)| k) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if visible(k) {
+                if total == count_max {
+                    exact = false;
+                    break;
+                }
+                total += 1;
+            }
+        }
+        Ok(KeyPage { keys, next, total, exact })
     }
 
     /// Submit a write and wait until it is durable (or refused).

@@ -7,8 +7,10 @@
 //! - [`config`]: [`StoreConfig`], guard mapping, limits, and the I/O seams.
 //! - [`fence`]: authenticating a write's signed token.
 //! - [`engine`]: values and fences, the WAL, group commit, recovery.
-//! - [`api`]: the HTTP API; [`server`]: wiring it onto a transport.
-//! - [`client`]: a typed client ([`StoreClient`]), re-exported from
+//! - [`api`]: the HTTP API and the console at `/ui`; [`server`]: wiring it
+//!   onto a transport; [`refusals`]: the bounded record of recent refusals
+//!   the console shows.
+//! - [`StoreClient`]: a typed client, re-exported from
 //!   `fenced-store-client`, which holds the API's wire types too.
 //! - [`cli`]: `fenced store serve|put|get`.
 //! - [`adapters`]: fencing for resources that know nothing of tokens
@@ -35,6 +37,7 @@ pub mod config;
 mod dedup;
 pub mod engine;
 pub mod fence;
+pub mod refusals;
 pub mod server;
 
 pub use api::router;

@@ -60,7 +60,7 @@ pub async fn start(config: StoreConfig, seams: StoreSeams) -> io::Result<Running
     );
     let (shutdown, rx) = watch::channel(false);
     let verifier = Arc::new(Verifier::new(config.cluster_keys.clone()));
-    let router = crate::api::router_with(store.clone(), config, verifier.clone());
+    let router = crate::api::router_with(store.clone(), config, verifier.clone(), seams.clock.clone());
     let tasks = vec![tokio::spawn(writer.run(rx.clone())), tokio::spawn(fenced_io::http::serve(listener, router, rx))];
     Ok(RunningStore { addr, store, recovery, verifier, shutdown, tasks })
 }

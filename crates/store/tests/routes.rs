@@ -100,6 +100,10 @@ async fn every_route_with_every_caller() {
                 (Need::Prefix(..), Caller::Nobody) => 401,
                 (Need::Prefix(..), Caller::OtherClient) => 403,
                 (Need::Prefix(..), Caller::Client | Caller::Admin) => 200,
+                // Listings: any authenticated caller, shown what it may read
+                // (tests/console_api.rs checks the filtering).
+                (Need::Listed(_), Caller::Nobody) => 401,
+                (Need::Listed(_), _) => 200,
             };
             assert_eq!(r.status.as_u16(), expected, "{what}");
             if expected != 200 {

@@ -442,9 +442,18 @@ pub fn render_story(history: &History, verdicts: &[Verdict]) -> String {
         }
         // The store's writes on this lock: ticks below the leases, marked
         // with their token when there is room.
-        let writes: Vec<_> =
+        let mut writes: Vec<_> =
             by_lock.get(lock.as_str()).into_iter().flatten().filter(|w| inside(write_at(w), write_at(w))).collect();
+        writes.sort_by_key(|w| write_at(w));
         let roomy = (writes.len() as f64) < (W - LABEL) / 40.0;
+        // The story's writes (the clash, or the refusal and the newer
+        // write) stand out: a taller tick, and token and writer on a white
+        // halo, the first to the left of its tick and the rest to the
+        // right, so two writes close in time stay legible. Other writes are
+        // labelled only where their label overlaps nothing.
+        let story_x: Vec<f64> = writes.iter().filter(|w| in_story(w)).map(|w| x(write_at(w))).collect();
+        let mut story_seen = 0;
+        let mut last_label = f64::NEG_INFINITY;
         for w in writes {
             let xx = x(write_at(w));
             let yy = y + 34.0;
@@ -457,14 +466,39 @@ pub fn render_story(history: &History, verdicts: &[Verdict]) -> String {
                 (Outcome::Fail, c) => ("refused", "✗", "#c0392b", format!("refused: {}", c.unwrap_or("error"))),
                 _ => ("unknown", "?", "#888", "outcome unknown".to_string()),
             };
-            let text = if roomy || in_story(w) { format!("{mark}{}", w.token) } else { String::new() };
+            let story = in_story(w);
+            let who = process_label(w.op.process());
+            let (text, anchor, tx, top_y, width, extra) = if story {
+                story_seen += 1;
+                let t = format!("{mark}{} {who}", w.token);
+                let len = 7.0 * t.chars().count() as f64;
+                let (anchor, tx) = if story_seen == 1 && story_x.len() > 1 {
+                    ("end", (xx - 8.0).max(LABEL + len))
+                } else {
+                    ("start", (xx + 8.0).min(W - RIGHT - len))
+                };
+                (
+                    t,
+                    anchor,
+                    tx,
+                    yy - 14.0,
+                    3.0,
+                    r##" font-size="12" stroke="#fff" stroke-width="3" paint-order="stroke""##,
+                )
+            } else if roomy && xx - last_label >= 34.0 && story_x.iter().all(|sx| (sx - xx).abs() >= 100.0) {
+                last_label = xx;
+                (format!("{mark}{}", w.token), "middle", xx, yy - 8.0, 2.0, "")
+            } else {
+                (String::new(), "middle", xx, yy - 8.0, 2.0, "")
+            };
             let _ = write!(
                 s,
-                r#"<g class="write {class}" data-token="{tok}"><title>write to {k} with token {tok} by {who}: {what}</title><line x1="{xx:.1}" y1="{a:.1}" x2="{xx:.1}" y2="{b:.1}" stroke="{color}" stroke-width="2"/><text x="{xx:.1}" y="{ty:.1}" text-anchor="middle" fill="{color}" font-weight="700">{text}</text></g>"#,
+                r#"<g class="write {class}" data-token="{tok}"><title>write to {k} with token {tok} by {who}: {what}</title><line x1="{xx:.1}" y1="{a:.1}" x2="{xx:.1}" y2="{b:.1}" stroke="{color}" stroke-width="{width}"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="{anchor}" fill="{color}" font-weight="700"{extra}>{text}</text></g>"#,
                 k = esc(w.key),
                 tok = w.token,
-                who = process_label(w.op.process()),
-                a = yy - 8.0,
+                who = esc(&who),
+                text = esc(&text),
+                a = top_y,
                 b = yy + 2.0,
                 ty = yy + 11.0
             );
@@ -853,6 +887,8 @@ mod tests {
         assert!(s.contains("class=\"lane lock-lane\" data-lock=\"file\""));
         assert!(s.contains("data-process=\"client 1\"") && s.contains("paused 27 ms"), "the pause on client 1's lane");
         assert_eq!(s.matches("class=\"write accepted\"").count(), 2, "both writes accepted: the corruption");
+        assert!(s.contains(">✓35 client 2</text>"), "the newer write, with its writer: {s}");
+        assert!(s.contains(">✓33 client 1</text>"), "the late write with the old token, with its writer");
         assert!(s.contains("class=\"violation\" data-property=\"S3\""), "the two writes joined");
         assert!(s.contains("S3 violated"), "with the explanation beside them");
         assert!(s.contains("expired"), "the paused client's lease expired");
