@@ -10,7 +10,7 @@ use axum::http::{header, Request, Uri};
 use axum::response::IntoResponse;
 use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember};
 use fenced_core::api::*;
-use fenced_replica::api::{
+use fenced_replica::http::locks::{
     ApiJson, CampaignRequest, ElectionQuery, LockQuery, ResignRequest, TransferRequest, WatchQuery,
 };
 use libfuzzer_sys::fuzz_target;

@@ -16,7 +16,7 @@ use fenced_io::disk::FsDisk;
 use fenced_io::http::{HttpClient, HttpResponse};
 use fenced_io::tls::{client_config, TlsFiles, TlsTransport};
 use fenced_io::transport::{TcpTransport, Transport};
-use fenced_replica::limits::{ClientLimits, Protection};
+use fenced_replica::http::limits::{ClientLimits, Protection};
 use fenced_replica::node::{ReplicaConfig, Seams};
 use fenced_replica::server::{self, Running};
 use fenced_store::config::{StoreConfig, StoreSeams};

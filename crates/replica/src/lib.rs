@@ -23,9 +23,6 @@
 //!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
 //!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
 
-pub mod api;
-pub mod backup;
-pub mod error_codes;
 /// Deliberately broken variants, for proving the checkers catch them.
 #[cfg(feature = "bugs")]
 pub mod bugs {
@@ -34,25 +31,11 @@ pub mod bugs {
     /// (openraft's default), which can reuse log ids after `kill -9`.
     pub static LEADER_RESTORE: AtomicBool = AtomicBool::new(false);
 }
-pub mod config_check;
-pub mod console;
-pub mod data_dir;
-pub mod drain;
-pub mod handshake;
-pub mod leader;
-pub mod limits;
-pub mod limp;
-pub mod log_store;
-pub mod membership;
-pub mod metrics;
-pub mod network;
+pub mod config;
+pub mod duties;
+pub mod http;
 pub mod node;
-pub mod peers;
-pub mod ready;
-pub mod routes;
+pub mod peer;
 pub mod server;
-pub mod state_machine;
-pub mod timekeeper;
-pub mod types;
+pub mod storage;
 pub mod vitals;
-mod wal_writer;

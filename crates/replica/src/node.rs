@@ -1,13 +1,15 @@
 //! A running replica: openraft wired to our storage, network and clock, plus
-//! proposal forwarding and linearizable reads. The HTTP API ([`crate::api`])
-//! and the leader loop ([`crate::leader`]) sit on top of [`Replica`].
+//! proposal forwarding and linearizable reads. The HTTP API ([`crate::http::locks`])
+//! and the leader loop ([`crate::duties::leader`]) sit on top of [`Replica`].
 
-use crate::handshake::Handshake;
-use crate::log_store::LogStore;
-use crate::metrics::Metrics;
-use crate::network::{PeerNetwork, RAFT_PREFIX};
-use crate::state_machine::{Shared, StateMachine};
-use crate::types::{Node, NodeId, Raft};
+pub mod metrics;
+
+use crate::peer::handshake::Handshake;
+use crate::storage::log_store::LogStore;
+use crate::node::metrics::Metrics;
+use crate::peer::network::{PeerNetwork, RAFT_PREFIX};
+use crate::storage::state_machine::{Shared, StateMachine};
+use crate::storage::types::{Node, NodeId, Raft};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_core::command::Request;
@@ -54,18 +56,18 @@ pub struct ReplicaConfig {
     /// proposing, so replicas may differ here without diverging.
     pub max_ttl: Duration,
     /// Shortest TTL this replica accepts from clients, checked before
-    /// proposing. It must outlive a failover ([`crate::config_check`]).
+    /// proposing. It must outlive a failover ([`crate::config::check`]).
     pub min_ttl: Duration,
     /// The cluster's name: stored in the data directory and compared at
-    /// start and at every peer handshake ([`crate::handshake`]).
+    /// start and at every peer handshake ([`crate::peer::handshake`]).
     pub cluster_name: String,
     /// Never initialize a cluster; wait to be added by `fenced cluster add`.
     pub join: bool,
     /// Bounds enforced inside the state machine. They decide what a log entry
     /// does, so every replica must use the same values: keep the defaults.
     pub limits: Limits,
-    /// Authentication, ACLs and per-client limits (`crate::limits`).
-    pub protection: crate::limits::Protection,
+    /// Authentication, ACLs and per-client limits (`crate::http::limits`).
+    pub protection: crate::http::limits::Protection,
 }
 
 /// The default leader heartbeat interval. See `docs/timeouts-and-clocks.md`
@@ -92,7 +94,7 @@ impl ReplicaConfig {
             checkpoint_interval: Duration::from_secs(2),
             tick: Duration::from_millis(50),
             max_ttl: Duration::from_secs(3600),
-            min_ttl: crate::config_check::safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2),
+            min_ttl: crate::config::check::safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2),
             cluster_name: "fenced".into(),
             join: false,
             limits: Limits::default(),
@@ -160,13 +162,13 @@ pub struct Replica {
     pub metrics: Metrics,
     pub seams: Seams,
     pub handshake: Arc<Handshake>,
-    /// Set by a drain: new client sessions are refused ([`crate::drain`]).
+    /// Set by a drain: new client sessions are refused ([`crate::duties::drain`]).
     pub draining: AtomicBool,
     /// Set by an operator's drain (SIGTERM, `fenced cluster drain`), which
     /// never ends; a drain because the replica was removed ends when it is
     /// re-added, unless an operator drained it too.
     pub drain_requested: AtomicBool,
-    pub limiter: crate::limits::Limiter,
+    pub limiter: crate::http::limits::Limiter,
     /// Peers, clocks, pauses, fsync latency, limping ([`crate::vitals`]).
     pub vitals: Arc<crate::vitals::Vitals>,
 }
@@ -188,9 +190,9 @@ impl Replica {
     /// the lowest-numbered voter of a new one.
     pub async fn start(config: ReplicaConfig, mut seams: Seams) -> std::io::Result<Arc<Replica>> {
         let refused = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        crate::config_check::validate(&config).map_err(|e| refused(e.to_string()))?;
-        crate::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
-        let has_log = seams.disk.read(crate::log_store::WAL)?.is_some();
+        crate::config::check::validate(&config).map_err(|e| refused(e.to_string()))?;
+        crate::storage::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
+        let has_log = seams.disk.read(crate::storage::log_store::WAL)?.is_some();
         // Every fsync is timed: the status reports it and a limping leader steps aside.
         let timed = TimedDisk::new(seams.disk.clone(), seams.clock.clone());
         let vitals = Arc::new(crate::vitals::Vitals::new(&config, seams.clock.clone(), timed.window()));
@@ -237,7 +239,7 @@ impl Replica {
             m.membership().nodes().filter(|(id, _)| voters.contains(id)).map(|(id, n)| (*id, n.addr.clone())).collect()
         };
         let problem = if initialized {
-            crate::config_check::against_membership(&config.peers, &replicated).err().map(|p| p.to_string())
+            crate::config::check::against_membership(&config.peers, &replicated).err().map(|p| p.to_string())
         } else if config.peers.is_empty() && !config.join && !has_log {
             // An empty log. (One that holds only a vote waits to be
             // contacted, as a joining replica does.)
@@ -261,7 +263,7 @@ impl Replica {
                 Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
             }
         }
-        let limiter = crate::limits::Limiter::new(config.protection.clone());
+        let limiter = crate::http::limits::Limiter::new(config.protection.clone());
         Ok(Arc::new(Replica {
             config,
             raft,
@@ -298,7 +300,7 @@ impl Replica {
                 if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
                     return false;
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::poll(self), applied.changed()).await {
+                if let Ok(Err(_)) = tokio::time::timeout(crate::duties::drain::poll(self), applied.changed()).await {
                     return false;
                 }
             }
@@ -478,7 +480,7 @@ impl Replica {
         self.raft.metrics().borrow_watched().state.is_leader()
     }
 
-    /// After a pause longer than the election timeout ([`crate::timekeeper`]),
+    /// After a pause longer than the election timeout ([`crate::vitals::timekeeper`]),
     /// serve nothing as leader until a quorum acknowledges a heartbeat sent
     /// after the pause (a ReadIndex round). A follower has nothing to
     /// re-confirm: it forwards to the leader.

@@ -24,7 +24,7 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
     let tasks = vec![
         tokio::spawn(fenced_io::http::serve_with(
             listener,
-            crate::routes::router(replica.clone()),
+            crate::http::routes::router(replica.clone()),
             rx.clone(),
             fenced_io::http::ServeOptions {
                 max_connections: replica.config.protection.limits.connections_max,
@@ -35,9 +35,9 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
                 ..fenced_io::http::ServeOptions::default()
             },
         )),
-        tokio::spawn(crate::leader::run(replica.clone(), rx.clone())),
-        tokio::spawn(crate::peers::run(replica.clone(), rx.clone())),
-        tokio::spawn(crate::timekeeper::run(replica.clone(), rx)),
+        tokio::spawn(crate::duties::leader::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::peer::health::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::vitals::timekeeper::run(replica.clone(), rx)),
     ];
     Ok(Running { replica, addr, shutdown, tasks })
 }

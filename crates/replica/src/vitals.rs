@@ -1,12 +1,15 @@
 //! A replica's vital signs, shared by the API (status, `/metrics`), the
 //! probe loop, the timekeeper and the limping-leader check: peers
-//! ([`crate::peers`]), clocks and pauses ([`crate::timekeeper`]), fsync
-//! latency ([`fenced_io::timed_disk`]) and the limp judgement ([`crate::limp`]).
+//! ([`crate::peer::health`]), clocks and pauses ([`crate::vitals::timekeeper`]), fsync
+//! latency ([`fenced_io::timed_disk`]) and the limp judgement ([`crate::vitals::limp`]).
 
-use crate::limp::LimpState;
+pub mod limp;
+pub mod timekeeper;
+
+use crate::vitals::limp::LimpState;
 use crate::node::ReplicaConfig;
-use crate::peers::PeerStats;
-use crate::timekeeper::Timekeeper;
+use crate::peer::health::PeerStats;
+use crate::vitals::timekeeper::Timekeeper;
 use fenced_core::clock::Clock;
 use fenced_io::timed_disk::FsyncWindow;
 use std::fmt::Write;

@@ -8,7 +8,7 @@ use fenced_io::clock::now;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::transport::TcpTransport;
-use fenced_replica::backup::{self, DEFAULT_BUMP};
+use fenced_replica::storage::backup::{self, DEFAULT_BUMP};
 use fenced_replica::node::{ReplicaConfig, Seams};
 use fenced_replica::server::{self, Running};
 use std::collections::BTreeMap;

@@ -125,7 +125,7 @@ async fn start(
     config.election_timeout_min = Duration::from_millis(500);
     config.election_timeout_max = Duration::from_millis(1000);
     config.min_ttl =
-        fenced_replica::config_check::safe_min_ttl(config.election_timeout_min, config.election_timeout_max);
+        fenced_replica::config::check::safe_min_ttl(config.election_timeout_min, config.election_timeout_max);
     let _ = dir;
     let seams = Seams { transport, disk, clock, seed: id, key_entropy: [9; 32] };
     server::start(config, seams).await.expect("replica starts")

@@ -4,8 +4,8 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use fenced_replica::config_check::{self, Problem};
-use fenced_replica::data_dir;
+use fenced_replica::config::check::{self as config_check, Problem};
+use fenced_replica::storage::data_dir;
 use fenced_replica::node::ReplicaConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -12,8 +12,8 @@
 //! separately as replication latency (the leader's outbound links, for the
 //! limping-leader judgement).
 
-use crate::network::RAFT_PREFIX;
-use crate::types::NodeId;
+use crate::peer::network::RAFT_PREFIX;
+use crate::storage::types::NodeId;
 use bytes::Bytes;
 use fenced_core::api::PeerHealth;
 use fenced_core::clock::{Clock, Mono};

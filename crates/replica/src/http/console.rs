@@ -12,16 +12,16 @@
 //!   requests (they name other callers).
 //!
 //! The page shell itself carries no data, so it needs no right; every byte
-//! of data comes through a route declared in [`crate::routes::ROUTES`] with
+//! of data comes through a route declared in [`crate::http::routes::ROUTES`] with
 //! its right. The page sends the bearer token typed into it as
 //! `Authorization` (a browser's client certificate works without it).
 //!
 //! Every answer is this replica's view, which a follower's may trail; the
 //! answers say whose view they are.
 
-use crate::api::ApiError;
+use crate::http::locks::ApiError;
 use crate::node::Replica;
-use crate::state_machine::AppliedEntry;
+use crate::storage::state_machine::AppliedEntry;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -55,9 +55,9 @@ const STREAM_QUEUE: usize = 64;
 /// A comment line this often, so a closed browser is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const CONSOLE_JS: &str = include_str!("../ui/console.js");
-const CONSOLE_CSS: &str = include_str!("../ui/console.css");
+const INDEX_HTML: &str = include_str!("../../ui/index.html");
+const CONSOLE_JS: &str = include_str!("../../ui/console.js");
+const CONSOLE_CSS: &str = include_str!("../../ui/console.css");
 
 /// The page may load its own script and style and call its own origin,
 /// nothing else: no inline script, no third party.
@@ -280,7 +280,7 @@ fn entry_events(replica: u64, at_ms: u64, entry: &AppliedEntry, keep: &dyn Fn(&s
 }
 
 /// `GET /v1/events`: this replica's events, live, as server-sent events.
-/// Bounded twice: [`crate::limits::CONSOLE_STREAMS_MAX`] streams per
+/// Bounded twice: [`crate::http::limits::CONSOLE_STREAMS_MAX`] streams per
 /// replica (and an authenticated caller's streams count against its
 /// watches), and each stream reads the replica's event rings, which drop
 /// the oldest for a reader that falls behind; the reader is then sent a
@@ -295,7 +295,7 @@ pub(crate) async fn events(
     let permit = app.limiter.console_streams.clone().try_acquire_owned().map_err(|_| {
         let message = format!(
             "{} console streams are open on this replica; close a console tab or use another replica",
-            crate::limits::CONSOLE_STREAMS_MAX
+            crate::http::limits::CONSOLE_STREAMS_MAX
         );
         app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message.clone());
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message)
@@ -317,7 +317,7 @@ pub(crate) async fn events(
             at_ms: app.seams.clock.wall_ms(),
             ..Default::default()
         };
-        let view = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
+        let view = |m: &openraft::RaftMetrics<crate::storage::types::TypeConfig>| {
             (m.current_leader, m.current_term, m.state.is_leader())
         };
         let mut last = view(&metrics.borrow_watched());

@@ -11,9 +11,9 @@
 //! Without an auth policy (`fenced dev`, the simulator) every right is
 //! granted and [`enforce`] looks at nothing, not even the body.
 
-use crate::api::{self, ApiError, CLIENT_BODY_MAX, PEER_BODY_MAX};
-use crate::console;
-use crate::limits::refuse;
+use crate::http::locks::{self as api, ApiError, CLIENT_BODY_MAX, PEER_BODY_MAX};
+use crate::http::console;
+use crate::http::limits::refuse;
 use crate::node::Replica;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
@@ -57,7 +57,7 @@ pub enum Right {
     /// to the leader).
     Admin,
     /// Replicas of this cluster only: the peer protocol under `/raft/v1/`,
-    /// which also passes the peer handshake (`crate::handshake`).
+    /// which also passes the peer handshake (`crate::peer::handshake`).
     Peer,
 }
 
@@ -113,7 +113,7 @@ const fn election(op: Op) -> Right {
 use Verb::{Get, Post};
 
 /// Every route of a replica. The peer routes' paths start with
-/// [`crate::network::RAFT_PREFIX`] (a test checks it).
+/// [`crate::peer::network::RAFT_PREFIX`] (a test checks it).
 pub const ROUTES: &[Route] = &[
     route(Get, "/v1/ping", Right::None, |m| on(m, api::ping)),
     route(Post, "/v1/lease/grant", Right::Owner, |m| on(m, api::lease_grant)),
@@ -133,7 +133,7 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/v1/election/resign", election(Op::Release), |m| on(m, api::resign)),
     route(Get, "/v1/election/observe", election(Op::Watch), |m| on(m, api::observe)),
     // The console's page and assets carry no data; everything it shows
-    // comes through the routes below with their rights (`crate::console`).
+    // comes through the routes below with their rights (`crate::http::console`).
     route(Get, "/ui", Right::None, |m| on(m, console::index)),
     route(Get, "/ui/console.js", Right::None, |m| on(m, console::script)),
     route(Get, "/ui/console.css", Right::None, |m| on(m, console::style)),
@@ -145,19 +145,19 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/v1/cluster/status", Right::Read, |m| on(m, api::cluster_status)),
     route(Get, "/v1/cluster/key", Right::Read, |m| on(m, api::cluster_key)),
     // Readiness probes carry no credentials; the answer names the leader only.
-    route(Get, "/v1/ready", Right::None, |m| on(m, crate::ready::ready)),
-    route(Get, "/v1/cluster/members", Right::Read, |m| on(m, crate::membership::members)),
-    route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, crate::handshake::peers_report)),
+    route(Get, "/v1/ready", Right::None, |m| on(m, crate::http::ready::ready)),
+    route(Get, "/v1/cluster/members", Right::Read, |m| on(m, crate::duties::membership::members)),
+    route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, crate::peer::handshake::peers_report)),
     route(Get, "/metrics", Right::Read, |m| on(m, api::metrics)),
     route(Post, "/v1/cluster/transfer-leader", Right::Admin, |m| on(m, api::transfer_leader)),
     route(Post, "/v1/cluster/rotate-key", Right::Admin, |m| on(m, api::rotate_key)),
     route(Post, "/v1/cluster/retire-keys", Right::Admin, |m| on(m, api::retire_keys)),
-    route(Post, "/v1/cluster/members/add", Right::Admin, |m| on(m, crate::membership::add)),
-    route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, crate::membership::remove)),
-    route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, crate::membership::replace)),
-    route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, crate::drain::drain_handler)),
+    route(Post, "/v1/cluster/members/add", Right::Admin, |m| on(m, crate::duties::membership::add)),
+    route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, crate::duties::membership::remove)),
+    route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, crate::duties::membership::replace)),
+    route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, crate::duties::drain::drain_handler)),
     // The whole table, signing secrets included (docs/deploy.md, backups).
-    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, crate::backup::save)),
+    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, crate::storage::backup::save)),
     route(Post, "/raft/v1/append", Right::Peer, |m| on(m, api::raft_append)),
     route(Post, "/raft/v1/vote", Right::Peer, |m| on(m, api::raft_vote)),
     route(Post, "/raft/v1/pre-vote", Right::Peer, |m| on(m, api::raft_pre_vote)),
@@ -166,10 +166,10 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/raft/v1/propose", Right::Peer, |m| on(m, api::raft_propose)),
     route(Post, "/raft/v1/probe", Right::Peer, |m| on(m, api::raft_probe)),
     route(Post, "/raft/v1/bandwidth", Right::Peer, |m| on(m, api::raft_bandwidth)),
-    route(Post, crate::drain::REMOVED_PATH, Right::Peer, |m| on(m, crate::drain::removed_handler)),
+    route(Post, crate::duties::drain::REMOVED_PATH, Right::Peer, |m| on(m, crate::duties::drain::removed_handler)),
 ];
 
-/// The outcome of authenticating a request, left by [`crate::limits::guard`]
+/// The outcome of authenticating a request, left by [`crate::http::limits::guard`]
 /// (which authenticates every request once, to throttle by identity) for
 /// [`enforce`], which decides.
 #[derive(Debug, Clone)]
@@ -185,14 +185,14 @@ pub fn router(app: App) -> Router {
         let mut methods = (r.handler)(r.verb.filter()).route_layer(DefaultBodyLimit::max(limit));
         if r.right == Right::Peer {
             methods = methods
-                .route_layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check));
+                .route_layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::peer::handshake::check));
         }
         let methods = methods
             .route_layer(axum::middleware::from_fn_with_state((app.clone(), r), enforce))
             .fallback(move || async move { method_not_allowed(r) });
         router = router.route(r.path, methods);
     }
-    let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);
+    let guard = axum::middleware::from_fn_with_state(app.clone(), crate::http::limits::guard);
     router.fallback(api::not_found).layer(guard).with_state(app)
 }
 
@@ -325,10 +325,10 @@ mod tests {
         for r in ROUTES {
             assert!(seen.insert(r.path), "{} is declared twice; give one entry per path", r.path);
             assert_eq!(
-                r.path.starts_with(crate::network::RAFT_PREFIX),
+                r.path.starts_with(crate::peer::network::RAFT_PREFIX),
                 r.right == Right::Peer,
                 "{r:?}: peer messages, and only they, live under {}",
-                crate::network::RAFT_PREFIX
+                crate::peer::network::RAFT_PREFIX
             );
         }
     }

@@ -4,13 +4,13 @@
 //!
 //! Every request passes [`guard`] first: it authenticates the caller and
 //! throttles clients over their rate (429 with `Retry-After`); then
-//! [`crate::routes::enforce`] applies the right the route declares (401,
+//! [`crate::http::routes::enforce`] applies the right the route declares (401,
 //! 403) and leaves the [`Caller`] in the request's extensions. Limits inside the state
 //! machine (names, values, leases per owner, locks per lease, waiters per
 //! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
 //! `/metrics`.
 
-use crate::api::ApiError;
+use crate::http::locks::ApiError;
 use crate::node::Replica;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -74,12 +74,12 @@ pub struct Protection {
 /// Counters of refusals, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct RefusalCounters {
-    pub unauthenticated: crate::metrics::Counter,
-    pub forbidden: crate::metrics::Counter,
-    pub throttled: crate::metrics::Counter,
-    pub limit_exceeded: crate::metrics::Counter,
-    pub watches_refused: crate::metrics::Counter,
-    pub proposals_refused: crate::metrics::Counter,
+    pub unauthenticated: crate::node::metrics::Counter,
+    pub forbidden: crate::node::metrics::Counter,
+    pub throttled: crate::node::metrics::Counter,
+    pub limit_exceeded: crate::node::metrics::Counter,
+    pub watches_refused: crate::node::metrics::Counter,
+    pub proposals_refused: crate::node::metrics::Counter,
     /// Shared with the server loop, which refuses connections over the limit.
     pub connections_refused: Arc<AtomicU64>,
 }
@@ -92,10 +92,10 @@ pub struct Limiter {
     proposals: Arc<Semaphore>,
     pub refused: RefusalCounters,
     /// Refusals as they happen, for the console's event stream
-    /// (`crate::console`). A broadcast ring: a stream that falls behind
+    /// (`crate::http::console`). A broadcast ring: a stream that falls behind
     /// loses the oldest and is told how many.
     pub refusals: tokio::sync::broadcast::Sender<Refusal>,
-    /// Console event streams open on this replica (`crate::console`), at
+    /// Console event streams open on this replica (`crate::http::console`), at
     /// most [`CONSOLE_STREAMS_MAX`] whoever the callers are.
     pub console_streams: Arc<Semaphore>,
 }
@@ -219,7 +219,7 @@ pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
 }
 
 /// Authenticate and throttle; leave the outcome of authenticating for
-/// [`crate::routes::enforce`], which applies the route's declared right.
+/// [`crate::http::routes::enforce`], which applies the route's declared right.
 /// A request that fails to authenticate is not refused here: `/v1/ping`
 /// needs no credentials, and every other route refuses it with `401`.
 pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next) -> Response {
@@ -249,6 +249,6 @@ pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next
             }
         }
     }
-    req.extensions_mut().insert(crate::routes::Authenticated(authenticated));
+    req.extensions_mut().insert(crate::http::routes::Authenticated(authenticated));
     next.run(req).await
 }

@@ -12,11 +12,11 @@
 //! `fenced serve` drains on SIGTERM before it stops; `fenced cluster drain
 //! ID` drains a replica that keeps running (for a stop by other means).
 
-use crate::api::ApiError;
-use crate::handshake::Handshake;
-use crate::membership::live_members;
+use crate::http::locks::ApiError;
+use crate::peer::handshake::Handshake;
+use crate::duties::membership::live_members;
 use crate::node::{ProposeError, Replica};
-use crate::types::NodeId;
+use crate::storage::types::NodeId;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -131,7 +131,7 @@ fn start_draining(app: &Arc<Replica>) {
 /// Has this replica seen a membership later than `removed_at` that includes
 /// it (it was added back)?
 fn readded(app: &Replica, removed_at: u64) -> bool {
-    let view = crate::membership::view(app);
+    let view = crate::duties::membership::view(app);
     view.log_index > removed_at && view.nodes.contains_key(&app.config.id)
 }
 
@@ -216,8 +216,8 @@ pub const REMOVED_PATH: &str = "/raft/v1/drain-removed";
 
 /// `POST /raft/v1/drain-removed`: a [`DrainRequest`] frame from the leader.
 pub(crate) async fn removed_handler(State(app): State<App>, body: Bytes) -> axum::response::Response {
-    match crate::api::peer_decode::<DrainRequest>(&app, "drain-removed", &body) {
-        Ok(req) => crate::api::peer_reply(Ok::<_, String>(drain_removed(&app, req.removed_at))),
+    match crate::http::locks::peer_decode::<DrainRequest>(&app, "drain-removed", &body) {
+        Ok(req) => crate::http::locks::peer_reply(Ok::<_, String>(drain_removed(&app, req.removed_at))),
         Err(r) => *r,
     }
 }

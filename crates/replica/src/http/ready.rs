@@ -3,10 +3,10 @@
 //! that knows of no leader cannot serve or forward a request, so traffic
 //! should go elsewhere. Liveness is `/v1/ping`.
 //!
-//! Its right (`crate::routes`) is none, like `/v1/ping`: probes carry no
+//! Its right (`crate::http::routes`) is none, like `/v1/ping`: probes carry no
 //! credentials, and the answer reveals only the leader's id.
 
-use crate::api::ApiError;
+use crate::http::locks::ApiError;
 use crate::node::Replica;
 use axum::extract::State;
 use axum::http::StatusCode;

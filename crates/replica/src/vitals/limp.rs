@@ -3,12 +3,12 @@
 //! heartbeats still arrive) while every write waits for its disk or its links.
 //!
 //! The leader compares itself with its peers, using what it measures and what
-//! they report in probe replies ([`crate::peers::ProbeReply`]):
+//! they report in probe replies ([`crate::peer::health::ProbeReply`]):
 //!
 //! - its own median fsync against the median of its peers' medians;
 //! - its median AppendEntries round trip to its peers against the median of
 //!   the peers' own probe RTTs (links that do not involve the leader);
-//! - its outbound link throughput (bandwidth probes, [`crate::peers`]) to a
+//! - its outbound link throughput (bandwidth probes, [`crate::peer::health`]) to a
 //!   majority of its unsuspected peers against the median of the peers' own
 //!   outbound link throughput. A link throttled to a trickle still carries
 //!   heartbeats in normal time, so round trips alone miss it; the delivered
@@ -22,7 +22,7 @@
 //! safety does not depend on it.
 
 use crate::node::Replica;
-use crate::types::NodeId;
+use crate::storage::types::NodeId;
 use fenced_core::api::LimpStatus;
 use fenced_core::clock::Mono;
 use openraft::async_runtime::WatchReceiver;

@@ -11,9 +11,9 @@
 //! refused unless `force` is given (then it warns), because such a cluster
 //! could commit nothing, not even the change that would undo it.
 
-use crate::api::{ApiError, ApiJson};
+use crate::http::locks::{ApiError, ApiJson};
 use crate::node::{ProposeError, Replica};
-use crate::types::{Node, NodeId};
+use crate::storage::types::{Node, NodeId};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -143,7 +143,7 @@ pub async fn forward_to_leader<B: Serialize>(
     Ok(Some(out))
 }
 
-fn write_error(e: RaftError<crate::types::TypeConfig, ClientWriteError<crate::types::TypeConfig>>) -> ApiError {
+fn write_error(e: RaftError<crate::storage::types::TypeConfig, ClientWriteError<crate::storage::types::TypeConfig>>) -> ApiError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ProposeError::NoLeader.into(),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => error(
@@ -220,7 +220,7 @@ pub(crate) async fn add(State(app): State<App>, ApiJson(b): ApiJson<AddMember>) 
 /// Hand leadership away before a change that removes this replica, then
 /// let the new leader do it.
 async fn away_from_self<B: Serialize>(app: &Replica, path: &str, body: &B) -> Result<AxResponse, ApiError> {
-    crate::drain::hand_off(app).await?;
+    crate::duties::drain::hand_off(app).await?;
     forward_to_leader(app, path, body, FORWARD_TIMEOUT).await?.ok_or_else(|| ProposeError::NoLeader.into())
 }
 
@@ -307,13 +307,13 @@ pub(crate) async fn replace(
 /// `removed_at`) to drain, best effort, in the background: it no longer
 /// receives the log, so acquires waiting there would never see their grant;
 /// drained, it sends them elsewhere. It stops draining by itself once it is
-/// added back ([`crate::drain::drain_removed`]).
+/// added back ([`crate::duties::drain::drain_removed`]).
 fn drain_removed(app: &Replica, addr: Option<String>, removed_at: u64) {
     let Some(addr) = addr else { return };
     let http = app.http.clone();
     let handshake = app.handshake.clone();
     tokio::spawn(async move {
-        if let Err(e) = crate::drain::tell_removed(&http, &handshake, &addr, removed_at).await {
+        if let Err(e) = crate::duties::drain::tell_removed(&http, &handshake, &addr, removed_at).await {
             tracing::debug!(%addr, error = %e, "could not tell a removed replica to drain");
         }
     });

@@ -27,12 +27,12 @@
 // Route rights: `GET /v1/cluster/snapshot` needs **admin** (the lead ports
 // this into the router's per-route rights).
 
-use crate::api::ApiError;
-use crate::data_dir::{self, DataDirError};
-use crate::log_store::{self, LogStore, WAL};
+use crate::http::locks::ApiError;
+use crate::storage::data_dir::{self, DataDirError};
+use crate::storage::log_store::{self, LogStore, WAL};
 use crate::node::Replica;
-use crate::state_machine::{decode_snapshot_data, decode_snapshot_file, SnapshotFile, SNAPSHOT};
-use crate::types::{LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
+use crate::storage::state_machine::{decode_snapshot_data, decode_snapshot_file, SnapshotFile, SNAPSHOT};
+use crate::storage::types::{LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -371,7 +371,7 @@ pub fn recover(disk: Arc<dyn Disk>, id: NodeId, addr: Option<String>, bump: u64)
 
 /// `GET /v1/cluster/snapshot`: a consistent backup, taken by the leader.
 /// A follower answers 503 (retryable), so a client moves on to the leader.
-/// Its right (admin) is declared and applied in `crate::routes`.
+/// Its right (admin) is declared and applied in `crate::http::routes`.
 pub(crate) async fn save(State(app): State<App>) -> Result<Json<SnapshotExport>, ApiError> {
     match app.linearizable().await {
         Ok(()) => {}

@@ -5,10 +5,10 @@
 //! log. Every mutating request becomes one log entry through
 //! [`Replica::propose`], which forwards to the leader when needed.
 
-use crate::network::SnapshotRequest;
+use crate::peer::network::SnapshotRequest;
 use crate::node::{ProposeError, Replica};
-use crate::state_machine::decode_snapshot_data;
-use crate::types::Snapshot;
+use crate::storage::state_machine::decode_snapshot_data;
+use crate::storage::types::Snapshot;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Query, Request as AxRequest, State};
@@ -47,11 +47,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// `code` must be one of [`crate::error_codes::ERROR_CODES`] (checked in
+    /// `code` must be one of [`crate::http::error_codes::ERROR_CODES`] (checked in
     /// debug builds, so every test run catches a code the contract lacks).
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         debug_assert!(
-            crate::error_codes::is_known(code),
+            crate::http::error_codes::is_known(code),
             "error code {code:?} is not in error_codes::ERROR_CODES (and so not in docs/openapi.yaml)"
         );
         ApiError {
@@ -195,7 +195,7 @@ pub(crate) async fn lease_grant(
     ApiJson(b): ApiJson<LeaseGrantRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(crate::drain::refusal());
+        return Err(crate::duties::drain::refusal());
     }
     let min = app.config.min_ttl.as_millis() as u64;
     if b.ttl_ms < min {
@@ -362,9 +362,9 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
         if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
             // Send the waiter elsewhere: its retry (same request id) is
             // answered `Queued` from the table and waits on another replica.
-            return Err(crate::drain::refusal());
+            return Err(crate::duties::drain::refusal());
         }
-        match tokio::time::timeout(left.min(crate::drain::poll(app)), events.recv()).await {
+        match tokio::time::timeout(left.min(crate::duties::drain::poll(app)), events.recv()).await {
             Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => continue,
             Ok(Err(RecvError::Closed)) => break,
         }
@@ -640,7 +640,7 @@ pub(crate) async fn claim_release(
     ApiJson(b): ApiJson<ClaimReleaseRequest>,
 ) -> Result<Json<ClaimReleaseResponse>, ApiError> {
     // The router has checked the right to claim this name
-    // (`crate::routes`); whose claim it is, the state machine decides.
+    // (`crate::http::routes`); whose claim it is, the state machine decides.
     let admin = fenced_io::auth::authorize_admin(app.limiter.policy(), &caller).is_ok();
     let cmd = Command::ReleaseClaim { name: b.name, owner: b.owner, admin };
     match submit(&app, origin(&caller, b.client, b.request_id)?, cmd).await? {
@@ -659,7 +659,7 @@ fn election_lock(name: &str) -> String {
 }
 
 /// What an election's name is prefixed with to name its lock; its rights
-/// are the lock's (`crate::routes`).
+/// are the lock's (`crate::http::routes`).
 pub const ELECTION_PREFIX: &str = "election:";
 
 #[derive(Deserialize)]
@@ -856,7 +856,7 @@ pub(crate) async fn transfer_leader(
     }
     let leader = app.raft.metrics().borrow_watched().current_leader;
     if leader != Some(app.config.id) {
-        let addr = leader.and_then(|l| crate::membership::addr_of(&app, l)).ok_or(ProposeError::NoLeader)?;
+        let addr = leader.and_then(|l| crate::duties::membership::addr_of(&app, l)).ok_or(ProposeError::NoLeader)?;
         let body = serde_json::to_vec(&serde_json::json!({"to": b.to})).unwrap_or_default();
         let req = hyper::Request::builder()
             .method(hyper::Method::POST)
@@ -1031,9 +1031,9 @@ pub(crate) async fn raft_transfer_leader(State(app): State<App>, body: Bytes) ->
     }
 }
 
-/// A peer's probe ([`crate::peers`]): answer with this replica's vital signs.
+/// A peer's probe ([`crate::peer::health`]): answer with this replica's vital signs.
 pub(crate) async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode::<crate::peers::ProbeRequest>(&app, "probe", &body) {
+    match peer_decode::<crate::peer::health::ProbeRequest>(&app, "probe", &body) {
         Ok(req) => {
             app.vitals.peers.heard(req.from);
             let fsync = app.vitals.fsync.lock().ok().and_then(|w| w.recent_median(64));
@@ -1043,10 +1043,10 @@ pub(crate) async fn raft_probe(State(app): State<App>, body: Bytes) -> AxRespons
     }
 }
 
-/// A peer's bandwidth probe ([`crate::peers::probe_bandwidth`]): its padding
+/// A peer's bandwidth probe ([`crate::peer::health::probe_bandwidth`]): its padding
 /// has been received by now; answer with this replica's own link rate.
 pub(crate) async fn raft_bandwidth(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode::<crate::peers::BandwidthRequest>(&app, "bandwidth", &body) {
+    match peer_decode::<crate::peer::health::BandwidthRequest>(&app, "bandwidth", &body) {
         Ok(req) => {
             app.vitals.peers.heard(req.from);
             peer_reply(Ok::<_, String>(app.vitals.peers.bandwidth_reply()))

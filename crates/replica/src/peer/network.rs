@@ -3,13 +3,13 @@
 //!
 //! The wire protocol carries a version in its path (`/raft/v1/...`, the
 //! message encoding) and in the handshake headers of every message
-//! ([`crate::handshake`]: protocol version, cluster, limits, timing). A
+//! ([`crate::peer::handshake`]: protocol version, cluster, limits, timing). A
 //! replica refuses a peer it cannot understand or must not mix with, and the
 //! sender reports it as unreachable, with the reason in its log, rather than
 //! misreading the bytes.
 
-use crate::handshake::Handshake;
-use crate::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
+use crate::peer::handshake::Handshake;
+use crate::storage::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::vitals::Vitals;
 use bytes::Bytes;
 use fenced_core::clock::Clock;
@@ -129,7 +129,7 @@ impl PeerClient {
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
-    type SnapshotData = crate::types::SnapshotData;
+    type SnapshotData = crate::storage::types::SnapshotData;
 
     async fn append_entries(
         &mut self,

@@ -22,8 +22,8 @@
 //! comparison.
 
 use crate::node::{Replica, ReplicaConfig};
-use crate::state_machine::Shared;
-use crate::types::NodeId;
+use crate::storage::state_machine::Shared;
+use crate::storage::types::NodeId;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -229,7 +229,7 @@ pub(crate) async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersR
     Json(PeersReport {
         id: app.config.id,
         protocol: PROTOCOL_VERSION,
-        data_format: crate::data_dir::FORMAT_VERSION,
+        data_format: crate::storage::data_dir::FORMAT_VERSION,
         cluster: app.config.cluster_name.clone(),
         cluster_key: hs.cluster_key().map(String::from),
         timing: hs.timing().to_string(),
@@ -268,7 +268,7 @@ mod tests {
         c.heartbeat = std::time::Duration::from_millis(heartbeat_ms);
         let disk: Arc<dyn fenced_io::disk::Disk> = Arc::new(fenced_io::disk::MemDisk::new());
         let clock: Arc<dyn Clock> = Arc::new(fenced_io::clock::SystemClock::new());
-        let sm = crate::state_machine::StateMachine::open(disk, clock, LockTable::new(Default::default()))
+        let sm = crate::storage::state_machine::StateMachine::open(disk, clock, LockTable::new(Default::default()))
             .expect("state machine");
         Handshake::new(&c, sm.shared)
     }

@@ -219,7 +219,7 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
                 busy.store(false, Ordering::SeqCst);
             });
         }
-        crate::limp::check(&replica).await;
+        crate::vitals::limp::check(&replica).await;
     }
 }
 
