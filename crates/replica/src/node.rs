@@ -13,7 +13,7 @@ use crate::storage::types::{Node, NodeId, Raft};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_core::command::Request;
-use fenced_core::limits::Limits;
+use crate::config::ReplicaConfig;
 use fenced_core::table::LockTable;
 use fenced_core::Response;
 use fenced_io::disk::Disk;
@@ -30,78 +30,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How a replica is configured. All replicas of a cluster must agree on the
-/// peer set and the limits.
-#[derive(Debug, Clone)]
-pub struct ReplicaConfig {
-    pub id: NodeId,
-    /// The address this replica listens on (clients and peers).
-    pub listen: String,
-    /// Every voter, this one included: id -> address.
-    pub peers: BTreeMap<NodeId, String>,
-    pub heartbeat: Duration,
-    pub election_timeout_min: Duration,
-    pub election_timeout_max: Duration,
-    /// Take a snapshot (and purge the log) after this many entries.
-    pub snapshot_every_entries: u64,
-    /// Entries kept in the log behind the latest snapshot, so that a
-    /// slightly lagging follower catches up from the log, not a snapshot.
-    pub log_kept_after_snapshot: u64,
-    /// How often the leader checkpoints remaining lease TTLs.
-    pub checkpoint_interval: Duration,
-    /// How often the leader scans for expired leases.
-    pub tick: Duration,
-    /// Longest TTL this replica accepts from clients. Checked before
-    /// proposing, so replicas may differ here without diverging.
-    pub max_ttl: Duration,
-    /// Shortest TTL this replica accepts from clients, checked before
-    /// proposing. It must outlive a failover ([`crate::config::check`]).
-    pub min_ttl: Duration,
-    /// The cluster's name: stored in the data directory and compared at
-    /// start and at every peer handshake ([`crate::peer::handshake`]).
-    pub cluster_name: String,
-    /// Never initialize a cluster; wait to be added by `fenced cluster add`.
-    pub join: bool,
-    /// Bounds enforced inside the state machine. They decide what a log entry
-    /// does, so every replica must use the same values: keep the defaults.
-    pub limits: Limits,
-    /// Authentication, ACLs and per-client limits (`crate::http::limits`).
-    pub protection: crate::http::limits::Protection,
-}
-
-/// The default leader heartbeat interval. See `docs/timeouts-and-clocks.md`
-/// ("Why these defaults") for the reasoning behind this and the next.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
-/// The default shortest election timeout (six heartbeats); the longest is
-/// twice this. openraft's leader lease equals the longest, so a failover takes
-/// about two timeouts: the first candidate is refused while the other
-/// follower's lease runs.
-pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
-
-impl ReplicaConfig {
-    /// Sensible timings for a LAN; `fenced calibrate` recommends real ones.
-    pub fn new(id: NodeId, listen: String, peers: BTreeMap<NodeId, String>) -> Self {
-        ReplicaConfig {
-            id,
-            listen,
-            peers,
-            heartbeat: DEFAULT_HEARTBEAT,
-            election_timeout_min: DEFAULT_ELECTION_TIMEOUT,
-            election_timeout_max: DEFAULT_ELECTION_TIMEOUT * 2,
-            snapshot_every_entries: 10_000,
-            log_kept_after_snapshot: 1000,
-            checkpoint_interval: Duration::from_secs(2),
-            tick: Duration::from_millis(50),
-            max_ttl: Duration::from_secs(3600),
-            min_ttl: crate::config::check::safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2),
-            cluster_name: "fenced".into(),
-            join: false,
-            limits: Limits::default(),
-            protection: Default::default(),
-        }
-    }
-}
 
 /// The seams: everything nondeterministic a replica touches.
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 //! Assemble a serving replica: listener, HTTP router, leader duties.
 
-use crate::node::{Replica, ReplicaConfig, Seams};
+use crate::config::ReplicaConfig;
+use crate::node::{Replica, Seams};
 use std::io;
 use std::sync::Arc;
 use tokio::sync::watch;

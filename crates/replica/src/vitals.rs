@@ -7,7 +7,7 @@ pub mod limp;
 pub mod timekeeper;
 
 use crate::vitals::limp::LimpState;
-use crate::node::ReplicaConfig;
+use crate::config::ReplicaConfig;
 use crate::peer::health::PeerStats;
 use crate::vitals::timekeeper::Timekeeper;
 use fenced_core::clock::Clock;

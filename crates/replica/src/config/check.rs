@@ -10,7 +10,7 @@
 //! - `--peers` must agree with the membership the replica has replicated
 //!   (checked once the log is open: [`against_membership`]).
 
-use crate::node::ReplicaConfig;
+use crate::config::ReplicaConfig;
 use crate::storage::types::NodeId;
 use std::collections::BTreeMap;
 use std::fmt;

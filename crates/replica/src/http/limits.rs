@@ -10,6 +10,7 @@
 //! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
 //! `/metrics`.
 
+use crate::config::Protection;
 use crate::http::locks::ApiError;
 use crate::node::Replica;
 use axum::extract::{Request, State};
@@ -23,53 +24,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Per-replica protection settings. Unlike [`fenced_core::limits::Limits`]
-/// these are policy, checked before proposing: replicas may differ.
-#[derive(Debug, Clone)]
-pub struct ClientLimits {
-    /// Requests per second per client (identity, else IP address), on average.
-    pub rate_per_sec: f64,
-    /// Requests a client may send in a burst above its rate.
-    pub rate_burst: f64,
-    /// Clients whose buckets are remembered (bounded; see `fenced_core::rate`).
-    pub rate_clients_max: usize,
-    /// Open `/v1/lock/watch` streams per client.
-    pub watches_per_client_max: usize,
-    /// Proposals in flight on this replica; more are refused with 503
-    /// `overloaded` (retryable) rather than queued without bound.
-    pub pending_proposals_max: usize,
-    /// Connections served at once (see `fenced_io::http::ServeOptions`).
-    pub connections_max: usize,
-    /// Apply the per-client limits (rate, watches) to unauthenticated
-    /// callers too, keyed by IP address. Off by default: without an auth
-    /// policy every client on one host (or behind one NAT, or a benchmark on
-    /// loopback) would share one budget. Authenticated callers are always
-    /// limited per identity.
-    pub limit_by_address: bool,
-}
-
-impl Default for ClientLimits {
-    fn default() -> Self {
-        ClientLimits {
-            rate_per_sec: 1000.0,
-            rate_burst: 2000.0,
-            rate_clients_max: 100_000,
-            watches_per_client_max: 1000,
-            pending_proposals_max: 4096,
-            connections_max: fenced_io::http::CONNECTIONS_MAX,
-            limit_by_address: false,
-        }
-    }
-}
-
-/// How a replica authenticates and limits callers.
-#[derive(Debug, Clone, Default)]
-pub struct Protection {
-    /// `None`: no authentication, everyone may do everything (`fenced dev`).
-    pub policy: Option<Arc<Policy>>,
-    pub limits: ClientLimits,
-}
 
 /// Counters of refusals, for `/metrics`.
 #[derive(Debug, Default)]

@@ -21,7 +21,8 @@
 //! replica that has not applied the key yet (a new or joining one) skips that
 //! comparison.
 
-use crate::node::{Replica, ReplicaConfig};
+use crate::config::ReplicaConfig;
+use crate::node::Replica;
 use crate::storage::state_machine::Shared;
 use crate::storage::types::NodeId;
 use axum::extract::{Request, State};

@@ -11,7 +11,7 @@
 //!   upgraded in place on start by writing the meta file; a v1 binary ignores
 //!   the file, so a rollback is possible too.
 
-use crate::node::ReplicaConfig;
+use crate::config::ReplicaConfig;
 use fenced_io::disk::Disk;
 use fenced_io::frame;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 use openraft_rt::deterministic_rng::DeterministicRng;
 
 pub use openraft::impls::BasicNode as Node;
-pub type NodeId = u64;
+pub use crate::config::NodeId;
 
 openraft::declare_raft_types!(
     /// The raft types of fenced: log entries carry [`fenced_core::Request`],
