@@ -5,4 +5,7 @@
 
 pub mod drain;
 pub mod leader;
+pub mod limp;
 pub mod membership;
+pub mod probe;
+pub mod timekeeper;

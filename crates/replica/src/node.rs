@@ -7,9 +7,10 @@ pub mod metrics;
 use crate::peer::handshake::Handshake;
 use crate::storage::log_store::LogStore;
 use crate::node::metrics::Metrics;
-use crate::peer::network::{PeerNetwork, RAFT_PREFIX};
+use crate::peer::handshake::RAFT_PREFIX;
+use crate::peer::network::PeerNetwork;
 use crate::storage::state_machine::{Shared, StateMachine};
-use crate::storage::types::{Node, NodeId, Raft};
+use crate::storage::types::{Node, NodeId, TypeConfig};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_core::command::Request;
@@ -30,6 +31,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// openraft running over this replica's state machine. Declared here, not
+/// beside [`TypeConfig`], so that the type configuration does not name the
+/// state machine that is built on it.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
 /// The seams: everything nondeterministic a replica touches.
 #[derive(Clone)]
@@ -152,7 +158,7 @@ impl Replica {
         let shared = sm.shared.clone();
         let http = HttpClient::new(seams.transport.clone());
         let handshake = Arc::new(Handshake::new(&config, shared.clone()));
-        let network = PeerNetwork::new(http.clone(), handshake.clone(), vitals.clone(), seams.clock.clone());
+        let network = PeerNetwork::new(http.clone(), handshake.clone(), vitals.peers.clone(), seams.clock.clone());
         let raft = DeterministicRng::<openraft::impls::TokioRuntime>::scope(
             seams.seed,
             Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm),

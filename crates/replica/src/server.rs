@@ -37,8 +37,8 @@ pub async fn start(config: ReplicaConfig, seams: Seams) -> io::Result<Running> {
             },
         )),
         tokio::spawn(crate::duties::leader::run(replica.clone(), rx.clone())),
-        tokio::spawn(crate::peer::health::run(replica.clone(), rx.clone())),
-        tokio::spawn(crate::vitals::timekeeper::run(replica.clone(), rx)),
+        tokio::spawn(crate::duties::probe::run(replica.clone(), rx.clone())),
+        tokio::spawn(crate::duties::timekeeper::run(replica.clone(), rx)),
     ];
     Ok(Running { replica, addr, shutdown, tasks })
 }

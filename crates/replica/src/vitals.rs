@@ -16,7 +16,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 pub struct Vitals {
-    pub peers: PeerStats,
+    pub peers: Arc<PeerStats>,
     pub timekeeper: Timekeeper,
     pub fsync: FsyncWindow,
     pub limp: LimpState,
@@ -25,7 +25,7 @@ pub struct Vitals {
 impl Vitals {
     pub fn new(config: &ReplicaConfig, clock: Arc<dyn Clock>, fsync: FsyncWindow) -> Self {
         Vitals {
-            peers: PeerStats::new(config.id, clock.clone(), config.heartbeat),
+            peers: Arc::new(PeerStats::new(config.id, clock.clone(), config.heartbeat)),
             timekeeper: Timekeeper::new(clock, config.tick, config.election_timeout_min),
             fsync,
             limp: LimpState::default(),

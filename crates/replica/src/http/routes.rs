@@ -113,7 +113,7 @@ const fn election(op: Op) -> Right {
 use Verb::{Get, Post};
 
 /// Every route of a replica. The peer routes' paths start with
-/// [`crate::peer::network::RAFT_PREFIX`] (a test checks it).
+/// [`crate::peer::handshake::RAFT_PREFIX`] (a test checks it).
 pub const ROUTES: &[Route] = &[
     route(Get, "/v1/ping", Right::None, |m| on(m, api::ping)),
     route(Post, "/v1/lease/grant", Right::Owner, |m| on(m, api::lease_grant)),
@@ -325,10 +325,10 @@ mod tests {
         for r in ROUTES {
             assert!(seen.insert(r.path), "{} is declared twice; give one entry per path", r.path);
             assert_eq!(
-                r.path.starts_with(crate::peer::network::RAFT_PREFIX),
+                r.path.starts_with(crate::peer::handshake::RAFT_PREFIX),
                 r.right == Right::Peer,
                 "{r:?}: peer messages, and only they, live under {}",
-                crate::peer::network::RAFT_PREFIX
+                crate::peer::handshake::RAFT_PREFIX
             );
         }
     }

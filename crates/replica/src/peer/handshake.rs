@@ -35,6 +35,9 @@ use fenced_core::token::encode_public_key;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Path prefix of the replica protocol, with its version.
+pub const RAFT_PREFIX: &str = "/raft/v1";
+
 /// The peer protocol this build speaks.
 pub const PROTOCOL_VERSION: u32 = 2;
 /// The oldest peer protocol this build still accepts (one version back).

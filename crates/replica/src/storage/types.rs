@@ -19,7 +19,6 @@ openraft::declare_raft_types!(
         AsyncRuntime = DeterministicRng<openraft::impls::TokioRuntime>,
 );
 
-pub type Raft = openraft::Raft<TypeConfig, crate::storage::state_machine::StateMachine>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;

@@ -21,12 +21,8 @@
 //! waits [`COOLDOWN`] before judging again. Timing decides only *who* leads;
 //! safety does not depend on it.
 
-use crate::node::Replica;
-use crate::storage::types::NodeId;
 use fenced_core::api::LimpStatus;
 use fenced_core::clock::Mono;
-use openraft::async_runtime::WatchReceiver;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -155,66 +151,27 @@ impl Default for LimpState {
 }
 
 impl LimpState {
-    pub fn status(&self) -> LimpStatus {
-        self.inner.lock().map(|i| i.status.clone()).unwrap_or(LimpStatus {
-            limping: false,
-            reason: "unknown".into(),
-            transfers: 0,
-            last_transfer_reason: None,
-        })
-    }
-}
-
-fn gather(replica: &Replica) -> Inputs {
-    let own = replica.vitals.fsync.lock().map(|w| (w.recent_median(64), w.total())).unwrap_or((None, 0));
-    let reports = replica.vitals.peers.reports();
-    Inputs {
-        own_fsync_p50: own.0,
-        own_fsync_samples: own.1,
-        peer_fsync_p50: reports.values().filter_map(|r| r.fsync_p50_us).map(Duration::from_micros).collect(),
-        own_link_p50: replica.vitals.peers.replication_p50s().into_values().collect(),
-        peer_rtt_p50: reports.values().filter_map(|r| r.rtt_p50_us).map(Duration::from_micros).collect(),
-        own_link_rate: replica.vitals.peers.link_rates().into_values().collect(),
-        peer_link_rate: replica.vitals.peers.reported_link_rates().into_values().map(|r| r as f64).collect(),
-    }
-}
-
-/// The peer to hand leadership to: unsuspected, most caught up.
-fn successor(replica: &Replica) -> Option<NodeId> {
-    let m = replica.raft.metrics().borrow_watched().clone();
-    let matched: BTreeMap<NodeId, u64> = m
-        .replication
-        .as_ref()
-        .map(|r| r.iter().map(|(id, l)| (*id, l.as_ref().map(|l| l.index).unwrap_or(0))).collect())
-        .unwrap_or_default();
-    replica
-        .voters()
-        .into_iter()
-        .filter(|id| *id != replica.config.id && !replica.vitals.peers.suspected(*id))
-        .max_by_key(|id| (matched.get(id).copied().unwrap_or(0), std::cmp::Reverse(*id)))
-}
-
-/// Called on every timekeeper beat; judges at most every [`CHECK_EVERY`].
-pub async fn check(replica: &Replica) {
-    let now = replica.seams.clock.now();
-    let leading = replica.is_leader();
-    let act = {
-        let Ok(mut s) = replica.vitals.limp.inner.lock() else { return };
+    /// One check at `now`, at most every [`CHECK_EVERY`]: a follower resets
+    /// the count; a leader out of its cooldown judges `inputs` (gathered only
+    /// then). True once [`PERSIST_CHECKS`] checks in a row found it limping:
+    /// hand leadership over now.
+    pub fn check(&self, now: Mono, leading: bool, inputs: impl FnOnce() -> Inputs) -> bool {
+        let Ok(mut s) = self.inner.lock() else { return false };
         if s.last_check.is_some_and(|t| now.since(t) < CHECK_EVERY) {
-            return;
+            return false;
         }
         s.last_check = Some(now);
         if !leading {
             s.consecutive = 0;
             s.status.limping = false;
             s.status.reason = "not the leader".into();
-            return;
+            return false;
         }
         if s.cooldown_until.is_some_and(|t| now < t) {
             s.status.reason = "recently transferred leadership; waiting before judging again".into();
-            return;
+            return false;
         }
-        match judge(&gather(replica)) {
+        match judge(&inputs()) {
             Ok(reason) => {
                 s.consecutive += 1;
                 s.status.limping = true;
@@ -227,26 +184,26 @@ pub async fn check(replica: &Replica) {
             }
         }
         s.consecutive >= PERSIST_CHECKS
-    };
-    if !act {
-        return;
     }
-    let Some(to) = successor(replica) else {
-        tracing::warn!("limping, but no unsuspected peer to hand leadership to");
-        return;
-    };
-    let reason = replica.vitals.limp.status().reason;
-    tracing::warn!(to, %reason, "limping leader: transferring leadership");
-    match replica.raft.trigger().transfer_leader(to).await {
-        Ok(()) => {
-            if let Ok(mut s) = replica.vitals.limp.inner.lock() {
-                s.status.transfers += 1;
-                s.status.last_transfer_reason = Some(reason);
-                s.consecutive = 0;
-                s.cooldown_until = Some(now.plus(COOLDOWN));
-            }
+
+    /// Leadership was handed over at `now` because of `reason`: count it and
+    /// judge again only after [`COOLDOWN`].
+    pub fn transferred(&self, now: Mono, reason: String) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.status.transfers += 1;
+            s.status.last_transfer_reason = Some(reason);
+            s.consecutive = 0;
+            s.cooldown_until = Some(now.plus(COOLDOWN));
         }
-        Err(e) => tracing::warn!(error = %e, "leader transfer failed"),
+    }
+
+    pub fn status(&self) -> LimpStatus {
+        self.inner.lock().map(|i| i.status.clone()).unwrap_or(LimpStatus {
+            limping: false,
+            reason: "unknown".into(),
+            transfers: 0,
+            last_transfer_reason: None,
+        })
     }
 }
 
