@@ -2,10 +2,12 @@
 //! proposal forwarding and linearizable reads. The HTTP API ([`crate::http::locks`])
 //! and the leader loop ([`crate::duties::leader`]) sit on top of [`Replica`].
 
+pub mod drain;
 pub mod metrics;
 
 use crate::peer::handshake::Handshake;
 use crate::storage::log_store::LogStore;
+use crate::node::drain::DrainState;
 use crate::node::metrics::Metrics;
 use crate::peer::handshake::RAFT_PREFIX;
 use crate::peer::network::PeerNetwork;
@@ -28,7 +30,6 @@ use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{Config, Instant as _, ReadPolicy, SnapshotPolicy};
 use openraft_rt::deterministic_rng::DeterministicRng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,13 +97,9 @@ pub struct Replica {
     pub metrics: Metrics,
     pub seams: Seams,
     pub handshake: Arc<Handshake>,
-    /// Set by a drain: new client sessions are refused ([`crate::duties::drain`]).
-    pub draining: AtomicBool,
-    /// Set by an operator's drain (SIGTERM, `fenced cluster drain`), which
-    /// never ends; a drain because the replica was removed ends when it is
-    /// re-added, unless an operator drained it too.
-    pub drain_requested: AtomicBool,
-    pub limiter: crate::http::limits::Limiter,
+    /// Draining: new client sessions are refused, leadership is handed
+    /// away ([`crate::duties::drain`]).
+    pub drain: DrainState,
     /// Peers, clocks, pauses, fsync latency, limping ([`crate::vitals`]).
     pub vitals: Arc<crate::vitals::Vitals>,
 }
@@ -197,7 +194,6 @@ impl Replica {
                 Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
             }
         }
-        let limiter = crate::http::limits::Limiter::new(config.protection.clone());
         Ok(Arc::new(Replica {
             config,
             raft,
@@ -207,9 +203,7 @@ impl Replica {
             metrics: Metrics::default(),
             seams,
             handshake,
-            draining: AtomicBool::new(false),
-            drain_requested: AtomicBool::new(false),
-            limiter,
+            drain: DrainState::default(),
             vitals,
         }))
     }
@@ -231,10 +225,10 @@ impl Replica {
                 }
                 // A draining replica (or one just removed, which no longer
                 // receives the log) answers at once instead of waiting.
-                if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                if self.drain.is_draining() {
                     return false;
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(crate::duties::drain::poll(self), applied.changed()).await {
+                if let Ok(Err(_)) = tokio::time::timeout(crate::node::drain::poll(self.config.heartbeat), applied.changed()).await {
                     return false;
                 }
             }
@@ -275,7 +269,7 @@ impl Replica {
             tracing::debug!(?seen_leader, refused, "not proposed; waiting for a leader");
             // A draining replica (or one just removed, whose idea of the
             // leader may never be corrected) sends the client elsewhere now.
-            if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.drain.is_draining() {
                 return Err(ProposeError::NoLeader);
             }
             // Wait for a different leader, or a heartbeat interval if the

@@ -132,7 +132,7 @@ fn state(r: &Running) -> String {
         r.replica.shared.applied_index(),
         m.nodes,
         m.leader,
-        r.replica.draining.load(std::sync::atomic::Ordering::SeqCst),
+        r.replica.drain.is_draining(),
         t
     )
 }

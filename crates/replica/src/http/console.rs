@@ -19,8 +19,8 @@
 //! Every answer is this replica's view, which a follower's may trail; the
 //! answers say whose view they are.
 
-use crate::http::locks::ApiError;
-use crate::node::Replica;
+use crate::http::error::ApiError;
+use crate::http::HttpState;
 use crate::storage::state_machine::AppliedEntry;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
-type App = Arc<Replica>;
+type App = Arc<HttpState>;
 
 /// The largest page `limit` may ask for.
 pub const PAGE_MAX: usize = 1000;
@@ -110,7 +110,7 @@ fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiEr
 
 /// May the caller see this name in a listing or the event stream? The
 /// same right as reading its status (`/v1/lock/status`).
-fn visible(app: &Replica, caller: &Caller, name: &str) -> bool {
+fn visible(app: &HttpState, caller: &Caller, name: &str) -> bool {
     auth::authorize(app.limiter.policy(), caller, Op::Watch, name).is_ok()
 }
 

@@ -11,8 +11,8 @@
 //! `/metrics`.
 
 use crate::config::Protection;
-use crate::http::locks::ApiError;
-use crate::node::Replica;
+use crate::http::error::ApiError;
+use crate::http::HttpState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -162,7 +162,7 @@ impl Limiter {
 }
 
 /// The API error for an authentication or authorization failure, counted.
-pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
+pub fn refuse(app: &HttpState, e: auth::AuthError) -> ApiError {
     if e.status() == StatusCode::UNAUTHORIZED {
         app.limiter.refused.unauthenticated.inc();
     } else {
@@ -176,7 +176,7 @@ pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
 /// [`crate::http::routes::enforce`], which applies the route's declared right.
 /// A request that fails to authenticate is not refused here: `/v1/ping`
 /// needs no credentials, and every other route refuses it with `401`.
-pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(app): State<Arc<HttpState>>, mut req: Request, next: Next) -> Response {
     let policy = app.limiter.policy();
     let conn = req.extensions().get::<ConnInfo>();
     let authenticated = auth::authenticate(policy, req.headers(), conn);

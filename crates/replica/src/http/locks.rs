@@ -5,24 +5,20 @@
 //! log. Every mutating request becomes one log entry through
 //! [`Replica::propose`], which forwards to the leader when needed.
 
-use crate::peer::network::SnapshotRequest;
-use crate::node::{ProposeError, Replica};
-use crate::storage::state_machine::decode_snapshot_data;
-use crate::storage::types::Snapshot;
+use crate::http::error::{ApiError, ApiJson};
+use crate::http::HttpState;
+use crate::node::ProposeError;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, Query, Request as AxRequest, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::{Extension, Json};
 use fenced_core::api::*;
 use fenced_core::command::{Command, Origin, Request};
 use fenced_core::table::{EndReason, Event, LockStatus};
-use fenced_core::token::encode_public_key;
 use fenced_core::{ClientId, GrantKind, GrantRecord, LeaseId, Response, SmError, Token};
 use fenced_io::auth::Caller;
-use fenced_io::frame;
-use openraft::async_runtime::WatchReceiver;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -37,108 +33,16 @@ pub const PEER_BODY_MAX: usize = 256 << 20;
 /// Longest wait a client may ask for in one acquire.
 pub const WAIT_MAX: Duration = Duration::from_secs(300);
 
-type App = Arc<Replica>;
+type App = Arc<HttpState>;
 
-/// An API error: status plus body.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    /// `code` must be one of [`crate::http::error_codes::ERROR_CODES`] (checked in
-    /// debug builds, so every test run catches a code the contract lacks).
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        debug_assert!(
-            crate::http::error_codes::is_known(code),
-            "error code {code:?} is not in error_codes::ERROR_CODES (and so not in docs/openapi.yaml)"
-        );
-        ApiError {
-            status,
-            body: ErrorBody { code: code.into(), message: message.into(), holder: None, token: None, retry: false },
-        }
-    }
-
-    /// Mark as safe to retry with the same request id.
-    pub(crate) fn retryable(mut self) -> Self {
-        self.body.retry = true;
-        self
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    /// Mark the error as safe to retry (elsewhere).
-    pub fn set_retry(&mut self, retry: bool) {
-        self.body.retry = retry;
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> AxResponse {
-        (self.status, Json(self.body)).into_response()
-    }
-}
-
-impl From<ProposeError> for ApiError {
-    fn from(e: ProposeError) -> Self {
-        let status = match e {
-            ProposeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        let mut err = ApiError::new(status, e.code(), e.to_string());
-        err.body.retry = !matches!(e, ProposeError::Internal(_));
-        err
-    }
-}
-
-impl From<SmError> for ApiError {
-    fn from(e: SmError) -> Self {
-        let status = match &e {
-            SmError::NoSuchLease(_) => StatusCode::NOT_FOUND,
-            SmError::NotHolder { .. } => StatusCode::CONFLICT,
-            SmError::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
-            SmError::Invalid(_) => StatusCode::BAD_REQUEST,
-            SmError::RequestTooOld { .. } => StatusCode::GONE,
-            SmError::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
-            SmError::NotOwner { .. } | SmError::NotClaimOwner { .. } => StatusCode::FORBIDDEN,
-            SmError::NoSuchClaim { .. } => StatusCode::NOT_FOUND,
-            SmError::ClaimOwnerMismatch { .. } => StatusCode::CONFLICT,
-        };
-        // Every SmError comes from an applied entry whose response is stored
-        // for deduplication: retrying with the same request id would get the
-        // same answer, so none is marked retryable here.
-        ApiError::new(status, e.code(), e.to_string())
-    }
-}
-
-/// `Json` that answers malformed bodies in our error format.
-pub struct ApiJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: AxRequest, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::BytesRejection(e)) => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))
-            }
-            Err(e) => Err(ApiError::bad_request(format!("{}; see the API in README.md", e.body_text()))),
-        }
-    }
-}
-
-fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// The deduplication origin of a request. When callers are authenticated
 /// the client id becomes `client@identity`: one identity can neither read
 /// another's stored responses nor use its leases (`fenced_core::table::owner_of`).
-fn origin(caller: &Caller, client: Option<String>, request_id: Option<u64>) -> Result<Option<Origin>, ApiError> {
+pub(crate) fn origin(caller: &Caller, client: Option<String>, request_id: Option<u64>) -> Result<Option<Origin>, ApiError> {
     match (client, request_id, &caller.identity) {
         (Some(c), Some(_), Some(_)) if c.contains('@') => {
             Err(ApiError::bad_request("client must not contain '@' when the cluster authenticates callers"))
@@ -159,7 +63,7 @@ fn origin(caller: &Caller, client: Option<String>, request_id: Option<u64>) -> R
     }
 }
 
-async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Response, ApiError> {
+pub(crate) async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Response, ApiError> {
     let _slot = app.limiter.proposal_slot()?;
     let req = Request { origin, at_ms: app.seams.clock.wall_ms(), cmd };
     match app.propose(req).await?.0 {
@@ -178,7 +82,7 @@ async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> Result<Respo
 /// answers each command with its own kind, so this is a deduplicated answer:
 /// the client reused a `(client, request_id)` pair for a different request
 /// (found by schemathesis, which answered it with a 500 before).
-fn unexpected(r: Response) -> ApiError {
+pub(crate) fn unexpected(r: Response) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "request_id_reused",
@@ -194,8 +98,8 @@ pub(crate) async fn lease_grant(
     Extension(caller): Extension<Caller>,
     ApiJson(b): ApiJson<LeaseGrantRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
-    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(crate::duties::drain::refusal());
+    if app.drain.is_draining() {
+        return Err(ApiError::draining());
     }
     let min = app.config.min_ttl.as_millis() as u64;
     if b.ttl_ms < min {
@@ -359,12 +263,12 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
         if left.is_zero() {
             break;
         }
-        if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        if app.drain.is_draining() {
             // Send the waiter elsewhere: its retry (same request id) is
             // answered `Queued` from the table and waits on another replica.
-            return Err(crate::duties::drain::refusal());
+            return Err(ApiError::draining());
         }
-        match tokio::time::timeout(left.min(crate::duties::drain::poll(app)), events.recv()).await {
+        match tokio::time::timeout(left.min(crate::node::drain::poll(app.config.heartbeat)), events.recv()).await {
             Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => continue,
             Ok(Err(RecvError::Closed)) => break,
         }
@@ -737,362 +641,6 @@ pub(crate) async fn observe(
     Ok(status_response(s))
 }
 
-fn cluster_status_of(app: &App) -> ClusterStatus {
-    let m = app.raft.metrics().borrow_watched().clone();
-    let (key, leases, locks_held) = app
-        .shared
-        .read(|t| (t.public_keys().last().map(encode_public_key), t.leases().count(), t.held_locks().count()));
-    ClusterStatus {
-        id: app.config.id,
-        // A leader whose quorum acknowledgements lapsed has in effect stepped
-        // down: it proposes, grants, reads and expires nothing.
-        state: if m.state.is_leader() && !app.is_leader() {
-            "LeaderWithoutQuorum".into()
-        } else {
-            format!("{:?}", m.state)
-        },
-        leader: m.current_leader,
-        term: m.current_term,
-        commit_index: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
-        applied_index: app.shared.applied_index(),
-        last_log_index: m.last_log_index.unwrap_or(0),
-        members: m.membership_config.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
-        public_key: key,
-        leases,
-        locks_held,
-        peers: app.vitals.peers.health(&app.voters()),
-        clock: Some(app.vitals.timekeeper.health()),
-        fsync: app.vitals.fsync.lock().map(|w| w.summary()).ok(),
-        limp: Some(app.vitals.limp.status()),
-        draining: app.draining.load(std::sync::atomic::Ordering::SeqCst),
-    }
-}
-
-/// The cheapest request there is: for measuring round trips (`fenced calibrate`).
-pub(crate) async fn ping(State(app): State<App>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "id": app.config.id }))
-}
-
-pub(crate) async fn cluster_status(State(app): State<App>) -> Json<ClusterStatus> {
-    Json(cluster_status_of(&app))
-}
-
-pub(crate) async fn cluster_key(State(app): State<App>) -> Result<Json<KeyResponse>, ApiError> {
-    let keys: Vec<String> = app.shared.read(|t| t.public_keys().iter().map(encode_public_key).collect());
-    match keys.last() {
-        Some(k) => Ok(Json(KeyResponse { public_key: k.clone(), public_keys: keys })),
-        None => Err(SmError::NoSigningKey.into()),
-    }
-}
-
-/// The optional body of the key routes: `client` and `request_id` make the
-/// request deduplicated, so a retry after a lost reply gets the original
-/// answer rather than `400 a key rotation is already in progress`.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AdminRequest {
-    client: Option<String>,
-    request_id: Option<u64>,
-}
-
-/// The deduplication origin of a key route's request: none for an empty
-/// body or `{}` (an operator's `curl -X POST`), else as for every route.
-fn admin_origin(caller: &Caller, body: Result<Bytes, BytesRejection>) -> Result<Option<Origin>, ApiError> {
-    let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let b: AdminRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("{e}: the body is empty or {{\"client\": ID, \"request_id\": N}}"))
-    })?;
-    match (b.client, b.request_id) {
-        (None, None) => Ok(None),
-        (client, request_id) => origin(caller, client, request_id),
-    }
-}
-
-/// Start a signing-key rotation: a new key signs from now on, and both are
-/// published (`/v1/cluster/key`) until `retire-keys`, so stores that were
-/// given both accept tokens signed by either during the overlap.
-pub(crate) async fn rotate_key(
-    State(app): State<App>,
-    Extension(caller): Extension<Caller>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<KeyResponse>, ApiError> {
-    let origin = admin_origin(&caller, body)?;
-    let secret = fenced_core::token::rotated_secret(&app.seams.key_entropy, app.shared.applied_index());
-    match submit(&app, origin, Command::RotateSigningKey { secret }).await? {
-        Response::Done => cluster_key(State(app)).await,
-        r => Err(unexpected(r)),
-    }
-}
-
-/// End a rotation's overlap: only the newest key stays published.
-pub(crate) async fn retire_keys(
-    State(app): State<App>,
-    Extension(caller): Extension<Caller>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<KeyResponse>, ApiError> {
-    let origin = admin_origin(&caller, body)?;
-    match submit(&app, origin, Command::RetireSigningKeys).await? {
-        Response::Done => cluster_key(State(app)).await,
-        r => Err(unexpected(r)),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransferRequest {
-    to: u64,
-}
-
-/// Hand leadership to `to` (rolling restarts; also how tests force elections).
-pub(crate) async fn transfer_leader(
-    State(app): State<App>,
-    ApiJson(b): ApiJson<TransferRequest>,
-) -> Result<Json<ClusterStatus>, ApiError> {
-    if !app.voters().contains(&b.to) {
-        return Err(ApiError::bad_request(format!("{} is not a voter of this cluster", b.to)));
-    }
-    let leader = app.raft.metrics().borrow_watched().current_leader;
-    if leader != Some(app.config.id) {
-        let addr = leader.and_then(|l| crate::duties::membership::addr_of(&app, l)).ok_or(ProposeError::NoLeader)?;
-        let body = serde_json::to_vec(&serde_json::json!({"to": b.to})).unwrap_or_default();
-        let req = hyper::Request::builder()
-            .method(hyper::Method::POST)
-            .uri("/v1/cluster/transfer-leader")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Bytes::from(body))
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-        let resp = app.http.send(&addr, req, Duration::from_secs(10)).await.map_err(|_| ProposeError::NoLeader)?;
-        return serde_json::from_slice::<ClusterStatus>(&resp.body).map(Json).map_err(|_| {
-            ApiError::new(StatusCode::BAD_GATEWAY, "forward_failed", String::from_utf8_lossy(&resp.body))
-        });
-    }
-    if b.to != app.config.id {
-        app.raft.trigger().transfer_leader(b.to).await.map_err(|_| ProposeError::ShuttingDown)?;
-        let mut m = app.raft.metrics();
-        let moved = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let l = m.borrow_watched().current_leader;
-                if l.is_some() && l != Some(app.config.id) {
-                    return;
-                }
-                if m.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
-        if moved.is_err() {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "transfer_timeout",
-                "leadership did not move within 5 s; is the target up and caught up?",
-            ));
-        }
-    }
-    Ok(Json(cluster_status_of(&app)))
-}
-
-pub(crate) async fn metrics(State(app): State<App>) -> AxResponse {
-    let s = cluster_status_of(&app);
-    let m = &app.metrics;
-    let is_leader = u64::from(s.leader == Some(s.id));
-    let lines = [
-        ("fenced_raft_term", "gauge", "Current Raft term.", s.term),
-        ("fenced_raft_commit_index", "gauge", "Highest committed log index.", s.commit_index),
-        ("fenced_raft_applied_index", "gauge", "Highest applied log index.", s.applied_index),
-        ("fenced_raft_is_leader", "gauge", "1 if this replica is the leader.", is_leader),
-        ("fenced_leases", "gauge", "Live leases.", s.leases as u64),
-        ("fenced_locks_held", "gauge", "Locks with a holder.", s.locks_held as u64),
-        ("fenced_proposals_total", "counter", "Proposals submitted here.", m.proposals.get()),
-        ("fenced_forwards_total", "counter", "Proposals forwarded to the leader.", m.forwards.get()),
-        ("fenced_grants_total", "counter", "Lock grants answered here.", m.grants.get()),
-        (
-            "fenced_expiries_proposed_total",
-            "counter",
-            "Lease expiries proposed by this leader.",
-            m.expiries_proposed.get(),
-        ),
-        (
-            "fenced_handoffs_proposed_total",
-            "counter",
-            "Lock handoffs proposed by this leader.",
-            m.handoffs_proposed.get(),
-        ),
-        (
-            "fenced_leader_duty_panics_total",
-            "counter",
-            "Panics of the leader's duties (lease expiry), each followed by a restart.",
-            m.leader_duty_panics.get(),
-        ),
-        ("fenced_checkpoints_proposed_total", "counter", "TTL checkpoints proposed.", m.checkpoints_proposed.get()),
-        ("fenced_watch_lost_total", "counter", "Lost-lock signals sent to watchers.", m.watches_lost_signalled.get()),
-        (
-            "fenced_peer_frames_rejected_total",
-            "counter",
-            "Peer messages rejected as malformed (bad checksum, truncated, undecodable).",
-            m.peer_frames_rejected.get(),
-        ),
-        (
-            "fenced_raft_log_torn_bytes",
-            "gauge",
-            "Bytes of torn Raft log tail cut off when this replica started.",
-            app.log.torn_bytes(),
-        ),
-    ];
-    let r = &app.limiter.refused;
-    // Reasons, as documented in docs/security.md: 401, 403, 429 (rate,
-    // state-machine limits, watches), 503 (proposals, connections).
-    let refusals = [
-        ("unauthenticated", r.unauthenticated.get()),
-        ("forbidden", r.forbidden.get()),
-        ("rate_limited", r.throttled.get()),
-        ("limit_exceeded", r.limit_exceeded.get()),
-        ("watches", r.watches_refused.get()),
-        ("overloaded", r.proposals_refused.get()),
-        ("connections", r.connections_refused.load(std::sync::atomic::Ordering::Relaxed)),
-    ];
-    let mut out = String::new();
-    for (name, kind, help, v) in lines {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{replica=\"{}\"}} {v}\n", s.id));
-    }
-    out.push_str("# HELP fenced_refused_total Requests refused before doing anything, by reason.\n");
-    out.push_str("# TYPE fenced_refused_total counter\n");
-    for (reason, v) in refusals {
-        out.push_str(&format!("fenced_refused_total{{replica=\"{}\",reason=\"{reason}\"}} {v}\n", s.id));
-    }
-    out.push_str(&app.vitals.prometheus(s.id, &app.voters()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-/// Decode a peer frame, or answer 400; a rejected frame is counted and logged.
-pub(crate) fn peer_decode<T: DeserializeOwned>(app: &App, what: &str, body: &[u8]) -> Result<T, Box<AxResponse>> {
-    frame::decode_exact(body).map_err(|e| Box::new(reject_peer_frame(app, what, e)))
-}
-
-fn reject_peer_frame(app: &App, what: &str, e: impl std::fmt::Display) -> AxResponse {
-    app.metrics.peer_frames_rejected.inc();
-    tracing::warn!(rpc = what, error = %e, "rejected a malformed peer message");
-    (StatusCode::BAD_REQUEST, format!("bad frame: {e}")).into_response()
-}
-
-pub(crate) fn peer_reply<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> AxResponse {
-    match r {
-        Ok(v) => match frame::encode(&v) {
-            Ok(b) => (StatusCode::OK, b).into_response(),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        },
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    }
-}
-
-pub(crate) async fn raft_append(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode(&app, "append", &body) {
-        Ok(rpc) => peer_reply(app.raft.append_entries(rpc).await),
-        Err(r) => *r,
-    }
-}
-
-pub(crate) async fn raft_vote(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode(&app, "vote", &body) {
-        Ok(rpc) => peer_reply(app.raft.vote(rpc).await),
-        Err(r) => *r,
-    }
-}
-
-pub(crate) async fn raft_pre_vote(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode(&app, "pre-vote", &body) {
-        Ok(rpc) => peer_reply(app.raft.pre_vote(rpc).await),
-        Err(r) => *r,
-    }
-}
-
-pub(crate) async fn raft_snapshot(State(app): State<App>, body: Bytes) -> AxResponse {
-    let req = match peer_decode::<SnapshotRequest>(&app, "snapshot", &body) {
-        Ok(req) => req,
-        Err(r) => return *r,
-    };
-    // The table inside has its own checksum; check it here, where a bad one is
-    // the sender's fault, rather than in openraft's storage call, where an
-    // error would stop this replica.
-    if let Err(e) = decode_snapshot_data(&req.data) {
-        return reject_peer_frame(&app, "snapshot", format!("snapshot data: {e}"));
-    }
-    let snap = Snapshot { meta: req.meta, snapshot: std::io::Cursor::new(req.data) };
-    peer_reply(app.raft.install_full_snapshot(req.vote, snap).await)
-}
-
-pub(crate) async fn raft_transfer_leader(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode(&app, "transfer-leader", &body) {
-        Ok(req) => peer_reply(app.raft.handle_transfer_leader(req).await),
-        Err(r) => *r,
-    }
-}
-
-/// A peer's probe ([`crate::peer::health`]): answer with this replica's vital signs.
-pub(crate) async fn raft_probe(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode::<crate::peer::health::ProbeRequest>(&app, "probe", &body) {
-        Ok(req) => {
-            app.vitals.peers.heard(req.from);
-            let fsync = app.vitals.fsync.lock().ok().and_then(|w| w.recent_median(64));
-            peer_reply(Ok::<_, String>(app.vitals.peers.reply(fsync)))
-        }
-        Err(r) => *r,
-    }
-}
-
-/// A peer's bandwidth probe ([`crate::peer::health::probe_bandwidth`]): its padding
-/// has been received by now; answer with this replica's own link rate.
-pub(crate) async fn raft_bandwidth(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode::<crate::peer::health::BandwidthRequest>(&app, "bandwidth", &body) {
-        Ok(req) => {
-            app.vitals.peers.heard(req.from);
-            peer_reply(Ok::<_, String>(app.vitals.peers.bandwidth_reply()))
-        }
-        Err(r) => *r,
-    }
-}
-
-/// A proposal forwarded by a follower. Proposed here only, never forwarded on.
-pub(crate) async fn raft_propose(State(app): State<App>, body: Bytes) -> AxResponse {
-    match peer_decode::<Request>(&app, "propose", &body) {
-        // 503 means "refused before proposing" to the forwarding replica,
-        // which may then try again elsewhere; any other failure may have
-        // proposed, so it must not look like a refusal.
-        Ok(req) => propose_reply(app.propose_local(req).await),
-        Err(r) => *r,
-    }
-}
-
-/// The answer of `/raft/v1/propose`: 503 only when nothing was proposed.
-fn propose_reply(r: Result<(fenced_core::Response, u64), ProposeError>) -> AxResponse {
-    match r {
-        Err(e @ ProposeError::NoLeader) => peer_reply::<(), _>(Err(e)),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        ok => peer_reply(ok),
-    }
-}
-
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; the API is listed in README.md")
-}
-
-#[cfg(test)]
-mod propose_reply_tests {
-    use super::*;
-
-    #[test]
-    fn only_no_leader_is_answered_503_to_a_forwarding_replica() {
-        assert_eq!(propose_reply(Err(ProposeError::NoLeader)).status(), StatusCode::SERVICE_UNAVAILABLE);
-        for e in [ProposeError::Unknown, ProposeError::ShuttingDown, ProposeError::Internal("disk".into())] {
-            let code = e.code();
-            assert_eq!(
-                propose_reply(Err(e)).status(),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "{code} may have proposed, so it must not read as a refusal"
-            );
-        }
-    }
 }

@@ -11,10 +11,10 @@
 //! Without an auth policy (`fenced dev`, the simulator) every right is
 //! granted and [`enforce`] looks at nothing, not even the body.
 
-use crate::http::locks::{self as api, ApiError, CLIENT_BODY_MAX, PEER_BODY_MAX};
-use crate::http::console;
+use crate::http::error::ApiError;
+use crate::http::locks::{self as api, CLIENT_BODY_MAX, PEER_BODY_MAX};
+use crate::http::{admin, console, metrics, peer, HttpState};
 use crate::http::limits::refuse;
-use crate::node::Replica;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -26,7 +26,7 @@ use fenced_io::auth::{self, AuthError, Caller, Op};
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use std::sync::Arc;
 
-type App = Arc<Replica>;
+type App = Arc<HttpState>;
 
 /// What a caller must be to use a route. With an auth policy, every right
 /// but [`Right::None`] needs an authenticated identity (else `401`); a
@@ -115,7 +115,7 @@ use Verb::{Get, Post};
 /// Every route of a replica. The peer routes' paths start with
 /// [`crate::peer::handshake::RAFT_PREFIX`] (a test checks it).
 pub const ROUTES: &[Route] = &[
-    route(Get, "/v1/ping", Right::None, |m| on(m, api::ping)),
+    route(Get, "/v1/ping", Right::None, |m| on(m, admin::ping)),
     route(Post, "/v1/lease/grant", Right::Owner, |m| on(m, api::lease_grant)),
     route(Post, "/v1/lease/keepalive", Right::Owner, |m| on(m, api::lease_keepalive)),
     route(Post, "/v1/lease/revoke", Right::Owner, |m| on(m, api::lease_revoke)),
@@ -142,31 +142,31 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/v1/locks", Right::Read, |m| on(m, console::list_locks)),
     route(Get, "/v1/claims", Right::Read, |m| on(m, console::list_claims)),
     route(Get, "/v1/events", Right::Read, |m| on(m, console::events)),
-    route(Get, "/v1/cluster/status", Right::Read, |m| on(m, api::cluster_status)),
-    route(Get, "/v1/cluster/key", Right::Read, |m| on(m, api::cluster_key)),
+    route(Get, "/v1/cluster/status", Right::Read, |m| on(m, admin::cluster_status)),
+    route(Get, "/v1/cluster/key", Right::Read, |m| on(m, admin::cluster_key)),
     // Readiness probes carry no credentials; the answer names the leader only.
     route(Get, "/v1/ready", Right::None, |m| on(m, crate::http::ready::ready)),
-    route(Get, "/v1/cluster/members", Right::Read, |m| on(m, crate::duties::membership::members)),
-    route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, crate::peer::handshake::peers_report)),
-    route(Get, "/metrics", Right::Read, |m| on(m, api::metrics)),
-    route(Post, "/v1/cluster/transfer-leader", Right::Admin, |m| on(m, api::transfer_leader)),
-    route(Post, "/v1/cluster/rotate-key", Right::Admin, |m| on(m, api::rotate_key)),
-    route(Post, "/v1/cluster/retire-keys", Right::Admin, |m| on(m, api::retire_keys)),
-    route(Post, "/v1/cluster/members/add", Right::Admin, |m| on(m, crate::duties::membership::add)),
-    route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, crate::duties::membership::remove)),
-    route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, crate::duties::membership::replace)),
-    route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, crate::duties::drain::drain_handler)),
+    route(Get, "/v1/cluster/members", Right::Read, |m| on(m, admin::members)),
+    route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, admin::peers_report)),
+    route(Get, "/metrics", Right::Read, |m| on(m, metrics::metrics)),
+    route(Post, "/v1/cluster/transfer-leader", Right::Admin, |m| on(m, admin::transfer_leader)),
+    route(Post, "/v1/cluster/rotate-key", Right::Admin, |m| on(m, admin::rotate_key)),
+    route(Post, "/v1/cluster/retire-keys", Right::Admin, |m| on(m, admin::retire_keys)),
+    route(Post, "/v1/cluster/members/add", Right::Admin, |m| on(m, admin::add)),
+    route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, admin::remove)),
+    route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, admin::replace)),
+    route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, admin::drain_handler)),
     // The whole table, signing secrets included (docs/deploy.md, backups).
-    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, crate::storage::backup::save)),
-    route(Post, "/raft/v1/append", Right::Peer, |m| on(m, api::raft_append)),
-    route(Post, "/raft/v1/vote", Right::Peer, |m| on(m, api::raft_vote)),
-    route(Post, "/raft/v1/pre-vote", Right::Peer, |m| on(m, api::raft_pre_vote)),
-    route(Post, "/raft/v1/snapshot", Right::Peer, |m| on(m, api::raft_snapshot)),
-    route(Post, "/raft/v1/transfer-leader", Right::Peer, |m| on(m, api::raft_transfer_leader)),
-    route(Post, "/raft/v1/propose", Right::Peer, |m| on(m, api::raft_propose)),
-    route(Post, "/raft/v1/probe", Right::Peer, |m| on(m, api::raft_probe)),
-    route(Post, "/raft/v1/bandwidth", Right::Peer, |m| on(m, api::raft_bandwidth)),
-    route(Post, crate::duties::drain::REMOVED_PATH, Right::Peer, |m| on(m, crate::duties::drain::removed_handler)),
+    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, admin::save)),
+    route(Post, "/raft/v1/append", Right::Peer, |m| on(m, peer::raft_append)),
+    route(Post, "/raft/v1/vote", Right::Peer, |m| on(m, peer::raft_vote)),
+    route(Post, "/raft/v1/pre-vote", Right::Peer, |m| on(m, peer::raft_pre_vote)),
+    route(Post, "/raft/v1/snapshot", Right::Peer, |m| on(m, peer::raft_snapshot)),
+    route(Post, "/raft/v1/transfer-leader", Right::Peer, |m| on(m, peer::raft_transfer_leader)),
+    route(Post, "/raft/v1/propose", Right::Peer, |m| on(m, peer::raft_propose)),
+    route(Post, "/raft/v1/probe", Right::Peer, |m| on(m, peer::raft_probe)),
+    route(Post, "/raft/v1/bandwidth", Right::Peer, |m| on(m, peer::raft_bandwidth)),
+    route(Post, crate::duties::drain::REMOVED_PATH, Right::Peer, |m| on(m, peer::removed_handler)),
 ];
 
 /// The outcome of authenticating a request, left by [`crate::http::limits::guard`]
@@ -216,7 +216,7 @@ pub async fn enforce(State((app, route)): State<(App, &'static Route)>, req: Req
     }
 }
 
-async fn admit(app: &Replica, route: &Route, mut req: Request) -> Result<Request, ApiError> {
+async fn admit(app: &HttpState, route: &Route, mut req: Request) -> Result<Request, ApiError> {
     let authenticated = req
         .extensions_mut()
         .remove::<Authenticated>()

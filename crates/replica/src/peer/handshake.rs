@@ -22,15 +22,13 @@
 //! comparison.
 
 use crate::config::ReplicaConfig;
-use crate::node::Replica;
 use crate::storage::state_machine::Shared;
 use crate::storage::types::NodeId;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use fenced_core::admin::{PeerInfo, PeersReport};
+use fenced_core::admin::PeerInfo;
 use fenced_core::token::encode_public_key;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -225,21 +223,6 @@ impl Handshake {
     pub fn timing(&self) -> &str {
         &self.timing
     }
-}
-
-/// `GET /v1/cluster/peers`: what this replica saw at its peer handshakes.
-pub(crate) async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersReport> {
-    let hs = &app.handshake;
-    Json(PeersReport {
-        id: app.config.id,
-        protocol: PROTOCOL_VERSION,
-        data_format: crate::storage::data_dir::FORMAT_VERSION,
-        cluster: app.config.cluster_name.clone(),
-        cluster_key: hs.cluster_key().map(String::from),
-        timing: hs.timing().to_string(),
-        draining: app.draining.load(std::sync::atomic::Ordering::SeqCst),
-        peers: hs.peers(),
-    })
 }
 
 /// Middleware on the peer routes: refuse what we cannot understand or must
