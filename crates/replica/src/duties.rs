@@ -6,6 +6,7 @@
 pub mod drain;
 pub mod leader;
 pub mod limp;
+pub mod members;
 pub mod membership;
 pub mod probe;
 pub mod timekeeper;

@@ -1,6 +1,7 @@
-//! A running replica: openraft wired to our storage, network and clock, plus
-//! proposal forwarding and linearizable reads. The HTTP API ([`crate::http::locks`])
-//! and the leader loop ([`crate::duties::leader`]) sit on top of [`Replica`].
+//! Layer 5: a running replica: openraft wired to our storage, network and
+//! clock, plus proposal forwarding and linearizable reads. The duties
+//! ([`crate::duties`]) and the HTTP layer ([`crate::http`]) sit on top of
+//! [`Replica`].
 
 pub mod drain;
 pub mod metrics;

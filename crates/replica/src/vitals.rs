@@ -1,7 +1,9 @@
-//! A replica's vital signs, shared by the API (status, `/metrics`), the
-//! probe loop, the timekeeper and the limping-leader check: peers
-//! ([`crate::peer::health`]), clocks and pauses ([`crate::vitals::timekeeper`]), fsync
-//! latency ([`fenced_io::timed_disk`]) and the limp judgement ([`crate::vitals::limp`]).
+//! Layer 4: a replica's vital signs, shared by the API (status, `/metrics`),
+//! the node (the pause step-down), the probe loop, the timekeeper and the
+//! limping-leader check: peers ([`crate::peer::health`]), clocks and pauses
+//! ([`timekeeper`]), fsync latency ([`fenced_io::timed_disk`]) and the limp
+//! judgement ([`limp`]). Records and pure judgements only: the loops that
+//! feed them are duties ([`crate::duties`]).
 
 pub mod limp;
 pub mod timekeeper;

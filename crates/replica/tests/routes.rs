@@ -120,7 +120,7 @@ impl Who {
 
 /// What the cluster is: anything a wrongly admitted request would change.
 fn state(r: &Running) -> String {
-    let m = fenced_replica::duties::membership::view(&r.replica);
+    let m = fenced_replica::duties::members::view(&r.replica);
     let t = r.replica.shared.read(|t| {
         let leases: Vec<_> = t.leases().map(|l| format!("{l:?}")).collect();
         let mut held: Vec<_> = t.all_holders().map(|l| format!("{l:?}")).collect();

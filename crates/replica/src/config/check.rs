@@ -11,7 +11,7 @@
 //!   (checked once the log is open: [`against_membership`]).
 
 use crate::config::ReplicaConfig;
-use crate::storage::types::NodeId;
+use crate::config::NodeId;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //! `fenced serve` drains on SIGTERM before it stops; `fenced cluster drain
 //! ID` drains a replica that keeps running (for a stop by other means).
 
-use crate::duties::membership::live_members;
+use crate::duties::members::live_members;
 use crate::node::drain::AfterRemoval;
 use crate::node::Replica;
 use crate::peer::handshake::Handshake;
@@ -122,7 +122,7 @@ fn start_draining(app: &Arc<Replica>) {
 /// Has this replica seen a membership later than `removed_at` that includes
 /// it (it was added back)?
 fn readded(app: &Replica, removed_at: u64) -> bool {
-    let view = crate::duties::membership::view(app);
+    let view = crate::duties::members::view(app);
     view.log_index > removed_at && view.nodes.contains_key(&app.config.id)
 }
 

@@ -12,13 +12,13 @@
 //! could commit nothing, not even the change that would undo it.
 
 use crate::duties::drain::DrainError;
+use crate::duties::members::{live_members, live_window, view};
 use crate::node::{ProposeError, Replica};
 use crate::storage::types::{Node, NodeId};
 use fenced_core::admin::{AddMember, Membership, RemoveMember, ReplaceMember};
-use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, Instant as _};
-use std::collections::{BTreeMap, BTreeSet};
+use openraft::ChangeMembers;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Why a membership change was refused. Each says what to do instead.
@@ -68,51 +68,6 @@ pub fn live_majority(voters: &BTreeSet<NodeId>, live: &BTreeSet<NodeId>) -> Resu
 /// How long a new learner may take to catch up (snapshot included).
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The membership this replica knows (the latest, maybe not yet committed).
-pub fn view(app: &Replica) -> Membership {
-    let m = app.raft.metrics().borrow_watched().clone();
-    let mem = m.membership_config.membership();
-    let voters: BTreeSet<NodeId> = mem.voter_ids().collect();
-    let nodes: BTreeMap<NodeId, String> = mem.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
-    let learners = nodes.keys().filter(|id| !voters.contains(id)).copied().collect();
-    Membership {
-        voters,
-        learners,
-        nodes,
-        leader: m.current_leader,
-        log_index: m.membership_config.log_id().as_ref().map(|l| l.index).unwrap_or(0),
-        warnings: Vec::new(),
-    }
-}
-
-/// The address of member `id`, from the replicated membership.
-pub fn addr_of(app: &Replica, id: NodeId) -> Option<String> {
-    view(app).nodes.get(&id).cloned()
-}
-
-/// The members that acknowledged this leader recently (itself included).
-/// Empty on a follower: only the leader knows.
-pub fn live_members(app: &Replica) -> BTreeSet<NodeId> {
-    let window = live_window(app);
-    let m = app.raft.metrics().borrow_watched().clone();
-    let mut live = BTreeSet::new();
-    if m.current_leader == Some(app.config.id) {
-        live.insert(app.config.id);
-    }
-    if let Some(hb) = &m.heartbeat {
-        for (id, at) in hb {
-            if at.as_ref().is_some_and(|t| t.elapsed() <= window) {
-                live.insert(*id);
-            }
-        }
-    }
-    live
-}
-
-/// How recently a member must have acknowledged the leader to count as live.
-fn live_window(app: &Replica) -> Duration {
-    (app.config.election_timeout_max * 2).max(Duration::from_secs(1))
-}
 
 /// Refuse a new voter set without a live majority, unless forced. A leader
 /// elected a moment ago has not heard from everyone yet: it is given one

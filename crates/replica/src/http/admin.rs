@@ -4,6 +4,7 @@
 //! done by the duties, whose errors become answers here.
 
 use crate::duties::drain::{self, DrainError, REMOVED_PATH};
+use crate::duties::members;
 use crate::duties::membership::{self, Change, MembershipError};
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::locks::{origin, submit, unexpected};
@@ -151,7 +152,7 @@ pub(crate) async fn transfer_leader(
     }
     let leader = app.raft.metrics().borrow_watched().current_leader;
     if leader != Some(app.config.id) {
-        let addr = leader.and_then(|l| crate::duties::membership::addr_of(&app, l)).ok_or(ProposeError::NoLeader)?;
+        let addr = leader.and_then(|l| crate::duties::members::addr_of(&app, l)).ok_or(ProposeError::NoLeader)?;
         let body = serde_json::to_vec(&serde_json::json!({"to": b.to})).unwrap_or_default();
         let req = hyper::Request::builder()
             .method(hyper::Method::POST)
@@ -234,7 +235,7 @@ pub async fn forward_to_leader<B: serde::Serialize>(
     if leader == Some(app.config.id) {
         return Ok(None);
     }
-    let addr = leader.and_then(|l| membership::addr_of(app, l)).ok_or(ProposeError::NoLeader)?;
+    let addr = leader.and_then(|l| members::addr_of(app, l)).ok_or(ProposeError::NoLeader)?;
     let bytes =
         serde_json::to_vec(body).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let req = hyper::Request::builder()
@@ -256,7 +257,7 @@ async fn forward_after_hand_off<B: serde::Serialize>(app: &Replica, path: &str, 
 }
 
 pub(crate) async fn members(State(app): State<App>) -> Json<Membership> {
-    Json(membership::view(&app))
+    Json(members::view(&app))
 }
 
 /// `fenced cluster add ID HOST:PORT`.

@@ -4,7 +4,7 @@
 //!
 //! Every request passes [`guard`] first: it authenticates the caller and
 //! throttles clients over their rate (429 with `Retry-After`); then
-//! [`crate::http::routes::enforce`] applies the right the route declares (401,
+//! the router's `enforce` (`http/routes.rs`) applies the right the route declares (401,
 //! 403) and leaves the [`Caller`] in the request's extensions. Limits inside the state
 //! machine (names, values, leases per owner, locks per lease, waiters per
 //! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
@@ -18,12 +18,18 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fenced_core::rate::{Rate, RateLimiter};
-use fenced_io::auth::{self, Caller, Policy};
+use fenced_io::auth::{self, AuthError, Caller, Policy};
 use fenced_io::http::ConnInfo;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The outcome of authenticating a request, left by [`guard`] (which
+/// authenticates every request once, to throttle by identity) for the
+/// router's `enforce`, which decides.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Result<Caller, AuthError>);
 
 /// Counters of refusals, for `/metrics`.
 #[derive(Debug, Default)]
@@ -173,7 +179,7 @@ pub fn refuse(app: &HttpState, e: auth::AuthError) -> ApiError {
 }
 
 /// Authenticate and throttle; leave the outcome of authenticating for
-/// [`crate::http::routes::enforce`], which applies the route's declared right.
+/// the router's `enforce` (`http/routes.rs`), which applies the route's declared right.
 /// A request that fails to authenticate is not refused here: `/v1/ping`
 /// needs no credentials, and every other route refuses it with `401`.
 pub async fn guard(State(app): State<Arc<HttpState>>, mut req: Request, next: Next) -> Response {
@@ -203,6 +209,6 @@ pub async fn guard(State(app): State<Arc<HttpState>>, mut req: Request, next: Ne
             }
         }
     }
-    req.extensions_mut().insert(crate::http::routes::Authenticated(authenticated));
+    req.extensions_mut().insert(Authenticated(authenticated));
     next.run(req).await
 }

@@ -14,7 +14,7 @@
 use crate::http::error::ApiError;
 use crate::http::locks::{self as api, CLIENT_BODY_MAX, PEER_BODY_MAX};
 use crate::http::{admin, console, metrics, peer, HttpState};
-use crate::http::limits::refuse;
+use crate::http::limits::{refuse, Authenticated};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use fenced_io::auth::{self, AuthError, Caller, Op};
+use fenced_io::auth::{self, Caller, Op};
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use std::sync::Arc;
 
@@ -168,12 +168,6 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/raft/v1/bandwidth", Right::Peer, |m| on(m, peer::raft_bandwidth)),
     route(Post, crate::duties::drain::REMOVED_PATH, Right::Peer, |m| on(m, peer::removed_handler)),
 ];
-
-/// The outcome of authenticating a request, left by [`crate::http::limits::guard`]
-/// (which authenticates every request once, to throttle by identity) for
-/// [`enforce`], which decides.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Result<Caller, AuthError>);
 
 /// The whole router of a replica: [`ROUTES`], each behind [`enforce`] with
 /// its right, a `405` with an error body for another method, and a `404`
