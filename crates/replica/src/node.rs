@@ -6,18 +6,18 @@
 pub mod drain;
 pub mod metrics;
 
-use crate::peer::handshake::Handshake;
-use crate::storage::log_store::LogStore;
+use crate::config::ReplicaConfig;
 use crate::node::drain::DrainState;
 use crate::node::metrics::Metrics;
+use crate::peer::handshake::Handshake;
 use crate::peer::handshake::RAFT_PREFIX;
 use crate::peer::network::PeerNetwork;
+use crate::storage::log_store::LogStore;
 use crate::storage::state_machine::{Shared, StateMachine};
 use crate::storage::types::{Node, NodeId, TypeConfig};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_core::command::Request;
-use crate::config::ReplicaConfig;
 use fenced_core::table::LockTable;
 use fenced_core::Response;
 use fenced_io::disk::Disk;
@@ -229,7 +229,9 @@ impl Replica {
                 if self.drain.is_draining() {
                     return false;
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(crate::node::drain::poll(self.config.heartbeat), applied.changed()).await {
+                if let Ok(Err(_)) =
+                    tokio::time::timeout(crate::node::drain::poll(self.config.heartbeat), applied.changed()).await
+                {
                     return false;
                 }
             }

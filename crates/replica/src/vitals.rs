@@ -8,9 +8,9 @@
 pub mod limp;
 pub mod timekeeper;
 
-use crate::vitals::limp::LimpState;
 use crate::config::ReplicaConfig;
 use crate::peer::health::PeerStats;
+use crate::vitals::limp::LimpState;
 use crate::vitals::timekeeper::Timekeeper;
 use fenced_core::clock::Clock;
 use fenced_io::timed_disk::FsyncWindow;

@@ -7,7 +7,7 @@ use fenced_io::disk::FsDisk;
 use fenced_io::http::{HttpClient, HttpResponse};
 use fenced_io::transport::TcpTransport;
 use fenced_replica::config::ReplicaConfig;
-    use fenced_replica::node::Seams;
+use fenced_replica::node::Seams;
 use fenced_replica::server::{self, Running};
 use hyper::{Method, Request};
 use std::collections::BTreeMap;

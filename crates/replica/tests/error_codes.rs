@@ -6,8 +6,8 @@
 use fenced_core::{LeaseId, SmError, Token};
 use fenced_io::auth::{AuthError, Op};
 use fenced_replica::http::error_codes::{is_known, ERROR_CODES};
-use fenced_replica::peer::handshake::Refusal;
 use fenced_replica::node::ProposeError;
+use fenced_replica::peer::handshake::Refusal;
 use std::collections::BTreeSet;
 
 /// The `enum` under `components.schemas.Error.properties.code`.

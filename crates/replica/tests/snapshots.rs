@@ -9,7 +9,7 @@ use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::transport::TcpTransport;
 use fenced_replica::config::ReplicaConfig;
-    use fenced_replica::node::Seams;
+use fenced_replica::node::Seams;
 use fenced_replica::server::{self, Running};
 use std::collections::BTreeMap;
 use std::path::Path;

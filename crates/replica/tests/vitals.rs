@@ -10,7 +10,7 @@ use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::timed_disk::SlowDisk;
 use fenced_io::transport::{BoxConn, Listener, TcpTransport, Transport};
 use fenced_replica::config::ReplicaConfig;
-    use fenced_replica::node::Seams;
+use fenced_replica::node::Seams;
 use fenced_replica::server::{self, Running};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;

@@ -68,7 +68,6 @@ pub fn live_majority(voters: &BTreeSet<NodeId>, live: &BTreeSet<NodeId>) -> Resu
 /// How long a new learner may take to catch up (snapshot included).
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
-
 /// Refuse a new voter set without a live majority, unless forced. A leader
 /// elected a moment ago has not heard from everyone yet: it is given one
 /// liveness window to do so before it refuses.
@@ -120,10 +119,9 @@ async fn add_learner(app: &Replica, id: NodeId, addr: &str) -> Result<(), Member
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(write_error(e)),
         Err(_) => Err(MembershipError::CatchUpTimeout(format!(
-                "replica {id} at {addr} did not catch up within {CATCH_UP_TIMEOUT:?}; is `fenced serve --join --id {id} \
+            "replica {id} at {addr} did not catch up within {CATCH_UP_TIMEOUT:?}; is `fenced serve --join --id {id} \
                  --listen {addr}` running there? It stays a learner: run the same command again to retry, or remove it"
-            ),
-        )),
+        ))),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::http::error::{ApiError, ApiJson};
 use crate::http::locks::{origin, submit, unexpected};
 use crate::http::HttpState;
 use crate::node::ProposeError;
+use crate::node::Replica;
 use crate::storage::backup;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -19,15 +20,16 @@ use axum::response::{IntoResponse, Response as AxResponse};
 use axum::{Extension, Json};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember, SnapshotExport};
+use fenced_core::admin::{
+    AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember, SnapshotExport,
+};
 use fenced_core::api::*;
 use fenced_core::command::{Command, Origin};
-use fenced_core::{Response, SmError};
 use fenced_core::token::encode_public_key;
+use fenced_core::{Response, SmError};
 use fenced_io::auth::Caller;
 use openraft::async_runtime::WatchReceiver;
 use serde::Deserialize;
-use crate::node::Replica;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,7 +197,9 @@ impl From<DrainError> for ApiError {
     fn from(e: DrainError) -> Self {
         match e {
             DrainError::ShuttingDown => ProposeError::ShuttingDown.into(),
-            DrainError::HandOffFailed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hand_off_failed", e.to_string()),
+            DrainError::HandOffFailed => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hand_off_failed", e.to_string())
+            }
         }
     }
 }
@@ -236,8 +240,8 @@ pub async fn forward_to_leader<B: serde::Serialize>(
         return Ok(None);
     }
     let addr = leader.and_then(|l| members::addr_of(app, l)).ok_or(ProposeError::NoLeader)?;
-    let bytes =
-        serde_json::to_vec(body).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let req = hyper::Request::builder()
         .method(hyper::Method::POST)
         .uri(path)
@@ -252,7 +256,11 @@ pub async fn forward_to_leader<B: serde::Serialize>(
 }
 
 /// Forward a change that removes this replica to the leader it handed over to.
-async fn forward_after_hand_off<B: serde::Serialize>(app: &Replica, path: &str, body: &B) -> Result<AxResponse, ApiError> {
+async fn forward_after_hand_off<B: serde::Serialize>(
+    app: &Replica,
+    path: &str,
+    body: &B,
+) -> Result<AxResponse, ApiError> {
     forward_to_leader(app, path, body, FORWARD_TIMEOUT).await?.ok_or_else(|| ProposeError::NoLeader.into())
 }
 

@@ -4,8 +4,8 @@
 
 use crate::http::error_codes;
 use crate::node::ProposeError;
-use axum::extract::{FromRequest, Request as AxRequest};
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request as AxRequest};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::Json;

@@ -42,7 +42,11 @@ pub(crate) fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) ->
 /// The deduplication origin of a request. When callers are authenticated
 /// the client id becomes `client@identity`: one identity can neither read
 /// another's stored responses nor use its leases (`fenced_core::table::owner_of`).
-pub(crate) fn origin(caller: &Caller, client: Option<String>, request_id: Option<u64>) -> Result<Option<Origin>, ApiError> {
+pub(crate) fn origin(
+    caller: &Caller,
+    client: Option<String>,
+    request_id: Option<u64>,
+) -> Result<Option<Origin>, ApiError> {
     match (client, request_id, &caller.identity) {
         (Some(c), Some(_), Some(_)) if c.contains('@') => {
             Err(ApiError::bad_request("client must not contain '@' when the cluster authenticates callers"))

@@ -12,9 +12,9 @@
 //! granted and [`enforce`] looks at nothing, not even the body.
 
 use crate::http::error::ApiError;
+use crate::http::limits::{refuse, Authenticated};
 use crate::http::locks::{self as api, CLIENT_BODY_MAX, PEER_BODY_MAX};
 use crate::http::{admin, console, metrics, peer, HttpState};
-use crate::http::limits::{refuse, Authenticated};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -178,8 +178,10 @@ pub fn router(app: App) -> Router {
         let limit = if r.right == Right::Peer { PEER_BODY_MAX } else { CLIENT_BODY_MAX };
         let mut methods = (r.handler)(r.verb.filter()).route_layer(DefaultBodyLimit::max(limit));
         if r.right == Right::Peer {
-            methods = methods
-                .route_layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::peer::handshake::check));
+            methods = methods.route_layer(axum::middleware::from_fn_with_state(
+                app.handshake.clone(),
+                crate::peer::handshake::check,
+            ));
         }
         let methods = methods
             .route_layer(axum::middleware::from_fn_with_state((app.clone(), r), enforce))

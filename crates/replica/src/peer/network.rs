@@ -9,8 +9,8 @@
 //! misreading the bytes.
 
 use crate::peer::handshake::{Handshake, RAFT_PREFIX};
-use crate::storage::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use crate::peer::health::PeerStats;
+use crate::storage::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_io::frame;

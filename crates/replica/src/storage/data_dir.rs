@@ -143,7 +143,11 @@ mod tests {
         disk.append(crate::storage::log_store::WAL, b"v1 records").expect("write");
         assert_eq!(open(&disk, &config("prod", 3)).expect("v1 read"), 1);
         assert_eq!(read(&disk).expect("meta").map(|m| m.0), Some(FORMAT_VERSION));
-        assert_eq!(disk.read(crate::storage::log_store::WAL).expect("wal"), Some(b"v1 records".to_vec()), "WAL untouched");
+        assert_eq!(
+            disk.read(crate::storage::log_store::WAL).expect("wal"),
+            Some(b"v1 records".to_vec()),
+            "WAL untouched"
+        );
     }
 
     #[test]

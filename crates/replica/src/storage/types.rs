@@ -2,8 +2,8 @@
 
 use openraft_rt::deterministic_rng::DeterministicRng;
 
-pub use openraft::impls::BasicNode as Node;
 pub use crate::config::NodeId;
+pub use openraft::impls::BasicNode as Node;
 
 openraft::declare_raft_types!(
     /// The raft types of fenced: log entries carry [`fenced_core::Request`],
