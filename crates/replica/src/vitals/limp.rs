@@ -271,4 +271,35 @@ mod tests {
         let all = Inputs { own_fsync_p50: Some(ms(200)), peer_fsync_p50: vec![ms(150), ms(180)], ..base() };
         assert!(judge(&all).is_err());
     }
+
+    #[test]
+    fn a_leader_hands_over_only_after_persistent_limping_and_waits_out_its_cooldown() {
+        let state = LimpState::default();
+        let slow = || Inputs { own_fsync_p50: Some(ms(200)), ..base() };
+        let at = |s: u64| Mono(0).plus(Duration::from_secs(s));
+        for i in 1..PERSIST_CHECKS as u64 {
+            assert!(!state.check(at(i), true, slow), "check {i} of {PERSIST_CHECKS}");
+        }
+        // A second check within CHECK_EVERY is no check at all.
+        assert!(!state.check(at(PERSIST_CHECKS as u64 - 1), true, || panic!("not judged twice in one interval")));
+        assert!(state.check(at(PERSIST_CHECKS as u64), true, slow));
+        state.transferred(at(PERSIST_CHECKS as u64), "slow disk".into());
+        assert_eq!(state.status().transfers, 1);
+        assert!(!state.check(at(PERSIST_CHECKS as u64 + 1), true, || panic!("not judged during the cooldown")));
+        let after = PERSIST_CHECKS as u64 + COOLDOWN.as_secs();
+        assert!(!state.check(at(after), true, slow), "the count starts again after the cooldown");
+    }
+
+    #[test]
+    fn a_follower_is_never_limping_and_resets_the_count() {
+        let state = LimpState::default();
+        let slow = || Inputs { own_fsync_p50: Some(ms(200)), ..base() };
+        let at = |s: u64| Mono(0).plus(Duration::from_secs(s));
+        for i in 1..PERSIST_CHECKS as u64 {
+            assert!(!state.check(at(i), true, slow));
+        }
+        assert!(!state.check(at(PERSIST_CHECKS as u64), false, || panic!("a follower is not judged")));
+        assert!(!state.status().limping);
+        assert!(!state.check(at(PERSIST_CHECKS as u64 + 1), true, slow), "counting from one again");
+    }
 }
