@@ -12,7 +12,8 @@ use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, Remove
 use fenced_core::api::*;
 use fenced_replica::http::admin::TransferRequest;
 use fenced_replica::http::error::ApiJson;
-use fenced_replica::http::locks::{CampaignRequest, ElectionQuery, LockQuery, ResignRequest, WatchQuery};
+use fenced_replica::http::locks::{CampaignRequest, ElectionQuery, LockQuery, ResignRequest};
+use fenced_replica::http::watch::WatchQuery;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod peer;
 pub mod ready;
 pub mod routes;
+pub mod watch;
 
 use crate::http::limits::Limiter;
 use crate::node::Replica;

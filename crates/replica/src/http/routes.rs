@@ -14,7 +14,7 @@
 use crate::http::error::ApiError;
 use crate::http::limits::{refuse, Authenticated};
 use crate::http::locks::{self as api, CLIENT_BODY_MAX, PEER_BODY_MAX};
-use crate::http::{admin, console, metrics, peer, HttpState};
+use crate::http::{admin, console, metrics, peer, watch, HttpState};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -122,7 +122,7 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/v1/lock/acquire", prefix(Op::Acquire, "lock"), |m| on(m, api::lock_acquire)),
     route(Post, "/v1/lock/release", prefix(Op::Release, "lock"), |m| on(m, api::lock_release)),
     route(Get, "/v1/lock/status", prefix(Op::Watch, "lock"), |m| on(m, api::lock_status)),
-    route(Get, "/v1/lock/watch", prefix(Op::Watch, "lock"), |m| on(m, api::lock_watch)),
+    route(Get, "/v1/lock/watch", prefix(Op::Watch, "lock"), |m| on(m, watch::lock_watch)),
     // A semaphore is a name like a lock's: the same rights on it. Setting
     // the count changes who may be granted, so it needs the acquire right.
     route(Post, "/v1/sem/permits", prefix(Op::Acquire, "name"), |m| on(m, api::sem_permits)),
