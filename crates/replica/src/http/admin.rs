@@ -333,10 +333,6 @@ pub(crate) async fn drain_handler(
     Ok(Json(drain::drain(&app.replica).await?))
 }
 
-/// The peer message by which the leader that removed a replica tells it to
-/// drain ([`drain_removed`]). Under the peer prefix: only a replica may send
-/// it, since a drain that waits to be re-added refuses clients for good.
-
 /// `GET /v1/cluster/snapshot`: a consistent backup, taken by the leader.
 /// A follower answers 503 (retryable), so a client moves on to the leader.
 /// Its right (admin) is declared and applied in [`crate::http::routes`].
