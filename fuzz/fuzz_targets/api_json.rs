@@ -10,9 +10,10 @@ use axum::http::{header, Request, Uri};
 use axum::response::IntoResponse;
 use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember};
 use fenced_core::api::*;
-use fenced_replica::api::{
-    ApiJson, CampaignRequest, ElectionQuery, LockQuery, ResignRequest, TransferRequest, WatchQuery,
-};
+use fenced_replica::http::admin::TransferRequest;
+use fenced_replica::http::error::ApiJson;
+use fenced_replica::http::locks::{CampaignRequest, ElectionQuery, LockQuery, ResignRequest};
+use fenced_replica::http::watch::WatchQuery;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 

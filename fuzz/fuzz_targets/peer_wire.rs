@@ -13,10 +13,10 @@ use fenced_core::Response;
 use fenced_fuzz::framed;
 use fenced_io::disk::{Disk, MemDisk};
 use fenced_io::frame;
-use fenced_replica::network::SnapshotRequest;
-use fenced_replica::peers::{ProbeReply, ProbeRequest};
-use fenced_replica::state_machine::decode_snapshot_data;
-use fenced_replica::types::TypeConfig;
+use fenced_replica::peer::network::SnapshotRequest;
+use fenced_replica::peer::health::{ProbeReply, ProbeRequest};
+use fenced_replica::storage::state_machine::decode_snapshot_data;
+use fenced_replica::storage::types::TypeConfig;
 use libfuzzer_sys::fuzz_target;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
@@ -61,8 +61,8 @@ fuzz_target!(|data: &[u8]| {
         11 => drop(round_trip::<ProbeReply>(buf)),
         12 => {
             let disk = MemDisk::new();
-            if disk.write_atomic(fenced_replica::data_dir::META, buf).is_ok() {
-                let _ = fenced_replica::data_dir::read(&disk);
+            if disk.write_atomic(fenced_replica::storage::data_dir::META, buf).is_ok() {
+                let _ = fenced_replica::storage::data_dir::read(&disk);
             }
         }
         _ => {

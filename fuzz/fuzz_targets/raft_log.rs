@@ -7,7 +7,7 @@
 
 use arbitrary::Arbitrary;
 use fenced_fuzz::log_bytes;
-use fenced_replica::log_store::replay;
+use fenced_replica::storage::log_store::replay;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

@@ -7,7 +7,7 @@
 
 use fenced_fuzz::framed;
 use fenced_io::frame;
-use fenced_replica::state_machine::{decode_snapshot_data, decode_snapshot_file};
+use fenced_replica::storage::state_machine::{decode_snapshot_data, decode_snapshot_file};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -61,8 +61,8 @@ pub const ELECTION_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 /// outlive a failover), the longest its default. A TTL outside it is refused
 /// by every acquire, so a run with it would judge nothing but refusals.
 pub fn fenced_ttl_range() -> (Duration, Duration) {
-    let min = fenced_replica::config_check::safe_min_ttl(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MIN * 2);
-    let max = fenced_replica::node::ReplicaConfig::new(1, String::new(), BTreeMap::new()).max_ttl;
+    let min = fenced_replica::config::check::safe_min_ttl(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MIN * 2);
+    let max = fenced_replica::config::ReplicaConfig::new(1, String::new(), BTreeMap::new()).max_ttl;
     (min, max)
 }
 /// Log entries between snapshots: far more than a long run writes (a

@@ -182,7 +182,7 @@ pub fn verify(keys: &[VerifyingKey], signed: &str) -> Result<TokenClaims, TokenE
 }
 
 /// The public key of the secret a leader derives from `entropy` (see
-/// `fenced_replica::leader`): lets a simulator or test know the cluster key
+/// `fenced_replica::duties::leader`): lets a simulator or test know the cluster key
 /// before the cluster has installed it.
 pub fn public_key_from_entropy(entropy: &[u8; 32]) -> VerifyingKey {
     SigningKey::from_bytes(&secret_from_entropy(entropy)).verifying_key()

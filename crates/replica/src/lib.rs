@@ -1,31 +1,20 @@
-//! A fenced replica: the lock table replicated by openraft.
+//! A fenced replica: the lock table replicated by openraft, in layers that
+//! import only downward (see docs/ARCHITECTURE.md):
 //!
-//! - [`types`]: openraft's type configuration.
-//! - [`log_store`]: the Raft log on disk (checksummed WAL, fsync before ack).
-//! - `wal_writer`: group commit, the one task that appends to and fsyncs the WAL.
-//! - [`state_machine`]: the lock table, snapshots, and lease timers.
-//! - [`network`]: replica-to-replica RPC over the transport seam.
-//! - [`node`]: a running replica: propose (with forwarding), linearizable reads.
-//! - [`leader`]: the leader's duties: expiry, handoff, checkpoints, signing key.
-//! - [`console`]: the read-only console at `/ui`, its listings and event stream.
-//! - [`api`]: the HTTP API; [`error_codes`]: every error code it can answer.
-//! - [`limits`]: authentication, ACLs, per-client rate and watch limits, bounded proposals.
-//! - [`server`]: wiring it all together.
-//! - [`metrics`]: counters for `/metrics`.
-//! - [`membership`]: add, remove, replace members while serving.
-//! - [`drain`]: hand off leadership and refuse new sessions before a stop.
-//! - [`handshake`]: versions, cluster identity and timing at every peer message.
-//! - [`data_dir`]: the data directory's format version and owner.
-//! - [`backup`]: backup through the leader, restore and recovery above a token floor.
-//! - [`ready`]: the readiness probe (a leader is known).
-//! - [`config_check`]: configuration refused before it can hurt.
-//! - [`vitals`]: peers, clocks, pauses, fsync latency, limping, for status and `/metrics`:
-//!   [`peers`] (phi-accrual per peer, probe RTT), [`timekeeper`] (lateness, pauses, wall jumps,
-//!   step-down after a pause), [`limp`] (a leader far slower than its peers hands over).
+//! 1. [`config`]: the configuration and its start-time checks.
+//! 2. [`storage`]: the Raft log and its group-commit writer, the state
+//!    machine with snapshots and lease timers, the data directory, backup.
+//! 3. [`peer`]: the peer RPC client, the handshake, each peer's health.
+//! 4. [`vitals`]: clocks, pauses, fsync latency and the limp judgement.
+//! 5. [`node`]: a running replica: propose (with forwarding), linearizable
+//!    reads, drain state.
+//! 6. [`duties`]: leader duties, drain, membership, probes, the timekeeper's
+//!    beat, the limping hand-over; domain errors only.
+//! 7. [`http`]: routes with their rights, client protection, the API, the
+//!    console, admin, metrics and the peer RPC server.
+//!
+//! [`server`] assembles them.
 
-pub mod api;
-pub mod backup;
-pub mod error_codes;
 /// Deliberately broken variants, for proving the checkers catch them.
 #[cfg(feature = "bugs")]
 pub mod bugs {
@@ -34,25 +23,11 @@ pub mod bugs {
     /// (openraft's default), which can reuse log ids after `kill -9`.
     pub static LEADER_RESTORE: AtomicBool = AtomicBool::new(false);
 }
-pub mod config_check;
-pub mod console;
-pub mod data_dir;
-pub mod drain;
-pub mod handshake;
-pub mod leader;
-pub mod limits;
-pub mod limp;
-pub mod log_store;
-pub mod membership;
-pub mod metrics;
-pub mod network;
+pub mod config;
+pub mod duties;
+pub mod http;
 pub mod node;
-pub mod peers;
-pub mod ready;
-pub mod routes;
+pub mod peer;
 pub mod server;
-pub mod state_machine;
-pub mod timekeeper;
-pub mod types;
+pub mod storage;
 pub mod vitals;
-mod wal_writer;

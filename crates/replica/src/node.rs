@@ -1,17 +1,23 @@
-//! A running replica: openraft wired to our storage, network and clock, plus
-//! proposal forwarding and linearizable reads. The HTTP API ([`crate::api`])
-//! and the leader loop ([`crate::leader`]) sit on top of [`Replica`].
+//! Layer 5: a running replica: openraft wired to our storage, network and
+//! clock, plus proposal forwarding and linearizable reads. The duties
+//! ([`crate::duties`]) and the HTTP layer ([`crate::http`]) sit on top of
+//! [`Replica`].
 
-use crate::handshake::Handshake;
-use crate::log_store::LogStore;
-use crate::metrics::Metrics;
-use crate::network::{PeerNetwork, RAFT_PREFIX};
-use crate::state_machine::{Shared, StateMachine};
-use crate::types::{Node, NodeId, Raft};
+pub mod drain;
+pub mod metrics;
+
+use crate::config::ReplicaConfig;
+use crate::node::drain::DrainState;
+use crate::node::metrics::Metrics;
+use crate::peer::handshake::Handshake;
+use crate::peer::handshake::RAFT_PREFIX;
+use crate::peer::network::PeerNetwork;
+use crate::storage::log_store::LogStore;
+use crate::storage::state_machine::{Shared, StateMachine};
+use crate::storage::types::{Node, NodeId, TypeConfig};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_core::command::Request;
-use fenced_core::limits::Limits;
 use fenced_core::table::LockTable;
 use fenced_core::Response;
 use fenced_io::disk::Disk;
@@ -25,81 +31,13 @@ use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{Config, Instant as _, ReadPolicy, SnapshotPolicy};
 use openraft_rt::deterministic_rng::DeterministicRng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How a replica is configured. All replicas of a cluster must agree on the
-/// peer set and the limits.
-#[derive(Debug, Clone)]
-pub struct ReplicaConfig {
-    pub id: NodeId,
-    /// The address this replica listens on (clients and peers).
-    pub listen: String,
-    /// Every voter, this one included: id -> address.
-    pub peers: BTreeMap<NodeId, String>,
-    pub heartbeat: Duration,
-    pub election_timeout_min: Duration,
-    pub election_timeout_max: Duration,
-    /// Take a snapshot (and purge the log) after this many entries.
-    pub snapshot_every_entries: u64,
-    /// Entries kept in the log behind the latest snapshot, so that a
-    /// slightly lagging follower catches up from the log, not a snapshot.
-    pub log_kept_after_snapshot: u64,
-    /// How often the leader checkpoints remaining lease TTLs.
-    pub checkpoint_interval: Duration,
-    /// How often the leader scans for expired leases.
-    pub tick: Duration,
-    /// Longest TTL this replica accepts from clients. Checked before
-    /// proposing, so replicas may differ here without diverging.
-    pub max_ttl: Duration,
-    /// Shortest TTL this replica accepts from clients, checked before
-    /// proposing. It must outlive a failover ([`crate::config_check`]).
-    pub min_ttl: Duration,
-    /// The cluster's name: stored in the data directory and compared at
-    /// start and at every peer handshake ([`crate::handshake`]).
-    pub cluster_name: String,
-    /// Never initialize a cluster; wait to be added by `fenced cluster add`.
-    pub join: bool,
-    /// Bounds enforced inside the state machine. They decide what a log entry
-    /// does, so every replica must use the same values: keep the defaults.
-    pub limits: Limits,
-    /// Authentication, ACLs and per-client limits (`crate::limits`).
-    pub protection: crate::limits::Protection,
-}
-
-/// The default leader heartbeat interval. See `docs/timeouts-and-clocks.md`
-/// ("Why these defaults") for the reasoning behind this and the next.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
-/// The default shortest election timeout (six heartbeats); the longest is
-/// twice this. openraft's leader lease equals the longest, so a failover takes
-/// about two timeouts: the first candidate is refused while the other
-/// follower's lease runs.
-pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
-
-impl ReplicaConfig {
-    /// Sensible timings for a LAN; `fenced calibrate` recommends real ones.
-    pub fn new(id: NodeId, listen: String, peers: BTreeMap<NodeId, String>) -> Self {
-        ReplicaConfig {
-            id,
-            listen,
-            peers,
-            heartbeat: DEFAULT_HEARTBEAT,
-            election_timeout_min: DEFAULT_ELECTION_TIMEOUT,
-            election_timeout_max: DEFAULT_ELECTION_TIMEOUT * 2,
-            snapshot_every_entries: 10_000,
-            log_kept_after_snapshot: 1000,
-            checkpoint_interval: Duration::from_secs(2),
-            tick: Duration::from_millis(50),
-            max_ttl: Duration::from_secs(3600),
-            min_ttl: crate::config_check::safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2),
-            cluster_name: "fenced".into(),
-            join: false,
-            limits: Limits::default(),
-            protection: Default::default(),
-        }
-    }
-}
+/// openraft running over this replica's state machine. Declared here, not
+/// beside [`TypeConfig`], so that the type configuration does not name the
+/// state machine that is built on it.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
 /// The seams: everything nondeterministic a replica touches.
 #[derive(Clone)]
@@ -160,13 +98,9 @@ pub struct Replica {
     pub metrics: Metrics,
     pub seams: Seams,
     pub handshake: Arc<Handshake>,
-    /// Set by a drain: new client sessions are refused ([`crate::drain`]).
-    pub draining: AtomicBool,
-    /// Set by an operator's drain (SIGTERM, `fenced cluster drain`), which
-    /// never ends; a drain because the replica was removed ends when it is
-    /// re-added, unless an operator drained it too.
-    pub drain_requested: AtomicBool,
-    pub limiter: crate::limits::Limiter,
+    /// Draining: new client sessions are refused, leadership is handed
+    /// away ([`crate::duties::drain`]).
+    pub drain: DrainState,
     /// Peers, clocks, pauses, fsync latency, limping ([`crate::vitals`]).
     pub vitals: Arc<crate::vitals::Vitals>,
 }
@@ -188,9 +122,9 @@ impl Replica {
     /// the lowest-numbered voter of a new one.
     pub async fn start(config: ReplicaConfig, mut seams: Seams) -> std::io::Result<Arc<Replica>> {
         let refused = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        crate::config_check::validate(&config).map_err(|e| refused(e.to_string()))?;
-        crate::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
-        let has_log = seams.disk.read(crate::log_store::WAL)?.is_some();
+        crate::config::check::validate(&config).map_err(|e| refused(e.to_string()))?;
+        crate::storage::data_dir::open(&*seams.disk, &config).map_err(|e| refused(e.to_string()))?;
+        let has_log = seams.disk.read(crate::storage::log_store::WAL)?.is_some();
         // Every fsync is timed: the status reports it and a limping leader steps aside.
         let timed = TimedDisk::new(seams.disk.clone(), seams.clock.clone());
         let vitals = Arc::new(crate::vitals::Vitals::new(&config, seams.clock.clone(), timed.window()));
@@ -222,7 +156,7 @@ impl Replica {
         let shared = sm.shared.clone();
         let http = HttpClient::new(seams.transport.clone());
         let handshake = Arc::new(Handshake::new(&config, shared.clone()));
-        let network = PeerNetwork::new(http.clone(), handshake.clone(), vitals.clone(), seams.clock.clone());
+        let network = PeerNetwork::new(http.clone(), handshake.clone(), vitals.peers.clone(), seams.clock.clone());
         let raft = DeterministicRng::<openraft::impls::TokioRuntime>::scope(
             seams.seed,
             Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm),
@@ -237,7 +171,7 @@ impl Replica {
             m.membership().nodes().filter(|(id, _)| voters.contains(id)).map(|(id, n)| (*id, n.addr.clone())).collect()
         };
         let problem = if initialized {
-            crate::config_check::against_membership(&config.peers, &replicated).err().map(|p| p.to_string())
+            crate::config::check::against_membership(&config.peers, &replicated).err().map(|p| p.to_string())
         } else if config.peers.is_empty() && !config.join && !has_log {
             // An empty log. (One that holds only a vote waits to be
             // contacted, as a joining replica does.)
@@ -261,7 +195,6 @@ impl Replica {
                 Err(e) => tracing::info!(error = %e, "cluster already initialized elsewhere"),
             }
         }
-        let limiter = crate::limits::Limiter::new(config.protection.clone());
         Ok(Arc::new(Replica {
             config,
             raft,
@@ -271,9 +204,7 @@ impl Replica {
             metrics: Metrics::default(),
             seams,
             handshake,
-            draining: AtomicBool::new(false),
-            drain_requested: AtomicBool::new(false),
-            limiter,
+            drain: DrainState::default(),
             vitals,
         }))
     }
@@ -295,10 +226,12 @@ impl Replica {
                 }
                 // A draining replica (or one just removed, which no longer
                 // receives the log) answers at once instead of waiting.
-                if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                if self.drain.is_draining() {
                     return false;
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(crate::drain::poll(self), applied.changed()).await {
+                if let Ok(Err(_)) =
+                    tokio::time::timeout(crate::node::drain::poll(self.config.heartbeat), applied.changed()).await
+                {
                     return false;
                 }
             }
@@ -339,7 +272,7 @@ impl Replica {
             tracing::debug!(?seen_leader, refused, "not proposed; waiting for a leader");
             // A draining replica (or one just removed, whose idea of the
             // leader may never be corrected) sends the client elsewhere now.
-            if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.drain.is_draining() {
                 return Err(ProposeError::NoLeader);
             }
             // Wait for a different leader, or a heartbeat interval if the
@@ -485,7 +418,7 @@ impl Replica {
         self.raft.metrics().borrow_watched().state.is_leader()
     }
 
-    /// After a pause longer than the election timeout ([`crate::timekeeper`]),
+    /// After a pause longer than the election timeout ([`crate::vitals::timekeeper`]),
     /// serve nothing as leader until a quorum acknowledges a heartbeat sent
     /// after the pause (a ReadIndex round). A follower has nothing to
     /// re-confirm: it forwards to the leader.

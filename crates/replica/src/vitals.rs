@@ -1,19 +1,24 @@
-//! A replica's vital signs, shared by the API (status, `/metrics`), the
-//! probe loop, the timekeeper and the limping-leader check: peers
-//! ([`crate::peers`]), clocks and pauses ([`crate::timekeeper`]), fsync
-//! latency ([`fenced_io::timed_disk`]) and the limp judgement ([`crate::limp`]).
+//! Layer 4: a replica's vital signs, shared by the API (status, `/metrics`),
+//! the node (the pause step-down), the probe loop, the timekeeper and the
+//! limping-leader check: peers ([`crate::peer::health`]), clocks and pauses
+//! ([`timekeeper`]), fsync latency ([`fenced_io::timed_disk`]) and the limp
+//! judgement ([`limp`]). Records and pure judgements only: the loops that
+//! feed them are duties ([`crate::duties`]).
 
-use crate::limp::LimpState;
-use crate::node::ReplicaConfig;
-use crate::peers::PeerStats;
-use crate::timekeeper::Timekeeper;
+pub mod limp;
+pub mod timekeeper;
+
+use crate::config::ReplicaConfig;
+use crate::peer::health::PeerStats;
+use crate::vitals::limp::LimpState;
+use crate::vitals::timekeeper::Timekeeper;
 use fenced_core::clock::Clock;
 use fenced_io::timed_disk::FsyncWindow;
 use std::fmt::Write;
 use std::sync::Arc;
 
 pub struct Vitals {
-    pub peers: PeerStats,
+    pub peers: Arc<PeerStats>,
     pub timekeeper: Timekeeper,
     pub fsync: FsyncWindow,
     pub limp: LimpState,
@@ -22,7 +27,7 @@ pub struct Vitals {
 impl Vitals {
     pub fn new(config: &ReplicaConfig, clock: Arc<dyn Clock>, fsync: FsyncWindow) -> Self {
         Vitals {
-            peers: PeerStats::new(config.id, clock.clone(), config.heartbeat),
+            peers: Arc::new(PeerStats::new(config.id, clock.clone(), config.heartbeat)),
             timekeeper: Timekeeper::new(clock, config.tick, config.election_timeout_min),
             fsync,
             limp: LimpState::default(),

@@ -1,13 +1,13 @@
 //! The error codes the replica can answer are exactly the ones the API
 //! contract (`docs/openapi.yaml`) lists, and every error type's codes are in
-//! the catalogue (`fenced_replica::error_codes`). A code added in one place
+//! the catalogue (`fenced_replica::http::error_codes`). A code added in one place
 //! only fails here, instead of failing a client that validates responses.
 
 use fenced_core::{LeaseId, SmError, Token};
 use fenced_io::auth::{AuthError, Op};
-use fenced_replica::error_codes::{is_known, ERROR_CODES};
-use fenced_replica::handshake::Refusal;
+use fenced_replica::http::error_codes::{is_known, ERROR_CODES};
 use fenced_replica::node::ProposeError;
+use fenced_replica::peer::handshake::Refusal;
 use std::collections::BTreeSet;
 
 /// The `enum` under `components.schemas.Error.properties.code`.

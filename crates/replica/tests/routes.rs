@@ -1,5 +1,5 @@
 //! Every route of a replica, from its declaration table
-//! (`fenced_replica::routes::ROUTES`), tried by every kind of caller against
+//! (`fenced_replica::http::routes::ROUTES`), tried by every kind of caller against
 //! a replica with an auth policy (issue 17): no credentials, a client with
 //! rights on the names used (`alice`), another client (`bob`), an
 //! administrator and a peer. A refused request answers 401 or 403 and
@@ -18,9 +18,10 @@ use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::http::{HttpClient, HttpResponse};
 use fenced_io::transport::TcpTransport;
-use fenced_replica::limits::{ClientLimits, Protection};
-use fenced_replica::node::{ReplicaConfig, Seams};
-use fenced_replica::routes::{Right, Verb, ROUTES};
+use fenced_replica::config::ReplicaConfig;
+use fenced_replica::config::{ClientLimits, Protection};
+use fenced_replica::http::routes::{Right, Verb, ROUTES};
+use fenced_replica::node::Seams;
 use fenced_replica::server::{self, Running};
 use hyper::{Method, Request};
 use serde_json::{json, Value};
@@ -119,7 +120,7 @@ impl Who {
 
 /// What the cluster is: anything a wrongly admitted request would change.
 fn state(r: &Running) -> String {
-    let m = fenced_replica::membership::view(&r.replica);
+    let m = fenced_replica::duties::members::view(&r.replica);
     let t = r.replica.shared.read(|t| {
         let leases: Vec<_> = t.leases().map(|l| format!("{l:?}")).collect();
         let mut held: Vec<_> = t.all_holders().map(|l| format!("{l:?}")).collect();
@@ -131,7 +132,7 @@ fn state(r: &Running) -> String {
         r.replica.shared.applied_index(),
         m.nodes,
         m.leader,
-        r.replica.draining.load(std::sync::atomic::Ordering::SeqCst),
+        r.replica.drain.is_draining(),
         t
     )
 }

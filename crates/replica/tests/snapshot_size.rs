@@ -14,7 +14,7 @@ use fenced_core::limits::Limits;
 use fenced_core::table::LockTable;
 use fenced_core::token::secret_from_entropy;
 use fenced_io::frame;
-use fenced_replica::api::PEER_BODY_MAX;
+use fenced_replica::http::locks::PEER_BODY_MAX;
 
 const N: u64 = 200;
 

@@ -9,7 +9,8 @@ use fenced_io::clock::SystemClock;
 use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::timed_disk::SlowDisk;
 use fenced_io::transport::{BoxConn, Listener, TcpTransport, Transport};
-use fenced_replica::node::{ReplicaConfig, Seams};
+use fenced_replica::config::ReplicaConfig;
+use fenced_replica::node::Seams;
 use fenced_replica::server::{self, Running};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -125,7 +126,7 @@ async fn start(
     config.election_timeout_min = Duration::from_millis(500);
     config.election_timeout_max = Duration::from_millis(1000);
     config.min_ttl =
-        fenced_replica::config_check::safe_min_ttl(config.election_timeout_min, config.election_timeout_max);
+        fenced_replica::config::check::safe_min_ttl(config.election_timeout_min, config.election_timeout_max);
     let _ = dir;
     let seams = Seams { transport, disk, clock, seed: id, key_entropy: [9; 32] };
     server::start(config, seams).await.expect("replica starts")

@@ -75,7 +75,7 @@ impl std::str::FromStr for DisasterKind {
 pub struct Disaster {
     pub kind: DisasterKind,
     /// Added to the highest index known to place the token floor; the
-    /// production default is `fenced_replica::backup::DEFAULT_BUMP`. A small
+    /// production default is `fenced_replica::storage::backup::DEFAULT_BUMP`. A small
     /// bump is the broken variant the tests run.
     pub bump: u64,
 }
@@ -211,7 +211,7 @@ impl SimConfig {
                 DisasterKind::Restore => " --disaster restore",
                 DisasterKind::Recover => " --disaster recover",
             });
-            if d.bump != fenced_replica::backup::DEFAULT_BUMP {
+            if d.bump != fenced_replica::storage::backup::DEFAULT_BUMP {
                 s.push_str(&format!(" --disaster-bump {}", d.bump));
             }
         }

@@ -1,5 +1,5 @@
 //! Losing the whole cluster, or a majority's disks, in the middle of a run,
-//! and bringing it back through the real code (`fenced_replica::backup`):
+//! and bringing it back through the real code (`fenced_replica::storage::backup`):
 //!
 //! - **restore**: a backup is taken through the leader over the simulated
 //!   network (`GET /v1/cluster/snapshot`, what `fenced cluster snapshot
@@ -25,10 +25,10 @@ use fenced_check::history::Event;
 use fenced_core::audit::{self, Decision};
 use fenced_core::table::LockTable;
 use fenced_io::disk::{Disk, MemDisk};
-use fenced_replica::backup::{self, Backup, Started};
-use fenced_replica::log_store::LogStore;
-use fenced_replica::state_machine::{decode_snapshot_file, SNAPSHOT};
-use fenced_replica::types::Entry;
+use fenced_replica::storage::backup::{self, Backup, Started};
+use fenced_replica::storage::log_store::LogStore;
+use fenced_replica::storage::state_machine::{decode_snapshot_file, SNAPSHOT};
+use fenced_replica::storage::types::Entry;
 use openraft::EntryPayload;
 use serde::Serialize;
 use serde_json::json;
@@ -194,7 +194,7 @@ fn decided(old: &BTreeMap<u64, OldLog>) -> Option<(&OldLog, u64)> {
     let last = |l: &OldLog| l.entries.last().map(|e| (e.log_id.leader_id.term, e.log_id.index));
     let best = old.values().max_by_key(|l| last(l))?;
     let majority = old.len() / 2 + 1;
-    let mut held: BTreeMap<fenced_replica::types::LogId, usize> = BTreeMap::new();
+    let mut held: BTreeMap<fenced_replica::storage::types::LogId, usize> = BTreeMap::new();
     for e in old.values().flat_map(|l| l.entries.iter()) {
         *held.entry(e.log_id).or_default() += 1;
     }

@@ -21,8 +21,9 @@ use fenced_check::verdict::{Options, Verdict};
 use fenced_client::{Client, ClientConfig};
 use fenced_io::disk::MemDisk;
 use fenced_io::http::HttpClient;
-use fenced_replica::log_store::LogStore;
-use fenced_replica::node::{Replica, ReplicaConfig, Seams};
+use fenced_replica::config::ReplicaConfig;
+use fenced_replica::node::{Replica, Seams};
+use fenced_replica::storage::log_store::LogStore;
 use fenced_store::config::{StoreConfig, StoreSeams};
 use fenced_store_client::StoreClient;
 use futures::future::BoxFuture;
@@ -147,7 +148,7 @@ impl ReplicaSpec {
         // A restart trusts its data directory, as `fenced serve` without
         // `--peers` does: membership changes may have made the initial peer
         // list stale.
-        let peers = match fenced_io::disk::Disk::read(&disk, fenced_replica::log_store::WAL) {
+        let peers = match fenced_io::disk::Disk::read(&disk, fenced_replica::storage::log_store::WAL) {
             Ok(Some(_)) => BTreeMap::new(),
             _ => self.peers,
         };
@@ -565,7 +566,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
     let committed: BTreeMap<u64, fenced_core::audit::CommittedLog> = logs
         .iter()
         .map(|(id, (c, entries))| {
-            let describe = |e: &fenced_replica::types::Entry| {
+            let describe = |e: &fenced_replica::storage::types::Entry| {
                 format!("t{} {}", e.log_id.leader_id.term, serde_json::to_string(&e.payload).unwrap_or_default())
             };
             (*id, entries.iter().filter(|e| e.log_id.index <= *c).map(|e| (e.log_id.index, describe(e))).collect())
@@ -964,7 +965,7 @@ struct DisasterDriver {
     rng: ChaCha8Rng,
 }
 
-type BackupSlot = Arc<Mutex<Option<Result<fenced_replica::backup::Backup, String>>>>;
+type BackupSlot = Arc<Mutex<Option<Result<fenced_replica::storage::backup::Backup, String>>>>;
 
 impl DisasterDriver {
     fn new(cfg: &SimConfig, d: crate::config::Disaster, endpoints: &[String], epoch_ms: u64) -> Self {
@@ -1011,8 +1012,8 @@ impl DisasterDriver {
             while crate::time::elapsed() < deadline {
                 match client.snapshot().await {
                     Ok(export) => {
-                        let decoded = fenced_replica::backup::decode_export(&export)
-                            .and_then(|bytes| fenced_replica::backup::decode(&bytes))
+                        let decoded = fenced_replica::storage::backup::decode_export(&export)
+                            .and_then(|bytes| fenced_replica::storage::backup::decode(&bytes))
                             .map_err(|e| format!("the backup does not decode: {e}"));
                         if let Ok(b) = &decoded {
                             rec.nemesis(
@@ -1096,7 +1097,7 @@ impl DisasterDriver {
         world: &mut World<'_>,
         now: Duration,
         peers: &BTreeMap<u64, String>,
-        backup: Option<fenced_replica::backup::Backup>,
+        backup: Option<fenced_replica::storage::backup::Backup>,
     ) -> Result<(), SimError> {
         let ids: Vec<u64> = world.hosts.replicas.keys().copied().collect();
         let mut old = BTreeMap::new();

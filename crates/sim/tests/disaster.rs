@@ -1,12 +1,12 @@
 //! Disaster recovery in the simulator: the whole cluster (restore) or a
 //! majority's disks (recover) are lost mid-run and brought back through the
-//! real `fenced_replica::backup` code; the workload goes on, and every
+//! real `fenced_replica::storage::backup` code; the workload goes on, and every
 //! checker judges the history across the disaster. A restore with too small
 //! a token floor must be caught by the ordinary checkers, not only by the
 //! restore's own verdict.
 
 use fenced_check::verdict::{Property, Status};
-use fenced_replica::backup::DEFAULT_BUMP;
+use fenced_replica::storage::backup::DEFAULT_BUMP;
 use fenced_sim::config::{Disaster, DisasterKind, SimConfig};
 use fenced_sim::run::{run_seed, SeedOutcome};
 

@@ -18,7 +18,7 @@
 use fenced_check::verdict::Status;
 use fenced_check::waits;
 use fenced_client::ClientConfig;
-use fenced_replica::node::ReplicaConfig;
+use fenced_replica::config::ReplicaConfig;
 use fenced_sim::config::SimConfig;
 use fenced_sim::nemesis::{Fault, Planned};
 use fenced_sim::run::run_seed;

@@ -8,7 +8,7 @@
 use fenced_check::history::{Event, History};
 use fenced_check::verdict::Status;
 use fenced_check::waits;
-use fenced_replica::node::ReplicaConfig;
+use fenced_replica::config::ReplicaConfig;
 use fenced_sim::config::SimConfig;
 use fenced_sim::run::{run_seed, SeedOutcome};
 use std::collections::BTreeMap;

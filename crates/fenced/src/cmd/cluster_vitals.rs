@@ -43,7 +43,7 @@ pub fn print(statuses: &[ClusterStatus]) {
     println!(
         "throughput, as each replica sees it (REPLICATION: acknowledged AppendEntries over {} s while leading; \
          LINK: its bandwidth probes; REPORTED: the peer's own outbound links):",
-        fenced_replica::peers::THROUGHPUT_SPAN.as_secs()
+        fenced_replica::peer::health::THROUGHPUT_SPAN.as_secs()
     );
     println!(
         "{:>4} {:>4} {:>12} {:>12} {:>14} {:>12} {:>12}",
@@ -52,12 +52,12 @@ pub fn print(statuses: &[ClusterStatus]) {
     for s in statuses {
         for (peer, h) in &s.peers {
             let t = &h.replication_throughput;
-            let opt = |r: Option<f64>| r.map_or_else(|| "-".to_string(), fenced_replica::limp::rate);
+            let opt = |r: Option<f64>| r.map_or_else(|| "-".to_string(), fenced_replica::vitals::limp::rate);
             println!(
                 "{:>4} {:>4} {:>12} {:>12.1} {:>14} {:>12} {:>12}",
                 s.id,
                 peer,
-                fenced_replica::limp::rate(t.bytes_per_s),
+                fenced_replica::vitals::limp::rate(t.bytes_per_s),
                 t.entries_per_s,
                 opt(t.busy_bytes_per_s),
                 opt(h.link_throughput.busy_bytes_per_s),

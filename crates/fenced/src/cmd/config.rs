@@ -4,9 +4,9 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use fenced_replica::config_check::{self, Problem};
-use fenced_replica::data_dir;
-use fenced_replica::node::ReplicaConfig;
+use fenced_replica::config::check::{self as config_check, Problem};
+use fenced_replica::config::ReplicaConfig;
+use fenced_replica::storage::data_dir;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

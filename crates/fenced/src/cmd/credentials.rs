@@ -11,7 +11,7 @@ use fenced_io::auth::Policy;
 use fenced_io::clock::SystemClock;
 use fenced_io::tls::{client_config, TlsFiles, TlsTransport};
 use fenced_io::transport::{TcpTransport, Transport};
-use fenced_replica::limits::{ClientLimits, Protection};
+use fenced_replica::config::{ClientLimits, Protection};
 use fenced_store::cli::Security as StoreSecurity;
 use std::path::PathBuf;
 use std::sync::Arc;

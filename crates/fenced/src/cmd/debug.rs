@@ -7,7 +7,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use fenced_io::disk::FsDisk;
-use fenced_replica::log_store::LogStore;
+use fenced_replica::storage::log_store::LogStore;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;

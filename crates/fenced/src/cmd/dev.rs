@@ -4,7 +4,7 @@ use super::serve::seams;
 use anyhow::Context;
 use clap::Args;
 use fenced_core::token::encode_public_key;
-use fenced_replica::node::ReplicaConfig;
+use fenced_replica::config::ReplicaConfig;
 use fenced_replica::server;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

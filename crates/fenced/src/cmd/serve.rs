@@ -85,9 +85,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
     });
     let why = stop_signal().await?;
     eprintln!("{why}: draining (handing off leadership, refusing new sessions)");
-    match tokio::time::timeout(Duration::from_secs(15), fenced_replica::drain::drain(&running.replica)).await {
+    match tokio::time::timeout(Duration::from_secs(15), fenced_replica::duties::drain::drain(&running.replica)).await {
         Ok(Ok(d)) => eprintln!("drained; leader is now {}", d.leader.map(|l| l.to_string()).unwrap_or("-".into())),
-        Ok(Err(e)) => eprintln!("drain incomplete ({e:?}); stopping anyway"),
+        Ok(Err(e)) => eprintln!("drain incomplete ({e}); stopping anyway"),
         Err(_) => eprintln!("drain did not finish within 15 s; stopping anyway"),
     }
     // Let followers hear of the new leader before this replica goes quiet.

@@ -75,7 +75,7 @@ pub struct SimArgs {
     pub disaster: Option<fenced_sim::config::DisasterKind>,
     /// The token floor's bump for --disaster (the restore's `--bump`). The
     /// default is the production one; a small bump is a broken variant.
-    #[arg(long, default_value_t = fenced_replica::backup::DEFAULT_BUMP, requires = "disaster")]
+    #[arg(long, default_value_t = fenced_replica::storage::backup::DEFAULT_BUMP, requires = "disaster")]
     pub disaster_bump: u64,
     /// L1: bound on an acquire after the network heals.
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]

@@ -1,13 +1,13 @@
 //! Backup files: `fenced cluster snapshot save`, `fenced snapshot inspect`,
 //! `fenced snapshot restore`, and `fenced cluster recover`. The formats,
-//! the token floor and the reasoning live in `fenced_replica::backup`.
+//! the token floor and the reasoning live in `fenced_replica::storage::backup`.
 
 use super::config::parse_peers;
 use super::lock::Common;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use fenced_io::disk::FsDisk;
-use fenced_replica::backup::{self, Started, DEFAULT_BUMP};
+use fenced_replica::storage::backup::{self, Started, DEFAULT_BUMP};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -95,7 +95,7 @@ pub fn false_elections_per_day(tail: &Tail, heartbeat_ms: u64, election_ms: u64)
 }
 
 /// The shortest election timeout in heartbeats, as in the defaults
-/// (`fenced_replica::node::DEFAULT_ELECTION_TIMEOUT`).
+/// (`fenced_replica::config::DEFAULT_ELECTION_TIMEOUT`).
 pub const ELECTION_HEARTBEATS: f64 = 6.0;
 
 /// Recommend timeouts from the measured percentiles.

@@ -10,8 +10,8 @@
 //! - `--peers` must agree with the membership the replica has replicated
 //!   (checked once the log is open: [`against_membership`]).
 
-use crate::node::ReplicaConfig;
-use crate::types::NodeId;
+use crate::config::NodeId;
+use crate::config::ReplicaConfig;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;

@@ -30,7 +30,7 @@ use std::io;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::types::TypeConfig;
+use crate::storage::types::TypeConfig;
 
 /// Most jobs written under one fsync; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;

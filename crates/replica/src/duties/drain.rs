@@ -12,31 +12,26 @@
 //! `fenced serve` drains on SIGTERM before it stops; `fenced cluster drain
 //! ID` drains a replica that keeps running (for a stop by other means).
 
-use crate::api::ApiError;
-use crate::handshake::Handshake;
-use crate::membership::live_members;
-use crate::node::{ProposeError, Replica};
-use crate::types::NodeId;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
+use crate::duties::members::live_members;
+use crate::node::drain::AfterRemoval;
+use crate::node::Replica;
+use crate::peer::handshake::Handshake;
+use crate::storage::types::NodeId;
+use bytes::Bytes;
 use fenced_core::admin::{DrainRequest, DrainStatus};
 use fenced_io::http::HttpClient;
+use hyper::StatusCode;
 use openraft::async_runtime::WatchReceiver;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-type App = Arc<Replica>;
-
-/// How often a waiting acquire or proposal looks whether its replica
-/// started draining: once a heartbeat (a removed replica's waiters should
-/// move on about as fast as a leader change is noticed), at least every
-/// 250 ms.
-pub fn poll(app: &Replica) -> Duration {
-    app.config.heartbeat.min(Duration::from_millis(250))
+/// Why leadership could not be handed off.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("this replica is shutting down")]
+    ShuttingDown,
+    #[error("no other voter took leadership; is a majority up and caught up? (fenced cluster status)")]
+    HandOffFailed,
 }
 
 /// Wait this long for leadership to move to one candidate.
@@ -46,7 +41,7 @@ fn move_timeout(app: &Replica) -> Duration {
 
 /// If this replica leads, hand leadership to another live voter, the most
 /// caught-up first. Returns the leader afterwards.
-pub async fn hand_off(app: &Replica) -> Result<Option<NodeId>, ApiError> {
+pub async fn hand_off(app: &Replica) -> Result<Option<NodeId>, DrainError> {
     let me = app.config.id;
     let m = app.raft.metrics().borrow_watched().clone();
     if m.current_leader != Some(me) {
@@ -66,7 +61,7 @@ pub async fn hand_off(app: &Replica) -> Result<Option<NodeId>, ApiError> {
     candidates.sort_by(|a, b| b.cmp(a));
     for (_, _, target) in candidates {
         if app.raft.trigger().transfer_leader(target).await.is_err() {
-            return Err(ProposeError::ShuttingDown.into());
+            return Err(DrainError::ShuttingDown);
         }
         let mut metrics = app.raft.metrics();
         let moved = tokio::time::timeout(move_timeout(app), async {
@@ -87,18 +82,14 @@ pub async fn hand_off(app: &Replica) -> Result<Option<NodeId>, ApiError> {
         }
         tracing::warn!(target, "leadership did not move; trying the next voter");
     }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "hand_off_failed",
-        "no other voter took leadership; is a majority up and caught up? (fenced cluster status)",
-    ))
+    Err(DrainError::HandOffFailed)
 }
 
 /// Start draining (idempotent) and hand leadership off. A background task
 /// hands it off again if this replica is elected while it drains. An
 /// operator's drain never ends (the process is about to stop).
-pub async fn drain(app: &Arc<Replica>) -> Result<DrainStatus, ApiError> {
-    app.drain_requested.store(true, Ordering::SeqCst);
+pub async fn drain(app: &Arc<Replica>) -> Result<DrainStatus, DrainError> {
+    app.drain.request();
     start_draining(app);
     let leader = if app.voters().len() > 1 { hand_off(app).await? } else { None };
     Ok(DrainStatus { id: app.config.id, draining: true, leader })
@@ -107,7 +98,7 @@ pub async fn drain(app: &Arc<Replica>) -> Result<DrainStatus, ApiError> {
 /// Set the draining flag; the first time, start the task that keeps handing
 /// leadership away while the flag stays set.
 fn start_draining(app: &Arc<Replica>) {
-    if app.draining.swap(true, Ordering::SeqCst) {
+    if !app.drain.start() {
         return;
     }
     tracing::info!("draining: refusing new client sessions, handing off leadership");
@@ -117,7 +108,7 @@ fn start_draining(app: &Arc<Replica>) {
         loop {
             tokio::time::sleep(period).await;
             let Some(app) = weak.upgrade() else { return };
-            if !app.draining.load(Ordering::SeqCst) {
+            if !app.drain.is_draining() {
                 return;
             }
             let leads = app.raft.metrics().borrow_watched().current_leader == Some(app.config.id);
@@ -131,7 +122,7 @@ fn start_draining(app: &Arc<Replica>) {
 /// Has this replica seen a membership later than `removed_at` that includes
 /// it (it was added back)?
 fn readded(app: &Replica, removed_at: u64) -> bool {
-    let view = crate::membership::view(app);
+    let view = crate::duties::members::view(app);
     view.log_index > removed_at && view.nodes.contains_key(&app.config.id)
 }
 
@@ -143,84 +134,37 @@ fn readded(app: &Replica, removed_at: u64) -> bool {
 pub fn drain_removed(app: &Arc<Replica>, removed_at: u64) -> DrainStatus {
     let status = |app: &Replica| DrainStatus {
         id: app.config.id,
-        draining: app.draining.load(Ordering::SeqCst),
+        draining: app.drain.is_draining(),
         leader: app.raft.metrics().borrow_watched().current_leader,
     };
-    if readded(app, removed_at) || app.draining.load(Ordering::SeqCst) {
+    if readded(app, removed_at) || app.drain.is_draining() {
         return status(app); // A late message, or draining already.
     }
     tracing::info!(removed_at, "removed from the cluster: draining until added back");
     start_draining(app);
     let weak = Arc::downgrade(app);
-    let period = poll(app);
+    let period = crate::node::drain::poll(app.config.heartbeat);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(period).await;
             let Some(app) = weak.upgrade() else { return };
-            if app.drain_requested.load(Ordering::SeqCst) || !app.draining.load(Ordering::SeqCst) {
-                return;
-            }
-            if readded(&app, removed_at) {
-                app.draining.store(false, Ordering::SeqCst);
-                tracing::info!("added back to the cluster: no longer draining");
-                return;
+            match app.drain.after_removal(|| readded(&app, removed_at)) {
+                AfterRemoval::Watch => {}
+                AfterRemoval::Over => return,
+                AfterRemoval::Undrained => {
+                    tracing::info!("added back to the cluster: no longer draining");
+                    return;
+                }
             }
         }
     });
     status(app)
 }
 
-/// The error a draining replica answers a new session with.
-pub fn refusal() -> ApiError {
-    let mut e = ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "draining",
-        "this replica is draining before a stop; open the session on another replica",
-    );
-    e.set_retry(true);
-    e
-}
-
-/// An operator's drain takes no body (`curl -X POST …/drain`): empty,
-/// `null` or `{}`. Telling a removed replica to drain is a peer message
-/// ([`REMOVED_PATH`]), so `removed_at` is refused here.
-fn drain_body(body: &[u8]) -> Result<(), ApiError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct OperatorDrain {}
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    serde_json::from_slice::<Option<OperatorDrain>>(body).map(|_| ()).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{e}: the body is empty, null or {{}} (the leader tells a removed replica to drain with a peer message, \
-             {REMOVED_PATH})"
-        ))
-    })
-}
-
-/// `POST /v1/cluster/drain` (admin): drain this replica before a stop.
-pub(crate) async fn drain_handler(
-    State(app): State<App>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<DrainStatus>, ApiError> {
-    let body = body.map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text()))?;
-    drain_body(&body)?;
-    drain(&app).await.map(Json)
-}
-
 /// The peer message by which the leader that removed a replica tells it to
 /// drain ([`drain_removed`]). Under the peer prefix: only a replica may send
 /// it, since a drain that waits to be re-added refuses clients for good.
 pub const REMOVED_PATH: &str = "/raft/v1/drain-removed";
-
-/// `POST /raft/v1/drain-removed`: a [`DrainRequest`] frame from the leader.
-pub(crate) async fn removed_handler(State(app): State<App>, body: Bytes) -> axum::response::Response {
-    match crate::api::peer_decode::<DrainRequest>(&app, "drain-removed", &body) {
-        Ok(req) => crate::api::peer_reply(Ok::<_, String>(drain_removed(&app, req.removed_at))),
-        Err(r) => *r,
-    }
-}
 
 /// Send the [`REMOVED_PATH`] message to the replica at `addr`, as a peer:
 /// over the replicas' transport (TLS with the replica's certificate when the
@@ -235,7 +179,7 @@ pub async fn tell_removed(
     let mut req = hyper::Request::builder()
         .method(hyper::Method::POST)
         .uri(REMOVED_PATH)
-        .header(axum::http::header::CONTENT_TYPE, "application/x-fenced-frame")
+        .header(hyper::header::CONTENT_TYPE, "application/x-fenced-frame")
         .body(Bytes::from(body))
         .map_err(|e| e.to_string())?;
     handshake.stamp(req.headers_mut());
@@ -244,19 +188,4 @@ pub async fn tell_removed(
         return Err(format!("{} answered {}: {}", addr, resp.status, String::from_utf8_lossy(&resp.body)));
     }
     fenced_io::frame::decode_exact(&resp.body).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_drain_body_is_optional_and_strict() {
-        for ok in [&b""[..], b" \n", b"null", b"{}"] {
-            assert!(drain_body(ok).is_ok(), "{}", String::from_utf8_lossy(ok));
-        }
-        assert!(drain_body(br#"{"removed_at": 7}"#).is_err(), "the removed replica's drain is a peer message");
-        assert!(drain_body(br#"{"removed": 7}"#).is_err(), "unknown fields are refused");
-        assert!(drain_body(b"{").is_err());
-    }
 }

@@ -20,7 +20,6 @@
 //! — a deposed leader cannot commit, and reads use ReadIndex anyway — but it
 //! stops a zombie leader from acting on state that may be a minute old.
 
-use crate::node::Replica;
 use fenced_core::api::ClockHealth;
 use fenced_core::clock::{Clock, Mono, WallBound};
 use fenced_core::clockwatch::{ClockWatch, ClockWatchConfig};
@@ -28,7 +27,6 @@ use fenced_core::latency::LatencyWindow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Lateness samples kept.
 const LATENESS_WINDOW: usize = 4096;
@@ -48,7 +46,7 @@ pub struct Timekeeper {
     /// False until the first beat (start-up is not a pause).
     started: AtomicBool,
     /// A background re-confirmation is running (at most one).
-    reconfirming: Arc<AtomicBool>,
+    pub(crate) reconfirming: Arc<AtomicBool>,
     awaiting_reconfirm: AtomicBool,
     pauses: AtomicU64,
     longest_pause_ms: AtomicU64,
@@ -196,30 +194,6 @@ impl Timekeeper {
             awaiting_reconfirm: self.awaiting_reconfirm(),
             lateness: self.lateness(),
         }
-    }
-}
-
-/// Beat every `tick` until `shutdown`; also the limping-leader check.
-pub async fn run(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
-    let tick = replica.config.tick;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        let leading = replica.raft_thinks_leader();
-        replica.vitals.timekeeper.beat(leading);
-        let busy = replica.vitals.timekeeper.reconfirming.clone();
-        if replica.vitals.timekeeper.awaiting_reconfirm() && !busy.swap(true, Ordering::SeqCst) {
-            // Re-confirm (or, as a follower, just clear) without waiting for
-            // a client request; leader duties resume once it succeeds.
-            let r = replica.clone();
-            tokio::spawn(async move {
-                let _ = r.ensure_not_paused().await;
-                busy.store(false, Ordering::SeqCst);
-            });
-        }
-        crate::limp::check(&replica).await;
     }
 }
 

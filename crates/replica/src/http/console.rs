@@ -13,16 +13,16 @@
 //!   requests (they name other callers).
 //!
 //! The page shell itself carries no data, so it needs no right; every byte
-//! of data comes through a route declared in [`crate::routes::ROUTES`] with
+//! of data comes through a route declared in [`crate::http::routes::ROUTES`] with
 //! its right. The page sends the bearer token typed into it as
 //! `Authorization` (a browser's client certificate works without it).
 //!
 //! Every answer is this replica's view, which a follower's may trail; the
 //! answers say whose view they are.
 
-use crate::api::ApiError;
-use crate::node::Replica;
-use crate::state_machine::AppliedEntry;
+use crate::http::error::ApiError;
+use crate::http::HttpState;
+use crate::storage::state_machine::AppliedEntry;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
-type App = Arc<Replica>;
+type App = Arc<HttpState>;
 
 /// The largest page `limit` may ask for.
 pub const PAGE_MAX: usize = 1000;
@@ -57,8 +57,8 @@ const STREAM_QUEUE: usize = 64;
 /// A comment line this often, so a closed browser is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const CONSOLE_JS: &str = include_str!("../ui/console.js");
+const INDEX_HTML: &str = include_str!("../../ui/index.html");
+const CONSOLE_JS: &str = include_str!("../../ui/console.js");
 
 // The style sheet, the script helpers, the CSP and the asset headers are
 // the store console's too (`fenced_io::ui`).
@@ -102,7 +102,7 @@ fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiEr
 
 /// May the caller see this name in a listing or the event stream? The
 /// same right as reading its status (`/v1/lock/status`).
-fn visible(app: &Replica, caller: &Caller, name: &str) -> bool {
+fn visible(app: &HttpState, caller: &Caller, name: &str) -> bool {
     auth::authorize(app.limiter.policy(), caller, Op::Watch, name).is_ok()
 }
 
@@ -272,7 +272,7 @@ fn entry_events(replica: u64, at_ms: u64, entry: &AppliedEntry, keep: &dyn Fn(&s
 }
 
 /// `GET /v1/events`: this replica's events, live, as server-sent events.
-/// Bounded twice: [`crate::limits::CONSOLE_STREAMS_MAX`] streams per
+/// Bounded twice: [`crate::http::limits::CONSOLE_STREAMS_MAX`] streams per
 /// replica (and an authenticated caller's streams count against its
 /// watches), and each stream reads the replica's event rings, which drop
 /// the oldest for a reader that falls behind; the reader is then sent a
@@ -287,7 +287,7 @@ pub(crate) async fn events(
     let permit = app.limiter.console_streams.clone().try_acquire_owned().map_err(|_| {
         let message = format!(
             "{} console streams are open on this replica; close a console tab or use another replica",
-            crate::limits::CONSOLE_STREAMS_MAX
+            crate::http::limits::CONSOLE_STREAMS_MAX
         );
         app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message.clone());
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", message)
@@ -309,7 +309,7 @@ pub(crate) async fn events(
             at_ms: app.seams.clock.wall_ms(),
             ..Default::default()
         };
-        let view = |m: &openraft::RaftMetrics<crate::types::TypeConfig>| {
+        let view = |m: &openraft::RaftMetrics<crate::storage::types::TypeConfig>| {
             (m.current_leader, m.current_term, m.state.is_leader())
         };
         let mut last = view(&metrics.borrow_watched());

@@ -7,9 +7,9 @@
 //! The renewal was made before it was applied anywhere, so this deadline is
 //! never earlier than the one the old leader held (up to clock-rate error) —
 //! and it is never reset by an election, which is etcd issue 9888's bug.
-//! Only the leader acts on the timers (see [`crate::leader`]).
+//! Only the leader acts on the timers (see [`crate::duties::leader`]).
 
-use crate::types::{Entry, LogId, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::storage::types::{Entry, LogId, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 use fenced_core::clock::{Clock, Mono};
 use fenced_core::table::{Event, LockTable};
 use fenced_core::{LeaseId, Response};

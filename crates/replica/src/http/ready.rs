@@ -3,18 +3,18 @@
 //! that knows of no leader cannot serve or forward a request, so traffic
 //! should go elsewhere. Liveness is `/v1/ping`.
 //!
-//! Its right (`crate::routes`) is none, like `/v1/ping`: probes carry no
+//! Its right (`crate::http::routes`) is none, like `/v1/ping`: probes carry no
 //! credentials, and the answer reveals only the leader's id.
 
-use crate::api::ApiError;
-use crate::node::Replica;
+use crate::http::error::ApiError;
+use crate::http::HttpState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use openraft::async_runtime::WatchReceiver;
 use std::sync::Arc;
 
-type App = Arc<Replica>;
+type App = Arc<HttpState>;
 
 pub(crate) async fn ready(State(app): State<App>) -> Result<Json<serde_json::Value>, ApiError> {
     let leader = app.raft.metrics().borrow_watched().current_leader;

@@ -3,14 +3,14 @@
 //!
 //! The wire protocol carries a version in its path (`/raft/v1/...`, the
 //! message encoding) and in the handshake headers of every message
-//! ([`crate::handshake`]: protocol version, cluster, limits, timing). A
+//! ([`crate::peer::handshake`]: protocol version, cluster, limits, timing). A
 //! replica refuses a peer it cannot understand or must not mix with, and the
 //! sender reports it as unreachable, with the reason in its log, rather than
 //! misreading the bytes.
 
-use crate::handshake::Handshake;
-use crate::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
-use crate::vitals::Vitals;
+use crate::peer::handshake::{Handshake, RAFT_PREFIX};
+use crate::peer::health::PeerStats;
+use crate::storage::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
 use fenced_core::clock::Clock;
 use fenced_io::frame;
@@ -29,9 +29,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Path prefix of the replica protocol, with its version.
-pub const RAFT_PREFIX: &str = "/raft/v1";
-
 /// A snapshot on the wire.
 #[derive(Serialize, Deserialize)]
 pub struct SnapshotRequest {
@@ -45,14 +42,14 @@ pub struct SnapshotRequest {
 pub struct PeerNetwork {
     http: HttpClient,
     handshake: Arc<Handshake>,
-    vitals: Arc<Vitals>,
+    peers: Arc<PeerStats>,
     clock: Arc<dyn Clock>,
 }
 
 impl PeerNetwork {
-    /// Replies and AppendEntries round trips are recorded in `vitals`.
-    pub fn new(http: HttpClient, handshake: Arc<Handshake>, vitals: Arc<Vitals>, clock: Arc<dyn Clock>) -> Self {
-        PeerNetwork { http, handshake, vitals, clock }
+    /// Replies and AppendEntries round trips are recorded in `peers`.
+    pub fn new(http: HttpClient, handshake: Arc<Handshake>, peers: Arc<PeerStats>, clock: Arc<dyn Clock>) -> Self {
+        PeerNetwork { http, handshake, peers, clock }
     }
 }
 
@@ -65,7 +62,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             handshake: self.handshake.clone(),
             target,
             addr: node.addr.clone(),
-            vitals: self.vitals.clone(),
+            peers: self.peers.clone(),
             clock: self.clock.clone(),
         }
     }
@@ -77,7 +74,7 @@ pub struct PeerClient {
     handshake: Arc<Handshake>,
     target: NodeId,
     addr: String,
-    vitals: Arc<Vitals>,
+    peers: Arc<PeerStats>,
     clock: Arc<dyn Clock>,
 }
 
@@ -123,13 +120,13 @@ impl PeerClient {
             tracing::warn!(peer = self.target, code = refusal.code(), "refusing a peer's answer: {refusal}");
             return Err(unreachable(refusal));
         }
-        self.vitals.peers.heard(self.target);
+        self.peers.heard(self.target);
         frame::decode_exact(&resp.body).map(|r| (r, size)).map_err(unreachable)
     }
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
-    type SnapshotData = crate::types::SnapshotData;
+    type SnapshotData = crate::storage::types::SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -141,7 +138,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let (resp, bytes) = self.call_sized("append", &rpc, option.hard_ttl()).await?;
         // The bytes crossed the link either way; the entries count only if appended.
         let entries = if matches!(resp, AppendEntriesResponse::Success) { entries } else { 0 };
-        self.vitals.peers.replicated(self.target, self.clock.now().since(start), bytes, entries);
+        self.peers.replicated(self.target, self.clock.now().since(start), bytes, entries);
         Ok(resp)
     }
 

@@ -3,12 +3,12 @@
 //! heartbeats still arrive) while every write waits for its disk or its links.
 //!
 //! The leader compares itself with its peers, using what it measures and what
-//! they report in probe replies ([`crate::peers::ProbeReply`]):
+//! they report in probe replies ([`crate::peer::health::ProbeReply`]):
 //!
 //! - its own median fsync against the median of its peers' medians;
 //! - its median AppendEntries round trip to its peers against the median of
 //!   the peers' own probe RTTs (links that do not involve the leader);
-//! - its outbound link throughput (bandwidth probes, [`crate::peers`]) to a
+//! - its outbound link throughput (bandwidth probes, [`crate::peer::health`]) to a
 //!   majority of its unsuspected peers against the median of the peers' own
 //!   outbound link throughput. A link throttled to a trickle still carries
 //!   heartbeats in normal time, so round trips alone miss it; the delivered
@@ -21,12 +21,8 @@
 //! waits [`COOLDOWN`] before judging again. Timing decides only *who* leads;
 //! safety does not depend on it.
 
-use crate::node::Replica;
-use crate::types::NodeId;
 use fenced_core::api::LimpStatus;
 use fenced_core::clock::Mono;
-use openraft::async_runtime::WatchReceiver;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -155,66 +151,27 @@ impl Default for LimpState {
 }
 
 impl LimpState {
-    pub fn status(&self) -> LimpStatus {
-        self.inner.lock().map(|i| i.status.clone()).unwrap_or(LimpStatus {
-            limping: false,
-            reason: "unknown".into(),
-            transfers: 0,
-            last_transfer_reason: None,
-        })
-    }
-}
-
-fn gather(replica: &Replica) -> Inputs {
-    let own = replica.vitals.fsync.lock().map(|w| (w.recent_median(64), w.total())).unwrap_or((None, 0));
-    let reports = replica.vitals.peers.reports();
-    Inputs {
-        own_fsync_p50: own.0,
-        own_fsync_samples: own.1,
-        peer_fsync_p50: reports.values().filter_map(|r| r.fsync_p50_us).map(Duration::from_micros).collect(),
-        own_link_p50: replica.vitals.peers.replication_p50s().into_values().collect(),
-        peer_rtt_p50: reports.values().filter_map(|r| r.rtt_p50_us).map(Duration::from_micros).collect(),
-        own_link_rate: replica.vitals.peers.link_rates().into_values().collect(),
-        peer_link_rate: replica.vitals.peers.reported_link_rates().into_values().map(|r| r as f64).collect(),
-    }
-}
-
-/// The peer to hand leadership to: unsuspected, most caught up.
-fn successor(replica: &Replica) -> Option<NodeId> {
-    let m = replica.raft.metrics().borrow_watched().clone();
-    let matched: BTreeMap<NodeId, u64> = m
-        .replication
-        .as_ref()
-        .map(|r| r.iter().map(|(id, l)| (*id, l.as_ref().map(|l| l.index).unwrap_or(0))).collect())
-        .unwrap_or_default();
-    replica
-        .voters()
-        .into_iter()
-        .filter(|id| *id != replica.config.id && !replica.vitals.peers.suspected(*id))
-        .max_by_key(|id| (matched.get(id).copied().unwrap_or(0), std::cmp::Reverse(*id)))
-}
-
-/// Called on every timekeeper beat; judges at most every [`CHECK_EVERY`].
-pub async fn check(replica: &Replica) {
-    let now = replica.seams.clock.now();
-    let leading = replica.is_leader();
-    let act = {
-        let Ok(mut s) = replica.vitals.limp.inner.lock() else { return };
+    /// One check at `now`, at most every [`CHECK_EVERY`]: a follower resets
+    /// the count; a leader out of its cooldown judges `inputs` (gathered only
+    /// then). True once [`PERSIST_CHECKS`] checks in a row found it limping:
+    /// hand leadership over now.
+    pub fn check(&self, now: Mono, leading: bool, inputs: impl FnOnce() -> Inputs) -> bool {
+        let Ok(mut s) = self.inner.lock() else { return false };
         if s.last_check.is_some_and(|t| now.since(t) < CHECK_EVERY) {
-            return;
+            return false;
         }
         s.last_check = Some(now);
         if !leading {
             s.consecutive = 0;
             s.status.limping = false;
             s.status.reason = "not the leader".into();
-            return;
+            return false;
         }
         if s.cooldown_until.is_some_and(|t| now < t) {
             s.status.reason = "recently transferred leadership; waiting before judging again".into();
-            return;
+            return false;
         }
-        match judge(&gather(replica)) {
+        match judge(&inputs()) {
             Ok(reason) => {
                 s.consecutive += 1;
                 s.status.limping = true;
@@ -227,26 +184,26 @@ pub async fn check(replica: &Replica) {
             }
         }
         s.consecutive >= PERSIST_CHECKS
-    };
-    if !act {
-        return;
     }
-    let Some(to) = successor(replica) else {
-        tracing::warn!("limping, but no unsuspected peer to hand leadership to");
-        return;
-    };
-    let reason = replica.vitals.limp.status().reason;
-    tracing::warn!(to, %reason, "limping leader: transferring leadership");
-    match replica.raft.trigger().transfer_leader(to).await {
-        Ok(()) => {
-            if let Ok(mut s) = replica.vitals.limp.inner.lock() {
-                s.status.transfers += 1;
-                s.status.last_transfer_reason = Some(reason);
-                s.consecutive = 0;
-                s.cooldown_until = Some(now.plus(COOLDOWN));
-            }
+
+    /// Leadership was handed over at `now` because of `reason`: count it and
+    /// judge again only after [`COOLDOWN`].
+    pub fn transferred(&self, now: Mono, reason: String) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.status.transfers += 1;
+            s.status.last_transfer_reason = Some(reason);
+            s.consecutive = 0;
+            s.cooldown_until = Some(now.plus(COOLDOWN));
         }
-        Err(e) => tracing::warn!(error = %e, "leader transfer failed"),
+    }
+
+    pub fn status(&self) -> LimpStatus {
+        self.inner.lock().map(|i| i.status.clone()).unwrap_or(LimpStatus {
+            limping: false,
+            reason: "unknown".into(),
+            transfers: 0,
+            last_transfer_reason: None,
+        })
     }
 }
 
@@ -313,5 +270,36 @@ mod tests {
         // Everyone is equally slow: that is the environment, not a limp.
         let all = Inputs { own_fsync_p50: Some(ms(200)), peer_fsync_p50: vec![ms(150), ms(180)], ..base() };
         assert!(judge(&all).is_err());
+    }
+
+    #[test]
+    fn a_leader_hands_over_only_after_persistent_limping_and_waits_out_its_cooldown() {
+        let state = LimpState::default();
+        let slow = || Inputs { own_fsync_p50: Some(ms(200)), ..base() };
+        let at = |s: u64| Mono(0).plus(Duration::from_secs(s));
+        for i in 1..PERSIST_CHECKS as u64 {
+            assert!(!state.check(at(i), true, slow), "check {i} of {PERSIST_CHECKS}");
+        }
+        // A second check within CHECK_EVERY is no check at all.
+        assert!(!state.check(at(PERSIST_CHECKS as u64 - 1), true, || panic!("not judged twice in one interval")));
+        assert!(state.check(at(PERSIST_CHECKS as u64), true, slow));
+        state.transferred(at(PERSIST_CHECKS as u64), "slow disk".into());
+        assert_eq!(state.status().transfers, 1);
+        assert!(!state.check(at(PERSIST_CHECKS as u64 + 1), true, || panic!("not judged during the cooldown")));
+        let after = PERSIST_CHECKS as u64 + COOLDOWN.as_secs();
+        assert!(!state.check(at(after), true, slow), "the count starts again after the cooldown");
+    }
+
+    #[test]
+    fn a_follower_is_never_limping_and_resets_the_count() {
+        let state = LimpState::default();
+        let slow = || Inputs { own_fsync_p50: Some(ms(200)), ..base() };
+        let at = |s: u64| Mono(0).plus(Duration::from_secs(s));
+        for i in 1..PERSIST_CHECKS as u64 {
+            assert!(!state.check(at(i), true, slow));
+        }
+        assert!(!state.check(at(PERSIST_CHECKS as u64), false, || panic!("a follower is not judged")));
+        assert!(!state.status().limping);
+        assert!(!state.check(at(PERSIST_CHECKS as u64 + 1), true, slow), "counting from one again");
     }
 }

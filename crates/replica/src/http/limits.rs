@@ -4,82 +4,42 @@
 //!
 //! Every request passes [`guard`] first: it authenticates the caller and
 //! throttles clients over their rate (429 with `Retry-After`); then
-//! [`crate::routes::enforce`] applies the right the route declares (401,
+//! the router's `enforce` (`http/routes.rs`) applies the right the route declares (401,
 //! 403) and leaves the [`Caller`] in the request's extensions. Limits inside the state
 //! machine (names, values, leases per owner, locks per lease, waiters per
 //! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
 //! `/metrics`.
 
-use crate::api::ApiError;
-use crate::node::Replica;
+use crate::config::Protection;
+use crate::http::error::ApiError;
+use crate::http::HttpState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fenced_core::rate::{Rate, RateLimiter};
-use fenced_io::auth::{self, Caller, Policy};
+use fenced_io::auth::{self, AuthError, Caller, Policy};
 use fenced_io::http::ConnInfo;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Per-replica protection settings. Unlike [`fenced_core::limits::Limits`]
-/// these are policy, checked before proposing: replicas may differ.
+/// The outcome of authenticating a request, left by [`guard`] (which
+/// authenticates every request once, to throttle by identity) for the
+/// router's `enforce`, which decides.
 #[derive(Debug, Clone)]
-pub struct ClientLimits {
-    /// Requests per second per client (identity, else IP address), on average.
-    pub rate_per_sec: f64,
-    /// Requests a client may send in a burst above its rate.
-    pub rate_burst: f64,
-    /// Clients whose buckets are remembered (bounded; see `fenced_core::rate`).
-    pub rate_clients_max: usize,
-    /// Open `/v1/lock/watch` streams per client.
-    pub watches_per_client_max: usize,
-    /// Proposals in flight on this replica; more are refused with 503
-    /// `overloaded` (retryable) rather than queued without bound.
-    pub pending_proposals_max: usize,
-    /// Connections served at once (see `fenced_io::http::ServeOptions`).
-    pub connections_max: usize,
-    /// Apply the per-client limits (rate, watches) to unauthenticated
-    /// callers too, keyed by IP address. Off by default: without an auth
-    /// policy every client on one host (or behind one NAT, or a benchmark on
-    /// loopback) would share one budget. Authenticated callers are always
-    /// limited per identity.
-    pub limit_by_address: bool,
-}
-
-impl Default for ClientLimits {
-    fn default() -> Self {
-        ClientLimits {
-            rate_per_sec: 1000.0,
-            rate_burst: 2000.0,
-            rate_clients_max: 100_000,
-            watches_per_client_max: 1000,
-            pending_proposals_max: 4096,
-            connections_max: fenced_io::http::CONNECTIONS_MAX,
-            limit_by_address: false,
-        }
-    }
-}
-
-/// How a replica authenticates and limits callers.
-#[derive(Debug, Clone, Default)]
-pub struct Protection {
-    /// `None`: no authentication, everyone may do everything (`fenced dev`).
-    pub policy: Option<Arc<Policy>>,
-    pub limits: ClientLimits,
-}
+pub struct Authenticated(pub Result<Caller, AuthError>);
 
 /// Counters of refusals, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct RefusalCounters {
-    pub unauthenticated: crate::metrics::Counter,
-    pub forbidden: crate::metrics::Counter,
-    pub throttled: crate::metrics::Counter,
-    pub limit_exceeded: crate::metrics::Counter,
-    pub watches_refused: crate::metrics::Counter,
-    pub proposals_refused: crate::metrics::Counter,
+    pub unauthenticated: crate::node::metrics::Counter,
+    pub forbidden: crate::node::metrics::Counter,
+    pub throttled: crate::node::metrics::Counter,
+    pub limit_exceeded: crate::node::metrics::Counter,
+    pub watches_refused: crate::node::metrics::Counter,
+    pub proposals_refused: crate::node::metrics::Counter,
     /// Shared with the server loop, which refuses connections over the limit.
     pub connections_refused: Arc<AtomicU64>,
 }
@@ -92,10 +52,10 @@ pub struct Limiter {
     proposals: Arc<Semaphore>,
     pub refused: RefusalCounters,
     /// Refusals as they happen, for the console's event stream
-    /// (`crate::console`). A broadcast ring: a stream that falls behind
+    /// (`crate::http::console`). A broadcast ring: a stream that falls behind
     /// loses the oldest and is told how many.
     pub refusals: tokio::sync::broadcast::Sender<Refusal>,
-    /// Console event streams open on this replica (`crate::console`), at
+    /// Console event streams open on this replica (`crate::http::console`), at
     /// most [`CONSOLE_STREAMS_MAX`] whoever the callers are.
     pub console_streams: Arc<Semaphore>,
 }
@@ -208,7 +168,7 @@ impl Limiter {
 }
 
 /// The API error for an authentication or authorization failure, counted.
-pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
+pub fn refuse(app: &HttpState, e: auth::AuthError) -> ApiError {
     if e.status() == StatusCode::UNAUTHORIZED {
         app.limiter.refused.unauthenticated.inc();
     } else {
@@ -219,10 +179,10 @@ pub fn refuse(app: &Replica, e: auth::AuthError) -> ApiError {
 }
 
 /// Authenticate and throttle; leave the outcome of authenticating for
-/// [`crate::routes::enforce`], which applies the route's declared right.
+/// the router's `enforce` (`http/routes.rs`), which applies the route's declared right.
 /// A request that fails to authenticate is not refused here: `/v1/ping`
 /// needs no credentials, and every other route refuses it with `401`.
-pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(app): State<Arc<HttpState>>, mut req: Request, next: Next) -> Response {
     let policy = app.limiter.policy();
     let conn = req.extensions().get::<ConnInfo>();
     let authenticated = auth::authenticate(policy, req.headers(), conn);
@@ -249,6 +209,6 @@ pub async fn guard(State(app): State<Arc<Replica>>, mut req: Request, next: Next
             }
         }
     }
-    req.extensions_mut().insert(crate::routes::Authenticated(authenticated));
+    req.extensions_mut().insert(Authenticated(authenticated));
     next.run(req).await
 }

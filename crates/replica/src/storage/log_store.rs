@@ -4,15 +4,15 @@
 //! record appended to `raft.wal` and fsynced before openraft is told it is
 //! durable, so a vote or an acknowledged entry survives `kill -9`. Appends
 //! return as soon as the entries are readable; the WAL writer task
-//! ([`crate::wal_writer`]) fsyncs them, many per fsync, and tells openraft. On start
+//! ([`crate::storage::wal_writer`]) fsyncs them, many per fsync, and tells openraft. On start
 //! the file is replayed; a torn or corrupt tail (a crash mid-append) is
 //! detected by its checksum, reported, and cut off, while a damaged record
 //! followed by intact ones stops the replica ([`CorruptLog`]). The whole log is also
 //! kept in memory; snapshots let openraft purge it, and the file is rewritten
 //! when purged records dominate it.
 
-use crate::types::{Entry, LogId, TypeConfig, Vote};
-use crate::wal_writer::{Done, Op, WalWriter};
+use crate::storage::types::{Entry, LogId, TypeConfig, Vote};
+use crate::storage::wal_writer::{Done, Op, WalWriter};
 use fenced_io::disk::Disk;
 use fenced_io::frame;
 use openraft::entry::RaftEntry;

@@ -11,10 +11,10 @@
 //! Without an auth policy (`fenced dev`, the simulator) every right is
 //! granted and [`enforce`] looks at nothing, not even the body.
 
-use crate::api::{self, ApiError, CLIENT_BODY_MAX, PEER_BODY_MAX};
-use crate::console;
-use crate::limits::refuse;
-use crate::node::Replica;
+use crate::http::error::ApiError;
+use crate::http::limits::{refuse, Authenticated};
+use crate::http::locks::{self as api, CLIENT_BODY_MAX, PEER_BODY_MAX};
+use crate::http::{admin, console, metrics, peer, watch, HttpState};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -22,11 +22,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
-use fenced_io::auth::{self, AuthError, Caller, Op};
+use fenced_io::auth::{self, Caller, Op};
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor};
 use std::sync::Arc;
 
-type App = Arc<Replica>;
+type App = Arc<HttpState>;
 
 /// What a caller must be to use a route. With an auth policy, every right
 /// but [`Right::None`] needs an authenticated identity (else `401`); a
@@ -57,7 +57,7 @@ pub enum Right {
     /// to the leader).
     Admin,
     /// Replicas of this cluster only: the peer protocol under `/raft/v1/`,
-    /// which also passes the peer handshake (`crate::handshake`).
+    /// which also passes the peer handshake (`crate::peer::handshake`).
     Peer,
 }
 
@@ -113,16 +113,16 @@ const fn election(op: Op) -> Right {
 use Verb::{Get, Post};
 
 /// Every route of a replica. The peer routes' paths start with
-/// [`crate::network::RAFT_PREFIX`] (a test checks it).
+/// [`crate::peer::handshake::RAFT_PREFIX`] (a test checks it).
 pub const ROUTES: &[Route] = &[
-    route(Get, "/v1/ping", Right::None, |m| on(m, api::ping)),
+    route(Get, "/v1/ping", Right::None, |m| on(m, admin::ping)),
     route(Post, "/v1/lease/grant", Right::Owner, |m| on(m, api::lease_grant)),
     route(Post, "/v1/lease/keepalive", Right::Owner, |m| on(m, api::lease_keepalive)),
     route(Post, "/v1/lease/revoke", Right::Owner, |m| on(m, api::lease_revoke)),
     route(Post, "/v1/lock/acquire", prefix(Op::Acquire, "lock"), |m| on(m, api::lock_acquire)),
     route(Post, "/v1/lock/release", prefix(Op::Release, "lock"), |m| on(m, api::lock_release)),
     route(Get, "/v1/lock/status", prefix(Op::Watch, "lock"), |m| on(m, api::lock_status)),
-    route(Get, "/v1/lock/watch", prefix(Op::Watch, "lock"), |m| on(m, api::lock_watch)),
+    route(Get, "/v1/lock/watch", prefix(Op::Watch, "lock"), |m| on(m, watch::lock_watch)),
     // A semaphore is a name like a lock's: the same rights on it. Setting
     // the count changes who may be granted, so it needs the acquire right.
     route(Post, "/v1/sem/permits", prefix(Op::Acquire, "name"), |m| on(m, api::sem_permits)),
@@ -133,7 +133,7 @@ pub const ROUTES: &[Route] = &[
     route(Post, "/v1/election/resign", election(Op::Release), |m| on(m, api::resign)),
     route(Get, "/v1/election/observe", election(Op::Watch), |m| on(m, api::observe)),
     // The console's page and assets carry no data; everything it shows
-    // comes through the routes below with their rights (`crate::console`).
+    // comes through the routes below with their rights (`crate::http::console`).
     route(Get, "/ui", Right::None, |m| on(m, console::index)),
     route(Get, "/ui/common.js", Right::None, |m| on(m, console::common_script)),
     route(Get, "/ui/console.js", Right::None, |m| on(m, console::script)),
@@ -143,38 +143,32 @@ pub const ROUTES: &[Route] = &[
     route(Get, "/v1/locks", Right::Read, |m| on(m, console::list_locks)),
     route(Get, "/v1/claims", Right::Read, |m| on(m, console::list_claims)),
     route(Get, "/v1/events", Right::Read, |m| on(m, console::events)),
-    route(Get, "/v1/cluster/status", Right::Read, |m| on(m, api::cluster_status)),
-    route(Get, "/v1/cluster/key", Right::Read, |m| on(m, api::cluster_key)),
+    route(Get, "/v1/cluster/status", Right::Read, |m| on(m, admin::cluster_status)),
+    route(Get, "/v1/cluster/key", Right::Read, |m| on(m, admin::cluster_key)),
     // Readiness probes carry no credentials; the answer names the leader only.
-    route(Get, "/v1/ready", Right::None, |m| on(m, crate::ready::ready)),
-    route(Get, "/v1/cluster/members", Right::Read, |m| on(m, crate::membership::members)),
-    route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, crate::handshake::peers_report)),
-    route(Get, "/metrics", Right::Read, |m| on(m, api::metrics)),
-    route(Post, "/v1/cluster/transfer-leader", Right::Admin, |m| on(m, api::transfer_leader)),
-    route(Post, "/v1/cluster/rotate-key", Right::Admin, |m| on(m, api::rotate_key)),
-    route(Post, "/v1/cluster/retire-keys", Right::Admin, |m| on(m, api::retire_keys)),
-    route(Post, "/v1/cluster/members/add", Right::Admin, |m| on(m, crate::membership::add)),
-    route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, crate::membership::remove)),
-    route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, crate::membership::replace)),
-    route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, crate::drain::drain_handler)),
+    route(Get, "/v1/ready", Right::None, |m| on(m, crate::http::ready::ready)),
+    route(Get, "/v1/cluster/members", Right::Read, |m| on(m, admin::members)),
+    route(Get, "/v1/cluster/peers", Right::Read, |m| on(m, admin::peers_report)),
+    route(Get, "/metrics", Right::Read, |m| on(m, metrics::metrics)),
+    route(Post, "/v1/cluster/transfer-leader", Right::Admin, |m| on(m, admin::transfer_leader)),
+    route(Post, "/v1/cluster/rotate-key", Right::Admin, |m| on(m, admin::rotate_key)),
+    route(Post, "/v1/cluster/retire-keys", Right::Admin, |m| on(m, admin::retire_keys)),
+    route(Post, "/v1/cluster/members/add", Right::Admin, |m| on(m, admin::add)),
+    route(Post, "/v1/cluster/members/remove", Right::Admin, |m| on(m, admin::remove)),
+    route(Post, "/v1/cluster/members/replace", Right::Admin, |m| on(m, admin::replace)),
+    route(Post, "/v1/cluster/drain", Right::Admin, |m| on(m, admin::drain_handler)),
     // The whole table, signing secrets included (docs/deploy.md, backups).
-    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, crate::backup::save)),
-    route(Post, "/raft/v1/append", Right::Peer, |m| on(m, api::raft_append)),
-    route(Post, "/raft/v1/vote", Right::Peer, |m| on(m, api::raft_vote)),
-    route(Post, "/raft/v1/pre-vote", Right::Peer, |m| on(m, api::raft_pre_vote)),
-    route(Post, "/raft/v1/snapshot", Right::Peer, |m| on(m, api::raft_snapshot)),
-    route(Post, "/raft/v1/transfer-leader", Right::Peer, |m| on(m, api::raft_transfer_leader)),
-    route(Post, "/raft/v1/propose", Right::Peer, |m| on(m, api::raft_propose)),
-    route(Post, "/raft/v1/probe", Right::Peer, |m| on(m, api::raft_probe)),
-    route(Post, "/raft/v1/bandwidth", Right::Peer, |m| on(m, api::raft_bandwidth)),
-    route(Post, crate::drain::REMOVED_PATH, Right::Peer, |m| on(m, crate::drain::removed_handler)),
+    route(Get, "/v1/cluster/snapshot", Right::Admin, |m| on(m, admin::save)),
+    route(Post, "/raft/v1/append", Right::Peer, |m| on(m, peer::raft_append)),
+    route(Post, "/raft/v1/vote", Right::Peer, |m| on(m, peer::raft_vote)),
+    route(Post, "/raft/v1/pre-vote", Right::Peer, |m| on(m, peer::raft_pre_vote)),
+    route(Post, "/raft/v1/snapshot", Right::Peer, |m| on(m, peer::raft_snapshot)),
+    route(Post, "/raft/v1/transfer-leader", Right::Peer, |m| on(m, peer::raft_transfer_leader)),
+    route(Post, "/raft/v1/propose", Right::Peer, |m| on(m, peer::raft_propose)),
+    route(Post, "/raft/v1/probe", Right::Peer, |m| on(m, peer::raft_probe)),
+    route(Post, "/raft/v1/bandwidth", Right::Peer, |m| on(m, peer::raft_bandwidth)),
+    route(Post, crate::duties::drain::REMOVED_PATH, Right::Peer, |m| on(m, peer::removed_handler)),
 ];
-
-/// The outcome of authenticating a request, left by [`crate::limits::guard`]
-/// (which authenticates every request once, to throttle by identity) for
-/// [`enforce`], which decides.
-#[derive(Debug, Clone)]
-pub struct Authenticated(pub Result<Caller, AuthError>);
 
 /// The whole router of a replica: [`ROUTES`], each behind [`enforce`] with
 /// its right, a `405` with an error body for another method, and a `404`
@@ -185,15 +179,17 @@ pub fn router(app: App) -> Router {
         let limit = if r.right == Right::Peer { PEER_BODY_MAX } else { CLIENT_BODY_MAX };
         let mut methods = (r.handler)(r.verb.filter()).route_layer(DefaultBodyLimit::max(limit));
         if r.right == Right::Peer {
-            methods = methods
-                .route_layer(axum::middleware::from_fn_with_state(app.handshake.clone(), crate::handshake::check));
+            methods = methods.route_layer(axum::middleware::from_fn_with_state(
+                app.handshake.clone(),
+                crate::peer::handshake::check,
+            ));
         }
         let methods = methods
             .route_layer(axum::middleware::from_fn_with_state((app.clone(), r), enforce))
             .fallback(move || async move { method_not_allowed(r) });
         router = router.route(r.path, methods);
     }
-    let guard = axum::middleware::from_fn_with_state(app.clone(), crate::limits::guard);
+    let guard = axum::middleware::from_fn_with_state(app.clone(), crate::http::limits::guard);
     router.fallback(api::not_found).layer(guard).with_state(app)
 }
 
@@ -217,7 +213,7 @@ pub async fn enforce(State((app, route)): State<(App, &'static Route)>, req: Req
     }
 }
 
-async fn admit(app: &Replica, route: &Route, mut req: Request) -> Result<Request, ApiError> {
+async fn admit(app: &HttpState, route: &Route, mut req: Request) -> Result<Request, ApiError> {
     let authenticated = req
         .extensions_mut()
         .remove::<Authenticated>()
@@ -326,10 +322,10 @@ mod tests {
         for r in ROUTES {
             assert!(seen.insert(r.path), "{} is declared twice; give one entry per path", r.path);
             assert_eq!(
-                r.path.starts_with(crate::network::RAFT_PREFIX),
+                r.path.starts_with(crate::peer::handshake::RAFT_PREFIX),
                 r.right == Right::Peer,
                 "{r:?}: peer messages, and only they, live under {}",
-                crate::network::RAFT_PREFIX
+                crate::peer::handshake::RAFT_PREFIX
             );
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! `docs/openapi.yaml` enumerates the same set (`components.schemas.Error`),
 //! and `tests/error_codes.rs` fails when the two differ or when an error type
-//! grows a code that is not here. [`ApiError::new`](crate::api::ApiError::new)
+//! grows a code that is not here. [`ApiError::new`](crate::http::locks::ApiError::new)
 //! refuses, in debug builds, a code outside the list, so a new code cannot
 //! reach a client without reaching the contract first.
 

@@ -27,15 +27,10 @@
 // Route rights: `GET /v1/cluster/snapshot` needs **admin** (the lead ports
 // this into the router's per-route rights).
 
-use crate::api::ApiError;
-use crate::data_dir::{self, DataDirError};
-use crate::log_store::{self, LogStore, WAL};
-use crate::node::Replica;
-use crate::state_machine::{decode_snapshot_data, decode_snapshot_file, SnapshotFile, SNAPSHOT};
-use crate::types::{LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
+use crate::storage::data_dir::{self, DataDirError};
+use crate::storage::log_store::{self, LogStore, WAL};
+use crate::storage::state_machine::{decode_snapshot_data, decode_snapshot_file, SnapshotFile, SNAPSHOT};
+use crate::storage::types::{LogId, Node, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use fenced_core::admin::SnapshotExport;
@@ -61,8 +56,6 @@ const MAGIC: [u8; 8] = *b"fencedbk";
 pub const DEFAULT_BUMP: u64 = 1 << 32;
 /// Where `recover` keeps the survivor's files before rewriting them.
 pub const KEPT_SUFFIX: &str = ".before-recover";
-
-type App = Arc<Replica>;
 
 /// The stable outer layer of a backup file.
 #[derive(Serialize, Deserialize)]
@@ -367,36 +360,6 @@ pub fn recover(disk: Arc<dyn Disk>, id: NodeId, addr: Option<String>, bump: u64)
     let members = BTreeMap::from([(id, addr)]);
     write_start(&*disk, &meta.cluster, id, term, &members, &table, floor)?;
     Ok(report(&meta.cluster, id, members, known, term, restarted))
-}
-
-/// `GET /v1/cluster/snapshot`: a consistent backup, taken by the leader.
-/// A follower answers 503 (retryable), so a client moves on to the leader.
-/// Its right (admin) is declared and applied in `crate::routes`.
-pub(crate) async fn save(State(app): State<App>) -> Result<Json<SnapshotExport>, ApiError> {
-    match app.linearizable().await {
-        Ok(()) => {}
-        Err(Ok(leader)) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_leader",
-                format!("replica {} is not the leader; a backup is taken by the leader, at {leader}", app.config.id),
-            )
-            .retryable())
-        }
-        Err(Err(e)) => return Err(e.into()),
-    }
-    let internal = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
-    let (meta, data) = app.shared.export().map_err(|e| internal(e.to_string()))?;
-    let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
-    let body = BackupV1 {
-        cluster: app.config.cluster_name.clone(),
-        taken_by: app.config.id,
-        taken_at_ms: app.seams.clock.wall_ms(),
-        meta,
-        data,
-    };
-    let file = encode(&body).map_err(|e| internal(e.to_string()))?;
-    Ok(Json(SnapshotExport { format: BACKUP_FORMAT, index, file: B64.encode(file) }))
 }
 
 /// Decode an export's file (the client side of [`save`]).

@@ -2,8 +2,8 @@
 
 use openraft_rt::deterministic_rng::DeterministicRng;
 
+pub use crate::config::NodeId;
 pub use openraft::impls::BasicNode as Node;
-pub type NodeId = u64;
 
 openraft::declare_raft_types!(
     /// The raft types of fenced: log entries carry [`fenced_core::Request`],
@@ -19,7 +19,6 @@ openraft::declare_raft_types!(
         AsyncRuntime = DeterministicRng<openraft::impls::TokioRuntime>,
 );
 
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;

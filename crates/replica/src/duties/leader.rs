@@ -154,7 +154,8 @@ async fn duties(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{ReplicaConfig, Seams};
+    use crate::config::ReplicaConfig;
+    use crate::node::Seams;
     use fenced_core::{LeaseId, Response};
     use fenced_io::clock::SystemClock;
     use fenced_io::disk::FsDisk;

@@ -21,18 +21,20 @@
 //! replica that has not applied the key yet (a new or joining one) skips that
 //! comparison.
 
-use crate::node::{Replica, ReplicaConfig};
-use crate::state_machine::Shared;
-use crate::types::NodeId;
+use crate::config::ReplicaConfig;
+use crate::storage::state_machine::Shared;
+use crate::storage::types::NodeId;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use fenced_core::admin::{PeerInfo, PeersReport};
+use fenced_core::admin::PeerInfo;
 use fenced_core::token::encode_public_key;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// Path prefix of the replica protocol, with its version.
+pub const RAFT_PREFIX: &str = "/raft/v1";
 
 /// The peer protocol this build speaks.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -223,21 +225,6 @@ impl Handshake {
     }
 }
 
-/// `GET /v1/cluster/peers`: what this replica saw at its peer handshakes.
-pub(crate) async fn peers_report(State(app): State<Arc<Replica>>) -> Json<PeersReport> {
-    let hs = &app.handshake;
-    Json(PeersReport {
-        id: app.config.id,
-        protocol: PROTOCOL_VERSION,
-        data_format: crate::data_dir::FORMAT_VERSION,
-        cluster: app.config.cluster_name.clone(),
-        cluster_key: hs.cluster_key().map(String::from),
-        timing: hs.timing().to_string(),
-        draining: app.draining.load(std::sync::atomic::Ordering::SeqCst),
-        peers: hs.peers(),
-    })
-}
-
 /// Middleware on the peer routes: refuse what we cannot understand or must
 /// not mix with, stamp our headers on every answer.
 pub async fn check(State(hs): State<Arc<Handshake>>, req: Request, next: Next) -> Response {
@@ -268,7 +255,7 @@ mod tests {
         c.heartbeat = std::time::Duration::from_millis(heartbeat_ms);
         let disk: Arc<dyn fenced_io::disk::Disk> = Arc::new(fenced_io::disk::MemDisk::new());
         let clock: Arc<dyn Clock> = Arc::new(fenced_io::clock::SystemClock::new());
-        let sm = crate::state_machine::StateMachine::open(disk, clock, LockTable::new(Default::default()))
+        let sm = crate::storage::state_machine::StateMachine::open(disk, clock, LockTable::new(Default::default()))
             .expect("state machine");
         Handshake::new(&c, sm.shared)
     }

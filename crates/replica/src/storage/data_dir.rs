@@ -11,7 +11,7 @@
 //!   upgraded in place on start by writing the meta file; a v1 binary ignores
 //!   the file, so a rollback is possible too.
 
-use crate::node::ReplicaConfig;
+use crate::config::ReplicaConfig;
 use fenced_io::disk::Disk;
 use fenced_io::frame;
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,7 @@ pub fn open(disk: &dyn Disk, config: &ReplicaConfig) -> Result<u32, DataDirError
         }
         Some((found, None)) => Err(DataDirError::Corrupt(format!("format v{found} has no body"))),
         None => {
-            let existing = disk.read(crate::log_store::WAL)?.is_some() || disk.read("snapshot")?.is_some();
+            let existing = disk.read(crate::storage::log_store::WAL)?.is_some() || disk.read("snapshot")?.is_some();
             write(disk, &ours)?;
             if existing {
                 tracing::info!(
@@ -140,10 +140,14 @@ mod tests {
     #[test]
     fn a_version_1_directory_is_upgraded_in_place() {
         let disk = MemDisk::new();
-        disk.append(crate::log_store::WAL, b"v1 records").expect("write");
+        disk.append(crate::storage::log_store::WAL, b"v1 records").expect("write");
         assert_eq!(open(&disk, &config("prod", 3)).expect("v1 read"), 1);
         assert_eq!(read(&disk).expect("meta").map(|m| m.0), Some(FORMAT_VERSION));
-        assert_eq!(disk.read(crate::log_store::WAL).expect("wal"), Some(b"v1 records".to_vec()), "WAL untouched");
+        assert_eq!(
+            disk.read(crate::storage::log_store::WAL).expect("wal"),
+            Some(b"v1 records".to_vec()),
+            "WAL untouched"
+        );
     }
 
     #[test]
