@@ -276,9 +276,7 @@ impl StoreClient {
         if let Some(f) = fence {
             b = b.header(H_TOKEN, f.token).header(H_SIGNED_TOKEN, f.signed.as_str());
         }
-        let req = b
-            .body(Bytes::new())
-            .map_err(|e| StoreError::BadResponse(format!("bad request: {e}")))?;
+        let req = b.body(Bytes::new()).map_err(|e| StoreError::BadResponse(format!("bad request: {e}")))?;
         let resp = self.send(req).await?;
         match resp.status {
             StatusCode::OK => {
