@@ -427,6 +427,7 @@ impl NativeClient {
     /// `permit`: take a permit of the semaphore `lock` instead
     /// (`AcquireOptions::permit`). Both at once is refused here.
     #[pyo3(signature = (lock, ttl, wait, value, *, shared=false, permit=false))]
+    #[allow(clippy::too_many_arguments)]
     fn acquire(
         &self,
         py: Python<'_>,
