@@ -423,9 +423,36 @@ impl NativeClient {
     /// Grant a lease of `ttl` seconds, acquire `lock` on it (queueing up to
     /// `wait` seconds) and keep it alive. Result: a `NativeGuard`.
     /// Cancelling revokes the lease before the `Pending` completes.
-    fn acquire(&self, lock: String, ttl: f64, wait: f64, value: String) -> PyResult<Pending> {
+    /// `shared`: take the lock shared (`AcquireOptions::shared`);
+    /// `permit`: take a permit of the semaphore `lock` instead
+    /// (`AcquireOptions::permit`). Both at once is refused here.
+    #[pyo3(signature = (lock, ttl, wait, value, *, shared=false, permit=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        lock: String,
+        ttl: f64,
+        wait: f64,
+        value: String,
+        shared: bool,
+        permit: bool,
+    ) -> PyResult<Pending> {
         let mut opts = AcquireOptions::new(secs("ttl", ttl)?).wait(secs("wait", wait)?);
         opts.value = value;
+        opts = match (shared, permit) {
+            (false, false) => opts,
+            (true, false) => opts.shared(),
+            (false, true) => opts.permit(),
+            (true, true) => {
+                return Err(py_error(
+                    py,
+                    "InvalidArgument",
+                    "a permit is not taken shared: pass shared or permit, not both",
+                    &[("code", obj(py, "invalid_argument"))],
+                ))
+            }
+        };
         let client = self.client.clone();
         spawn(move |cancel| async move {
             let r = client
@@ -452,6 +479,13 @@ impl NativeClient {
     fn status(&self, lock: String) -> PyResult<Pending> {
         let client = self.client.clone();
         spawn(move |_| async move { json_outcome(client.status(&lock).await) })
+    }
+
+    /// Create semaphore `name` with `permits` permits, or change its count
+    /// (`Client::sem_permits`), as JSON `{name, permits, held}`.
+    fn sem_permits(&self, name: String, permits: u32) -> PyResult<Pending> {
+        let client = self.client.clone();
+        spawn(move |_| async move { json_outcome(client.sem_permits(&name, permits).await) })
     }
 
     /// Create-if-absent of `name` for `owner`, as JSON.
@@ -499,12 +533,22 @@ struct NativeGuard {
     lease: u64,
     ttl: f64,
     value: String,
+    /// `exclusive`, `shared` or `permit` (the grant's kind).
+    mode: String,
+    /// A permit's slot.
+    slot: Option<u32>,
+    /// This lease's holds of the lock, as the cluster last answered them
+    /// (re-entrance: `reacquire` and `release_hold`).
+    holds: Arc<std::sync::atomic::AtomicU32>,
     lost: tokio::sync::watch::Receiver<Option<LostReason>>,
 }
 
 impl NativeGuard {
     fn new(g: Guard) -> Self {
         NativeGuard {
+            mode: g.grant().mode.clone().unwrap_or_else(|| "exclusive".into()),
+            slot: g.grant().slot,
+            holds: Arc::new(std::sync::atomic::AtomicU32::new(g.grant().holds.unwrap_or(1))),
             lock: g.lock().to_string(),
             token: g.token(),
             signed: g.signed_token().to_string(),
@@ -515,6 +559,17 @@ impl NativeGuard {
             guard: Arc::new(tokio::sync::RwLock::new(Some(g))),
         }
     }
+}
+
+/// A hold count from the cluster, remembered by the guard and handed to Python.
+fn hold_outcome(r: Result<u32, ClientError>, holds: &std::sync::atomic::AtomicU32) -> Outcome {
+    if let Ok(n) = r {
+        holds.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    Box::new(move |py: Python<'_>| match r {
+        Ok(n) => Ok(obj(py, n)),
+        Err(e) => Err(client_error(py, &e)),
+    })
 }
 
 /// `(reason, final)` as Python sees them.
@@ -553,6 +608,46 @@ impl NativeGuard {
     #[getter]
     fn value(&self) -> &str {
         &self.value
+    }
+    #[getter]
+    fn mode(&self) -> &str {
+        &self.mode
+    }
+    #[getter]
+    fn slot(&self) -> Option<u32> {
+        self.slot
+    }
+    /// The holds this lease has of the lock, as the cluster last answered
+    /// (1 after the acquire; 0 once the last hold was given back).
+    #[getter]
+    fn holds(&self) -> u32 {
+        self.holds.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One more re-entrant hold on the same lease (`Guard::reacquire`):
+    /// the same grant and token; the result is the hold count.
+    fn reacquire(&self) -> PyResult<Pending> {
+        let (guard, holds) = (self.guard.clone(), self.holds.clone());
+        spawn(move |_| async move {
+            let r = match guard.read().await.as_ref() {
+                Some(g) => g.reacquire().await,
+                None => Err(ClientError::Invalid("the lock was released; acquire it again".into())),
+            };
+            hold_outcome(r, &holds)
+        })
+    }
+
+    /// Give back one re-entrant hold (`Guard::release_hold`); the result
+    /// is the holds left (0: the lock is released, the lease still kept).
+    fn release_hold(&self) -> PyResult<Pending> {
+        let (guard, holds) = (self.guard.clone(), self.holds.clone());
+        spawn(move |_| async move {
+            let r = match guard.read().await.as_ref() {
+                Some(g) => g.release_hold().await,
+                None => Err(ClientError::Invalid("the lock was released; acquire it again".into())),
+            };
+            hold_outcome(r, &holds)
+        })
     }
 
     /// True while no loss is known and the local validity deadline has not
@@ -698,11 +793,15 @@ impl NativeStore {
         })
     }
 
-    /// `None`, or `(value, version, token)`.
-    fn get(&self, key: String) -> PyResult<Pending> {
+    /// `None`, or `(value, version, token)`. With `token` and `signed` (a
+    /// grant of any kind of the key's guarding lock), a fenced read: refused
+    /// as stale if a later writer was granted (`StoreClient::get_fenced`).
+    #[pyo3(signature = (key, token=None, signed=None))]
+    fn get(&self, key: String, token: Option<u64>, signed: Option<String>) -> PyResult<Pending> {
         let store = self.store.clone();
         spawn(move |_| async move {
-            let r = store.get(&key).await;
+            let fence = token.map(|token| fenced_client::Fence { token, signed: signed.unwrap_or_default() });
+            let r = store.get_fenced(&key, fence.as_ref()).await;
             Box::new(move |py: Python<'_>| match r {
                 Ok(None) => Ok(py.None()),
                 Ok(Some(o)) => {

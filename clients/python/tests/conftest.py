@@ -135,12 +135,13 @@ class Cluster:
 
 
 class StoreProc:
-    def __init__(self, key: Optional[str]) -> None:
+    def __init__(self, key: Optional[str], extra: Optional[List[str]] = None) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="fenced-py-store-")
         self.addr = free_addr()
         log = open(Path(self.dir.name) / "store.log", "ab")
         args = [fenced_bin(), "store", "serve", "--listen", self.addr, "--data-dir", str(Path(self.dir.name) / "data")]
         args += ["--cluster-key", key] if key else ["--unsafe-no-fencing"]
+        args += extra or []
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         log.close()
         deadline = time.monotonic() + 20

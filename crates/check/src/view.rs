@@ -72,6 +72,9 @@ pub struct Write<'a> {
     pub value: &'a Value,
     /// For a fail: `stale_token`, `bad_token`, ….
     pub code: Option<&'a str>,
+    /// The kind of grant the client wrote with, as it recorded it
+    /// (`shared`, `permit`; absent: exclusive). S3 prefers the log's word.
+    pub mode: Option<&'a str>,
 }
 
 impl Write<'_> {
@@ -89,6 +92,18 @@ pub struct Read<'a> {
     pub value: Option<&'a Value>,
     /// The token of the write that the read saw; 0 when the key is absent.
     pub token: u64,
+    /// A fenced read's token (the invoke's `fence`): the store was asked to
+    /// refuse the read if a later writer wrote under the key's lock.
+    pub fence: Option<u64>,
+    /// The lock fencing the read (the invoke's `lock`, else the key).
+    pub lock: Option<&'a str>,
+}
+
+impl Read<'_> {
+    /// The lock whose writes a fenced read is judged against (S3).
+    pub fn lock_name(&self) -> &str {
+        self.lock.unwrap_or(self.key)
+    }
 }
 
 /// A `claim` (create-if-absent).
@@ -212,6 +227,7 @@ impl<'a> View<'a> {
                 token: f.u64_invoked("token")?,
                 value: op.first.value.get("value").unwrap_or(&Value::Null),
                 code: f.opt_str("code")?,
+                mode: f.opt_str("mode")?,
             }),
             "read" => {
                 if let Some(r) = read(op, f)? {
@@ -299,6 +315,8 @@ fn read<'a>(op: Op<'a>, f: &FieldReader<'_, 'a>) -> Result<Option<Read<'a>>, Vie
         key: f.str("key")?,
         value: op.done.and_then(|e| e.value.get("value")),
         token: f.opt_u64("token")?.unwrap_or(0),
+        fence: f.opt_u64("fence")?,
+        lock: f.opt_str("lock")?,
     }))
 }
 

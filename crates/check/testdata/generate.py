@@ -144,6 +144,70 @@ ev = [e("info", "nemesis", "start", {"fault": "kill", "targets": ["n1", "n2"]}, 
 ev += [e("invoke", 1, "acquire", {"lock": "a"}, 200), e("info", 1, "acquire", None, 60_200)]
 save("l1-no-majority", ev, expect(S4="unknown", L1="unknown"))
 
+# S3 per mode (docs/primitives.md). A log grant with a mode (and a slot).
+def mlog(lock, token, mode, slot=None):
+    v = {"lock": lock, "token": token, "lease": token, "index": token, "mode": mode}
+    if slot is not None: v["slot"] = slot
+    return e("ok", "log", "grant", v, 100)
+def macq(p, lock, token, t0, t1, mode, slot=None):
+    v = {"lock": lock, "token": token, "lease": token, "mode": mode}
+    if slot is not None: v["slot"] = slot
+    return [e("invoke", p, "acquire", {"lock": lock, "mode": mode}, t0), e("ok", p, "acquire", v, t1, "n1")]
+def fread(p, key, fence, seen, t0, t1, outcome="ok", lock=None):
+    inv = {"key": key, "fence": fence, "lock": lock or key}
+    done = {"key": key, "value": "v" if seen else None, "token": seen, "version": seen} if outcome == "ok" \
+        else {"key": key, "code": "stale_token", "current": 12}
+    return [e("invoke", p, "read", inv, t0), e(outcome, p, "read", done, t1)]
+
+# A shared grant's token accepted for a write: writes need an exclusive one.
+def shared_write(accepted):
+    ev = macq(1, "doc", 5, 1, 2, "shared")
+    ev += write(1, "doc", 5, "x", 3, 4, "ok" if accepted else "fail",
+                None if accepted else {"code": "bad_token", "message": "a shared grant's token cannot write"})
+    ev[2]["value"]["mode"] = "shared"
+    ev += [mlog("doc", 5, "shared")]
+    ev.append(final("doc", "x", 5) if accepted else final("doc", None, 0))
+    return ev
+save("s3-shared-token-wrote", shared_write(True), expect(S3="invalid"))
+save("s3-shared-token-refused", shared_write(False), expect())
+
+# A reader (shared, token 10) outlives its grant; a writer (12) writes; the
+# old reader's fenced read is then served (broken) or refused (fenced). A
+# later reader (14) reads fenced: fine.
+def stale_read(served):
+    ev = macq(1, "cat", 10, 1, 2, "shared") + acq(2, "cat", 12, 5, 6)
+    ev += write(2, "cat", 12, "v", 7, 8)
+    ev += fread(1, "cat", 10, 12, 9, 10, "ok" if served else "fail")
+    ev += macq(3, "cat", 14, 11, 12, "shared") + fread(3, "cat", 14, 12, 13, 14)
+    ev += [mlog("cat", 10, "shared"), log("expire", "cat", 10, 11), log("grant", "cat", 12, 12),
+           log("release", "cat", 12, 13), mlog("cat", 14, "shared")]
+    ev.append(final("cat", "v", 12))
+    return ev
+save("s3-stale-fenced-read-served", stale_read(True), expect(S3="invalid"))
+save("s3-stale-fenced-read-refused", stale_read(False), expect())
+
+# Permits write their slot's keys (lock `pool#SLOT`). Per slot, a token never
+# goes back; across slots, lower tokens after higher ones are fine.
+def slots(went_back):
+    ev = [e("ok", "log", "permits", {"lock": "pool", "token": 1, "index": 1, "permits": 2}, 100)]
+    ev += macq(1, "pool", 5, 1, 2, "permit", 0) + macq(2, "pool", 6, 3, 4, "permit", 1)
+    ev += write(2, "pool/1/c", 6, "b", 5, 6) + write(1, "pool/0/c", 5, "a", 7, 8)
+    ev += macq(3, "pool", 9, 9, 10, "permit", 1) + write(3, "pool/1/c", 9, "c", 11, 12)
+    if went_back:  # the expired permit 6 of slot 1 writes after 9 did
+        ev += write(2, "pool/1/c", 6, "late", 13, 14)
+    else:
+        ev += write(2, "pool/1/c", 6, "late", 13, 14, "fail", {"code": "stale_token", "current": 9})
+    for w in ev:
+        if w["f"] == "write" and w["type"] == "invoke":
+            w["value"]["lock"] = "pool#" + w["value"]["key"].split("/")[1]
+            w["value"]["mode"] = "permit"
+    ev += [mlog("pool", 5, "permit", 0), mlog("pool", 6, "permit", 1), log("expire", "pool", 6, 7),
+           mlog("pool", 9, "permit", 1)]
+    ev += [final("pool/0/c", "a", 5), final("pool/1/c", "late" if went_back else "c", 6 if went_back else 9)]
+    return ev
+save("s3-permit-slot-went-back", slots(True), expect(S3="invalid", S5="invalid"))
+save("s3-permit-slots-fenced", slots(False), expect())
+
 # Bad input.
 def bad(name, text, line, needle):
     with open(name + ".jsonl", "w") as f:

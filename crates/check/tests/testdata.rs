@@ -85,3 +85,33 @@ fn figure_8_4_names_both_writes() {
     let h = History::parse_jsonl(&text).expect("parses");
     assert_eq!(s3::check(&h, &Options::default()).status, Status::Valid);
 }
+
+/// S3 per mode: each broken history is convicted for its own reason, and
+/// its fenced twin passes.
+#[test]
+fn s3_judges_each_mode() {
+    for (broken, fenced, needle) in [
+        ("s3-shared-token-wrote", "s3-shared-token-refused", "a shared grant's: writes need an exclusive"),
+        (
+            "s3-stale-fenced-read-served",
+            "s3-stale-fenced-read-refused",
+            "served a fenced read of key \"cat\" with the older token 10",
+        ),
+        (
+            "s3-permit-slot-went-back",
+            "s3-permit-slots-fenced",
+            "lock \"pool#1\": write of key \"pool/1/c\" with token 9",
+        ),
+    ] {
+        let load = |name: &str| {
+            let text = std::fs::read_to_string(dir().join(format!("{name}.jsonl"))).expect("read");
+            History::parse_jsonl(&text).expect("parses")
+        };
+        let v = s3::check(&load(broken), &Options::default());
+        assert_eq!(v.status, Status::Invalid, "{broken}: {}", v.message);
+        assert_eq!(v.evidence.len(), 1, "{broken}: exactly one violation: {:?}", v.evidence);
+        assert!(v.evidence[0].note.contains(needle), "{broken}: {}", v.evidence[0].note);
+        let v = s3::check(&load(fenced), &Options::default());
+        assert_eq!(v.status, Status::Valid, "{fenced}: {:?}", v.evidence);
+    }
+}

@@ -341,6 +341,7 @@ impl Client {
         wait: Duration,
         mode: fenced_core::Mode,
         reentrant: bool,
+        value: &str,
     ) -> Result<Grant, ClientError> {
         let (client, request_id) = self.idem();
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -348,7 +349,7 @@ impl Client {
             lock: lock.into(),
             lease,
             wait_ms,
-            value: String::new(),
+            value: value.into(),
             client,
             request_id,
             mode: Some(mode),

@@ -181,7 +181,7 @@ impl Guard {
                         client.acquire_on(lock, lease.lease, opts.wait, &opts.value).await
                     }
                     What::Lock { mode, reentrant } => {
-                        client.acquire_mode_on(lock, lease.lease, opts.wait, mode, reentrant).await
+                        client.acquire_mode_on(lock, lease.lease, opts.wait, mode, reentrant, &opts.value).await
                     }
                     What::Permit => client.sem_acquire_on(lock, lease.lease, opts.wait).await,
                 }
@@ -301,7 +301,10 @@ impl Guard {
             }
             _ => fenced_core::Mode::Exclusive,
         };
-        let g = self.client.acquire_mode_on(&self.grant.lock, self.grant.lease.0, Duration::ZERO, mode, true).await?;
+        let g = self
+            .client
+            .acquire_mode_on(&self.grant.lock, self.grant.lease.0, Duration::ZERO, mode, true, &self.grant.value)
+            .await?;
         Ok(g.holds.unwrap_or(1))
     }
 

@@ -112,6 +112,22 @@ pub enum SignedKind {
     Permit { slot: u32 },
 }
 
+/// The lock name that fences slot `slot` of semaphore `sem` in a fenced
+/// store's key space: a permit's token writes the keys this lock guards
+/// (`fenced store serve --guard pool/0/=pool#0`).
+pub fn slot_lock(sem: &str, slot: u32) -> String {
+    format!("{sem}#{slot}")
+}
+
+/// `Some((semaphore, slot))` if `name` has the shape of a slot's lock
+/// ([`slot_lock`]): it ends in `#` and a decimal number. No lock may be
+/// named so: its exclusive token would write the keys of that slot, which
+/// belong to the semaphore's permit holders (the API refuses such names).
+pub fn slot_of(name: &str) -> Option<(&str, &str)> {
+    let (sem, slot) = name.rsplit_once('#')?;
+    (!slot.is_empty() && slot.bytes().all(|b| b.is_ascii_digit())).then_some((sem, slot))
+}
+
 /// Sign claims; `claims.key_id` is overwritten with the key's id.
 pub fn sign(key: &SigningKey, claims: TokenClaims) -> String {
     sign_as(key, claims, SignedKind::Exclusive)
@@ -228,6 +244,17 @@ pub fn parse_public_key(s: &str) -> Result<VerifyingKey, TokenError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slot_locks_have_a_shape_no_lock_name_may_take() {
+        assert_eq!(super::slot_lock("pool", 0), "pool#0");
+        assert_eq!(super::slot_of("pool#0"), Some(("pool", "0")));
+        assert_eq!(super::slot_of("a#b#12"), Some(("a#b", "12")));
+        assert_eq!(super::slot_of("election:x#007"), Some(("election:x", "007")));
+        for free in ["pool", "pool#", "pool#x", "#a", "a#1b", "a1"] {
+            assert_eq!(super::slot_of(free), None, "{free}");
+        }
+    }
+
     use super::*;
 
     fn claims() -> TokenClaims {

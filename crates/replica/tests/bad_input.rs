@@ -79,3 +79,33 @@ async fn corrupt_peer_frames_are_refused_and_counted() {
     assert_eq!(r.replica.shared.read(|t| t.lock_status("a").holder.is_none()), applied);
     r.stop().await;
 }
+
+/// A lock may not take the name of a semaphore slot's lock (`pool#0`): in a
+/// fenced store it would write that slot's keys. Refused before proposing,
+/// with the reason; other names with `#` are fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_named_like_a_semaphore_slot_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = single_replica(dir.path()).await;
+    let json = "application/json";
+    let grant = post(&r.addr, "/v1/lease/grant", json, r#"{"ttl_ms":5000}"#).await;
+    assert_eq!(grant.status, 200);
+    let lease: serde_json::Value = serde_json::from_slice(&grant.body).expect("json");
+    let lease = lease["lease"].as_u64().expect("lease");
+    for (path, body) in [
+        ("/v1/lock/acquire", format!(r#"{{"lock":"pool#0","lease":{lease}}}"#)),
+        ("/v1/lock/acquire", format!(r#"{{"lock":"pool#12","lease":{lease},"mode":"shared"}}"#)),
+        ("/v1/election/campaign", format!(r#"{{"election":"e#3","lease":{lease},"value":"v"}}"#)),
+    ] {
+        let resp = post(&r.addr, path, json, body.clone()).await;
+        assert_eq!((resp.status.as_u16(), code(&resp).as_str()), (400, "invalid_argument"), "{body}");
+        let text = String::from_utf8_lossy(&resp.body);
+        assert!(text.contains("slot") && text.contains("semaphore"), "{text}");
+    }
+    assert!(r.replica.shared.read(|t| t.lock_status("pool#0").holder.is_none()), "nothing was acquired");
+    for name in ["pool#x", "a#1b", "tag#"] {
+        let resp = post(&r.addr, "/v1/lock/acquire", json, format!(r#"{{"lock":"{name}","lease":{lease}}}"#)).await;
+        assert_eq!(resp.status, 200, "{name}: {}", String::from_utf8_lossy(&resp.body));
+    }
+    r.stop().await;
+}

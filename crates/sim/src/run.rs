@@ -707,10 +707,16 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
         clock: clocks[cfg.nodes as usize].clone(),
         cluster_key,
         unfenced: cfg.unfenced,
-        guards: if cfg.guarded {
-            (0..cfg.locks).map(|i| (format!("k{i}/"), format!("k{i}"))).collect()
-        } else {
-            Vec::new()
+        guards: {
+            let mut g: Vec<(String, String)> = Vec::new();
+            if cfg.guarded {
+                g.extend((0..cfg.locks).map(|i| (format!("k{i}/"), format!("k{i}"))));
+            }
+            // Only under --primitives, so that other seeds replay as before.
+            if cfg.primitives {
+                g.extend(workload::slot_guards());
+            }
+            g
         },
     };
     let mut hosts = Hosts { net: net.clone(), replicas, store, running: Arc::default(), failures: failures.clone() };
@@ -797,7 +803,8 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     let final_at = cfg.duration + SETTLE;
     let mut final_reader = Some({
         let rec = rec.on_host(Arc::new(SimClock::new(epoch_ms)));
-        let (keys, transport) = (workload::store_keys(cfg.locks, cfg.guarded), Arc::new(net.transport("final")));
+        let (keys, transport) =
+            (workload::store_keys(cfg.locks, cfg.guarded, cfg.primitives), Arc::new(net.transport("final")));
         async move {
             let store = StoreClient::new(HttpClient::new(transport), store_addr).with_timeout(Duration::from_secs(2));
             workload::final_reads(keys, store, rec).await;

@@ -9,7 +9,7 @@ use crate::recorder::Recorder;
 use fenced_check::history::{EventType, Process};
 use fenced_client::{AcquireOptions, Client, ClientError, Guard};
 use fenced_core::token::{self, TokenClaims};
-use fenced_store_client::{Idem, StoreClient, StoreError};
+use fenced_store_client::{Fence, Idem, StoreClient, StoreError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -84,7 +84,7 @@ pub async fn honest(plan: ClientPlan, client: Client, store: StoreClient, rec: R
                 continue;
             }
             _ => {
-                permit(&plan, &client, &rec, &mut rng).await;
+                permit(&plan, &client, &store, &rec, &mut rng).await;
                 continue;
             }
         }
@@ -195,13 +195,29 @@ async fn other_primitive(
     };
     let v = json!({"lock": lock, "token": guard.token(), "lease": guard.lease(), "mode": mode});
     rec.record(EventType::Ok, p.clone(), "acquire", v);
+    let key = if plan.guarded { format!("{lock}/0") } else { lock.to_string() };
     if reader {
         if guard.is_valid() {
-            let key = if plan.guarded { format!("{lock}/0") } else { lock.to_string() };
-            rec.record(EventType::Invoke, p.clone(), "read", json!({"key": key}));
-            match store.get(&key).await {
+            // A fenced read: the store refuses it if a writer was granted
+            // (and wrote) after this reader (S3 judges it).
+            let fence = Fence { token: guard.token(), signed: guard.signed_token().to_string() };
+            let inv = json!({"key": key, "fence": fence.token, "lock": lock, "mode": "shared"});
+            rec.record(EventType::Invoke, p.clone(), "read", inv);
+            match store.get_fenced(&key, Some(&fence)).await {
                 Ok(obj) => rec.record(EventType::Ok, p.clone(), "read", read_value(&key, obj)),
-                Err(e) => rec.record(EventType::Info, p.clone(), "read", json!({"key": key, "error": e.to_string()})),
+                Err(e) => {
+                    let (kind, mut v) = store_failure(&e);
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("key".into(), json!(key));
+                    }
+                    rec.record(kind, p.clone(), "read", v);
+                }
+            }
+            // Sometimes the reader tries to write: the store must refuse a
+            // shared grant's token (S3 convicts an accepted one).
+            if rng.gen_bool(0.25) {
+                let value = format!("shared-p{}-t{}", plan.process, guard.token());
+                fenced_write(&p, rec, store, &key, lock, &guard, value, Some("shared")).await;
             }
         }
     } else {
@@ -215,6 +231,11 @@ async fn other_primitive(
                     "reacquire",
                     json!({"lock": lock, "token": guard.token(), "holds": holds}),
                 );
+                // The exclusive holder writes under its second hold.
+                if guard.is_valid() {
+                    let value = format!("p{}-t{}-re", plan.process, guard.token());
+                    fenced_write(&p, rec, store, &key, lock, &guard, value, None).await;
+                }
                 rec.record(EventType::Invoke, p.clone(), "release-hold", v.clone());
                 match guard.release_hold().await {
                     Ok(left) => rec.record(
@@ -240,14 +261,61 @@ async fn other_primitive(
     release(&p, rec, lock, guard).await;
 }
 
+/// Write `value` to `key` with the guard's token, recorded as a `write`
+/// under `lock` (the lock whose fence the store applies) with the grant's
+/// `mode` (absent: exclusive).
+#[allow(clippy::too_many_arguments)]
+async fn fenced_write(
+    p: &Process,
+    rec: &Recorder,
+    store: &StoreClient,
+    key: &str,
+    lock: &str,
+    guard: &Guard,
+    value: String,
+    mode: Option<&str>,
+) {
+    let mut w = json!({"key": key, "token": guard.token(), "value": value, "lock": lock});
+    if let (Some(m), Some(o)) = (mode, w.as_object_mut()) {
+        o.insert("mode".into(), json!(m));
+    }
+    rec.record(EventType::Invoke, p.clone(), "write", w.clone());
+    match store.put(key, value.into_bytes(), guard.token(), guard.signed_token(), None).await {
+        Ok(_) => rec.record(EventType::Ok, p.clone(), "write", w),
+        Err(e) => {
+            let (kind, mut extra) = store_failure(&e);
+            if let (Some(o), Some(x)) = (extra.as_object_mut(), w.as_object()) {
+                for (k, v) in x {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+            rec.record(kind, p.clone(), "write", extra);
+        }
+    }
+}
+
+/// The semaphore of the primitives workload, and its most permits (the
+/// count is set to 1 to 3): the store guards each slot's keys
+/// `sem/SLOT/` with the slot's lock (`slot_guards`).
+pub const SEMAPHORE: &str = "sem";
+pub const SEMAPHORE_PERMITS_MAX: u32 = 3;
+
+/// `(prefix, lock)` guards of the semaphore's slots: a permit writes only
+/// its own slot's keys (per-slot fencing, docs/primitives.md).
+pub fn slot_guards() -> Vec<(String, String)> {
+    (0..SEMAPHORE_PERMITS_MAX)
+        .map(|s| (format!("{SEMAPHORE}/{s}/"), fenced_store::fence::slot_lock(SEMAPHORE, s)))
+        .collect()
+}
+
 /// Take a permit of semaphore `sem` (sometimes setting its count first,
 /// 1 to 3: lowering it below the holders is part of the mix), hold it a
-/// while, return it.
-async fn permit(plan: &ClientPlan, client: &Client, rec: &Recorder, rng: &mut ChaCha8Rng) {
+/// while, write its slot's key, return it.
+async fn permit(plan: &ClientPlan, client: &Client, store: &StoreClient, rec: &Recorder, rng: &mut ChaCha8Rng) {
     let p = Process::Client(plan.process);
-    let name = "sem";
+    let name = SEMAPHORE;
     if rng.gen_bool(0.2) {
-        let n = rng.gen_range(1..=3u32);
+        let n = rng.gen_range(1..=SEMAPHORE_PERMITS_MAX);
         rec.record(EventType::Invoke, p.clone(), "permits", json!({"name": name, "permits": n}));
         match client.sem_permits(name, n).await {
             Ok(r) => rec.record(EventType::Ok, p.clone(), "permits", json!({"name": name, "permits": r.permits})),
@@ -268,6 +336,11 @@ async fn permit(plan: &ClientPlan, client: &Client, rec: &Recorder, rng: &mut Ch
     let v = json!({"lock": name, "token": guard.token(), "lease": guard.lease(), "mode": "permit", "slot": slot});
     rec.record(EventType::Ok, p.clone(), "acquire", v);
     tokio::time::sleep(Duration::from_millis(rng.gen_range(50..500))).await;
+    if let (Some(slot), true) = (slot, guard.is_valid()) {
+        let lock = fenced_store::fence::slot_lock(name, slot);
+        let value = format!("p{}-t{}-s{slot}", plan.process, guard.token());
+        fenced_write(&p, rec, store, &format!("{name}/{slot}/c"), &lock, &guard, value, Some("permit")).await;
+    }
     release(&p, rec, name, guard).await;
 }
 
@@ -364,9 +437,13 @@ fn read_value(key: &str, obj: Option<fenced_store::Object>) -> serde_json::Value
 }
 
 /// The store keys the honest clients write: `k{i}` per lock, or in the
-/// guarded workload `k{i}/{j}` under each lock's prefix.
-pub fn store_keys(locks: usize, guarded: bool) -> Vec<String> {
+/// guarded workload `k{i}/{j}` under each lock's prefix; with the
+/// primitives, also each semaphore slot's key `sem/{s}/c`.
+pub fn store_keys(locks: usize, guarded: bool, primitives: bool) -> Vec<String> {
     let mut keys = Vec::new();
+    if primitives {
+        keys.extend((0..SEMAPHORE_PERMITS_MAX).map(|s| format!("{SEMAPHORE}/{s}/c")));
+    }
     for i in 0..locks {
         if guarded {
             keys.extend((0..crate::config::GUARDED_KEYS_PER_LOCK).map(|j| format!("k{i}/{j}")));

@@ -265,9 +265,19 @@ impl StoreClient {
 
     /// The object under `key`, or `None`.
     pub async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let req = Request::get(format!("/v1/objects/{}", encode_key(key)))
-            .body(Bytes::new())
-            .map_err(|e| StoreError::BadResponse(format!("bad request: {e}")))?;
+        self.get_fenced(key, None).await
+    }
+
+    /// A fenced read: the object under `key`, or `None`, if `fence` (a
+    /// grant of any kind of the key's guarding lock) is not older than the
+    /// last token that wrote under that lock; `409 stale_token` otherwise
+    /// (docs/store.md, "Fenced reads"). `None` reads unfenced, as [`get`](Self::get).
+    pub async fn get_fenced(&self, key: &str, fence: Option<&Fence>) -> Result<Option<Object>, StoreError> {
+        let mut b = Request::get(format!("/v1/objects/{}", encode_key(key)));
+        if let Some(f) = fence {
+            b = b.header(H_TOKEN, f.token).header(H_SIGNED_TOKEN, f.signed.as_str());
+        }
+        let req = b.body(Bytes::new()).map_err(|e| StoreError::BadResponse(format!("bad request: {e}")))?;
         let resp = self.send(req).await?;
         match resp.status {
             StatusCode::OK => {

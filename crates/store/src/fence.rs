@@ -48,11 +48,9 @@ struct Generations {
 }
 
 /// The lock name that fences slot `slot` of semaphore `sem`: keys a permit
-/// may write are guarded by it (`--guard pool/0/=pool#0`). A lock must not
-/// be named like a slot (docs/primitives.md).
-pub fn slot_lock(sem: &str, slot: u32) -> String {
-    format!("{sem}#{slot}")
-}
+/// may write are guarded by it (`--guard pool/0/=pool#0`). The cluster
+/// refuses lock names of that shape (docs/primitives.md).
+pub use fenced_core::token::slot_lock;
 
 /// What a verified token may fence: the lock it names, or for a permit its
 /// slot's lock. A shared grant fences nothing it could write.

@@ -14,9 +14,9 @@ client; nothing of the protocol is re-implemented in Python.
 See docs/python.md.
 """
 
-from ._async import AsyncClient, AsyncLock, AsyncLockRequest, AsyncStore
-from ._common import TLS, Claim, Holder, LockStatus, Object, Written
-from ._sync import Client, Lock, LockRequest, Store
+from ._async import AsyncClient, AsyncHold, AsyncLock, AsyncLockRequest, AsyncPermit, AsyncStore
+from ._common import TLS, Claim, Holder, LockStatus, Object, SemPermits, Written
+from ._sync import Client, Hold, Lock, LockRequest, Permit, Store
 from .errors import (
     BadToken,
     Busy,
@@ -39,8 +39,10 @@ from .errors import (
 
 __all__ = [
     "AsyncClient",
+    "AsyncHold",
     "AsyncLock",
     "AsyncLockRequest",
+    "AsyncPermit",
     "AsyncStore",
     "BadToken",
     "Busy",
@@ -50,6 +52,7 @@ __all__ = [
     "ClientClosed",
     "Error",
     "Forbidden",
+    "Hold",
     "Holder",
     "InvalidArgument",
     "Lock",
@@ -58,9 +61,11 @@ __all__ = [
     "LockStatus",
     "NotHolder",
     "Object",
+    "Permit",
     "ProtocolError",
     "RateLimited",
     "Refused",
+    "SemPermits",
     "StaleToken",
     "Store",
     "TLS",

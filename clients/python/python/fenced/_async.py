@@ -24,19 +24,23 @@ from ._common import (
     Holder,
     LockStatus,
     Object,
+    SemPermits,
     Written,
     as_bytes,
     check_endpoints,
+    check_flag,
     check_name,
+    check_permits,
     check_seconds,
     check_str,
     check_tls,
     check_token,
     election_lock,
     parse_claim,
+    parse_sem_permits,
     parse_status,
 )
-from ._sync import Value, _Sessions, _write_args
+from ._sync import Value, _read_fence, _Sessions, _write_args
 from .errors import ClientClosed, LockLost
 
 #: How long a cancelled acquire may take to revoke its lease.
@@ -151,6 +155,35 @@ class AsyncLock:
         return self._guard.value
 
     @property
+    def mode(self) -> str:
+        """``"exclusive"``, ``"shared"`` or ``"permit"``."""
+        return self._guard.mode
+
+    @property
+    def holds(self) -> int:
+        """This lease's holds of the lock, as the cluster last answered."""
+        return self._guard.holds
+
+    async def reacquire(self) -> int:
+        """One more re-entrant hold on the same lease; returns the count."""
+        if self._released:
+            raise LockLost(f"lock {self.name!r} was released", code="lock_lost", reason="released")
+        return int(await _await(self._guard.reacquire()))
+
+    async def release_hold(self) -> int:
+        """Give back one hold; the last one is :meth:`release`."""
+        if self._released:
+            return 0
+        if self.holds <= 1:
+            await self.release()
+            return 0
+        return int(await _await(self._guard.release_hold()))
+
+    def hold(self) -> "AsyncHold":
+        """``async with lock.hold() as holds:``: one more hold for the block."""
+        return AsyncHold(self)
+
+    @property
     def lost_reason(self) -> Optional[str]:
         r = self._guard.lost_reason()
         return self._lost_reason or (r[0] if r else None)
@@ -201,19 +234,71 @@ class AsyncLock:
         await self.release()
 
     def __repr__(self) -> str:
-        return f"<fenced.AsyncLock {self.name!r} token={self.token} lease={self.lease} valid={self.is_valid()}>"
+        return (
+            f"<fenced.{type(self).__name__} {self.name!r} mode={self.mode} token={self.token} "
+            f"lease={self.lease} holds={self.holds} valid={self.is_valid()}>"
+        )
+
+
+class AsyncPermit(AsyncLock):
+    """:class:`fenced.Permit` for asyncio."""
+
+    @property
+    def semaphore(self) -> str:
+        return self._guard.lock
+
+    @property
+    def slot(self) -> int:
+        s = self._guard.slot
+        assert s is not None, "a permit's grant carries its slot"
+        return s
+
+
+class AsyncHold:
+    """What ``lock.hold()`` returns: one more re-entrant hold for a block."""
+
+    def __init__(self, lock: AsyncLock) -> None:
+        self._lock = lock
+        self._held = False
+
+    async def __aenter__(self) -> int:
+        n = await self._lock.reacquire()
+        self._held = True
+        return n
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if self._held:
+            self._held = False
+            await self._lock.release_hold()
 
 
 class AsyncLockRequest:
-    """What ``client.lock(...)`` returns: ``async with`` acquires and
-    releases."""
+    """What ``client.lock(...)`` and ``client.permit(...)`` return:
+    ``async with`` acquires and releases."""
 
-    def __init__(self, client: "AsyncClient", name: str, ttl: float, wait: float, value: str) -> None:
+    def __init__(
+        self,
+        client: "AsyncClient",
+        name: str,
+        ttl: float,
+        wait: float,
+        value: str,
+        shared: bool = False,
+        permit: bool = False,
+    ) -> None:
         self._client, self._name, self._ttl, self._wait, self._value = client, name, ttl, wait, value
+        self._shared, self._permit = shared, permit
         self._lock: Optional[AsyncLock] = None
 
     async def __aenter__(self) -> AsyncLock:
-        self._lock = await self._client._acquire(self._name, self._ttl, self._wait, self._value)
+        self._lock = await self._client._acquire(
+            self._name, self._ttl, self._wait, self._value, shared=self._shared, permit=self._permit
+        )
         return self._lock
 
     async def __aexit__(
@@ -263,15 +348,17 @@ class AsyncClient:
         if self._closed:
             raise ClientClosed("this fenced.AsyncClient is closed; create a new one", code="closed")
 
-    async def _acquire(self, name: str, ttl: float, wait: float, value: str) -> AsyncLock:
+    async def _acquire(
+        self, name: str, ttl: float, wait: float, value: str, *, shared: bool = False, permit: bool = False
+    ) -> AsyncLock:
         self._check_open()
         session = self._sessions.checkout()
         try:
-            guard = await _await(session.acquire(name, ttl, wait, value))
+            guard = await _await(session.acquire(name, ttl, wait, value, shared=shared, permit=permit))
         except BaseException:
             self._sessions.checkin(session)
             raise
-        lock = AsyncLock(self, guard)
+        lock = AsyncPermit(self, guard) if guard.mode == "permit" else AsyncLock(self, guard)
         lock._session = session
         if self._closed:
             await lock.release()
@@ -279,7 +366,9 @@ class AsyncClient:
         self._held.add(lock)
         return lock
 
-    def lock(self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "") -> AsyncLockRequest:
+    def lock(
+        self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "", shared: bool = False
+    ) -> AsyncLockRequest:
         """``async with client.lock("orders", ttl=10, wait=5) as lock:``."""
         self._check_open()
         return AsyncLockRequest(
@@ -288,11 +377,37 @@ class AsyncClient:
             check_seconds("ttl", ttl, zero_ok=False),
             check_seconds("wait", wait, zero_ok=True),
             check_str("value", value),
+            shared=check_flag("shared", shared),
         )
 
-    async def acquire(self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "") -> AsyncLock:
-        r = self.lock(name, ttl=ttl, wait=wait, value=value)
-        return await self._acquire(r._name, r._ttl, r._wait, r._value)
+    async def acquire(
+        self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "", shared: bool = False
+    ) -> AsyncLock:
+        r = self.lock(name, ttl=ttl, wait=wait, value=value, shared=shared)
+        return await self._acquire(r._name, r._ttl, r._wait, r._value, shared=r._shared)
+
+    def permit(self, semaphore: str, *, ttl: float = 10.0, wait: float = 0.0) -> AsyncLockRequest:
+        """``async with client.permit("pool", ttl=10, wait=5) as permit:``."""
+        self._check_open()
+        return AsyncLockRequest(
+            self,
+            check_name("semaphore name", semaphore),
+            check_seconds("ttl", ttl, zero_ok=False),
+            check_seconds("wait", wait, zero_ok=True),
+            "",
+            permit=True,
+        )
+
+    async def acquire_permit(self, semaphore: str, *, ttl: float = 10.0, wait: float = 0.0) -> AsyncPermit:
+        r = self.permit(semaphore, ttl=ttl, wait=wait)
+        p = await self._acquire(r._name, r._ttl, r._wait, "", permit=True)
+        assert isinstance(p, AsyncPermit)
+        return p
+
+    async def set_permits(self, semaphore: str, permits: int) -> SemPermits:
+        self._check_open()
+        name = check_name("semaphore name", semaphore)
+        return parse_sem_permits(await _await(self._native.sem_permits(name, check_permits(permits))))
 
     async def status(self, lock: str) -> LockStatus:
         self._check_open()
@@ -376,9 +491,10 @@ class AsyncStore:
         d = await _await(self._native.put(a[0], as_bytes(value), a[1], a[2], a[3]))
         return Written(version=d["version"], token=d["token"])
 
-    async def get(self, key: str) -> Optional[Object]:
+    async def get(self, key: str, *, lock: Optional[AsyncLock] = None) -> Optional[Object]:
         self._check_open()
-        r = await _await(self._native.get(check_name("key", key)))
+        token, signed = _read_fence(lock)
+        r = await _await(self._native.get(check_name("key", key), token, signed))
         return None if r is None else Object(value=r[0], version=r[1], token=r[2])
 
     async def max_token(self, key: str) -> int:

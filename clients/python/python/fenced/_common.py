@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Union
 
 from .errors import InvalidArgument
@@ -42,11 +42,26 @@ class Holder:
 
 @dataclass(frozen=True)
 class LockStatus:
-    """A lock's linearizable status."""
+    """A lock's (or a semaphore's) linearizable status: the exclusive
+    ``holder``, the queued leases, the shared holders of a lock or the
+    permit holders of a semaphore (``holders``), and a semaphore's count
+    (``permits``; ``None`` for a lock)."""
 
     lock: str
     holder: Optional[Holder]
     waiters: List[int]
+    holders: List[Holder] = field(default_factory=list)
+    permits: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SemPermits:
+    """A semaphore's count after :meth:`Client.set_permits`: ``held`` may
+    exceed a lowered count until holders give their permits back."""
+
+    name: str
+    permits: int
+    held: int
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,12 @@ def check_str(what: str, v: Any) -> str:
     return v
 
 
+def check_flag(what: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"{what} must be a bool, not {type(v).__name__}")
+    return v
+
+
 def check_endpoints(endpoints: Any) -> List[str]:
     if isinstance(endpoints, str):
         endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
@@ -149,11 +170,40 @@ def as_bytes(value: Union[bytes, bytearray, memoryview, str]) -> bytes:
     raise TypeError(f"value must be bytes or str, not {type(value).__name__}")
 
 
+def _holder(h: Any) -> Holder:
+    return Holder(lease=h["lease"], token=h["token"], value=h.get("value", ""))
+
+
 def parse_status(text: str) -> LockStatus:
     d = json.loads(text)
     h = d.get("holder")
-    holder = Holder(lease=h["lease"], token=h["token"], value=h.get("value", "")) if h else None
-    return LockStatus(lock=d["lock"], holder=holder, waiters=list(d.get("waiters", [])))
+    return LockStatus(
+        lock=d["lock"],
+        holder=_holder(h) if h else None,
+        waiters=list(d.get("waiters", [])),
+        holders=[_holder(x) for x in d.get("holders", [])],
+        permits=d.get("permits"),
+    )
+
+
+def parse_sem_permits(text: str) -> SemPermits:
+    d = json.loads(text)
+    return SemPermits(name=d["name"], permits=d["permits"], held=d["held"])
+
+
+#: Most permits a semaphore may have (the cluster's ``permits_max`` default;
+#: the cluster enforces its own).
+MAX_PERMITS = 10_000
+
+
+def check_permits(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"permits must be an int, not {type(v).__name__}")
+    if v < 0 or v > MAX_PERMITS:
+        raise InvalidArgument(
+            f"permits must be in 0..={MAX_PERMITS} (0 deletes an unused semaphore), got {v}", code="invalid_argument"
+        )
+    return v
 
 
 def parse_claim(text: str) -> Claim:

@@ -18,16 +18,20 @@ from ._common import (
     Claim,
     LockStatus,
     Object,
+    SemPermits,
     Written,
     as_bytes,
     check_endpoints,
+    check_flag,
     check_name,
+    check_permits,
     check_seconds,
     check_str,
     check_tls,
     check_token,
     election_lock,
     parse_claim,
+    parse_sem_permits,
     parse_status,
 )
 from .errors import ClientClosed, LockLost
@@ -145,6 +149,43 @@ class Lock:
         return self._guard.value
 
     @property
+    def mode(self) -> str:
+        """``"exclusive"``, ``"shared"`` or ``"permit"``. Only an exclusive
+        grant's token writes to a fenced store; any grant may do a fenced
+        read (``store.get(key, lock=lock)``)."""
+        return self._guard.mode
+
+    @property
+    def holds(self) -> int:
+        """This lease's holds of the lock, as the cluster last answered: 1
+        after the acquire, one more per :meth:`reacquire`."""
+        return self._guard.holds
+
+    def reacquire(self) -> int:
+        """Take one more hold on the same lease (re-entrance): the cluster
+        answers the same grant, same token, and the hold count, which this
+        returns. Give it back with :meth:`release_hold`; :meth:`release`
+        ends every hold. A permit is not re-entrant (InvalidArgument)."""
+        if self._released:
+            raise LockLost(f"lock {self.name!r} was released", code="lock_lost", reason="released")
+        return int(self._guard.reacquire().wait())
+
+    def release_hold(self) -> int:
+        """Give back one hold; returns the holds left. Giving back the last
+        one is :meth:`release` (the lock is freed and the lease revoked)."""
+        if self._released:
+            return 0
+        if self.holds <= 1:
+            self.release()
+            return 0
+        return int(self._guard.release_hold().wait())
+
+    def hold(self) -> "Hold":
+        """``with lock.hold() as holds:``: one more hold for the block
+        (:meth:`reacquire` on entry, :meth:`release_hold` on exit)."""
+        return Hold(self)
+
+    @property
     def lost_reason(self) -> Optional[str]:
         """Why the lock is (presumed) lost, or ``None``."""
         r = self._guard.lost_reason()
@@ -202,19 +243,75 @@ class Lock:
         self.release()
 
     def __repr__(self) -> str:
-        return f"<fenced.Lock {self.name!r} token={self.token} lease={self.lease} valid={self.is_valid()}>"
+        return (
+            f"<fenced.{type(self).__name__} {self.name!r} mode={self.mode} token={self.token} "
+            f"lease={self.lease} holds={self.holds} valid={self.is_valid()}>"
+        )
+
+
+class Permit(Lock):
+    """A held permit of a counting semaphore: a :class:`Lock` whose
+    :attr:`name` is the semaphore's and which has a :attr:`slot`, the lowest
+    slot nobody else held when it was granted. Its token fences the slot: a
+    fenced store accepts it for keys guarded by the lock ``SEMAPHORE#SLOT``
+    (docs/primitives.md). Loss is reported as for a lock."""
+
+    @property
+    def semaphore(self) -> str:
+        return self._guard.lock
+
+    @property
+    def slot(self) -> int:
+        s = self._guard.slot
+        assert s is not None, "a permit's grant carries its slot"
+        return s
+
+
+class Hold:
+    """What ``lock.hold()`` returns: one more re-entrant hold for a block."""
+
+    def __init__(self, lock: Lock) -> None:
+        self._lock = lock
+        self._held = False
+
+    def __enter__(self) -> int:
+        n = self._lock.reacquire()
+        self._held = True
+        return n
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release_hold()
 
 
 class LockRequest:
-    """What ``client.lock(...)`` returns: acquires on ``__enter__``,
-    releases on ``__exit__`` (also when the block raises)."""
+    """What ``client.lock(...)`` and ``client.permit(...)`` return: acquires
+    on ``__enter__``, releases on ``__exit__`` (also when the block raises)."""
 
-    def __init__(self, client: "Client", name: str, ttl: float, wait: float, value: str) -> None:
+    def __init__(
+        self,
+        client: "Client",
+        name: str,
+        ttl: float,
+        wait: float,
+        value: str,
+        shared: bool = False,
+        permit: bool = False,
+    ) -> None:
         self._client, self._name, self._ttl, self._wait, self._value = client, name, ttl, wait, value
+        self._shared, self._permit = shared, permit
         self._lock: Optional[Lock] = None
 
     def __enter__(self) -> Lock:
-        self._lock = self._client._acquire(self._name, self._ttl, self._wait, self._value)
+        self._lock = self._client._acquire(
+            self._name, self._ttl, self._wait, self._value, shared=self._shared, permit=self._permit
+        )
         return self._lock
 
     def __exit__(
@@ -271,15 +368,17 @@ class Client:
         with self._mu:
             self._held.discard(lock)
 
-    def _acquire(self, name: str, ttl: float, wait: float, value: str) -> Lock:
+    def _acquire(
+        self, name: str, ttl: float, wait: float, value: str, *, shared: bool = False, permit: bool = False
+    ) -> Lock:
         self._check_open()
         session = self._sessions.checkout()
         try:
-            guard = session.acquire(name, ttl, wait, value).wait()
+            guard = session.acquire(name, ttl, wait, value, shared=shared, permit=permit).wait()
         except BaseException:
             self._sessions.checkin(session)
             raise
-        lock = Lock(self, guard)
+        lock = Permit(self, guard) if guard.mode == "permit" else Lock(self, guard)
         lock._session = session
         with self._mu:
             closed = self._closed
@@ -290,13 +389,17 @@ class Client:
             self._check_open()
         return lock
 
-    def lock(self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "") -> LockRequest:
+    def lock(
+        self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "", shared: bool = False
+    ) -> LockRequest:
         """``with client.lock("orders", ttl=10, wait=5) as lock:``.
 
         ``ttl``: the lease's time to live, in seconds (kept alive while
         held). ``wait``: how long to queue (FIFO) for the lock; 0 tries once
         and raises :class:`fenced.Busy` if it is held. After ``wait``:
-        :class:`fenced.WaitTimeout`.
+        :class:`fenced.WaitTimeout`. ``shared=True``: hold it with other
+        shared holders, never with an exclusive one (a queued exclusive
+        request blocks later shared ones); a shared token cannot write.
         """
         self._check_open()
         return LockRequest(
@@ -305,12 +408,44 @@ class Client:
             check_seconds("ttl", ttl, zero_ok=False),
             check_seconds("wait", wait, zero_ok=True),
             check_str("value", value),
+            shared=check_flag("shared", shared),
         )
 
-    def acquire(self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "") -> Lock:
+    def acquire(
+        self, name: str, *, ttl: float = 10.0, wait: float = 0.0, value: str = "", shared: bool = False
+    ) -> Lock:
         """Acquire and return the :class:`Lock` (release it yourself)."""
-        r = self.lock(name, ttl=ttl, wait=wait, value=value)
-        return self._acquire(r._name, r._ttl, r._wait, r._value)
+        r = self.lock(name, ttl=ttl, wait=wait, value=value, shared=shared)
+        return self._acquire(r._name, r._ttl, r._wait, r._value, shared=r._shared)
+
+    def permit(self, semaphore: str, *, ttl: float = 10.0, wait: float = 0.0) -> LockRequest:
+        """``with client.permit("pool", ttl=10, wait=5) as permit:``: one
+        permit of the semaphore (create it with :meth:`set_permits`), a
+        :class:`Permit`. One permit per lease: each acquire has its own."""
+        self._check_open()
+        return LockRequest(
+            self,
+            check_name("semaphore name", semaphore),
+            check_seconds("ttl", ttl, zero_ok=False),
+            check_seconds("wait", wait, zero_ok=True),
+            "",
+            permit=True,
+        )
+
+    def acquire_permit(self, semaphore: str, *, ttl: float = 10.0, wait: float = 0.0) -> Permit:
+        """Take and return a :class:`Permit` (release it yourself)."""
+        r = self.permit(semaphore, ttl=ttl, wait=wait)
+        p = self._acquire(r._name, r._ttl, r._wait, "", permit=True)
+        assert isinstance(p, Permit)
+        return p
+
+    def set_permits(self, semaphore: str, permits: int) -> SemPermits:
+        """Create the semaphore with ``permits`` permits, or change its count
+        (a log entry). Lowering it revokes nobody: no permit is granted until
+        fewer than the new count are held. 0 deletes an unused semaphore."""
+        self._check_open()
+        name = check_name("semaphore name", semaphore)
+        return parse_sem_permits(self._native.sem_permits(name, check_permits(permits)).wait())
 
     def status(self, lock: str) -> LockStatus:
         """The lock's linearizable status: holder and queued leases."""
@@ -437,10 +572,14 @@ class Store:
         d = self._native.delete(args[0], args[1], args[2]).wait()
         return Written(version=d["version"], token=d["token"])
 
-    def get(self, key: str) -> Optional[Object]:
-        """The object under ``key``, or ``None``."""
+    def get(self, key: str, *, lock: Optional[Lock] = None) -> Optional[Object]:
+        """The object under ``key``, or ``None``. With ``lock`` (a grant of
+        any mode of the key's guarding lock), a fenced read: refused with
+        :class:`fenced.StaleToken` if a writer was granted after it (its
+        hold has ended: it would read on a stale belief)."""
         self._check_open()
-        r = self._native.get(check_name("key", key)).wait()
+        token, signed = _read_fence(lock)
+        r = self._native.get(check_name("key", key), token, signed).wait()
         return None if r is None else Object(value=r[0], version=r[1], token=r[2])
 
     def max_token(self, key: str) -> int:
@@ -456,6 +595,15 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _read_fence(lock: Any) -> "tuple[Optional[int], Optional[str]]":
+    if lock is None:
+        return None, None
+    guard = getattr(lock, "_guard", None)
+    if not isinstance(guard, _native.NativeGuard):
+        raise TypeError(f"lock must be a fenced.Lock or fenced.AsyncLock, not {type(lock).__name__}")
+    return guard.token, guard.signed_token
 
 
 def _write_args(

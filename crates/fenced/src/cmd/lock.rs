@@ -112,7 +112,7 @@ pub async fn run(c: LockCommand) -> anyhow::Result<i32> {
             };
             let wait = wait.unwrap_or_default();
             let acquired = if shared {
-                cl.acquire_mode_on(&name, lease.lease, wait, fenced_core::Mode::Shared, false).await
+                cl.acquire_mode_on(&name, lease.lease, wait, fenced_core::Mode::Shared, false, "").await
             } else {
                 cl.acquire_on(&name, lease.lease, wait, "").await
             };

@@ -208,6 +208,20 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
             WAIT_MAX.as_millis()
         )));
     }
+    if !b.sem {
+        if let Some((sem, slot)) = fenced_core::token::slot_of(&b.lock) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                format!(
+                    "lock name {:?} ends in \"#{slot}\": that is the name of slot {slot} of semaphore {sem:?} in a \
+                     fenced store (--guard PREFIX={}), and a lock of that name could write that slot's keys; \
+                     choose a name that does not end in # and digits",
+                    b.lock, b.lock
+                ),
+            ));
+        }
+    }
     let lease = LeaseId(b.lease);
     if app.shared.read(|t| t.public_keys().is_empty()) {
         // Refuse before proposing: nothing is stored under this request id,
