@@ -162,7 +162,7 @@ fn expected(path: &str, lease: u64, token: u64) -> Option<(Right, String)> {
     Some(match path {
         "/v1/ping" | "/v1/ready" => (Right::None, String::new()),
         // The console's page and assets: no data in them.
-        "/ui" | "/ui/console.js" | "/ui/console.css" => (Right::None, String::new()),
+        "/ui" | "/ui/console.js" | "/ui/common.js" | "/ui/console.css" => (Right::None, String::new()),
         // Listings and events show each caller only the names it may watch
         // (`the_console_shows_each_caller_only_what_it_may_watch`).
         "/v1/locks" | "/v1/claims" | "/v1/events" => (Right::Read, "prefix=a/".into()),
