@@ -1,7 +1,7 @@
 //! `fenced chaos` arguments and the command behind them. The `fenced` binary
-//! only forwards here. Two hidden roles let the driver start the pieces it
-//! needs from the same binary: `fenced chaos client` (one workload process)
-//! and `fenced chaos store` (the fenced store, in its namespace).
+//! only forwards here. A hidden role lets the driver start its workload
+//! processes from the same binary: `fenced chaos client`. The store runs as
+//! users run it, `fenced store serve`.
 
 use crate::compare::{self, Row};
 use crate::error::ChaosError;
@@ -29,9 +29,6 @@ pub enum Role {
     /// One client process of a chaos run (started by the driver).
     #[command(hide = true)]
     Client(WorkerArgs),
-    /// The fenced store of a chaos run (started by the driver).
-    #[command(hide = true)]
-    Store(fenced_store::cli::ServeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,9 +87,6 @@ pub async fn run(args: ChaosArgs, bin: PathBuf) -> Result<i32, ChaosError> {
             worker::run(w).await;
             Ok(0)
         }
-        Some(Role::Store(s)) => fenced_store::cli::run(fenced_store::cli::StoreCommand::Serve(s))
-            .await
-            .map_err(|e| ChaosError::NotReady(e.to_string())),
         None => run_driver(args.run, bin).await,
     }
 }

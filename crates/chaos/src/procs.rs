@@ -229,7 +229,7 @@ impl Procs {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns])
             .arg(&self.bin)
-            .args(["chaos", "store", "--listen", &self.plan.store_addr(), "--data-dir"])
+            .args(["store", "serve", "--listen", &self.plan.store_addr(), "--data-dir"])
             .arg(self.dir.join("data").join("store"));
         for k in cluster_keys {
             cmd.args(["--cluster-key", k]);
@@ -238,7 +238,7 @@ impl Procs {
         die_with_parent(&mut cmd);
         let child =
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().map_err(|source| ChaosError::Spawn {
-                cmd: format!("ip netns exec {ns} fenced chaos store"),
+                cmd: format!("ip netns exec {ns} fenced store serve"),
                 source,
             })?;
         let pid = child.id();

@@ -12,13 +12,15 @@
 //!   the console shows.
 //! - [`StoreClient`]: a typed client, re-exported from
 //!   `fenced-store-client`, which holds the API's wire types too.
-//! - [`cli`]: `fenced store serve|put|get`.
+//! - [`keys`]: the lock service's public keys, from `--cluster-key` values.
 //! - [`adapters`]: fencing for resources that know nothing of tokens
 //!   (a plain directory, PostgreSQL).
 //!
 //! All I/O goes through `fenced_io`'s seams (disk, transport, clock), so the
-//! simulator runs this same code; only the adapters and the CLI's key-file
-//! reading touch the OS directly.
+//! simulator runs this same code; only the adapters and [`keys`]' key-file
+//! reading touch the OS directly. The command line, `fenced store
+//! serve|put|get`, lives in the `fenced` binary, so embedding the store
+//! does not build clap.
 
 /// Deliberately broken variants, for proving the checkers catch them.
 #[cfg(feature = "bugs")]
@@ -32,11 +34,11 @@ pub mod bugs {
 }
 pub mod adapters;
 pub mod api;
-pub mod cli;
 pub mod config;
 mod dedup;
 pub mod engine;
 pub mod fence;
+pub mod keys;
 pub mod refusals;
 pub mod server;
 

@@ -4,6 +4,7 @@
 //! and a replica's per-client limits.
 
 use super::lock::Common;
+use super::store::Security as StoreSecurity;
 use anyhow::Context;
 use clap::Args;
 use fenced_client::{Client, ClientConfig};
@@ -12,7 +13,6 @@ use fenced_io::clock::SystemClock;
 use fenced_io::tls::{client_config, TlsFiles, TlsTransport};
 use fenced_io::transport::{TcpTransport, Transport};
 use fenced_replica::config::{ClientLimits, Protection};
-use fenced_store::cli::Security as StoreSecurity;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,25 +1,80 @@
 //! `fenced store serve|put|get`: the fenced store and its client commands.
 //!
-//! The store crate owns serve, get and the token-carrying put
-//! (`fenced_store::cli`). This module adds the one form that needs the lock
-//! client: `fenced store put KEY VALUE --lock NAME --endpoints … --store …`
-//! acquires NAME, writes with the grant's fencing token and signed token,
-//! and releases — the whole DDIA 8-5 pattern in one command, for scripts and
-//! demos. The store crate cannot do this itself: it must not depend on the
-//! lock client (the client depends on it for `Guard::put`).
+//! - [`args`]: the store's own flags; [`serve`]: running a store;
+//!   [`client`]: one put or get, printed, with an exit code.
+//! - Here: dispatch, and the one form that needs the lock client:
+//!   `fenced store put KEY VALUE --lock NAME --endpoints … --store …`
+//!   acquires NAME, writes with the grant's fencing token and signed token,
+//!   and releases — the whole DDIA 8-5 pattern in one command, for scripts
+//!   and demos.
+//!
+//! The command line lives in the binary, not in the store crate, so that a
+//! program embedding the store (or its PostgreSQL adapter, as the Python
+//! package does) does not build clap and a CLI it never runs.
+//!
+//! Exit codes: 0 ok; 1 the store refused (stale or bad token, version
+//! mismatch, not found, or the lock is held by another); 2 unreachable,
+//! unavailable, or bad usage.
 //!
 //! Security comes from the same flags and code as the lock service's:
 //! `serve` takes `--tls-ca/--tls-cert/--tls-key/--auth`
 //! ([`TlsAuthArgs`], as `fenced serve`), `put` and `get` take
 //! `--auth-token/--ca/--cert/--key` ([`Credentials`], as `fenced lock`).
 
+pub mod args;
+pub mod client;
+pub mod serve;
+
 use super::credentials::{Credentials, TlsAuthArgs};
 use super::lock::{report, Common};
 use super::parse_duration;
+use args::{GetArgs, PutArgs, ServeArgs};
 use clap::{Args, Subcommand};
 use fenced_client::AcquireOptions;
-use fenced_store::cli::{GetArgs, PutArgs, ServeArgs};
+use fenced_io::auth::Policy;
+use fenced_io::transport::{TcpTransport, Transport};
+use std::sync::Arc;
 use std::time::Duration;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_REJECTED: i32 = 1;
+pub const EXIT_UNREACHABLE: i32 = 2;
+
+/// How a command talks to the network, and as whom. The default is plain
+/// TCP, no policy, no credentials. Built from the same flags, with the same
+/// code, as the lock service's (`super::credentials`): `--tls-ca`,
+/// `--tls-cert`, `--tls-key` and `--auth` for `serve`; `--ca`, `--cert`,
+/// `--key` and `--auth-token` for `put` and `get`.
+#[derive(Clone)]
+pub struct Security {
+    /// Plain TCP, or TLS layered over it (`fenced_io::tls`); for `serve`,
+    /// a TLS server asks clients for a certificate (optional) and names them
+    /// by it.
+    pub transport: Arc<dyn Transport>,
+    /// Whether `transport` speaks TLS (`serve` refuses a policy without it
+    /// on non-loopback addresses, and warns about plaintext there).
+    pub tls: bool,
+    /// `serve`: who may read and write which keys. `None`: anyone.
+    pub policy: Option<Arc<Policy>>,
+    /// `put`/`get`: the bearer token to send.
+    pub bearer_token: Option<String>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security { transport: Arc::new(TcpTransport), tls: false, policy: None, bearer_token: None }
+    }
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("tls", &self.tls)
+            .field("policy", &self.policy.is_some())
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
 
 /// `fenced store ...`
 #[derive(Debug, Clone, Subcommand)]
@@ -86,27 +141,29 @@ pub struct LockArgs {
 /// version mismatch, not found, or the lock is held by another); 2
 /// unreachable or unusable.
 pub async fn run(c: StoreCommand) -> anyhow::Result<i32> {
-    use fenced_store::cli::{self as store_cli, StoreCommand as Inner};
-    let (inner, security) = match c {
+    let mut out = std::io::stdout();
+    match c {
         StoreCommand::Serve(ServeCommand { serve, security }) => {
             // The store reports torn tails, the unfenced mode and plaintext
             // on a non-loopback address in its log.
             super::init_logging("info");
-            (Inner::Serve(serve), security.store_security()?)
+            serve::serve(serve, &security.store_security()?, &mut out).await
         }
-        StoreCommand::Get(GetCommand { get, credentials }) => (Inner::Get(get), credentials.store_security()?),
+        StoreCommand::Get(GetCommand { get, credentials }) => {
+            client::get(get, &credentials.store_security()?, &mut out).await
+        }
         StoreCommand::Put(PutCommand {
             put,
             lock: LockArgs { lock: Some(name), endpoints: eps, ttl, wait },
             credentials,
         }) => {
             super::init_logging("warn");
-            return put_under_lock(put, &credentials, &name, &eps, ttl, wait.unwrap_or_default()).await;
+            put_under_lock(put, &credentials, &name, &eps, ttl, wait.unwrap_or_default()).await
         }
-        StoreCommand::Put(PutCommand { put, credentials, .. }) => (Inner::Put(put), credentials.store_security()?),
-    };
-    let mut out = std::io::stdout();
-    Ok(store_cli::run_secured(inner, &security, &mut out).await?)
+        StoreCommand::Put(PutCommand { put, credentials, .. }) => {
+            client::put(put, &credentials.store_security()?, &mut out).await
+        }
+    }
 }
 
 /// Acquire, write with both tokens, release. The write's outcome decides
@@ -129,7 +186,7 @@ async fn put_under_lock(
     };
     let fence = guard.fence();
     let mut out = std::io::stdout();
-    let code = fenced_store::cli::put_with_fence(put, Some(&fence), &security, &mut out).await?;
+    let code = client::put_with_fence(put, Some(&fence), &security, &mut out).await?;
     if let Err(e) = guard.release().await {
         eprintln!("warning: could not release {name} (token {}): {e}; its lease will expire", fence.token);
     }
