@@ -165,6 +165,33 @@ impl Limiter {
         let mut r = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         r.check(key, now_ms).map_err(|t| t.retry_after_ms)
     }
+
+    /// The guard's decision for an authenticated caller at `now_ms`: pass,
+    /// or throttled. Replicas are never throttled: they forward for their
+    /// clients, who were counted where they arrived. Callers without an
+    /// identity are counted by address only when the protection says so.
+    pub fn admit_rate(&self, caller: &Caller, now_ms: u64) -> Result<(), Throttled> {
+        let policy = self.policy();
+        let is_peer = policy.is_some_and(|p| caller.identity.as_ref().is_some_and(|i| p.peers.contains(i)));
+        if is_peer || !self.limited(caller) {
+            return Ok(());
+        }
+        self.throttle(&caller.key, now_ms).map_err(|retry_ms| Throttled {
+            retry_after_s: retry_ms.div_ceil(1000).max(1),
+            message: format!(
+                "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
+                caller.key, self.protection.limits.rate_per_sec
+            ),
+        })
+    }
+}
+
+/// A caller over its rate: `429 rate_limited` with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttled {
+    /// Whole seconds, at least 1 (`Retry-After` has no finer unit).
+    pub retry_after_s: u64,
+    pub message: String,
 }
 
 /// The API error for an authentication or authorization failure, counted.
@@ -187,28 +214,61 @@ pub async fn guard(State(app): State<Arc<HttpState>>, mut req: Request, next: Ne
     let conn = req.extensions().get::<ConnInfo>();
     let authenticated = auth::authenticate(policy, req.headers(), conn);
     if let Ok(caller) = &authenticated {
-        let is_peer = policy.is_some_and(|p| caller.identity.as_ref().is_some_and(|i| p.peers.contains(i)));
-        // Replicas are not throttled: they forward for their clients, who
-        // were counted where they arrived.
-        if !is_peer && app.limiter.limited(caller) {
-            let now_ms = app.seams.clock.now().0 / 1_000_000;
-            if let Err(retry_ms) = app.limiter.throttle(&caller.key, now_ms) {
-                app.limiter.refused.throttled.inc();
-                let secs = retry_ms.div_ceil(1000).max(1);
-                let message = format!(
-                    "{} is over its rate of {} requests/s; retry after {retry_ms} ms",
-                    caller.key, app.limiter.protection.limits.rate_per_sec
-                );
-                app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message.clone());
-                let mut resp =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).retryable().into_response();
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    resp.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return resp;
+        let now_ms = app.seams.clock.now().0 / 1_000_000;
+        if let Err(t) = app.limiter.admit_rate(caller, now_ms) {
+            app.limiter.refused.throttled.inc();
+            app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "rate_limited", t.message.clone());
+            let mut resp =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", t.message).retryable().into_response();
+            if let Ok(v) = HeaderValue::from_str(&t.retry_after_s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
+            return resp;
         }
     }
     req.extensions_mut().insert(Authenticated(authenticated));
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientLimits;
+
+    fn limiter(policy: Option<Policy>, limit_by_address: bool) -> Limiter {
+        let limits = ClientLimits { rate_per_sec: 1.0, rate_burst: 2.0, limit_by_address, ..ClientLimits::default() };
+        Limiter::new(Protection { policy: policy.map(Arc::new), limits })
+    }
+
+    fn caller(identity: Option<&str>, key: &str) -> Caller {
+        Caller { identity: identity.map(String::from), key: key.into() }
+    }
+
+    #[test]
+    fn a_client_over_its_rate_is_throttled_with_a_retry_after_of_at_least_a_second() {
+        let l = limiter(Some(Policy::default()), false);
+        let alice = caller(Some("alice"), "alice");
+        assert_eq!(l.admit_rate(&alice, 0), Ok(()));
+        assert_eq!(l.admit_rate(&alice, 0), Ok(()), "the burst");
+        let t = l.admit_rate(&alice, 0).expect_err("over the burst");
+        assert!(t.retry_after_s >= 1, "{t:?}");
+        assert!(t.message.starts_with("alice is over its rate of 1 requests/s; retry after"), "{}", t.message);
+        assert_eq!(l.admit_rate(&caller(Some("bob"), "bob"), 0), Ok(()), "each client has its own bucket");
+        assert_eq!(l.admit_rate(&alice, 2_000), Ok(()), "the bucket refills with time");
+    }
+
+    #[test]
+    fn replicas_are_never_throttled_and_anonymous_callers_only_when_asked() {
+        let policy = Policy { peers: ["replica-2".to_string()].into(), ..Policy::default() };
+        let l = limiter(Some(policy), false);
+        let peer = caller(Some("replica-2"), "replica-2");
+        let anon = caller(None, "127.0.0.1");
+        for _ in 0..100 {
+            assert_eq!(l.admit_rate(&peer, 0), Ok(()));
+            assert_eq!(l.admit_rate(&anon, 0), Ok(()));
+        }
+        let by_address = limiter(None, true);
+        let refused = (0..10).filter(|_| by_address.admit_rate(&anon, 0).is_err()).count();
+        assert_eq!(refused, 8, "with limit_by_address an address has a bucket of 2");
+    }
 }

@@ -220,26 +220,53 @@ async fn admit(app: &HttpState, route: &Route, mut req: Request) -> Result<Reque
         .map(|a| a.0)
         .unwrap_or_else(|| auth::authenticate(app.limiter.policy(), req.headers(), None));
     let policy = app.limiter.policy();
-    let caller = match (route.right, authenticated) {
+    // The name is read (and a malformed request refused with 400) only for
+    // a caller who is who they say: an unauthenticated caller learns 401.
+    let name = match route.right {
+        Right::Prefix { field, .. } if policy.is_some() && authenticated.is_ok() => {
+            let (back, name) = name_of(route.verb, field, req).await?;
+            req = back;
+            Some(name)
+        }
+        _ => None,
+    };
+    let caller = decide(route.right, policy, authenticated, name.as_deref()).map_err(|e| refuse(app, e))?;
+    req.extensions_mut().insert(caller);
+    Ok(req)
+}
+
+/// The guard's decision, apart from the request and the replica: may this
+/// caller (the outcome of authenticating it) use a route that needs
+/// `right`, and as whom? `name` is the requested name for a prefix right
+/// (without the right's own prefix); without one, a prefix right under a
+/// policy is refused, never granted on an empty name.
+pub(crate) fn decide(
+    right: Right,
+    policy: Option<&auth::Policy>,
+    authenticated: Result<Caller, auth::AuthError>,
+    name: Option<&str>,
+) -> Result<Caller, auth::AuthError> {
+    let caller = match (right, authenticated) {
         (_, Ok(c)) => c,
         (Right::None, Err(_)) => Caller { identity: None, key: String::new() },
-        (_, Err(e)) => return Err(refuse(app, e)),
+        (_, Err(e)) => return Err(e),
     };
-    let checked = match route.right {
+    match right {
         Right::None | Right::Read | Right::Owner => Ok(()),
         Right::Admin => auth::authorize_admin(policy, &caller),
         Right::Peer => auth::authorize_peer(policy, &caller),
         // Without a policy everyone may do everything: nothing to read.
         Right::Prefix { .. } if policy.is_none() => Ok(()),
-        Right::Prefix { op, field, prefix } => {
-            let (back, name) = name_of(route.verb, field, req).await?;
-            req = back;
-            auth::authorize(policy, &caller, op, &format!("{prefix}{name}"))
-        }
-    };
-    checked.map_err(|e| refuse(app, e))?;
-    req.extensions_mut().insert(caller);
-    Ok(req)
+        Right::Prefix { op, prefix, .. } => match name {
+            Some(name) => auth::authorize(policy, &caller, op, &format!("{prefix}{name}")),
+            None => Err(auth::AuthError::Forbidden {
+                identity: caller.identity.clone().unwrap_or_default(),
+                op,
+                name: prefix.to_string(),
+            }),
+        },
+    }?;
+    Ok(caller)
 }
 
 /// The name a prefix right is checked on: field `field` of the query (GET)
@@ -327,6 +354,70 @@ mod tests {
                 "{r:?}: peer messages, and only they, live under {}",
                 crate::peer::handshake::RAFT_PREFIX
             );
+        }
+    }
+
+    fn policy() -> auth::Policy {
+        let rule = |identity: &str, prefix: &str, allow: &[Op]| auth::Rule {
+            identity: identity.into(),
+            prefix: prefix.into(),
+            allow: allow.iter().copied().collect(),
+        };
+        auth::Policy {
+            peers: ["replica-1".to_string()].into(),
+            admins: ["root".to_string()].into(),
+            acl: vec![rule("alice", "a/", &[Op::Acquire]), rule("alice", "election:e/", &[Op::Acquire])],
+            ..auth::Policy::default()
+        }
+    }
+
+    fn who(identity: &str) -> Result<Caller, auth::AuthError> {
+        Ok(Caller { identity: Some(identity.into()), key: identity.into() })
+    }
+
+    #[test]
+    fn without_credentials_only_the_open_route_passes_and_as_no_one() {
+        let p = policy();
+        for e in [auth::AuthError::Missing, auth::AuthError::BadToken] {
+            let anon = decide(Right::None, Some(&p), Err(e.clone()), None).expect("open to anyone");
+            assert_eq!(anon.identity, None);
+            for right in [Right::Read, Right::Owner, Right::Admin, Right::Peer, prefix(Op::Acquire, "lock")] {
+                assert_eq!(decide(right, Some(&p), Err(e.clone()), Some("a/x")).err(), Some(e.clone()), "{right:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn admin_and_peer_rights_are_held_by_whom_the_policy_names() {
+        let p = policy();
+        let d = |right, id| decide(right, Some(&p), who(id), None).map(|c| c.identity);
+        assert_eq!(d(Right::Admin, "root"), Ok(Some("root".into())));
+        assert_eq!(d(Right::Admin, "replica-1"), Ok(Some("replica-1".into())), "a replica forwards an admin's call");
+        assert!(matches!(d(Right::Admin, "alice"), Err(auth::AuthError::NotAdmin { .. })));
+        assert_eq!(d(Right::Peer, "replica-1"), Ok(Some("replica-1".into())));
+        assert!(matches!(d(Right::Peer, "root"), Err(auth::AuthError::NotPeer { .. })), "an admin is no replica");
+        assert!(d(Right::Read, "alice").is_ok() && d(Right::Owner, "alice").is_ok());
+    }
+
+    #[test]
+    fn a_prefix_right_is_checked_on_the_prefixed_name_and_never_on_a_missing_one() {
+        let p = policy();
+        let lock = prefix(Op::Acquire, "lock");
+        assert!(decide(lock, Some(&p), who("alice"), Some("a/x")).is_ok());
+        let refused = decide(lock, Some(&p), who("alice"), Some("b/x")).expect_err("outside the grant");
+        assert!(matches!(&refused, auth::AuthError::Forbidden { name, .. } if name == "b/x"), "{refused}");
+        let elect = election(Op::Acquire);
+        assert!(decide(elect, Some(&p), who("alice"), Some("e/1")).is_ok(), "election:e/1 is granted");
+        assert!(decide(elect, Some(&p), who("alice"), Some("a/x")).is_err(), "election:a/x is not, though a/x is");
+        assert!(decide(lock, Some(&p), who("alice"), None).is_err(), "no name: refused, not granted on \"\"");
+        assert!(decide(lock, Some(&p), who("mallory"), Some("a/x")).is_err(), "no grant at all");
+        assert!(decide(lock, Some(&p), who("root"), Some("b/x")).is_ok(), "an admin holds every right but the peer's");
+    }
+
+    #[test]
+    fn without_a_policy_every_right_is_granted_even_without_a_name() {
+        for right in [Right::None, Right::Read, Right::Owner, Right::Admin, Right::Peer, prefix(Op::Acquire, "lock")] {
+            assert!(decide(right, None, who("anyone"), None).is_ok(), "{right:?}");
         }
     }
 
