@@ -87,6 +87,23 @@ pub struct TornTail {
     pub error: FrameError,
 }
 
+impl TornTail {
+    /// Cut this tail off `file` on `disk`, durably, and say so in the log.
+    /// `what` names the log in the warning ("raft log", "store WAL"), which
+    /// operators search for: "{what} has a torn or corrupt tail ...".
+    /// Returns the bytes dropped.
+    pub fn cut(&self, disk: &dyn crate::disk::Disk, file: &str, what: &str) -> std::io::Result<u64> {
+        tracing::warn!(
+            offset = self.offset,
+            dropped_bytes = self.bytes,
+            error = %self.error,
+            "{what} has a torn or corrupt tail (a crash during an append); truncating it"
+        );
+        disk.truncate(file, self.offset as u64)?;
+        Ok(self.bytes as u64)
+    }
+}
+
 /// A damaged frame followed by intact ones: not a torn tail (a crash mid-append
 /// damages only the end), so cutting it off would drop records that were
 /// durable, perhaps acknowledged.

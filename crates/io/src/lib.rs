@@ -19,6 +19,7 @@ pub mod clock;
 pub mod disk;
 pub mod frame;
 pub mod http;
+pub mod listing;
 pub mod timed_disk;
 pub mod tls;
 pub mod transport;

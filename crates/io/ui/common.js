@@ -64,5 +64,19 @@ window.fenced = (function () {
     });
   }
 
-  return Object.freeze({ $, el, headers, showError, api, us, ms, time, dl, authForm });
+  // A paged listing filtered by a prefix, as both consoles have: `state`
+  // holds `prefix`, `cursors` (the first page's is null) and `next`; the
+  // #prefix input restarts the listing 250 ms after typing stops, and #next
+  // and #prev move through pages by calling `refreshPage`.
+  function pagedListing(state, restart, refreshPage) {
+    let typing = null;
+    $("prefix").addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => { state.prefix = $("prefix").value; restart(); }, 250);
+    });
+    $("next").addEventListener("click", () => { if (state.next) { state.cursors.push(state.next); refreshPage(); } });
+    $("prev").addEventListener("click", () => { if (state.cursors.length > 1) { state.cursors.pop(); refreshPage(); } });
+  }
+
+  return Object.freeze({ $, el, headers, showError, api, us, ms, time, dl, authForm, pagedListing });
 })();

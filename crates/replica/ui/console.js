@@ -254,11 +254,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     window.fenced.authForm(restart);
-    let typing = null;
-    $("prefix").addEventListener("input", () => {
-      clearTimeout(typing);
-      typing = setTimeout(() => { state.prefix = $("prefix").value; restart(); }, 250);
-    });
+    window.fenced.pagedListing(state, restart, refreshPage);
     for (const b of document.querySelectorAll(".tabs button")) {
       b.addEventListener("click", () => {
         for (const o of document.querySelectorAll(".tabs button")) o.classList.toggle("active", o === b);
@@ -266,8 +262,6 @@
         restart();
       });
     }
-    $("next").addEventListener("click", () => { if (state.next) { state.cursors.push(state.next); refreshPage(); } });
-    $("prev").addEventListener("click", () => { if (state.cursors.length > 1) { state.cursors.pop(); refreshPage(); } });
     setInterval(refreshStatus, POLL_MS);
     setInterval(refreshPage, POLL_MS);
     setInterval(tick, 200);

@@ -92,13 +92,7 @@ pub struct RefusalsJson {
     pub kept: usize,
 }
 
-/// The largest page `limit` may ask for.
-pub const PAGE_MAX: usize = 1000;
-/// The page size when `limit` is not given.
-pub const PAGE_DEFAULT: usize = 100;
-/// Counting a listing's matching keys stops here (`total_exact: false`), so
-/// that a page costs a bounded walk whatever the store's size.
-pub const COUNT_MAX: u64 = 100_000;
+pub use fenced_io::listing::{COUNT_MAX, PAGE_DEFAULT, PAGE_MAX};
 
 /// An error response.
 #[derive(Debug)]
@@ -704,10 +698,7 @@ struct RefusalsQuery {
 }
 
 fn page_size(limit: Option<usize>, max: usize) -> Result<usize, ApiError> {
-    match limit.unwrap_or(PAGE_DEFAULT.min(max)) {
-        n if (1..=max).contains(&n) => Ok(n),
-        n => Err(ApiError::bad_request(format!("limit {n} is out of range: give 1 to {max}"))),
-    }
+    fenced_io::listing::page_size(limit, max).map_err(ApiError::bad_request)
 }
 
 /// May `caller` see `key` in a listing? The right that reading it needs.

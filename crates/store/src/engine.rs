@@ -42,7 +42,7 @@
 use crate::dedup::{Bounds, Dedup, Fingerprint, Seen};
 use bytes::Bytes;
 use fenced_io::disk::Disk;
-use fenced_io::frame;
+use fenced_io::{frame, listing};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -436,13 +436,7 @@ impl Store {
         let r = recover(snapshot.as_deref(), &wal, &opts)
             .inspect_err(|e| tracing::error!(error = %e, "store cannot start"))?;
         if let Some(t) = &r.torn {
-            tracing::warn!(
-                offset = t.offset,
-                dropped_bytes = t.bytes,
-                error = %t.error,
-                "store WAL has a torn or corrupt tail (a crash during an append); truncating it"
-            );
-            disk.truncate(WAL, t.offset as u64)?;
+            t.cut(disk.as_ref(), WAL, "store WAL")?;
         }
         let shared = Arc::new(Shared { state: RwLock::new(r.state), failed: AtomicBool::new(false) });
         let (tx, rx) = mpsc::channel(opts.queue_max.max(1));
@@ -504,50 +498,27 @@ impl Store {
         visible: impl Fn(&str) -> bool,
         lock_for: impl Fn(&str) -> String,
     ) -> io::Result<KeyPage> {
-        use std::ops::Bound;
         let state = self.shared.state.read().map_err(poisoned)?;
-        let from = match after {
-            Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
-            _ => Bound::Included(prefix.to_string()),
-        };
-        let mut keys = Vec::new();
-        let mut next = None;
-        for (k, e) in state.map.range::<String, _>((from, Bound::Unbounded)) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            if !visible(k) {
-                continue;
-            }
-            if keys.len() == limit {
-                next = keys.last().map(|s: &KeyState| s.key.clone());
-                break;
-            }
-            let lock = lock_for(k);
-            let lock_max_token = state.locks.get(&lock).copied().unwrap_or(0);
-            keys.push(KeyState {
-                key: k.clone(),
-                version: e.version,
-                token: e.token,
-                max_token: e.max_token,
-                deleted: e.value.is_none(),
-                lock,
-                lock_max_token,
-            });
-        }
-        let (mut total, mut exact) = (0, true);
-        for k in state.map.range::<String, _>(prefix.to_string()..).map(|(k, _)| k) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            if visible(k) {
-                if total == count_max {
-                    exact = false;
-                    break;
+        let from = listing::start(prefix, after).to_string();
+        let (page, next) = listing::page(state.map.range(from..), |(k, _)| k.as_str(), prefix, after, limit, &visible);
+        let keys = page
+            .into_iter()
+            .map(|(k, e)| {
+                let lock = lock_for(k);
+                let lock_max_token = state.locks.get(&lock).copied().unwrap_or(0);
+                KeyState {
+                    key: k.clone(),
+                    version: e.version,
+                    token: e.token,
+                    max_token: e.max_token,
+                    deleted: e.value.is_none(),
+                    lock,
+                    lock_max_token,
                 }
-                total += 1;
-            }
-        }
+            })
+            .collect();
+        let names = state.map.range(prefix.to_string()..).map(|(k, _)| k.as_str());
+        let (total, exact) = listing::count(names, prefix, count_max, &visible);
         Ok(KeyPage { keys, next, total, exact })
     }
 

@@ -94,13 +94,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     window.fenced.authForm(restart);
-    let typing = null;
-    $("prefix").addEventListener("input", () => {
-      clearTimeout(typing);
-      typing = setTimeout(() => { state.prefix = $("prefix").value; restart(); }, 250);
-    });
-    $("next").addEventListener("click", () => { if (state.next) { state.cursors.push(state.next); refresh(); } });
-    $("prev").addEventListener("click", () => { if (state.cursors.length > 1) { state.cursors.pop(); refresh(); } });
+    window.fenced.pagedListing(state, restart, refresh);
     setInterval(refresh, POLL_MS);
     restart();
   });

@@ -33,7 +33,7 @@ use fenced_core::api::{ClaimEntry, ClaimList, ConsoleEvent, Holder, LockEntry, L
 use fenced_core::table::{EndReason, Event};
 use fenced_core::LeaseId;
 use fenced_io::auth::{self, Caller, Op};
-use fenced_io::ui;
+use fenced_io::{listing, ui};
 use openraft::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -43,13 +43,6 @@ use tokio::sync::broadcast::error::RecvError;
 
 type App = Arc<HttpState>;
 
-/// The largest page `limit` may ask for.
-pub const PAGE_MAX: usize = 1000;
-/// The page size when `limit` is not given.
-pub const PAGE_DEFAULT: usize = 100;
-/// Counting the matching names stops here (`total_exact: false`), so that a
-/// page costs at most this many steps whatever the table's size.
-pub const COUNT_MAX: u64 = 100_000;
 /// Messages queued for one browser before its stream falls behind; beyond
 /// them, the replica's event rings drop the oldest and the stream says how
 /// many it missed.
@@ -90,10 +83,7 @@ pub struct ListQuery {
 }
 
 fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
-    match limit.unwrap_or(PAGE_DEFAULT) {
-        n @ 1..=PAGE_MAX => Ok(n),
-        n => Err(ApiError::bad_request(format!("limit {n} is out of range: give 1 to {PAGE_MAX}"))),
-    }
+    listing::page_size(limit, listing::PAGE_MAX).map_err(ApiError::bad_request)
 }
 
 fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiError> {
@@ -104,55 +94,6 @@ fn query(q: Result<Query<ListQuery>, QueryRejection>) -> Result<ListQuery, ApiEr
 /// same right as reading its status (`/v1/lock/status`).
 fn visible(app: &HttpState, caller: &Caller, name: &str) -> bool {
     auth::authorize(app.limiter.policy(), caller, Op::Watch, name).is_ok()
-}
-
-/// One page of names from a sorted iterator: the visible ones matching
-/// `prefix` after `after`, up to `limit`, and whether there are more.
-fn page<T>(
-    items: impl Iterator<Item = T>,
-    name: impl Fn(&T) -> &str,
-    prefix: &str,
-    after: Option<&str>,
-    limit: usize,
-    visible: impl Fn(&str) -> bool,
-) -> (Vec<T>, Option<String>) {
-    let mut out = Vec::new();
-    for item in items {
-        let n = name(&item);
-        if !n.starts_with(prefix) {
-            break;
-        }
-        if after.is_some_and(|a| n <= a) || !visible(n) {
-            continue;
-        }
-        if out.len() == limit {
-            let next = out.last().map(|t| name(t).to_string());
-            return (out, next);
-        }
-        out.push(item);
-    }
-    (out, None)
-}
-
-/// Count the visible names matching `prefix`, up to [`COUNT_MAX`].
-fn count<'a>(names: impl Iterator<Item = &'a str>, prefix: &str, visible: impl Fn(&str) -> bool) -> (u64, bool) {
-    let mut total = 0;
-    for n in names {
-        if !n.starts_with(prefix) {
-            break;
-        }
-        if visible(n) {
-            if total == COUNT_MAX {
-                return (total, false);
-            }
-            total += 1;
-        }
-    }
-    (total, true)
-}
-
-fn start<'a>(prefix: &'a str, after: Option<&'a str>) -> &'a str {
-    after.filter(|a| *a > prefix).unwrap_or(prefix)
 }
 
 /// `GET /v1/locks`: the locks (held or with waiters) the caller may watch.
@@ -166,11 +107,18 @@ pub(crate) async fn list_locks(
     let after = q.after.as_deref();
     let see = |n: &str| visible(&app, &caller, n);
     let (locks, next, (total, total_exact), ttls, applied) = app.shared.read(|t| {
-        let (locks, next) =
-            page(t.locks_from(start(&q.prefix, after)), |s| s.lock.as_str(), &q.prefix, after, limit, see);
+        let (locks, next) = listing::page(
+            t.locks_from(listing::start(&q.prefix, after)),
+            |s| s.lock.as_str(),
+            &q.prefix,
+            after,
+            limit,
+            see,
+        );
         let ttls: Vec<Option<u64>> =
             locks.iter().map(|s| s.holder.as_ref().and_then(|h| t.lease(h.lease)).map(|l| l.ttl_ms)).collect();
-        let counted = count(t.lock_names_from(&q.prefix).map(String::as_str), &q.prefix, see);
+        let counted =
+            listing::count(t.lock_names_from(&q.prefix).map(String::as_str), &q.prefix, listing::COUNT_MAX, see);
         (locks, next, counted, ttls, t.last_applied())
     });
     let leases: Vec<LeaseId> = locks.iter().map(|s| s.holder.as_ref().map_or(LeaseId(0), |h| h.lease)).collect();
@@ -202,9 +150,16 @@ pub(crate) async fn list_claims(
     let after = q.after.as_deref();
     let see = |n: &str| visible(&app, &caller, n);
     let list = app.shared.read(|t| {
-        let (claims, next) =
-            page(t.claims_from(start(&q.prefix, after)), |(n, _)| n.as_str(), &q.prefix, after, limit, see);
-        let (total, total_exact) = count(t.claims_from(&q.prefix).map(|(n, _)| n.as_str()), &q.prefix, see);
+        let (claims, next) = listing::page(
+            t.claims_from(listing::start(&q.prefix, after)),
+            |(n, _)| n.as_str(),
+            &q.prefix,
+            after,
+            limit,
+            see,
+        );
+        let (total, total_exact) =
+            listing::count(t.claims_from(&q.prefix).map(|(n, _)| n.as_str()), &q.prefix, listing::COUNT_MAX, see);
         let claims = claims
             .into_iter()
             .map(|(name, c)| ClaimEntry {
@@ -381,19 +336,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_keeps_to_the_prefix_the_cursor_and_the_visible_names() {
-        let names = ["a/1", "a/2", "a/3", "a/4", "b/1"];
-        let see = |n: &str| n != "a/2";
-        let (p, next) = page(names.iter().copied(), |n: &&str| *n, "a/", None, 2, see);
-        assert_eq!((p, next.as_deref()), (vec!["a/1", "a/3"], Some("a/3")));
-        let (p, next) = page(names.iter().copied(), |n: &&str| *n, "a/", Some("a/3"), 2, see);
-        assert_eq!((p, next), (vec!["a/4"], None));
-        assert_eq!(count(names.iter().copied(), "a/", see), (3, true));
-        assert_eq!(start("a/", Some("a/3")), "a/3");
-        assert_eq!(start("b/", Some("a/3")), "b/", "a cursor before the prefix starts at the prefix");
-    }
-
-    #[test]
     fn a_grant_to_a_waiter_is_a_hand_off_and_hidden_names_stay_hidden() {
         use fenced_core::{LeaseId, Token};
         let freed = Event::Freed { lock: "a".into(), token: Token(5), lease: LeaseId(1), reason: EndReason::Expired };
@@ -414,12 +356,5 @@ mod tests {
         assert_eq!(kinds(&plain), vec![("granted".into(), Some("a".into()))]);
         let rotated = AppliedEntry { index: 12, events: vec![], command: "rotate_key" };
         assert_eq!(kinds(&rotated), vec![("key_rotated".into(), None)]);
-    }
-
-    #[test]
-    fn a_page_size_out_of_bounds_is_refused() {
-        assert!(page_size(Some(0)).is_err());
-        assert!(page_size(Some(PAGE_MAX + 1)).is_err());
-        assert_eq!(page_size(None).ok(), Some(PAGE_DEFAULT));
     }
 }

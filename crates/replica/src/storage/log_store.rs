@@ -122,17 +122,10 @@ impl LogStore {
             tracing::error!(error = %e, "raft log is corrupt");
             io::Error::new(io::ErrorKind::InvalidData, e)
         })?;
-        let mut torn_bytes = 0;
-        if let Some(t) = &replayed.torn {
-            tracing::warn!(
-                offset = t.offset,
-                dropped_bytes = t.bytes,
-                error = %t.error,
-                "raft log has a torn or corrupt tail (a crash during an append); truncating it"
-            );
-            disk.truncate(WAL, t.offset as u64)?;
-            torn_bytes = t.bytes as u64;
-        }
+        let torn_bytes = match &replayed.torn {
+            Some(t) => t.cut(disk.as_ref(), WAL, "raft log")?,
+            None => 0,
+        };
         Ok(LogStore {
             disk,
             inner: Arc::new(Mutex::new(replayed.inner)),
