@@ -16,6 +16,39 @@ pub const CONSOLE_CSS: &str = include_str!("../ui/console.css");
 /// loaded before each page's own script.
 pub const COMMON_JS: &str = include_str!("../ui/common.js");
 
+/// The page both consoles are built on: head, header with the bearer-token
+/// form, the error line; each console fills in its `<main>`.
+const SHELL: &str = include_str!("../ui/shell.html");
+/// The previous/next pager under a paged listing (`common.js`'s
+/// `pagedListing` drives it); a page's `<main>` places it with `{{pager}}`.
+const PAGER: &str = include_str!("../ui/pager.html");
+
+/// A console page: what differs between the replica's and the store's.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub title: &'static str,
+    pub heading: &'static str,
+    /// The page's own script under `/ui/`, loaded after `common.js`.
+    pub script: &'static str,
+    /// The token field's placeholder: what "no token" means here.
+    pub token_hint: &'static str,
+    /// The page's `<main>` element; `{{pager}}` stands for the pager.
+    pub main: &'static str,
+}
+
+impl Page {
+    /// The whole HTML document. The fields are the code's own constants,
+    /// never user data, so nothing here needs escaping.
+    pub fn render(&self) -> String {
+        SHELL
+            .replace("{{title}}", self.title)
+            .replace("{{heading}}", self.heading)
+            .replace("{{script}}", self.script)
+            .replace("{{token_hint}}", self.token_hint)
+            .replace("{{main}}", &self.main.replace("{{pager}}", PAGER.trim_end()))
+    }
+}
+
 /// A console page may load its own script and style and call its own
 /// origin, nothing else: no inline script, no third party.
 pub const CSP: &str =
@@ -59,6 +92,16 @@ mod tests {
         assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
         assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert!(!CSP.contains("unsafe-inline") && !CSP.contains("unsafe-eval"), "{CSP}");
+    }
+
+    #[test]
+    fn a_page_fills_every_placeholder_of_the_shell() {
+        let page =
+            Page { title: "t", heading: "h", script: "s.js", token_hint: "none", main: "<main>\n{{pager}}\n</main>" }
+                .render();
+        assert!(!page.contains("{{"), "{page}");
+        assert!(page.contains(r#"<script src="/ui/s.js" defer></script>"#), "{page}");
+        assert!(page.contains(r#"id="next""#) && page.contains(r#"id="token""#), "{page}");
     }
 
     #[test]

@@ -268,7 +268,17 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/ui/console.css", need: Need::Nothing, handler: Handler::ConsoleCss },
 ];
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
+/// The console page, built once from the shared shell.
+static INDEX_HTML: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    ui::Page {
+        title: "fenced store console",
+        heading: "fenced store",
+        script: "store.js",
+        token_hint: "none (no --auth)",
+        main: include_str!("../ui/main.html"),
+    }
+    .render()
+});
 const STORE_JS: &str = include_str!("../ui/store.js");
 
 fn method_router(h: Handler) -> MethodRouter<AppState> {
@@ -280,7 +290,7 @@ fn method_router(h: Handler) -> MethodRouter<AppState> {
         Handler::GetFence => get(get_fence),
         Handler::ListKeys => get(list_keys),
         Handler::ListRefusals => get(list_refusals),
-        Handler::Console => get(|| async { ui::html(INDEX_HTML) }),
+        Handler::Console => get(|| async { ui::html(INDEX_HTML.as_str()) }),
         Handler::CommonJs => get(|| async { ui::script(ui::COMMON_JS) }),
         Handler::ConsoleJs => get(|| async { ui::script(STORE_JS) }),
         Handler::ConsoleCss => get(|| async { ui::style(ui::CONSOLE_CSS) }),

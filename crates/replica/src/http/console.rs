@@ -50,13 +50,23 @@ const STREAM_QUEUE: usize = 64;
 /// A comment line this often, so a closed browser is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-const INDEX_HTML: &str = include_str!("../../ui/index.html");
+/// The console page, built once from the shared shell.
+static INDEX_HTML: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    ui::Page {
+        title: "fenced console",
+        heading: "fenced",
+        script: "console.js",
+        token_hint: "none (fenced dev)",
+        main: include_str!("../../ui/main.html"),
+    }
+    .render()
+});
 const CONSOLE_JS: &str = include_str!("../../ui/console.js");
 
 // The style sheet, the script helpers, the CSP and the asset headers are
 // the store console's too (`fenced_io::ui`).
 pub(crate) async fn index() -> Response {
-    ui::html(INDEX_HTML)
+    ui::html(INDEX_HTML.as_str())
 }
 
 pub(crate) async fn common_script() -> Response {
