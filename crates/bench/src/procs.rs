@@ -3,8 +3,8 @@
 //! ended by its own pid when its handle drops.
 
 use crate::error::BenchError;
+use fenced_io::process::{self, Owned};
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -14,48 +14,28 @@ pub struct Member {
     pub endpoint: String,
     /// fenced replica id, or the etcd member's position (1-based).
     pub id: u64,
-    child: Option<Child>,
+    /// Ended by its pid when the member drops.
+    child: Owned,
 }
 
 impl Member {
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.pid()
     }
 
     /// SIGKILL this member (by pid) and reap it.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.end();
     }
 
     pub fn alive(&self) -> bool {
-        self.child.is_some()
+        self.child.alive()
     }
 
     /// Resident set size from `/proc/PID/status` (`VmRSS`), in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
-        rss_kib(self.pid()?)
+        process::rss_kib(self.pid()?)
     }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `VmRSS` of a process, in KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_vmrss(&s)
-}
-
-/// Parse the `VmRSS:   1234 kB` line of `/proc/PID/status`.
-pub fn parse_vmrss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A running cluster: its members and the tempdir that holds their data
@@ -83,17 +63,8 @@ impl Drop for Cluster {
     }
 }
 
-/// `n` distinct free loopback ports (bound, then released: another process
-/// could take one in between, which would make the start fail loudly).
 fn free_ports(n: usize) -> Result<Vec<u16>, BenchError> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .map_err(|source| BenchError::Spawn { what: "a loopback listener".into(), source })?;
-    ls.iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|source| BenchError::Spawn { what: "a loopback listener".into(), source })
+    process::free_loopback_ports(n).map_err(|source| BenchError::Spawn { what: "a loopback listener".into(), source })
 }
 
 fn tempdir(prefix: &str) -> Result<tempfile::TempDir, BenchError> {
@@ -137,7 +108,7 @@ pub fn start_fenced(fenced: &Path) -> Result<Cluster, BenchError> {
             .arg(&data)
             .env("RUST_LOG", "warn");
         let child = spawn(&format!("fenced replica {id}"), cmd, &dir.path().join(format!("r{id}.log")))?;
-        members.push(Member { endpoint: format!("127.0.0.1:{port}"), id, child: Some(child) });
+        members.push(Member { endpoint: format!("127.0.0.1:{port}"), id, child: Owned::new(child) });
     }
     Ok(Cluster { members, _dir: dir })
 }
@@ -171,17 +142,11 @@ pub fn start_etcd() -> Result<Cluster, BenchError> {
             .args(["--initial-cluster", &initial, "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "fenced-bench", "--logger", "zap", "--log-level", "error"]);
         let child = spawn(&format!("etcd member {name}"), cmd, &dir.path().join(format!("{name}.log")))?;
-        members.push(Member { endpoint: format!("127.0.0.1:{}", ports[i]), id: i as u64 + 1, child: Some(child) });
+        members.push(Member {
+            endpoint: format!("127.0.0.1:{}", ports[i]),
+            id: i as u64 + 1,
+            child: Owned::new(child),
+        });
     }
     Ok(Cluster { members, _dir: dir })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn vmrss() {
-        let s = "Name:\tx\nVmPeak:\t  100 kB\nVmRSS:\t   4242 kB\nThreads: 3\n";
-        assert_eq!(super::parse_vmrss(s), Some(4242));
-        assert_eq!(super::parse_vmrss("Name: x\n"), None);
-    }
 }

@@ -7,7 +7,7 @@ use crate::error::ChaosError;
 use crate::plan::{AddressPlan, ETCD_PEER_PORT, REPLICA_PORT};
 use crate::target::{StoreMode, Target};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -24,29 +24,12 @@ pub fn faketime_lib() -> Option<PathBuf> {
     FAKETIME_LIBS.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
-/// Make the child get SIGKILL when the thread that started it dies, so that
-/// a chaos runner killed with `-9` takes its processes with it (the next
-/// run's leftover sweep only finds what lives inside namespaces). The
-/// driver starts processes from the thread that runs its future, which
-/// lives as long as the run.
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only
-    // the child being set up.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-pub fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a pid this run spawned.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
+/// Every child gets SIGKILL when the thread that started it dies
+/// ([`die_with_parent`]), so that a chaos runner killed with `-9` takes its
+/// processes with it (the next run's leftover sweep only finds what lives
+/// inside namespaces). The driver starts processes from the thread that runs
+/// its future, which lives as long as the run.
+pub use fenced_io::process::{die_with_parent, signal};
 
 /// Timing of the replicas: a real network with up to 200 ms of netem delay
 /// needs more room than loopback.
@@ -82,17 +65,11 @@ pub struct Procs {
 }
 
 fn log_file(path: &Path) -> Result<File, ChaosError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| ChaosError::Write { path: path.to_path_buf(), source })
+    fenced_io::process::append_log(path).map_err(|source| ChaosError::Write { path: path.to_path_buf(), source })
 }
 
 fn reap(mut c: Child) {
-    signal(c.id(), libc::SIGCONT);
-    let _ = c.kill();
-    let _ = c.wait();
+    fenced_io::process::end(&mut c);
 }
 
 impl Procs {

@@ -20,6 +20,7 @@ pub mod disk;
 pub mod frame;
 pub mod http;
 pub mod listing;
+pub mod process;
 pub mod timed_disk;
 pub mod tls;
 pub mod transport;

@@ -74,12 +74,9 @@ fn free_addr() -> String {
     format!("{ip}:{port}")
 }
 
-pub fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a pid this test spawned.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
+use fenced_io::process::end;
+/// The harness the benchmark and the chaos runner use too.
+pub use fenced_io::process::signal;
 
 impl Cluster {
     pub fn start(n: u64) -> Cluster {
@@ -136,8 +133,7 @@ impl Cluster {
     /// `kill -9`.
     pub fn kill(&mut self, id: u64) {
         if let Some(mut c) = self.procs.remove(&id) {
-            let _ = c.kill();
-            let _ = c.wait();
+            end(&mut c);
         }
     }
 
@@ -153,8 +149,7 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = c.kill();
-        let _ = c.wait();
+        end(&mut c);
         None
     }
 
@@ -226,9 +221,7 @@ pub fn dump_log(dir: &Path) -> Vec<serde_json::Value> {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for (_, mut c) in std::mem::take(&mut self.procs) {
-            signal(c.id(), libc::SIGCONT);
-            let _ = c.kill();
-            let _ = c.wait();
+            end(&mut c);
         }
     }
 }
@@ -307,8 +300,7 @@ impl StoreProc {
     /// `kill -9`, and reap it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            end(&mut c);
         }
     }
 
@@ -341,25 +333,10 @@ pub fn fenced(args: &[&str], within: Duration) -> (i32, String) {
 /// Waits for `child` up to `within` (then kills it by pid) and returns its
 /// exit code (-1 if killed by a signal) and standard output. Standard error
 /// is appended to the output on failure, for the assertion message.
-pub fn wait_output(mut child: Child, within: Duration) -> (i32, String) {
-    let start = now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if now().since(start) > within => {
-                signal(child.id(), libc::SIGCONT);
-                let _ = child.kill();
-                break;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("wait: {e}"),
-        }
-    }
-    let out = child.wait_with_output().expect("collect output");
-    let code = out.status.code().unwrap_or(-1);
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+pub fn wait_output(child: Child, within: Duration) -> (i32, String) {
+    let (code, mut text, err) = wait_output_all(child, within);
     if code != 0 {
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        text.push_str(&err);
     }
     (code, text)
 }
@@ -367,36 +344,10 @@ pub fn wait_output(mut child: Child, within: Duration) -> (i32, String) {
 /// Waits for `child` up to `within` (then kills it by pid) and returns its
 /// exit code (-1 if killed by a signal), standard output and standard error.
 /// Both pipes are drained while it runs, so a chatty child cannot block.
-pub fn wait_output_all(mut child: Child, within: Duration) -> (i32, String, String) {
-    use std::io::Read;
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let start = now();
-    let code = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status.code().unwrap_or(-1),
-            Ok(None) if now().since(start) > within => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break -1;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("wait: {e}"),
-        }
-    };
-    let text =
-        |h: std::thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned();
-    (code, text(out), text(err))
+pub fn wait_output_all(child: Child, within: Duration) -> (i32, String, String) {
+    let (code, out) = fenced_io::process::wait_output(child, within).expect("wait for the child");
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (code.unwrap_or(-1), text(out.stdout), text(out.stderr))
 }
 
 /// One acknowledged grant, with real-time bounds of its request.
