@@ -60,6 +60,26 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
 /// follower's lease runs.
 pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// The default log length between snapshots: a snapshot of a busy table
+/// costs more than replaying 10,000 small entries, and a restart replays at
+/// most this many.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
+/// Entries kept behind a snapshot, so that a follower a few heartbeats
+/// behind catches up from the log instead of a whole snapshot.
+pub const DEFAULT_LOG_KEPT_AFTER_SNAPSHOT: u64 = 1000;
+/// How often the leader checkpoints remaining lease TTLs into the log, so a
+/// new leader restarts each lease's clock from at most this long ago
+/// (docs/timeouts-and-clocks.md). Liveness only: an expiry is a log entry.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the leader looks for expired leases and waiters to hand off to:
+/// the lateness of an expiry beyond its TTL, at most.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(50);
+/// The longest lease TTL a client may ask for by default: a holder that dies
+/// without releasing blocks its locks this long at most.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(3600);
+/// The cluster name when none is given.
+pub const DEFAULT_CLUSTER_NAME: &str = "fenced";
+
 impl ReplicaConfig {
     /// Sensible timings for a LAN; `fenced calibrate` recommends real ones.
     pub fn new(id: NodeId, listen: String, peers: BTreeMap<NodeId, String>) -> Self {
@@ -70,13 +90,13 @@ impl ReplicaConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             election_timeout_min: DEFAULT_ELECTION_TIMEOUT,
             election_timeout_max: DEFAULT_ELECTION_TIMEOUT * 2,
-            snapshot_every_entries: 10_000,
-            log_kept_after_snapshot: 1000,
-            checkpoint_interval: Duration::from_secs(2),
-            tick: Duration::from_millis(50),
-            max_ttl: Duration::from_secs(3600),
+            snapshot_every_entries: DEFAULT_SNAPSHOT_EVERY,
+            log_kept_after_snapshot: DEFAULT_LOG_KEPT_AFTER_SNAPSHOT,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            tick: DEFAULT_TICK,
+            max_ttl: DEFAULT_MAX_TTL,
             min_ttl: crate::config::check::safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2),
-            cluster_name: "fenced".into(),
+            cluster_name: DEFAULT_CLUSTER_NAME.into(),
             join: false,
             limits: Limits::default(),
             protection: Default::default(),

@@ -36,30 +36,76 @@ pub struct Settings {
     /// Where the log and snapshots live. Must survive restarts.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// The cluster's name, stored in the data directory and checked at start and at every peer handshake.
-    #[arg(long)]
+    // The settings below are optional here so that a flag can override a
+    // file; their defaults are `ReplicaConfig::new`'s constants, and the
+    // help shows them from there ([`help`]), never from text typed here.
+    #[arg(long, help = help::cluster_name())]
     pub cluster_name: Option<String>,
-    /// Leader heartbeat interval [default: 50ms].
-    #[arg(long, value_parser = super::parse_duration)]
+    #[arg(long, value_parser = super::parse_duration, help = help::heartbeat())]
     #[serde(default, with = "opt_duration")]
     pub heartbeat: Option<Duration>,
-    /// Shortest election timeout (the longest is twice this); at least 3 heartbeats [default: 300ms].
-    #[arg(long, value_parser = super::parse_duration)]
+    #[arg(long, value_parser = super::parse_duration, help = help::election_timeout())]
     #[serde(default, with = "opt_duration")]
     pub election_timeout: Option<Duration>,
-    /// Shortest lease TTL a client may ask for; at least 3 × election-timeout (the longest plus the shortest)
-    /// [default: exactly that].
-    #[arg(long, value_parser = super::parse_duration)]
+    #[arg(long, value_parser = super::parse_duration, help = help::min_ttl())]
     #[serde(default, with = "opt_duration")]
     pub min_ttl: Option<Duration>,
-    /// Longest lease TTL a client may ask for [default: 1h].
-    #[arg(long, value_parser = super::parse_duration)]
+    #[arg(long, value_parser = super::parse_duration, help = help::max_ttl())]
     #[serde(default, with = "opt_duration")]
     pub max_ttl: Option<Duration>,
-    /// Snapshot (and purge the log) after this many entries [default: 10000]. `fenced chaos` raises it so
-    /// that the whole log can be read back for the checkers.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help = help::snapshot_every())]
     pub snapshot_every: Option<u64>,
+}
+
+/// The help of the settings with defaults, written from the constants that
+/// `ReplicaConfig::new` uses, so that `--help` cannot drift from the code.
+mod help {
+    use fenced_replica::config::check::safe_min_ttl;
+    use fenced_replica::config::{
+        DEFAULT_CLUSTER_NAME, DEFAULT_ELECTION_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_MAX_TTL, DEFAULT_SNAPSHOT_EVERY,
+    };
+    use std::time::Duration;
+
+    fn d(x: Duration) -> String {
+        humantime::format_duration(x).to_string()
+    }
+
+    pub fn cluster_name() -> String {
+        format!(
+            "The cluster's name, stored in the data directory and checked at start and at every peer handshake \
+             [default: {DEFAULT_CLUSTER_NAME}]"
+        )
+    }
+
+    pub fn heartbeat() -> String {
+        format!("Leader heartbeat interval [default: {}]", d(DEFAULT_HEARTBEAT))
+    }
+
+    pub fn election_timeout() -> String {
+        format!(
+            "Shortest election timeout (the longest is twice this); at least 3 heartbeats [default: {}]",
+            d(DEFAULT_ELECTION_TIMEOUT)
+        )
+    }
+
+    pub fn min_ttl() -> String {
+        format!(
+            "Shortest lease TTL a client may ask for; at least the longest election timeout plus the shortest, \
+             so that a lease outlives a failover [default: exactly that, {} with the default timeouts]",
+            d(safe_min_ttl(DEFAULT_ELECTION_TIMEOUT, DEFAULT_ELECTION_TIMEOUT * 2))
+        )
+    }
+
+    pub fn max_ttl() -> String {
+        format!("Longest lease TTL a client may ask for [default: {}]", d(DEFAULT_MAX_TTL))
+    }
+
+    pub fn snapshot_every() -> String {
+        format!(
+            "Snapshot (and purge the log) after this many entries [default: {DEFAULT_SNAPSHOT_EVERY}]. `fenced \
+             chaos` raises it so that the whole log can be read back for the checkers"
+        )
+    }
 }
 
 mod opt_duration {
@@ -230,6 +276,23 @@ fn check_data_dir(disk: &dyn fenced_io::disk::Disk, c: &ReplicaConfig) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_help_states_the_defaults_the_code_uses() {
+        let cmd = Settings::augment_args(clap::Command::new("serve"));
+        let help = |name: &str| {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == name).expect("a flag of that name");
+            arg.get_help().map(ToString::to_string).unwrap_or_default()
+        };
+        let c = ReplicaConfig::new(1, String::new(), BTreeMap::new());
+        let d = |x: Duration| humantime::format_duration(x).to_string();
+        assert!(help("heartbeat").ends_with(&format!("[default: {}]", d(c.heartbeat))), "{}", help("heartbeat"));
+        assert!(help("election_timeout").ends_with(&format!("[default: {}]", d(c.election_timeout_min))));
+        assert!(help("max_ttl").ends_with(&format!("[default: {}]", d(c.max_ttl))));
+        assert!(help("min_ttl").contains(&format!("{} with the default timeouts", d(c.min_ttl))));
+        assert!(help("snapshot_every").contains(&format!("[default: {}]", c.snapshot_every_entries)));
+        assert!(help("cluster_name").ends_with(&format!("[default: {}]", c.cluster_name)));
+    }
 
     #[test]
     fn a_file_maps_to_the_serve_flags_and_flags_win() {
