@@ -10,7 +10,6 @@ pub mod workload;
 
 use fenced_client::{Client, ClientConfig};
 use fenced_core::command::Request;
-use fenced_core::table::{Event, LockTable};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -359,42 +358,33 @@ pub struct Acked {
     pub completed: fenced_core::clock::Mono,
 }
 
-/// Replay a dumped log through the real state machine and return its events.
-pub fn replay(entries: &[serde_json::Value]) -> Vec<(u64, Event)> {
-    let mut table = LockTable::new(Default::default());
-    let mut out = Vec::new();
-    for e in entries {
-        let Some(req) = e["entry"].get("request") else { continue };
-        let req: Request = serde_json::from_value(req.clone()).expect("request decodes");
-        let index = e["index"].as_u64().expect("index");
-        for ev in table.apply(index, &req).events {
-            out.push((index, ev));
-        }
-    }
-    out
-}
-
-/// S4 from the outside: per lock, a grant only follows the release of the
-/// previous one. Returns the granted (lock, token) pairs.
-pub fn check_exclusion(events: &[(u64, Event)]) -> BTreeSet<(String, u64)> {
-    let mut holder: BTreeMap<String, u64> = BTreeMap::new();
-    let mut grants = BTreeSet::new();
-    for (index, ev) in events {
-        match ev {
-            Event::Granted { lock, token, .. } => {
-                assert_eq!(token.0, *index, "token is not the granting entry's index");
-                if let Some(prev) = holder.insert(lock.clone(), token.0) {
-                    panic!("lock {lock} granted with token {} while token {prev} still held it", token.0);
-                }
-                grants.insert((lock.clone(), token.0));
-            }
-            Event::Freed { lock, token, .. } => {
-                assert_eq!(holder.remove(lock), Some(token.0), "freed a grant that was not the holder");
-            }
-            _ => {}
-        }
-    }
+/// The grants one replica's log decided, read back as the simulator and the
+/// chaos runner read logs (`fenced_core::audit::replay` through the real
+/// state machine) and judged by the same checker of exclusion (S4). Panics
+/// with the verdict if the log breaks it.
+pub fn grants_in_log(entries: &[serde_json::Value]) -> BTreeSet<(String, u64)> {
+    use fenced_check::history::{Event as HistoryEvent, History};
+    let requests: Vec<(u64, Request)> = entries
+        .iter()
+        .filter_map(|e| {
+            let req = e["entry"].get("request")?;
+            Some((e["index"].as_u64().expect("index"), serde_json::from_value(req.clone()).expect("request decodes")))
+        })
+        .collect();
+    let decisions = fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)));
+    let events: Vec<HistoryEvent> = decisions
+        .iter()
+        .map(|d| HistoryEvent::from_log(d.kind, serde_json::to_value(d).expect("a decision serializes"), 0))
+        .collect();
+    let verdict = fenced_check::checkers::s4::check(&History::new(events), &Default::default());
+    assert_eq!(verdict.status, fenced_check::verdict::Status::Valid, "{verdict:?}");
+    let grants = decisions.iter().filter(|d| d.kind == "grant");
     grants
+        .map(|d| {
+            assert_eq!(d.token, d.index, "token {} is not its granting entry's index {}", d.token, d.index);
+            (d.lock.clone(), d.token)
+        })
+        .collect()
 }
 
 /// Monotonic time for tests, through the clock seam.
