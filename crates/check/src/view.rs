@@ -10,6 +10,7 @@
 //! broken recorder into a wrong verdict.
 
 use crate::history::{json_kind, History, Op, Outcome, Pos, Process, SequenceError};
+use crate::nemesis::Fault;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -167,8 +168,10 @@ pub struct Nemesis<'a> {
     pub op: Op<'a>,
     /// True for a start, false for a stop.
     pub start: bool,
-    /// The fault kind (`partition`, `pause`, …, `heal-all`).
-    pub fault: String,
+    /// The fault ([`Fault::HealAll`] for the end of every fault; a kind
+    /// the vocabulary does not know, as in Jepsen's `start-partition`, is
+    /// [`Fault::Other`] with its name).
+    pub fault: Fault,
     /// On a stop: whether a majority is up afterwards, if the nemesis said.
     pub majority_up: Option<bool>,
     /// When it happened: the start of a start, the end of a stop.
@@ -291,8 +294,8 @@ impl<'a> View<'a> {
             return Ok(());
         };
         let fault = match f.opt_str("fault")? {
-            Some(s) => s.to_string(),
-            None => suffix.trim_start_matches(['-', '_']).to_string(),
+            Some(name) => Fault::from_record(name, &op.first.value),
+            None => Fault::Other(suffix.trim_start_matches(['-', '_']).to_string()),
         };
         let majority_up = match op.field("majority_up") {
             None => None,

@@ -21,6 +21,7 @@
 
 use super::{fmt_ns, view_or_unknown};
 use crate::history::{History, Outcome};
+use crate::nemesis::Fault;
 use crate::verdict::{Evidence, Options, Property, Verdict};
 use crate::view::Nemesis;
 use std::collections::BTreeMap;
@@ -122,25 +123,31 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
 
 /// The time of the final heal, or why there is none.
 fn heal_time(nemesis: &[Nemesis<'_>]) -> Result<u64, String> {
-    let mut active: BTreeMap<&str, usize> = BTreeMap::new();
+    // Each active fault kind and how many of it are running.
+    let mut active: Vec<(&Fault, usize)> = Vec::new();
     let mut last_stop: Option<&Nemesis<'_>> = None;
     for n in nemesis {
+        let i = active.iter().position(|(f, _)| f.same_kind(&n.fault));
         if n.start {
-            *active.entry(n.fault.as_str()).or_default() += 1;
+            match i {
+                Some(i) => active[i].1 += 1,
+                None => active.push((&n.fault, 1)),
+            }
             continue;
         }
-        if n.fault == "heal-all" {
+        if n.fault == Fault::HealAll {
             active.clear();
-        } else if let Some(c) = active.get_mut(n.fault.as_str()) {
-            *c -= 1;
-            if *c == 0 {
-                active.remove(n.fault.as_str());
+        } else if let Some(i) = i {
+            active[i].1 -= 1;
+            if active[i].1 == 0 {
+                active.remove(i);
             }
         }
         last_stop = Some(n);
     }
     if !active.is_empty() {
-        let faults: Vec<&str> = active.keys().copied().collect();
+        let mut faults: Vec<&str> = active.iter().map(|(f, _)| f.name()).collect();
+        faults.sort_unstable();
         return Err(format!(
             "fault(s) {faults:?} still active at the end of the history: availability is only promised after the heal"
         ));
