@@ -292,6 +292,36 @@ mod tests {
     }
 
     #[test]
+    fn the_simulators_faults_are_refused_by_name() {
+        assert_eq!(kind(&Fault::Crash { node: 1 }), Ok(Kind::Kill));
+        assert_eq!(kind(&Fault::ClientPause { client: None, ms: None }), Ok(Kind::Pause));
+        assert_eq!(kind(&Fault::Membership { op: MembershipOp::RemoveLeader }), Ok(Kind::Membership));
+        for (fault, name) in [
+            (Fault::Loss { rate: 0.1 }, "loss"),
+            (Fault::WallJump { node: 1, ms: 5 }, "wall-jump"),
+            (Fault::CrashStore, "crash-store"),
+            (Fault::Membership { op: MembershipOp::Add { node: 2 } }, "membership"),
+            (Fault::HealAll, "heal-all"),
+        ] {
+            let e = kind(&fault).expect_err("a fault the chaos runner cannot make");
+            assert_eq!(e, Unsupported(name.into()));
+            assert!(e.to_string().contains("simulator makes the rest"));
+        }
+    }
+
+    #[test]
+    fn schedules_write_the_shared_names() {
+        let s = schedule(3, 5, &all(), Duration::ZERO, Duration::from_secs(600));
+        for p in &s {
+            let record = serde_json::to_value(p).unwrap_or_default();
+            let name = record["fault"].as_str().unwrap_or_default();
+            assert_eq!(name, p.fault.name());
+            assert!(!["kill", "kill-leader", "pause-client"].contains(&name), "old chaos name {name}");
+            assert_eq!(fenced_check::nemesis::Fault::from_record(name, &record), p.fault);
+        }
+    }
+
+    #[test]
     fn partitions_are_symmetric() {
         for kind in [
             PartitionKind::RandomHalves,

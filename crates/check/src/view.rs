@@ -375,3 +375,71 @@ impl<'a> FieldReader<'_, 'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType};
+    use crate::nemesis::{FaultRecord, MembershipOp, NemesisEvent};
+    use serde_json::json;
+
+    fn nemesis(f: &str, value: Value) -> Event {
+        Event {
+            kind: EventType::Info,
+            process: Process::Named(Process::NEMESIS.into()),
+            f: f.into(),
+            value,
+            time: 5,
+            node: None,
+            wall: None,
+        }
+    }
+
+    fn faults(events: Vec<Event>) -> Result<Vec<(bool, Fault, Option<bool>)>, ViewError> {
+        let h = History::new(events);
+        let view = View::build(&h)?;
+        Ok(view.nemesis.iter().map(|n| (n.start, n.fault.clone(), n.majority_up)).collect())
+    }
+
+    #[test]
+    fn nemesis_events_read_as_typed_faults() {
+        let remove = Fault::Membership { op: MembershipOp::Remove { node: 2 } };
+        let events = vec![
+            NemesisEvent::Start(FaultRecord::new(Fault::Crash { node: 3 }).with("leader", json!(true))).to_event(1),
+            NemesisEvent::Stop(FaultRecord::new(remove.clone()).with("outcome", json!({"voters": [1, 3]}))).to_event(2),
+            NemesisEvent::Stop(FaultRecord { majority_up: Some(true), ..FaultRecord::new(Fault::HealAll) }).to_event(3),
+            // The chaos runner's old names.
+            nemesis("start", json!({"fault": "kill-leader", "targets": [2]})),
+            // Neither start nor stop: not a fault.
+            NemesisEvent::Backup { index: 1, highest_token: 1, locks: 0 }.to_event(4),
+        ];
+        assert_eq!(
+            faults(events),
+            Ok(vec![
+                (true, Fault::Crash { node: 3 }, None),
+                (false, remove, None),
+                (false, Fault::HealAll, Some(true)),
+                (true, Fault::RestartLeader, None),
+            ])
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_keep_their_name_and_bad_fields_are_errors() {
+        let events = vec![
+            nemesis("start-partition", json!(null)),
+            nemesis("start", json!({"fault": "gremlins", "node": 1})),
+            nemesis("stop", json!({"fault": "kill", "targets": ["n1"]})),
+        ];
+        assert_eq!(
+            faults(events),
+            Ok(vec![
+                (true, Fault::Other("partition".into()), None),
+                (true, Fault::Other("gremlins".into()), None),
+                (false, Fault::Other("kill".into()), None),
+            ])
+        );
+        assert!(faults(vec![nemesis("start", json!({"fault": 7}))]).is_err());
+        assert!(faults(vec![nemesis("stop", json!({"fault": "heal-all", "majority_up": "yes"}))]).is_err());
+    }
+}

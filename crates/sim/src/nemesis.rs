@@ -153,3 +153,34 @@ pub fn halves(rng: &mut ChaCha8Rng, hosts: &[String]) -> (Vec<String>, Vec<Strin
     let b = h.split_off(cut.min(h.len()));
     (h, b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drawn_fault_is_one_the_simulator_makes() {
+        for seed in 1..=20 {
+            for model in [Model::Partial, Model::Sync] {
+                let cfg = SimConfig { model, ..SimConfig::new(seed) };
+                for p in schedule(&cfg) {
+                    assert_eq!(supported(&p.fault), Ok(()), "seed {seed}: {:?}", p.fault);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_chaos_runners_faults_are_refused_by_name() {
+        for (fault, name) in [
+            (Fault::Clock { node: 1, offset_s: 30 }, "clock"),
+            (Fault::PauseLeader, "pause-leader"),
+            (Fault::ClientPause { client: Some(1), ms: Some(10) }, "client-pause"),
+            (Fault::Other("gremlins".into()), "gremlins"),
+        ] {
+            let e = supported(&fault).expect_err("a fault the simulator cannot make");
+            assert_eq!(e, Unsupported(name.into()));
+            assert!(e.to_string().contains("the chaos runner makes the rest"));
+        }
+    }
+}
