@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChaosError {
+    #[error(transparent)]
+    Unsupported(#[from] crate::nemesis::Unsupported),
     #[error("fenced chaos must run as root (it creates network namespaces and nftables rules); run it with sudo")]
     NotRoot,
     #[error("`{tool}` is not installed: {hint}")]

@@ -9,7 +9,6 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -67,105 +66,44 @@ impl fmt::Display for Kind {
     }
 }
 
-/// How the replicas are cut apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PartitionKind {
-    /// Two random groups.
-    Halves,
-    /// The current leader alone.
-    IsolateLeader,
-    /// Each replica keeps only its ring neighbours: everyone sees a majority,
-    /// no two see the same one (Jepsen's majorities-ring; needs 5 nodes to
-    /// differ from a full mesh).
-    MajoritiesRing,
-    /// Two halves joined by one node that sees both.
-    Bridge,
-}
+pub use fenced_check::nemesis::{Fault, MembershipOp, PartitionKind, Planned};
 
-/// One fault. Serialised into the history's nemesis events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "fault", rename_all = "kebab-case")]
-pub enum Fault {
-    Partition {
-        kind: PartitionKind,
-    },
-    /// `node` hears everyone, but nothing it sends leaves its namespace.
-    OneWay {
-        node: u64,
-    },
-    /// SIGSTOP a replica.
-    Pause {
-        node: u64,
-    },
-    /// SIGSTOP whichever replica leads when the fault starts.
-    PauseLeader,
-    /// SIGSTOP a client process that holds a lock (Figure 8-4's pause).
-    PauseClient,
-    /// SIGKILL a replica; restarted when the fault ends.
-    Kill {
-        node: u64,
-    },
-    /// SIGKILL whichever replica leads when the fault starts and restart it
-    /// at once (a supervisor's `Restart=always`): back within an election
-    /// timeout, with only what it had fsynced.
-    KillLeader,
-    /// Shift a replica's wall clock (libfaketime); its monotonic clock, which
-    /// leases use, is left alone, so nothing may change.
-    Clock {
-        node: u64,
-        offset_s: i64,
-    },
-    /// 200 ms of netem delay on a replica's interface.
-    Limp {
-        node: u64,
-    },
-    /// A membership change (`fenced cluster remove/add/replace`, through
-    /// the same admin API), undone when the fault ends.
-    Membership {
-        #[serde(flatten)]
-        op: MembershipOp,
-    },
-}
+/// A fault of the shared vocabulary that the chaos runner cannot make.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the chaos runner cannot make the fault `{0}` (it makes partition, one-way, pause, pause-leader, client-pause, \
+     crash, restart-leader, clock, limp and the membership changes remove, remove-leader and replace-killed; \
+     the simulator makes the rest)"
+)]
+pub struct Unsupported(pub String);
 
-/// What a [`Fault::Membership`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum MembershipOp {
-    /// Remove voter `node` (its process stops); at the end it comes back
-    /// as a new machine (empty data directory, `--join`) and is added.
-    Remove { node: u64 },
-    /// The same, for whichever replica leads when the fault starts.
-    RemoveLeader,
-    /// Kill voter `node` and replace it by a spare replica; at the end the
-    /// spare is replaced by a new, empty `node` (so the cluster's shape is
-    /// the plan's again for the faults that follow).
-    ReplaceKilled { node: u64 },
-}
-
-impl Fault {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Fault::Partition { .. } => Kind::Partition,
-            Fault::OneWay { .. } => Kind::OneWay,
-            Fault::Pause { .. } | Fault::PauseLeader | Fault::PauseClient => Kind::Pause,
-            Fault::Kill { .. } | Fault::KillLeader => Kind::Kill,
-            Fault::Clock { .. } => Kind::Clock,
-            Fault::Limp { .. } => Kind::Limp,
-            Fault::Membership { .. } => Kind::Membership,
-        }
-    }
-}
-
-/// A fault and when it is active, relative to the start of the workload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Planned {
-    #[serde(skip)]
-    pub start: Duration,
-    #[serde(skip)]
-    pub end: Duration,
-    #[serde(flatten)]
-    pub fault: Fault,
+/// The class of `fault` that `--nemesis` enables, or why the chaos runner
+/// cannot make it: loss, duplication, delay, lost replies, store crashes
+/// and one-shot wall jumps are the simulator's network and hosts; `add` and
+/// `replace` are the simulator operator's changes, the disaster its
+/// `--disaster`.
+pub fn kind(fault: &Fault) -> Result<Kind, Unsupported> {
+    Ok(match fault {
+        Fault::Partition { .. } => Kind::Partition,
+        Fault::OneWay { .. } => Kind::OneWay,
+        Fault::Pause { .. } | Fault::PauseLeader | Fault::ClientPause { .. } => Kind::Pause,
+        Fault::Crash { .. } | Fault::RestartLeader => Kind::Kill,
+        Fault::Clock { .. } => Kind::Clock,
+        Fault::Limp { .. } => Kind::Limp,
+        Fault::Membership {
+            op: MembershipOp::Remove { .. } | MembershipOp::RemoveLeader | MembershipOp::ReplaceKilled { .. },
+        } => Kind::Membership,
+        Fault::Membership { op: MembershipOp::Add { .. } | MembershipOp::Replace { .. } }
+        | Fault::Loss { .. }
+        | Fault::Duplicate { .. }
+        | Fault::Delay { .. }
+        | Fault::LostReplies { .. }
+        | Fault::CrashStore
+        | Fault::WallJump { .. }
+        | Fault::Disaster
+        | Fault::HealAll
+        | Fault::Other(_) => return Err(Unsupported(fault.name().to_string())),
+    })
 }
 
 /// Draw the schedule: faults one after another from `from` until `until`,
@@ -189,11 +127,11 @@ pub fn schedule(seed: u64, nodes: u64, kinds: &BTreeSet<Kind>, from: Duration, u
         let fault = match kinds[rng.gen_range(0..kinds.len())] {
             Kind::Partition => Fault::Partition {
                 kind: match rng.gen_range(0..4) {
-                    0 => PartitionKind::Halves,
+                    0 => PartitionKind::RandomHalves,
                     1 => PartitionKind::IsolateLeader,
                     // A ring of 3 is a full mesh: nothing would be cut.
                     2 if nodes >= 5 => PartitionKind::MajoritiesRing,
-                    2 => PartitionKind::Halves,
+                    2 => PartitionKind::RandomHalves,
                     _ => PartitionKind::Bridge,
                 },
             },
@@ -201,10 +139,10 @@ pub fn schedule(seed: u64, nodes: u64, kinds: &BTreeSet<Kind>, from: Duration, u
             Kind::Pause => match rng.gen_range(0..3) {
                 0 => Fault::Pause { node },
                 1 => Fault::PauseLeader,
-                _ => Fault::PauseClient,
+                _ => Fault::ClientPause { client: None, ms: None },
             },
-            Kind::Kill if rng.gen_bool(0.5) => Fault::KillLeader,
-            Kind::Kill => Fault::Kill { node },
+            Kind::Kill if rng.gen_bool(0.5) => Fault::RestartLeader,
+            Kind::Kill => Fault::Crash { node },
             Kind::Clock => {
                 let s = rng.gen_range(30..600);
                 Fault::Clock { node, offset_s: if rng.gen_bool(0.5) { s } else { -s } }
@@ -219,7 +157,7 @@ pub fn schedule(seed: u64, nodes: u64, kinds: &BTreeSet<Kind>, from: Duration, u
             },
         };
         // An immediate restart: the fault ends within 300 ms.
-        let end = if fault == Fault::KillLeader { t + d.min(Duration::from_millis(300)) } else { t + d };
+        let end = if fault == Fault::RestartLeader { t + d.min(Duration::from_millis(300)) } else { t + d };
         out.push(Planned { start: t, end, fault });
         t += d + Duration::from_millis(rng.gen_range(1_000..3_000));
     }
@@ -246,7 +184,7 @@ pub fn partition_drops(
         }
     };
     match kind {
-        PartitionKind::Halves => {
+        PartitionKind::RandomHalves => {
             let mut h = all.clone();
             h.shuffle(&mut rng);
             let b = h.split_off(h.len() / 2);
@@ -349,15 +287,48 @@ mod tests {
         let kinds: BTreeSet<Kind> = [Kind::Kill].into_iter().collect();
         let s = schedule(1, 3, &kinds, Duration::ZERO, Duration::from_secs(100));
         assert!(!s.is_empty());
-        assert!(s.iter().all(|p| p.fault.kind() == Kind::Kill));
+        assert!(s.iter().all(|p| kind(&p.fault) == Ok(Kind::Kill)));
         assert!(schedule(1, 3, &BTreeSet::new(), Duration::ZERO, Duration::from_secs(100)).is_empty());
     }
 
     #[test]
+    fn the_simulators_faults_are_refused_by_name() {
+        assert_eq!(kind(&Fault::Crash { node: 1 }), Ok(Kind::Kill));
+        assert_eq!(kind(&Fault::ClientPause { client: None, ms: None }), Ok(Kind::Pause));
+        assert_eq!(kind(&Fault::Membership { op: MembershipOp::RemoveLeader }), Ok(Kind::Membership));
+        for (fault, name) in [
+            (Fault::Loss { rate: 0.1 }, "loss"),
+            (Fault::WallJump { node: 1, ms: 5 }, "wall-jump"),
+            (Fault::CrashStore, "crash-store"),
+            (Fault::Membership { op: MembershipOp::Add { node: 2 } }, "membership"),
+            (Fault::HealAll, "heal-all"),
+        ] {
+            let e = kind(&fault).expect_err("a fault the chaos runner cannot make");
+            assert_eq!(e, Unsupported(name.into()));
+            assert!(e.to_string().contains("simulator makes the rest"));
+        }
+    }
+
+    #[test]
+    fn schedules_write_the_shared_names() {
+        let s = schedule(3, 5, &all(), Duration::ZERO, Duration::from_secs(600));
+        for p in &s {
+            let record = serde_json::to_value(p).unwrap_or_default();
+            let name = record["fault"].as_str().unwrap_or_default();
+            assert_eq!(name, p.fault.name());
+            assert!(!["kill", "kill-leader", "pause-client"].contains(&name), "old chaos name {name}");
+            assert_eq!(fenced_check::nemesis::Fault::from_record(name, &record), p.fault);
+        }
+    }
+
+    #[test]
     fn partitions_are_symmetric() {
-        for kind in
-            [PartitionKind::Halves, PartitionKind::IsolateLeader, PartitionKind::MajoritiesRing, PartitionKind::Bridge]
-        {
+        for kind in [
+            PartitionKind::RandomHalves,
+            PartitionKind::IsolateLeader,
+            PartitionKind::MajoritiesRing,
+            PartitionKind::Bridge,
+        ] {
             let d = partition_drops(kind, 5, Some(3), 9);
             for (a, set) in &d {
                 for b in set {

@@ -14,6 +14,7 @@ use crate::worker::mono_ns;
 use fenced_bench::system::{Etcd, LockSystem};
 use fenced_check::checkers::check_all;
 use fenced_check::history::{Event, EventType, History, Process};
+use fenced_check::nemesis::{FaultRecord, NemesisEvent};
 use fenced_check::verdict::{Options, Status, Verdict};
 use fenced_client::{Client, ClientConfig};
 use fenced_core::command::Request;
@@ -338,9 +339,10 @@ impl Nemesis<'_> {
     }
 
     /// Start a fault; returns what it did (for the history) and its undo.
-    async fn start(&mut self, f: &Fault) -> Result<(Value, Undo), ChaosError> {
+    async fn start(&mut self, f: &Fault) -> Result<(FaultRecord, Undo), ChaosError> {
         self.seq += 1;
-        let mut v = json!(f);
+        nemesis::kind(f)?;
+        let mut v = FaultRecord::new(f.clone());
         let undo = match f {
             Fault::Partition { kind } => {
                 let l = leader(self.cfg.target, self.client.as_ref(), &self.plan).await;
@@ -351,32 +353,32 @@ impl Nemesis<'_> {
                 }
                 let groups: BTreeMap<String, Vec<u64>> =
                     drops.iter().map(|(n, s)| (n.to_string(), s.iter().copied().collect())).collect();
-                v["drops"] = json!(groups);
-                v["targets"] = json!(drops.keys().collect::<Vec<_>>());
+                v.set("drops", json!(groups));
+                v.set("targets", json!(drops.keys().collect::<Vec<_>>()));
                 Undo::Nft(drops.keys().copied().collect())
             }
             Fault::OneWay { node } => {
                 self.nft(*node, &nemesis::nft_script(&[], Some(&self.plan.cidr())))?;
-                v["targets"] = json!([node]);
+                v.set("targets", json!([node]));
                 Undo::Nft(vec![*node])
             }
             Fault::Pause { node } => self.pause_replica(*node, &mut v),
             Fault::PauseLeader => match leader(self.cfg.target, self.client.as_ref(), &self.plan).await {
                 Some(l) => self.pause_replica(l, &mut v),
                 None => {
-                    v["skipped"] = json!("no leader");
+                    v.set("skipped", json!("no leader"));
                     Undo::Nothing
                 }
             },
-            Fault::PauseClient => {
+            Fault::ClientPause { .. } => {
                 let holding: Vec<u64> = self
                     .holders
                     .lock()
                     .map(|h| h.iter().filter(|(_, held)| **held).map(|(p, _)| *p).collect())
                     .unwrap_or_default();
                 let pick = holding.first().copied().unwrap_or(1 + self.seq % self.cfg.clients.max(1));
-                v["targets"] = json!([pick]);
-                v["holding"] = json!(holding.contains(&pick));
+                v.set("targets", json!([pick]));
+                v.set("holding", json!(holding.contains(&pick)));
                 match with_procs(&self.res, |p| p.client_pid(pick)).flatten() {
                     Some(pid) => {
                         procs::signal(pid, libc::SIGSTOP);
@@ -385,25 +387,25 @@ impl Nemesis<'_> {
                     None => Undo::Nothing,
                 }
             }
-            Fault::Kill { node } => {
+            Fault::Crash { node } => {
                 with_procs(&self.res, |p| p.kill_replica(*node));
-                v["targets"] = json!([node]);
+                v.set("targets", json!([node]));
                 Undo::Restart(*node)
             }
-            Fault::KillLeader => match leader(self.cfg.target, self.client.as_ref(), &self.plan).await {
+            Fault::RestartLeader => match leader(self.cfg.target, self.client.as_ref(), &self.plan).await {
                 Some(l) => {
                     with_procs(&self.res, |p| p.kill_replica(l));
-                    v["targets"] = json!([l]);
+                    v.set("targets", json!([l]));
                     Undo::Restart(l)
                 }
                 None => {
-                    v["skipped"] = json!("no leader");
+                    v.set("skipped", json!("no leader"));
                     Undo::Nothing
                 }
             },
             Fault::Clock { node, offset_s } => {
                 let file = with_procs(&self.res, |p| p.faketime.is_some().then(|| p.faketime_file(*node))).flatten();
-                v["targets"] = json!([node]);
+                v.set("targets", json!([node]));
                 match file {
                     Some(file) => {
                         std::fs::write(&file, nemesis::faketime_offset(*offset_s))
@@ -411,7 +413,7 @@ impl Nemesis<'_> {
                         Undo::Clock(*node)
                     }
                     None => {
-                        v["skipped"] = json!(format!("no libfaketime in {}'s servers", self.cfg.target.name()));
+                        v.set("skipped", json!(format!("no libfaketime in {}'s servers", self.cfg.target.name())));
                         Undo::Nothing
                     }
                 }
@@ -420,40 +422,52 @@ impl Nemesis<'_> {
             Fault::Limp { node } => {
                 let ns = self.plan.node_ns(*node);
                 let args = ["-n", &ns, "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "200ms"];
-                v["targets"] = json!([node]);
+                v.set("targets", json!([node]));
                 match netns::run("tc", &args) {
                     Ok(_) => Undo::Limp(*node),
                     Err(e) => {
-                        v["skipped"] = json!(format!("netem unavailable: {e}"));
+                        v.set("skipped", json!(format!("netem unavailable: {e}")));
                         Undo::Nothing
                     }
                 }
             }
+            Fault::Loss { .. }
+            | Fault::Duplicate { .. }
+            | Fault::Delay { .. }
+            | Fault::LostReplies { .. }
+            | Fault::CrashStore
+            | Fault::WallJump { .. }
+            | Fault::Disaster
+            | Fault::HealAll
+            | Fault::Other(_) => return Err(nemesis::Unsupported(f.name().to_string()).into()),
         };
         Ok((v, undo))
     }
 
     /// Start a membership change (the admin API `fenced cluster` uses).
-    async fn membership(&mut self, op: MembershipOp, v: &mut Value) -> Result<Undo, ChaosError> {
+    async fn membership(&mut self, op: MembershipOp, v: &mut FaultRecord) -> Result<Undo, ChaosError> {
         let Some(client) = self.client.clone() else {
-            v["skipped"] = json!("no fenced client");
+            v.set("skipped", json!("no fenced client"));
             return Ok(Undo::Nothing);
         };
         let node = match op {
             MembershipOp::Remove { node } | MembershipOp::ReplaceKilled { node } => node,
+            MembershipOp::Add { .. } | MembershipOp::Replace { .. } => {
+                return Err(nemesis::Unsupported(Fault::Membership { op }.name().to_string()).into());
+            }
             MembershipOp::RemoveLeader => match leader(self.cfg.target, Some(&client), &self.plan).await {
                 Some(l) => l,
                 None => {
-                    v["skipped"] = json!("no leader");
+                    v.set("skipped", json!("no leader"));
                     return Ok(Undo::Nothing);
                 }
             },
         };
-        v["targets"] = json!([node]);
+        v.set("targets", json!([node]));
         match op {
             MembershipOp::Remove { .. } | MembershipOp::RemoveLeader => {
                 let r = change(client.remove_member(node, false)).await;
-                v["outcome"] = outcome(&r);
+                v.set("outcome", outcome(&r));
                 if r.is_err() {
                     return Ok(Undo::Nothing);
                 }
@@ -463,20 +477,23 @@ impl Nemesis<'_> {
             }
             MembershipOp::ReplaceKilled { .. } => {
                 let Some(spare) = self.plan.spare_ids().next() else {
-                    v["skipped"] = json!("no spare namespace");
+                    v.set("skipped", json!("no spare namespace"));
                     return Ok(Undo::Nothing);
                 };
                 with_procs(&self.res, |p| p.kill_replica(node));
                 with_procs(&self.res, |p| p.spawn_joining_replica(spare)).transpose()?;
-                v["new"] = json!(spare);
+                v.set("new", json!(spare));
                 let r = change(client.replace_member(node, spare, &self.plan.node_addr(spare), false)).await;
-                v["outcome"] = outcome(&r);
+                v.set("outcome", outcome(&r));
                 if r.is_err() {
                     // Still a voter: it restarts as after a kill.
                     with_procs(&self.res, |p| p.kill_replica(spare));
                     return Ok(Undo::Restart(node));
                 }
                 Ok(Undo::ReplaceBack { old: node, new: spare })
+            }
+            MembershipOp::Add { .. } | MembershipOp::Replace { .. } => {
+                Err(nemesis::Unsupported(Fault::Membership { op }.name().to_string()).into())
             }
         }
     }
@@ -502,8 +519,8 @@ impl Nemesis<'_> {
         }
     }
 
-    fn pause_replica(&self, node: u64, v: &mut Value) -> Undo {
-        v["targets"] = json!([node]);
+    fn pause_replica(&self, node: u64, v: &mut FaultRecord) -> Undo {
+        v.set("targets", json!([node]));
         match with_procs(&self.res, |p| p.replica_pid(node)).flatten() {
             Some(pid) => {
                 procs::signal(pid, libc::SIGSTOP);
@@ -544,16 +561,8 @@ impl Nemesis<'_> {
     }
 }
 
-fn nemesis_event(f: &str, value: Value, epoch: u64) -> Event {
-    Event {
-        kind: EventType::Info,
-        process: Process::Named("nemesis".into()),
-        f: f.into(),
-        value,
-        time: mono_ns().saturating_sub(epoch),
-        node: None,
-        wall: Some(crate::worker::wall_now()),
-    }
+fn nemesis_event(e: NemesisEvent, epoch: u64) -> Event {
+    Event { wall: Some(crate::worker::wall_now()), ..e.to_event(mono_ns().saturating_sub(epoch)) }
 }
 
 /// Wait until the target serves: a leader that answers (and, for fenced,
@@ -713,7 +722,7 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
 
     let mut events: Vec<Event> = Vec::new();
     let mut next = 0usize;
-    let mut active: Option<(usize, Value, Undo)> = None;
+    let mut active: Option<(usize, FaultRecord, Undo)> = None;
     let mut healed = false;
     let mut last_progress = Duration::ZERO;
     let hard_stop = cfg.duration + Duration::from_secs(30);
@@ -742,10 +751,10 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
                     let undone = nem.stop(undo).await?;
                     if !undone.is_null() {
                         progress(cfg, &format!("{:>6.1}s undo {undone}", now.as_secs_f64()));
-                        v["undo"] = undone;
+                        v.set("undo", undone);
                     }
                 }
-                events.push(nemesis_event("stop", v, epoch));
+                events.push(nemesis_event(NemesisEvent::Stop(v), epoch));
             }
         }
         if active.is_none() && !healed && next < schedule.len() && schedule[next].start <= now {
@@ -753,20 +762,22 @@ async fn drive(cfg: &Config, res: Shared) -> Result<Outcome, ChaosError> {
             // takes seconds before `start` returns).
             let began = mono_ns().saturating_sub(epoch);
             let (v, undo) = nem.start(&schedule[next].fault).await?;
-            progress(cfg, &format!("{:>6.1}s start {v}", now.as_secs_f64()));
-            if let Some(why) = v["skipped"].as_str() {
-                let note = format!("{} skipped: {why}", schedule[next].fault.kind());
+            progress(cfg, &format!("{:>6.1}s start {}", now.as_secs_f64(), v.to_value()));
+            if let Some(why) = v.detail.get("skipped").and_then(Value::as_str) {
+                let kind = nemesis::kind(&schedule[next].fault)?;
+                let note = format!("{kind} skipped: {why}");
                 if !notes.contains(&note) {
                     notes.push(note);
                 }
             }
-            events.push(Event { time: began, ..nemesis_event("start", v.clone(), epoch) });
+            events.push(Event { time: began, ..nemesis_event(NemesisEvent::Start(v.clone()), epoch) });
             active = Some((next, v, undo));
             next += 1;
         }
         if !healed && now >= heal_at && active.is_none() {
             healed = true;
-            events.push(nemesis_event("stop", json!({"fault": "heal-all", "majority_up": true}), epoch));
+            let heal = FaultRecord { majority_up: Some(true), ..FaultRecord::new(Fault::HealAll) };
+            events.push(nemesis_event(NemesisEvent::Stop(heal), epoch));
             progress(cfg, &format!("{:>6.1}s heal-all", now.as_secs_f64()));
         }
         if now >= last_progress + Duration::from_secs(5) {

@@ -9,6 +9,7 @@ mod common;
 
 use fenced_chaos::nemesis::Kind;
 use fenced_chaos::run::{self, Config};
+use fenced_check::nemesis::{Fault, FaultRecord, NemesisEvent};
 use fenced_check::verdict::Status;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,13 +55,18 @@ async fn a_membership_run_against_fenced_is_valid_and_leaves_nothing() {
         .history
         .events
         .iter()
-        .filter(|e| e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership")
+        .filter(|e| {
+            matches!(
+                NemesisEvent::from_event(e),
+                Ok(NemesisEvent::Stop(FaultRecord { fault: Fault::Membership { .. }, .. }))
+            )
+        })
         .map(|e| &e.value)
         .collect();
     // How long acquires waited around each change and its undo: reported,
     // never asserted (real time on a shared machine); the bound is asserted
     // in simulated time (crates/sim/tests/membership.rs).
-    let windows = fenced_check::waits::fault_windows(&o.history.events, "membership");
+    let windows = fenced_check::waits::fault_windows(&o.history.events, |f| matches!(f, Fault::Membership { .. }));
     let waits = fenced_check::waits::longest_acquire_waits(&o.history.events, &windows);
     for (c, w) in changes.iter().zip(&waits) {
         eprintln!("{c}\n  longest acquire overlapping it: {} ms", w / 1_000_000);

@@ -37,7 +37,7 @@ fn seeds_with_client_pauses(nodes: u64) -> impl Iterator<Item = u64> {
     (0..10_000u64).filter(move |s| {
         nemesis::schedule(*s, nodes, &pause_only(), run::FAULTS_FROM, run::heal_at(DURATION))
             .iter()
-            .filter(|p| p.fault == Fault::PauseClient && p.end - p.start >= TTL * 3)
+            .filter(|p| matches!(p.fault, Fault::ClientPause { .. }) && p.end - p.start >= TTL * 3)
             .count()
             >= 3
     })

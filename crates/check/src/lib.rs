@@ -8,6 +8,7 @@ pub mod cli;
 pub mod history;
 pub mod import;
 pub mod lin;
+pub mod nemesis;
 pub mod report;
 pub mod testgen;
 pub mod verdict;

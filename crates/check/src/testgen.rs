@@ -11,6 +11,7 @@
 //! The mutations in the tests turn these into histories that must fail.
 
 use crate::history::{Event, EventType, History, Process};
+use crate::nemesis::{Fault, FaultRecord, NemesisEvent, PartitionKind};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -95,24 +96,17 @@ pub fn generate(opts: &GenOptions) -> History {
         if opts.nemesis && rng.chance(2) && invoked < heal_at {
             let f = if partitioned { "stop" } else { "start" };
             partitioned = !partitioned;
-            events.push(ev(
-                EventType::Info,
-                Process::Named("nemesis".into()),
-                f,
-                json!({"fault": "partition", "targets": ["n1"]}),
-                time,
-            ));
+            let record = FaultRecord::new(Fault::Partition { kind: PartitionKind::IsolateLeader })
+                .with("targets", json!(["n1"]));
+            let e = if f == "stop" { NemesisEvent::Stop(record) } else { NemesisEvent::Start(record) };
+            events.push(e.to_event(time));
             continue;
         }
         if opts.nemesis && partitioned && invoked >= heal_at {
             partitioned = false;
-            events.push(ev(
-                EventType::Info,
-                Process::Named("nemesis".into()),
-                "stop",
-                json!({"fault": "heal-all", "majority_up": true}),
-                time,
-            ));
+            let mut heal = FaultRecord::new(Fault::HealAll);
+            heal.majority_up = Some(true);
+            events.push(NemesisEvent::Stop(heal).to_event(time));
             continue;
         }
         if rng.chance(5) {

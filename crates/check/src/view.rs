@@ -10,6 +10,7 @@
 //! broken recorder into a wrong verdict.
 
 use crate::history::{json_kind, History, Op, Outcome, Pos, Process, SequenceError};
+use crate::nemesis::Fault;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -167,8 +168,10 @@ pub struct Nemesis<'a> {
     pub op: Op<'a>,
     /// True for a start, false for a stop.
     pub start: bool,
-    /// The fault kind (`partition`, `pause`, …, `heal-all`).
-    pub fault: String,
+    /// The fault ([`Fault::HealAll`] for the end of every fault; a kind
+    /// the vocabulary does not know, as in Jepsen's `start-partition`, is
+    /// [`Fault::Other`] with its name).
+    pub fault: Fault,
     /// On a stop: whether a majority is up afterwards, if the nemesis said.
     pub majority_up: Option<bool>,
     /// When it happened: the start of a start, the end of a stop.
@@ -291,8 +294,8 @@ impl<'a> View<'a> {
             return Ok(());
         };
         let fault = match f.opt_str("fault")? {
-            Some(s) => s.to_string(),
-            None => suffix.trim_start_matches(['-', '_']).to_string(),
+            Some(name) => Fault::from_record(name, &op.first.value),
+            None => Fault::Other(suffix.trim_start_matches(['-', '_']).to_string()),
         };
         let majority_up = match op.field("majority_up") {
             None => None,
@@ -370,5 +373,73 @@ impl<'a> FieldReader<'_, 'a> {
             }
             None => Err(self.err(format!("the invoke's value has no integer field `{name}`"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType};
+    use crate::nemesis::{FaultRecord, MembershipOp, NemesisEvent};
+    use serde_json::json;
+
+    fn nemesis(f: &str, value: Value) -> Event {
+        Event {
+            kind: EventType::Info,
+            process: Process::Named(Process::NEMESIS.into()),
+            f: f.into(),
+            value,
+            time: 5,
+            node: None,
+            wall: None,
+        }
+    }
+
+    fn faults(events: Vec<Event>) -> Result<Vec<(bool, Fault, Option<bool>)>, ViewError> {
+        let h = History::new(events);
+        let view = View::build(&h)?;
+        Ok(view.nemesis.iter().map(|n| (n.start, n.fault.clone(), n.majority_up)).collect())
+    }
+
+    #[test]
+    fn nemesis_events_read_as_typed_faults() {
+        let remove = Fault::Membership { op: MembershipOp::Remove { node: 2 } };
+        let events = vec![
+            NemesisEvent::Start(FaultRecord::new(Fault::Crash { node: 3 }).with("leader", json!(true))).to_event(1),
+            NemesisEvent::Stop(FaultRecord::new(remove.clone()).with("outcome", json!({"voters": [1, 3]}))).to_event(2),
+            NemesisEvent::Stop(FaultRecord { majority_up: Some(true), ..FaultRecord::new(Fault::HealAll) }).to_event(3),
+            // The chaos runner's old names.
+            nemesis("start", json!({"fault": "kill-leader", "targets": [2]})),
+            // Neither start nor stop: not a fault.
+            NemesisEvent::Backup { index: 1, highest_token: 1, locks: 0 }.to_event(4),
+        ];
+        assert_eq!(
+            faults(events),
+            Ok(vec![
+                (true, Fault::Crash { node: 3 }, None),
+                (false, remove, None),
+                (false, Fault::HealAll, Some(true)),
+                (true, Fault::RestartLeader, None),
+            ])
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_keep_their_name_and_bad_fields_are_errors() {
+        let events = vec![
+            nemesis("start-partition", json!(null)),
+            nemesis("start", json!({"fault": "gremlins", "node": 1})),
+            nemesis("stop", json!({"fault": "kill", "targets": ["n1"]})),
+        ];
+        assert_eq!(
+            faults(events),
+            Ok(vec![
+                (true, Fault::Other("partition".into()), None),
+                (true, Fault::Other("gremlins".into()), None),
+                (false, Fault::Other("kill".into()), None),
+            ])
+        );
+        assert!(faults(vec![nemesis("start", json!({"fault": 7}))]).is_err());
+        assert!(faults(vec![nemesis("stop", json!({"fault": "heal-all", "majority_up": "yes"}))]).is_err());
     }
 }

@@ -5,18 +5,21 @@
 //! lock before its answer if that is later, so that time spent queued
 //! behind a holder that was working does not count.
 
-use crate::history::{Event, EventType};
+use crate::history::{Event, EventType, Process};
+use crate::nemesis::{Fault, NemesisEvent};
 
-/// The `[start, stop]` times of the nemesis faults whose `fault` field is
-/// `fault`, paired in order (faults of one kind run one at a time).
-pub fn fault_windows(events: &[Event], fault: &str) -> Vec<(u64, u64)> {
-    let of = |f: &'static str| {
-        events
-            .iter()
-            .filter(move |e| e.process.is_named("nemesis") && e.f == f && e.value["fault"] == fault)
-            .map(|e| e.time)
-    };
-    of("start").zip(of("stop")).collect()
+/// The `[start, stop]` times of the nemesis faults `is` picks, paired in
+/// order (faults of one kind run one at a time).
+pub fn fault_windows(events: &[Event], is: impl Fn(&Fault) -> bool) -> Vec<(u64, u64)> {
+    let (mut starts, mut stops) = (Vec::new(), Vec::new());
+    for e in events.iter().filter(|e| e.process.is_named(Process::NEMESIS)) {
+        match NemesisEvent::from_event(e) {
+            Ok(NemesisEvent::Start(r)) if is(&r.fault) => starts.push(e.time),
+            Ok(NemesisEvent::Stop(r)) if is(&r.fault) => stops.push(e.time),
+            _ => {}
+        }
+    }
+    starts.into_iter().zip(stops).collect()
 }
 
 /// For each window, the longest wait (ns) of an acquire whose invocation
@@ -66,21 +69,21 @@ mod tests {
         let nem = || Process::Named("nemesis".into());
         let l = json!({"lock": "a"});
         let events = vec![
-            ev(EventType::Info, nem(), "start", json!({"fault": "membership"}), 100),
+            ev(EventType::Info, nem(), "start", json!({"fault": "membership", "op": "remove", "node": 2}), 100),
             ev(EventType::Invoke, Process::Client(1), "acquire", l.clone(), 90),
             ev(EventType::Invoke, Process::Client(2), "acquire", l.clone(), 95),
             ev(EventType::Ok, Process::Client(1), "acquire", l.clone(), 150),
             ev(EventType::Ok, Process::Client(1), "release", l.clone(), 400),
             // Queued behind client 1 until 400: waited 500 - 400.
             ev(EventType::Ok, Process::Client(2), "acquire", l.clone(), 500),
-            ev(EventType::Info, nem(), "stop", json!({"fault": "membership"}), 600),
+            ev(EventType::Info, nem(), "stop", json!({"fault": "membership", "op": "remove", "node": 2}), 600),
             ev(EventType::Invoke, Process::Client(1), "acquire", l.clone(), 700),
             ev(EventType::Fail, Process::Client(1), "acquire", l, 2000),
         ];
-        let windows = fault_windows(&events, "membership");
+        let windows = fault_windows(&events, |f| matches!(f, Fault::Membership { .. }));
         assert_eq!(windows, vec![(100, 600)]);
         assert_eq!(longest_acquire_waits(&events, &windows), vec![100]);
         assert_eq!(longest_acquire_waits(&events, &[(650, 800)]), vec![1300]);
-        assert!(fault_windows(&events, "kill").is_empty());
+        assert!(fault_windows(&events, |f| matches!(f, Fault::Crash { .. })).is_empty());
     }
 }

@@ -11,6 +11,7 @@
 //! history; the checkers judge the run as any other.
 
 use crate::recorder::Recorder;
+use fenced_check::nemesis::{Fault, FaultRecord, MembershipOp, NemesisEvent};
 use fenced_client::Client;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -99,30 +100,29 @@ pub async fn drive(
                 _ => Op::Remove(v),
             }
         };
+        let change = |op| FaultRecord::new(Fault::Membership { op });
         let (desc, result) = match op {
             Op::Remove(id) => {
-                let d = json!({"fault": "membership", "op": "remove", "node": id, "leader": leader == Some(id)});
-                rec.nemesis("start", d.clone(), now());
+                let d = change(MembershipOp::Remove { node: id }).with("leader", json!(leader == Some(id)));
+                rec.nemesis(NemesisEvent::Start(d.clone()), now());
                 (d, bounded(client.remove_member(id, false)).await)
             }
             Op::Add(id) => {
-                let d = json!({"fault": "membership", "op": "add", "node": id});
-                rec.nemesis("start", d.clone(), now());
+                let d = change(MembershipOp::Add { node: id });
+                rec.nemesis(NemesisEvent::Start(d.clone()), now());
                 (d, bounded(client.add_member(id, &peers[&id], false)).await)
             }
             Op::Replace { old, new } => {
-                let d = json!({"fault": "membership", "op": "replace", "node": old, "new": new,
-                    "leader": leader == Some(old)});
-                rec.nemesis("start", d.clone(), now());
+                let d = change(MembershipOp::Replace { node: old, new }).with("leader", json!(leader == Some(old)));
+                rec.nemesis(NemesisEvent::Start(d.clone()), now());
                 (d, bounded(client.replace_member(old, new, &peers[&new], false)).await)
             }
         };
-        let mut stop = desc;
-        stop["outcome"] = match &result {
+        let outcome = match &result {
             Ok(m) => json!({"voters": m.voters}),
             Err(e) => json!({"error": e}),
         };
-        rec.nemesis("stop", stop, now());
+        rec.nemesis(NemesisEvent::Stop(desc.with("outcome", outcome)), now());
         tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2500))).await;
     }
 }

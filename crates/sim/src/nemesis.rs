@@ -10,80 +10,45 @@ use crate::config::{Faults, Model, SimConfig};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 use std::time::Duration;
 
-/// One fault.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "fault", rename_all = "kebab-case")]
-pub enum Fault {
-    /// Hosts in different groups cannot talk. Groups are drawn at start.
-    Partition {
-        kind: PartitionKind,
-    },
-    /// `node` hears everyone, but nothing it sends arrives: "I'm not dead!".
-    OneWay {
-        node: u64,
-    },
-    Loss {
-        rate: f64,
-    },
-    /// Each new connection is duplicated with probability `rate`: every
-    /// request on it is delivered twice ([`crate::net`]).
-    Duplicate {
-        rate: f64,
-    },
-    /// Heavy-tailed latency on every link.
-    Delay {
-        max_ms: u64,
-    },
-    /// One node's links are slow but alive.
-    Limp {
-        node: u64,
-    },
-    /// `node` processes requests but its replies to clients are lost.
-    LostReplies {
-        node: u64,
-    },
-    /// Crash a replica (restarted at the end unless crash-stop).
-    Crash {
-        node: u64,
-    },
-    CrashStore,
-    /// `kill -9` whichever replica leads when the fault starts, and restart
-    /// it at once (a supervisor's `Restart=always`): it is back before an
-    /// election timeout, with only what its disk had synced.
-    RestartLeader,
-    /// Hold every link of a replica (its messages queue), then release them
-    /// all at once: the seed's stop-the-world GC pause.
-    Pause {
-        node: u64,
-    },
-    /// A wall-clock jump on one host.
-    WallJump {
-        node: u64,
-        ms: i64,
-    },
-}
+pub use fenced_check::nemesis::{Fault, PartitionKind, Planned};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PartitionKind {
-    RandomHalves,
-    IsolateLeader,
-    MajoritiesRing,
-    Bridge,
-}
+/// Why the simulator cannot make a fault it was given (in a script).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the simulator cannot make the fault `{0}` (it makes partition, one-way, loss, duplicate, delay, limp, \
+     lost-replies, crash, crash-store, restart-leader, pause and wall-jump; the chaos runner makes the rest)"
+)]
+pub struct Unsupported(pub String);
 
-/// A fault and when it is active.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Planned {
-    #[serde(skip)]
-    pub start: Duration,
-    #[serde(skip)]
-    pub end: Duration,
-    #[serde(flatten)]
-    pub fault: Fault,
+/// Whether the simulator can make `fault` from a schedule. Client pauses
+/// come from the workload, membership changes from `--membership`, the
+/// disaster from `--disaster`, and `heal-all` from the driver at GST; the
+/// chaos runner's faults that name a target it picks at run time, and its
+/// wall-clock offsets, have no simulator interpretation.
+pub fn supported(fault: &Fault) -> Result<(), Unsupported> {
+    match fault {
+        Fault::Partition { .. }
+        | Fault::OneWay { .. }
+        | Fault::Loss { .. }
+        | Fault::Duplicate { .. }
+        | Fault::Delay { .. }
+        | Fault::Limp { .. }
+        | Fault::LostReplies { .. }
+        | Fault::Crash { .. }
+        | Fault::CrashStore
+        | Fault::RestartLeader
+        | Fault::Pause { .. }
+        | Fault::WallJump { .. } => Ok(()),
+        Fault::PauseLeader
+        | Fault::ClientPause { .. }
+        | Fault::Clock { .. }
+        | Fault::Membership { .. }
+        | Fault::Disaster
+        | Fault::HealAll
+        | Fault::Other(_) => Err(Unsupported(fault.name().to_string())),
+    }
 }
 
 /// Exponential with the given mean, capped: most faults are short, a few long.
@@ -187,4 +152,35 @@ pub fn halves(rng: &mut ChaCha8Rng, hosts: &[String]) -> (Vec<String>, Vec<Strin
     let cut = rng.gen_range(1..h.len().max(2));
     let b = h.split_off(cut.min(h.len()));
     (h, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drawn_fault_is_one_the_simulator_makes() {
+        for seed in 1..=20 {
+            for model in [Model::Partial, Model::Sync] {
+                let cfg = SimConfig { model, ..SimConfig::new(seed) };
+                for p in schedule(&cfg) {
+                    assert_eq!(supported(&p.fault), Ok(()), "seed {seed}: {:?}", p.fault);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_chaos_runners_faults_are_refused_by_name() {
+        for (fault, name) in [
+            (Fault::Clock { node: 1, offset_s: 30 }, "clock"),
+            (Fault::PauseLeader, "pause-leader"),
+            (Fault::ClientPause { client: Some(1), ms: Some(10) }, "client-pause"),
+            (Fault::Other("gremlins".into()), "gremlins"),
+        ] {
+            let e = supported(&fault).expect_err("a fault the simulator cannot make");
+            assert_eq!(e, Unsupported(name.into()));
+            assert!(e.to_string().contains("the chaos runner makes the rest"));
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Records what happened, as a history the checkers judge.
 
 use fenced_check::history::{Event, EventType, Process, Wall};
+use fenced_check::nemesis::NemesisEvent;
 use fenced_core::clock::Clock;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -56,8 +57,13 @@ impl Recorder {
     }
 
     /// A nemesis event, from the driver (outside any host).
-    pub fn nemesis(&self, f: &str, value: Value, at: Duration) {
-        self.record_at(EventType::Info, Process::Named("nemesis".into()), f, value, at.as_nanos() as u64);
+    pub fn nemesis(&self, e: NemesisEvent, at: Duration) {
+        self.push(e.to_event(at.as_nanos() as u64));
+    }
+
+    /// A nemesis event made on this recorder's host, now (a client's pause).
+    pub fn nemesis_here(&self, e: NemesisEvent) {
+        self.push(e.to_event(now_ns()));
     }
 
     pub fn take(&self) -> Vec<Event> {

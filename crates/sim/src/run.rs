@@ -17,6 +17,7 @@ use crate::recorder::Recorder;
 use crate::workload::{self, ClientPlan};
 use fenced_check::checkers::check_all;
 use fenced_check::history::{Event, EventType, History, Process};
+use fenced_check::nemesis::{FaultRecord, NemesisEvent};
 use fenced_check::verdict::{Options, Verdict};
 use fenced_client::{Client, ClientConfig};
 use fenced_io::disk::MemDisk;
@@ -63,6 +64,8 @@ pub enum SimError {
     Simulation(String),
     #[error("reading the replicas' logs failed: {0}")]
     Log(String),
+    #[error(transparent)]
+    Unsupported(#[from] nemesis::Unsupported),
 }
 
 /// What one seed produced.
@@ -323,7 +326,14 @@ impl World<'_> {
         pairs
     }
 
-    fn start(&mut self, f: &Fault) -> Undo {
+    /// Makes `f` happen; a fault the simulator cannot make is an error
+    /// (scripts are checked before the run, so this is a second guard).
+    fn start(&mut self, f: &Fault) -> Result<Undo, nemesis::Unsupported> {
+        nemesis::supported(f)?;
+        Ok(self.start_supported(f))
+    }
+
+    fn start_supported(&mut self, f: &Fault) -> Undo {
         let n = self.cfg.nodes;
         match f {
             Fault::Partition { kind } => {
@@ -415,7 +425,7 @@ impl World<'_> {
                 }
             }
             Fault::RestartLeader => match self.leader() {
-                Some(node) => self.start(&Fault::Crash { node }),
+                Some(node) => self.start_supported(&Fault::Crash { node }),
                 None => Undo::Nothing,
             },
             Fault::CrashStore => {
@@ -433,6 +443,13 @@ impl World<'_> {
                 Undo::Resume(*node)
             }
             Fault::WallJump { .. } => Undo::Nothing,
+            Fault::PauseLeader
+            | Fault::ClientPause { .. }
+            | Fault::Clock { .. }
+            | Fault::Membership { .. }
+            | Fault::Disaster
+            | Fault::HealAll
+            | Fault::Other(_) => Undo::Nothing,
         }
     }
 
@@ -520,7 +537,7 @@ impl JointFaults {
     }
 
     /// The fault to start now, with its history record and its end.
-    fn next(&mut self, world: &World, now: Duration, gst: Duration) -> Option<(Fault, serde_json::Value, Duration)> {
+    fn next(&mut self, world: &World, now: Duration, gst: Duration) -> Option<(Fault, FaultRecord, Duration)> {
         if !self.on {
             return None;
         }
@@ -543,9 +560,9 @@ impl JointFaults {
             2 => Fault::Partition { kind: PartitionKind::RandomHalves },
             _ => Fault::Partition { kind: PartitionKind::IsolateLeader },
         };
-        let mut record = json!(fault);
-        record["during"] = json!("joint-configuration");
-        record["membership_index"] = json!(index);
+        let record = FaultRecord::new(fault.clone())
+            .with("during", json!("joint-configuration"))
+            .with("membership_index", json!(index));
         Some((fault, record, end))
     }
 }
@@ -813,6 +830,9 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     let mut final_task: Option<JoinHandle<()>> = None;
 
     let schedule = nemesis::schedule(cfg);
+    for p in &schedule {
+        nemesis::supported(&p.fault)?;
+    }
     let replica_names: Vec<String> = (1..=cfg.nodes).map(host).collect();
     let mut everyone = replica_names.clone();
     everyone.push("store".into());
@@ -834,7 +854,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     };
     let mut next = 0usize;
     // Active faults: when each ends, its history record, and how to undo it.
-    let mut active: Vec<(Duration, serde_json::Value, Undo)> = Vec::new();
+    let mut active: Vec<(Duration, FaultRecord, Undo)> = Vec::new();
     let mut healed = false;
     let gst = cfg.gst();
     let mut joint = JointFaults::new(cfg);
@@ -851,22 +871,22 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             }
             // A crash record says whether it took the leader out: failover
             // measurements (and readers of the report) need to know.
-            let mut record = json!(p);
+            let mut record = FaultRecord::new(p.fault.clone());
             if let Fault::Crash { node } = p.fault {
-                record["leader"] = json!(world.leader() == Some(node));
+                record = record.with("leader", json!(world.leader() == Some(node)));
             }
             if p.fault == Fault::RestartLeader {
-                record["node"] = json!(world.leader());
+                record = record.with("node", json!(world.leader()));
             }
-            let undo = world.start(&p.fault);
-            world.rec.nemesis("start", record.clone(), now);
+            let undo = world.start(&p.fault)?;
+            world.rec.nemesis(NemesisEvent::Start(record.clone()), now);
             active.push((p.end, record, undo));
             next += 1;
         }
         if now < gst {
             if let Some((fault, record, end)) = joint.next(&world, now, gst) {
-                let undo = world.start(&fault);
-                world.rec.nemesis("start", record.clone(), now);
+                let undo = world.start(&fault)?;
+                world.rec.nemesis(NemesisEvent::Start(record.clone()), now);
                 active.push((end, record, undo));
             }
         }
@@ -875,7 +895,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             if active[i].0 <= now {
                 let (_, record, undo) = active.remove(i);
                 world.stop(undo);
-                world.rec.nemesis("stop", record, now);
+                world.rec.nemesis(NemesisEvent::Stop(record), now);
             } else {
                 i += 1;
             }
@@ -884,10 +904,11 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
             healed = true;
             for (_, record, undo) in std::mem::take(&mut active) {
                 world.stop(undo);
-                world.rec.nemesis("stop", record, now);
+                world.rec.nemesis(NemesisEvent::Stop(record), now);
             }
             let majority_up = world.crashed.len() * 2 < world.replicas.len();
-            world.rec.nemesis("stop", json!({"fault": "heal-all", "majority_up": majority_up}), now);
+            let heal = FaultRecord { majority_up: Some(majority_up), ..FaultRecord::new(Fault::HealAll) };
+            world.rec.nemesis(NemesisEvent::Stop(heal), now);
         }
         if now >= final_at && running.load(Ordering::SeqCst) == 0 {
             if let Some(reads) = final_reader.take() {
@@ -1023,12 +1044,12 @@ impl DisasterDriver {
                             .and_then(|bytes| fenced_replica::storage::backup::decode(&bytes))
                             .map_err(|e| format!("the backup does not decode: {e}"));
                         if let Ok(b) = &decoded {
-                            rec.nemesis(
-                                "backup",
-                                json!({"index": b.index(), "highest_token": b.table.highest_token(),
-                                       "locks": b.table.held_locks().count()}),
-                                crate::time::elapsed(),
-                            );
+                            let backup = NemesisEvent::Backup {
+                                index: b.index(),
+                                highest_token: b.table.highest_token(),
+                                locks: b.table.held_locks().count() as u64,
+                            };
+                            rec.nemesis(backup, crate::time::elapsed());
                         }
                         return put(decoded);
                     }
@@ -1064,7 +1085,8 @@ impl DisasterDriver {
                         world.hosts.start_replica(id);
                     }
                 }
-                world.rec.nemesis("stop", json!({"fault": "disaster", "majority_up": true}), now);
+                let back = FaultRecord { majority_up: Some(true), ..FaultRecord::new(Fault::Disaster) };
+                world.rec.nemesis(NemesisEvent::Stop(back), now);
                 if !self.rejoin.is_empty() {
                     self.add_back(world, peers);
                 }
@@ -1086,8 +1108,7 @@ impl DisasterDriver {
                 while crate::time::elapsed() < deadline {
                     match client.add_member(id, &addr, false).await {
                         Ok(m) => {
-                            let record = json!({"node": id, "voters": m.voters});
-                            rec.nemesis("added-back", record, crate::time::elapsed());
+                            rec.nemesis(NemesisEvent::AddedBack { node: id, voters: m.voters }, crate::time::elapsed());
                             break;
                         }
                         Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
@@ -1153,13 +1174,14 @@ impl DisasterDriver {
                 (started, table, Some(s))
             }
         };
-        world.rec.nemesis(
-            "start",
-            json!({"fault": "disaster", "kind": if survivor.is_some() { "recover" } else { "restore" },
-                   "survivor": survivor, "floor": started.floor, "known_index": started.known_index,
-                   "locks_freed": started.locks_freed, "leases_ended": started.leases_ended}),
-            now,
-        );
+        let lost = FaultRecord::new(Fault::Disaster)
+            .with("kind", json!(if survivor.is_some() { "recover" } else { "restore" }))
+            .with("survivor", json!(survivor))
+            .with("floor", json!(started.floor))
+            .with("known_index", json!(started.known_index))
+            .with("locks_freed", json!(started.locks_freed))
+            .with("leases_ended", json!(started.leases_ended));
+        world.rec.nemesis(NemesisEvent::Start(lost), now);
         self.aftermath = Some(Aftermath { kind: self.d.kind, old, backup, survivor, started, start_table });
         self.back_at = Some(now + OUTAGE);
         Ok(())
@@ -1169,10 +1191,8 @@ impl DisasterDriver {
 /// Did some client pause for longer than the TTL while holding a lock? That
 /// is the window in which an unfenced store can be corrupted.
 fn had_long_pause(h: &History, ttl: Duration) -> bool {
-    h.events.iter().any(|e| {
-        e.process.is_named("nemesis")
-            && e.f == "start"
-            && e.value["fault"] == "client-pause"
-            && e.value["ms"].as_u64().is_some_and(|ms| ms > ttl.as_millis() as u64)
+    h.events.iter().filter(|e| e.process.is_named(Process::NEMESIS)).any(|e| {
+        matches!(NemesisEvent::from_event(e), Ok(NemesisEvent::Start(FaultRecord { fault: Fault::ClientPause { ms: Some(ms), .. }, .. }))
+            if ms > ttl.as_millis() as u64)
     })
 }

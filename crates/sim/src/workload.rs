@@ -7,6 +7,7 @@
 
 use crate::recorder::Recorder;
 use fenced_check::history::{EventType, Process};
+use fenced_check::nemesis::{Fault, FaultRecord, NemesisEvent};
 use fenced_client::{AcquireOptions, Client, ClientError, Guard};
 use fenced_core::token::{self, TokenClaims};
 use fenced_store_client::{Fence, Idem, StoreClient, StoreError};
@@ -363,9 +364,8 @@ async fn release(p: &Process, rec: &Recorder, lock: &str, guard: Guard) {
 /// reaches it, and its own work stops. When it resumes, everything queued is
 /// delivered at once, as after a GC pause or SIGSTOP/SIGCONT.
 async fn pause_process(plan: &ClientPlan, rec: &Recorder, d: Duration) {
-    let v = json!({"fault": "client-pause", "client": plan.process, "ms": d.as_millis() as u64});
-    let nemesis = Process::Named("nemesis".into());
-    rec.record(EventType::Info, nemesis.clone(), "start", v.clone());
+    let pause = FaultRecord::new(Fault::ClientPause { client: Some(plan.process), ms: Some(d.as_millis() as u64) });
+    rec.nemesis_here(NemesisEvent::Start(pause.clone()));
     for peer in &plan.peers {
         plan.net.hold(&plan.host, peer);
     }
@@ -373,7 +373,7 @@ async fn pause_process(plan: &ClientPlan, rec: &Recorder, d: Duration) {
     for peer in &plan.peers {
         plan.net.release(&plan.host, peer);
     }
-    rec.record(EventType::Info, nemesis, "stop", v);
+    rec.nemesis_here(NemesisEvent::Stop(pause));
 }
 
 /// A client that lies: it writes with forged tokens, tokens signed by another

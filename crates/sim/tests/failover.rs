@@ -15,6 +15,7 @@
 //! simulator's current host layout, re-checked with this test); with SIGKILLed
 //! processes, `fenced bench`'s failover took 1.8 s instead of 1.0 s.
 
+use fenced_check::nemesis::{FaultRecord, NemesisEvent};
 use fenced_check::verdict::Status;
 use fenced_check::waits;
 use fenced_client::ClientConfig;
@@ -65,9 +66,14 @@ fn an_acquire_waits_at_most_a_request_timeout_and_two_heartbeats_when_the_leader
             .history
             .events
             .iter()
-            .filter(|e| e.process.is_named("nemesis") && e.f == "start" && e.value["fault"] == "crash")
+            .filter(|e| {
+                matches!(
+                    NemesisEvent::from_event(e),
+                    Ok(NemesisEvent::Start(FaultRecord { fault: Fault::Crash { .. }, .. }))
+                )
+            })
             .collect();
-        let windows = waits::fault_windows(&out.history.events, "crash");
+        let windows = waits::fault_windows(&out.history.events, |f| matches!(f, Fault::Crash { .. }));
         assert_eq!(windows.len(), crashes.len());
         for (wait, crash) in waits::longest_acquire_waits(&out.history.events, &windows).into_iter().zip(&crashes) {
             if crash.value["leader"] != true {

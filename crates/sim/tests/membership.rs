@@ -6,6 +6,7 @@
 //! each run.
 
 use fenced_check::history::{Event, History};
+use fenced_check::nemesis::{Fault, NemesisEvent};
 use fenced_check::verdict::Status;
 use fenced_check::waits;
 use fenced_replica::config::ReplicaConfig;
@@ -22,14 +23,23 @@ fn run(cfg: &SimConfig) -> SeedOutcome {
     out
 }
 
+/// The fault a nemesis start or stop names.
+fn fault(e: &Event) -> Option<Fault> {
+    match NemesisEvent::from_event(e) {
+        Ok(NemesisEvent::Start(r) | NemesisEvent::Stop(r)) => Some(r.fault),
+        _ => None,
+    }
+}
+
 fn nemesis<'a>(h: &'a History, f: &'a str) -> impl Iterator<Item = &'a Event> + 'a {
     h.events.iter().filter(move |e| e.process.is_named("nemesis") && e.f == f)
 }
 
 /// The membership changes: (start, stop, the stop record).
 fn changes(h: &History) -> Vec<(u64, u64, serde_json::Value)> {
-    let starts = nemesis(h, "start").filter(|e| e.value["fault"] == "membership");
-    let stops = nemesis(h, "stop").filter(|e| e.value["fault"] == "membership");
+    let membership = |e: &&Event| matches!(fault(e), Some(Fault::Membership { .. }));
+    let starts = nemesis(h, "start").filter(membership);
+    let stops = nemesis(h, "stop").filter(membership);
     starts.zip(stops).map(|(a, b)| (a.time, b.time, b.value.clone())).collect()
 }
 
@@ -56,7 +66,7 @@ fn no_acquire_waits_longer_than_two_election_timeouts_because_of_a_change() {
         leader_removals += changes.iter().filter(done).filter(|c| c.2["leader"] == true).count();
         replaces += changes.iter().filter(done).filter(|c| c.2["op"] == "replace").count();
         let windows: Vec<(u64, u64)> = changes.iter().map(|(a, b, _)| (*a, *b)).collect();
-        assert_eq!(windows, waits::fault_windows(&out.history.events, "membership"));
+        assert_eq!(windows, waits::fault_windows(&out.history.events, |f| matches!(f, Fault::Membership { .. })));
         for (wait, (_, _, change)) in
             waits::longest_acquire_waits(&out.history.events, &windows).into_iter().zip(&changes)
         {
@@ -99,9 +109,9 @@ fn changes_survive_crashes_in_joint_configurations_and_partitions_during_changes
         let out = run(&cfg);
         let joint = nemesis(&out.history, "start").filter(|e| e.value["during"] == "joint-configuration");
         for e in joint {
-            match e.value["fault"].as_str() {
-                Some("crash") => crashes += 1,
-                Some("partition") => partitions += 1,
+            match fault(e) {
+                Some(Fault::Crash { .. }) => crashes += 1,
+                Some(Fault::Partition { .. }) => partitions += 1,
                 _ => {}
             }
         }

@@ -34,3 +34,20 @@ fn a_paused_replica_notices_its_pause_when_it_wakes() {
         assert_eq!(noticed, vec![node], "only the paused replica {node} noticed a pause");
     }
 }
+
+/// A scripted fault the simulator cannot make (the chaos runner's
+/// libfaketime offset) fails the seed with an error naming it.
+#[test]
+fn a_fault_the_simulator_cannot_make_is_an_error() {
+    let mut cfg = SimConfig::new(1);
+    cfg.duration = Duration::from_secs(5);
+    cfg.script = Some(vec![Planned {
+        start: Duration::from_secs(1),
+        end: Duration::from_secs(2),
+        fault: Fault::Clock { node: 1, offset_s: 60 },
+    }]);
+    match run_seed(&cfg) {
+        Ok(_) => panic!("a clock offset was accepted"),
+        Err(e) => assert!(e.to_string().contains("cannot make the fault `clock`"), "{e}"),
+    }
+}

@@ -21,6 +21,7 @@
 
 use super::{fmt_ns, view_or_unknown};
 use crate::history::{History, Outcome};
+use crate::nemesis::Fault;
 use crate::verdict::{Evidence, Options, Property, Verdict};
 use crate::view::Nemesis;
 use std::collections::BTreeMap;
@@ -122,25 +123,31 @@ pub fn check(history: &History, opts: &Options) -> Verdict {
 
 /// The time of the final heal, or why there is none.
 fn heal_time(nemesis: &[Nemesis<'_>]) -> Result<u64, String> {
-    let mut active: BTreeMap<&str, usize> = BTreeMap::new();
+    // Each active fault kind and how many of it are running.
+    let mut active: Vec<(&Fault, usize)> = Vec::new();
     let mut last_stop: Option<&Nemesis<'_>> = None;
     for n in nemesis {
+        let i = active.iter().position(|(f, _)| f.same_kind(&n.fault));
         if n.start {
-            *active.entry(n.fault.as_str()).or_default() += 1;
+            match i {
+                Some(i) => active[i].1 += 1,
+                None => active.push((&n.fault, 1)),
+            }
             continue;
         }
-        if n.fault == "heal-all" {
+        if n.fault == Fault::HealAll {
             active.clear();
-        } else if let Some(c) = active.get_mut(n.fault.as_str()) {
-            *c -= 1;
-            if *c == 0 {
-                active.remove(n.fault.as_str());
+        } else if let Some(i) = i {
+            active[i].1 -= 1;
+            if active[i].1 == 0 {
+                active.remove(i);
             }
         }
         last_stop = Some(n);
     }
     if !active.is_empty() {
-        let faults: Vec<&str> = active.keys().copied().collect();
+        let mut faults: Vec<&str> = active.iter().map(|(f, _)| f.name()).collect();
+        faults.sort_unstable();
         return Err(format!(
             "fault(s) {faults:?} still active at the end of the history: availability is only promised after the heal"
         ));
@@ -157,4 +164,72 @@ fn heal_time(nemesis: &[Nemesis<'_>]) -> Result<u64, String> {
 
 fn duration_ns(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType, Process};
+    use crate::nemesis::{FaultRecord, NemesisEvent, PartitionKind};
+    use crate::view::View;
+    use serde_json::json;
+
+    fn heal(events: Vec<Event>) -> Result<u64, String> {
+        let h = History::new(events);
+        let view = View::build(&h).map_err(|e| e.to_string())?;
+        heal_time(&view.nemesis)
+    }
+
+    fn start(f: Fault, t: u64) -> Event {
+        NemesisEvent::Start(FaultRecord::new(f)).to_event(t)
+    }
+
+    fn stop(f: Fault, up: Option<bool>, t: u64) -> Event {
+        NemesisEvent::Stop(FaultRecord { majority_up: up, ..FaultRecord::new(f) }).to_event(t)
+    }
+
+    #[test]
+    fn a_stop_ends_a_start_of_the_same_kind_only() {
+        let crash = |node| Fault::Crash { node };
+        assert_eq!(heal(vec![start(crash(1), 10), stop(crash(1), None, 50)]), Ok(50));
+        // Two crashes of one kind: the heal is the second stop.
+        let two = vec![start(crash(1), 10), start(crash(2), 20), stop(crash(1), None, 50), stop(crash(2), None, 70)];
+        assert_eq!(heal(two), Ok(70));
+        // A pause's stop does not end a crash.
+        let other = heal(vec![start(crash(1), 10), stop(Fault::Pause { node: 1 }, None, 50)]);
+        assert!(other.is_err_and(|e| e.contains("crash")), "a pause's stop ended a crash");
+    }
+
+    #[test]
+    fn heal_all_ends_every_fault_and_says_whether_a_majority_is_up() {
+        let partition = Fault::Partition { kind: PartitionKind::Bridge };
+        let events =
+            vec![start(partition, 10), start(Fault::Pause { node: 2 }, 20), stop(Fault::HealAll, Some(true), 90)];
+        assert_eq!(heal(events), Ok(90));
+        let down = heal(vec![start(Fault::Crash { node: 1 }, 10), stop(Fault::HealAll, Some(false), 90)]);
+        assert!(down.is_err_and(|e| e.contains("no majority")));
+    }
+
+    #[test]
+    fn foreign_fault_kinds_pair_by_name() {
+        let ev = |f: &str, v: serde_json::Value, t| Event {
+            kind: EventType::Info,
+            process: Process::Named("nemesis".into()),
+            f: f.into(),
+            value: v,
+            time: t,
+            node: None,
+            wall: None,
+        };
+        // A hand-written history's `kill` (no `node`) and a Jepsen nemesis.
+        let kill = vec![
+            ev("start", json!({"fault": "kill", "targets": ["n1"]}), 10),
+            ev("stop", json!({"fault": "kill"}), 40),
+            ev("start-partition", json!(null), 50),
+            ev("stop-partition", json!(null), 80),
+        ];
+        assert_eq!(heal(kill), Ok(80));
+        let unpaired = vec![ev("start", json!({"fault": "kill"}), 10), ev("stop", json!({"fault": "gremlins"}), 40)];
+        assert!(heal(unpaired).is_err());
+    }
 }

@@ -12,6 +12,7 @@
 //! Nothing is loaded from outside the file.
 
 use crate::history::{History, Op, Outcome, Process};
+use crate::nemesis::Fault;
 use crate::verdict::{overall, Status, Verdict};
 use crate::view::View;
 use serde_json::{json, Value};
@@ -145,24 +146,24 @@ fn timeline_data(history: &History, verdicts: &[Verdict]) -> Value {
     let mut faults = Vec::new();
     let mut marks = Vec::new();
     if let Ok(view) = View::build(history) {
-        let mut open: Vec<(String, u64)> = Vec::new();
+        let mut open: Vec<(&Fault, u64)> = Vec::new();
         for n in &view.nemesis {
             let t = n.time - t0;
             marks.push(json!([
                 t,
-                format!("{} {}", if n.start { "start" } else { "stop" }, n.fault),
+                format!("{} {}", if n.start { "start" } else { "stop" }, n.fault.name()),
                 short(&n.op.first.value)
             ]));
             if n.start {
-                open.push((n.fault.clone(), t));
-            } else if n.fault == "heal-all" {
-                faults.extend(open.drain(..).map(|(f, s)| json!([s, t, f])));
-            } else if let Some(k) = open.iter().position(|(f, _)| *f == n.fault) {
+                open.push((&n.fault, t));
+            } else if n.fault == Fault::HealAll {
+                faults.extend(open.drain(..).map(|(f, s)| json!([s, t, f.name()])));
+            } else if let Some(k) = open.iter().position(|(f, _)| f.same_kind(&n.fault)) {
                 let (f, s) = open.remove(k);
-                faults.push(json!([s, t, f]));
+                faults.push(json!([s, t, f.name()]));
             }
         }
-        faults.extend(open.into_iter().map(|(f, s)| json!([s, t1 - t0, f])));
+        faults.extend(open.into_iter().map(|(f, s)| json!([s, t1 - t0, f.name()])));
     }
 
     let contradictions = history.wall_contradictions();

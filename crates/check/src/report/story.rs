@@ -15,6 +15,7 @@
 //! says what it left out.
 
 use crate::history::{History, Op, Outcome, Process};
+use crate::nemesis::Fault as NemesisFault;
 use crate::verdict::Verdict;
 use crate::view::{LogKind, View};
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,32 +75,32 @@ fn process_label(p: &Process) -> String {
 /// Pair nemesis starts with their stops (same fault, same targets), and
 /// say whom each hit.
 fn faults(view: &View<'_>, end: u64) -> Vec<Fault> {
-    let mut open: Vec<(String, String, u64, &serde_json::Value)> = Vec::new();
+    let mut open: Vec<(&NemesisFault, String, u64, &serde_json::Value)> = Vec::new();
     let mut out = Vec::new();
     let key = |v: &serde_json::Value| format!("{}|{}|{}", v["targets"], v["client"], v["node"]);
     for n in &view.nemesis {
         let v = &n.op.first.value;
         if n.start {
-            open.push((n.fault.clone(), key(v), n.time, v));
-        } else if n.fault == "heal-all" {
+            open.push((&n.fault, key(v), n.time, v));
+        } else if n.fault == NemesisFault::HealAll {
             for (f, _, from, v) in open.drain(..) {
-                out.push(fault(&f, from, n.time, v));
+                out.push(fault(f, from, n.time, v));
             }
-        } else if let Some(i) = open.iter().position(|(f, k, _, _)| *f == n.fault && *k == key(v)) {
+        } else if let Some(i) = open.iter().position(|(f, k, _, _)| f.same_kind(&n.fault) && *k == key(v)) {
             let (f, _, from, v) = open.remove(i);
-            out.push(fault(&f, from, n.time, v));
-        } else if let Some(i) = open.iter().position(|(f, _, _, _)| *f == n.fault) {
+            out.push(fault(f, from, n.time, v));
+        } else if let Some(i) = open.iter().position(|(f, _, _, _)| f.same_kind(&n.fault)) {
             let (f, _, from, v) = open.remove(i);
-            out.push(fault(&f, from, n.time, v));
+            out.push(fault(f, from, n.time, v));
         }
     }
-    out.extend(open.into_iter().map(|(f, _, from, v)| fault(&f, from, end, v)));
+    out.extend(open.into_iter().map(|(f, _, from, v)| fault(f, from, end, v)));
     out.sort_by_key(|f| (f.from, f.to));
     out
 }
 
-fn fault(name: &str, from: u64, to: u64, v: &serde_json::Value) -> Fault {
-    let on_client = name.contains("client");
+fn fault(kind: &NemesisFault, from: u64, to: u64, v: &serde_json::Value) -> Fault {
+    let on_client = kind.on_client();
     let mut clients = Vec::new();
     let mut replicas = Vec::new();
     if let Some(c) = v["client"].as_u64() {
@@ -121,12 +122,7 @@ fn fault(name: &str, from: u64, to: u64, v: &serde_json::Value) -> Fault {
         }
     }
     let ms = (to.saturating_sub(from)) / 1_000_000;
-    let verb = match name {
-        "client-pause" | "pause-client" => "paused",
-        n if n.contains("pause") => "paused",
-        n if n.contains("kill") || n.contains("crash") => "crashed",
-        n => n,
-    };
+    let verb = kind.verb();
     Fault { label: format!("{verb} {ms} ms"), from, to, clients, replicas }
 }
 

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use fenced_check::history::{EventType, History, Process};
+use fenced_check::nemesis::NemesisEvent;
 use fenced_check::verdict::Status;
 use fenced_sim::config::SimConfig;
 use fenced_sim::nemesis::{Fault, Planned};
@@ -125,9 +126,13 @@ fn narrate(h: &History, ttl: Duration) {
     for e in &h.events {
         let interesting = match (&e.process, e.f.as_str(), e.kind) {
             // Short client pauses are noise; the ones past the TTL are the story.
-            (Process::Named(n), _, _) if n == "nemesis" => {
-                e.value["fault"] != "client-pause" || e.value["ms"].as_u64().unwrap_or(0) > ttl.as_millis() as u64
-            }
+            (Process::Named(n), _, _) if n == "nemesis" => match NemesisEvent::from_event(e) {
+                Ok(NemesisEvent::Start(r) | NemesisEvent::Stop(r)) => match r.fault {
+                    Fault::ClientPause { ms, .. } => ms.unwrap_or(0) > ttl.as_millis() as u64,
+                    _ => true,
+                },
+                _ => true,
+            },
             (Process::Client(_), "write", EventType::Fail) => true,
             _ => false,
         };

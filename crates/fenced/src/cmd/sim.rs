@@ -7,6 +7,7 @@
 use anyhow::Context;
 use clap::Args;
 use fenced_check::history::{EventType, Process};
+use fenced_check::nemesis::{Fault, NemesisEvent};
 use fenced_check::verdict::Status;
 use fenced_io::clock::now;
 use fenced_sim::config::{Faults, Model, SimConfig};
@@ -243,9 +244,10 @@ fn seed_json(o: &SeedOutcome) -> Value {
         "wall_seconds": o.wall_time.as_secs_f64(),
         "long_client_pause": o.long_pause,
         "faults": o.schedule.len(),
-        "fault_kinds": o.schedule.iter().map(|p| serde_json::to_value(&p.fault).ok().and_then(|v| v["fault"].as_str().map(String::from)).unwrap_or_default()).collect::<std::collections::BTreeSet<_>>(),
+        "fault_kinds": o.schedule.iter().map(|p| p.fault.name()).collect::<std::collections::BTreeSet<_>>(),
         "membership_changes": o.history.events.iter().filter(|e| {
-            e.process.is_named("nemesis") && e.f == "stop" && e.value["fault"] == "membership" && e.value["outcome"].get("voters").is_some()
+            matches!(NemesisEvent::from_event(e), Ok(NemesisEvent::Stop(r))
+                if matches!(r.fault, Fault::Membership { .. }) && r.detail.get("outcome").is_some_and(|o| o.get("voters").is_some()))
         }).count(),
         "verdicts": verdicts,
         "disaster": o.disaster.as_ref().map(|d| json!({"kind": d.kind, "floor": d.floor, "known_index": d.known_index,
