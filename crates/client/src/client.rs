@@ -23,6 +23,7 @@ use fenced_core::clock::{Clock, Mono};
 use fenced_core::phi::{PhiConfig, PhiDetector};
 use fenced_core::Grant;
 use fenced_io::clock::SystemClock;
+use fenced_io::envelope::ErrorBody;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::{TcpTransport, Transport};
 use hyper::{Method, Request};

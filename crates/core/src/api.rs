@@ -202,23 +202,6 @@ pub struct ClaimResponse {
     pub won: bool,
 }
 
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable, machine-readable: `busy`, `not_holder`, `no_such_lease`, ...
-    pub code: String,
-    /// What happened and what to do next.
-    pub message: String,
-    /// For `busy`: the holding lease and its token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<u64>,
-    /// True if retrying the same request (same request id) may succeed.
-    #[serde(default)]
-    pub retry: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub id: u64,

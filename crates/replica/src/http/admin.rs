@@ -6,7 +6,7 @@
 use crate::duties::drain::{self, DrainError, REMOVED_PATH};
 use crate::duties::members;
 use crate::duties::membership::{self, Change, MembershipError};
-use crate::http::error::{ApiError, ApiJson};
+use crate::http::error::{sm_error, ApiError, ApiJson};
 use crate::http::locks::{origin, submit, unexpected};
 use crate::http::HttpState;
 use crate::node::ProposeError;
@@ -79,7 +79,7 @@ pub(crate) async fn cluster_key(State(app): State<App>) -> Result<Json<KeyRespon
     let keys: Vec<String> = app.shared.read(|t| t.public_keys().iter().map(encode_public_key).collect());
     match keys.last() {
         Some(k) => Ok(Json(KeyResponse { public_key: k.clone(), public_keys: keys })),
-        None => Err(SmError::NoSigningKey.into()),
+        None => Err(sm_error(SmError::NoSigningKey)),
     }
 }
 
