@@ -1,7 +1,7 @@
 //! Records what happened, as a history the checkers judge.
 
 use fenced_check::history::{Event, EventType, Process, Wall};
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

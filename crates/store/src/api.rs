@@ -39,7 +39,7 @@ use axum::routing::{delete, get, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use fenced_io::auth::{self, Caller, Op};
 use fenced_io::clock::SystemClock;
 use fenced_io::envelope;

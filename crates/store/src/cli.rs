@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
-use fenced_core::token::parse_public_key;
+use fenced_core::machine::token::parse_public_key;
 use fenced_io::auth::Policy;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;

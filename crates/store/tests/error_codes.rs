@@ -3,7 +3,7 @@
 //! of them. A code added in one place only fails here, instead of failing a
 //! client that matches on it.
 
-use fenced_core::token::TokenError;
+use fenced_core::machine::token::TokenError;
 use fenced_io::auth::AuthError as CallerError;
 use fenced_io::envelope::ErrorCodes;
 use fenced_store::api::ApiError;

@@ -9,8 +9,8 @@ pub mod browser;
 pub mod workload;
 
 use fenced_client::{Client, ClientConfig};
-use fenced_core::command::Request;
-use fenced_core::table::{Event, LockTable};
+use fenced_core::machine::command::Request;
+use fenced_core::machine::table::{Event, LockTable};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -404,8 +404,8 @@ pub fn wait_output_all(mut child: Child, within: Duration) -> (i32, String, Stri
 pub struct Acked {
     pub lock: String,
     pub token: u64,
-    pub invoked: fenced_core::clock::Mono,
-    pub completed: fenced_core::clock::Mono,
+    pub invoked: fenced_core::toolbox::clock::Mono,
+    pub completed: fenced_core::toolbox::clock::Mono,
 }
 
 /// Replay a dumped log through the real state machine and return its events.
@@ -447,7 +447,7 @@ pub fn check_exclusion(events: &[(u64, Event)]) -> BTreeSet<(String, u64)> {
 }
 
 /// Monotonic time for tests, through the clock seam.
-pub fn now() -> fenced_core::clock::Mono {
+pub fn now() -> fenced_core::toolbox::clock::Mono {
     fenced_io::clock::now()
 }
 

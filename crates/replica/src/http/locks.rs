@@ -15,8 +15,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::{Extension, Json};
 use fenced_core::api::*;
-use fenced_core::command::{Command, Origin, Request};
-use fenced_core::table::LockStatus;
+use fenced_core::machine::command::{Command, Origin, Request};
+use fenced_core::machine::table::LockStatus;
 use fenced_core::{ClientId, GrantKind, GrantRecord, LeaseId, Response, SmError, Token};
 use fenced_io::auth::Caller;
 use serde::de::DeserializeOwned;
@@ -40,7 +40,7 @@ pub(crate) fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) ->
 
 /// The deduplication origin of a request. When callers are authenticated
 /// the client id becomes `client@identity`: one identity can neither read
-/// another's stored responses nor use its leases (`fenced_core::table::owner_of`).
+/// another's stored responses nor use its leases (`fenced_core::machine::table::owner_of`).
 pub(crate) fn origin(
     caller: &Caller,
     client: Option<String>,
@@ -209,7 +209,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
         )));
     }
     if !b.sem {
-        if let Some((sem, slot)) = fenced_core::token::slot_of(&b.lock) {
+        if let Some((sem, slot)) = fenced_core::machine::token::slot_of(&b.lock) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_argument",
@@ -452,7 +452,7 @@ pub(crate) async fn claim(
 }
 
 /// Remove a claim. Who made a claim is the owner its client id names
-/// (`fenced_core::table::owner_of`: the authenticated identity), recorded in
+/// (`fenced_core::machine::table::owner_of`: the authenticated identity), recorded in
 /// the claim when it was applied; the table lets only that owner release it,
 /// or an administrator, whose right is checked here because the table knows
 /// no policy. A non-admin also needs the `release` or the `acquire` right on
