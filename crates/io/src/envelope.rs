@@ -88,9 +88,11 @@ pub trait ErrorCodes {
 
 /// An HTTP error of the service whose codes are `C`: a status and an
 /// [`ErrorBody`]. Built only through [`ApiError::new`], which checks the code.
+/// The body is boxed: handlers return `Result<_, ApiError>` on every path,
+/// and the body with all its details would make every such result large.
 pub struct ApiError<C> {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    pub body: Box<ErrorBody>,
     codes: PhantomData<fn() -> C>,
 }
 
@@ -99,7 +101,7 @@ impl<C: ErrorCodes> ApiError<C> {
     /// test run catches a code the contract lacks).
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         debug_assert!(C::is_known(code), "error code {code:?} is not in {}", C::CONTRACT);
-        ApiError { status, body: ErrorBody::new(code, message), codes: PhantomData }
+        ApiError { status, body: Box::new(ErrorBody::new(code, message)), codes: PhantomData }
     }
 
     /// `400 bad_request`: the request is not what the route takes.
@@ -122,7 +124,7 @@ impl<C> fmt::Debug for ApiError<C> {
 
 impl<C> IntoResponse for ApiError<C> {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        (self.status, Json(*self.body)).into_response()
     }
 }
 
