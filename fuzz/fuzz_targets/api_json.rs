@@ -10,6 +10,7 @@ use axum::http::{header, Request, Uri};
 use axum::response::IntoResponse;
 use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember};
 use fenced_core::api::*;
+use fenced_io::envelope::ErrorBody;
 use fenced_replica::http::admin::TransferRequest;
 use fenced_replica::http::error::ApiJson;
 use fenced_replica::http::locks::{CampaignRequest, ElectionQuery, LockQuery, ResignRequest};

@@ -8,7 +8,7 @@
 //! re-encodes to a frame that decodes to the same bytes.
 #![no_main]
 
-use fenced_core::command::Request;
+use fenced_core::machine::command::Request;
 use fenced_core::Response;
 use fenced_fuzz::framed;
 use fenced_io::disk::{Disk, MemDisk};

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::Request;
 use ed25519_dalek::SigningKey;
 use fenced_io::disk::{Disk, MemDisk};
-use fenced_store::api::ErrorBody;
+use fenced_io::envelope::ErrorBody;
 use fenced_store::config::StoreConfig;
 use fenced_store::engine::{EngineOptions, Store};
 use libfuzzer_sys::fuzz_target;

@@ -1,10 +1,10 @@
-//! The signed token parser and public key parser (`fenced_core::token`).
+//! The signed token parser and public key parser (`fenced_core::machine::token`).
 //! Properties: never a panic; only the one real key's signatures verify,
 //! and a token that verifies decodes to the claims it was made with.
 #![no_main]
 
 use ed25519_dalek::SigningKey;
-use fenced_core::token::{decode, parse_public_key, sign, verify, TokenClaims};
+use fenced_core::machine::token::{decode, parse_public_key, sign, verify, TokenClaims};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

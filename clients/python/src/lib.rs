@@ -14,7 +14,7 @@
 //! server's reason text.
 
 use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, Guard, LostReason, StoreClient, StoreError};
-use fenced_core::clock::Mono;
+use fenced_core::toolbox::clock::Mono;
 use fenced_io::clock::now;
 use fenced_io::clock::SystemClock;
 use fenced_io::http::HttpClient;

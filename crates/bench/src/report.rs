@@ -4,7 +4,7 @@ use crate::error::BenchError;
 use crate::stats::civil_from_days;
 use crate::workload::WorkloadResult;
 use crate::Config;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;

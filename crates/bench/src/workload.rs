@@ -3,7 +3,7 @@
 use crate::error::OpError;
 use crate::stats::{jain_index, percentiles, Percentiles};
 use crate::system::{Held, LockSystem};
-use fenced_core::clock::Mono;
+use fenced_core::toolbox::clock::Mono;
 use fenced_io::clock::now;
 use serde::Serialize;
 use std::collections::BTreeMap;

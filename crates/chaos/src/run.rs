@@ -17,7 +17,7 @@ use fenced_check::history::{Event, EventType, History, Process};
 use fenced_check::nemesis::{FaultRecord, NemesisEvent};
 use fenced_check::verdict::{Options, Status, Verdict};
 use fenced_client::{Client, ClientConfig};
-use fenced_core::command::Request;
+use fenced_core::machine::command::Request;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
 use fenced_store_client::StoreClient;
@@ -888,7 +888,7 @@ pub fn read_back_dirs(
     let mut best: Option<((u64, u64), Vec<Value>)> = None;
     let mut agree: BTreeMap<(u64, u64), usize> = BTreeMap::new();
     // What each replica knew committed, to compare them (state-machine safety).
-    let mut committed_logs: BTreeMap<u64, fenced_core::audit::CommittedLog> = BTreeMap::new();
+    let mut committed_logs: BTreeMap<u64, fenced_core::machine::audit::CommittedLog> = BTreeMap::new();
     for (id, dir) in dirs {
         let out = std::process::Command::new(bin)
             .args(["debug", "log", "--json", "--data-dir"])
@@ -950,12 +950,12 @@ pub fn read_back_dirs(
             Err(_) => notes.push(format!("log entry {index}: request not understood")),
         }
     }
-    let mut out: Vec<Event> = fenced_core::audit::divergences(&committed_logs)
+    let mut out: Vec<Event> = fenced_core::machine::audit::divergences(&committed_logs)
         .into_iter()
         .map(|d| Event::from_log("diverged", serde_json::to_value(&d).unwrap_or_default(), at))
         .collect();
     out.extend(
-        fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
+        fenced_core::machine::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
             .into_iter()
             .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at)),
     );

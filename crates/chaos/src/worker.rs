@@ -42,7 +42,7 @@ pub fn mono_ns() -> u64 {
 /// This process's wall clock with its error bound (`adjtimex`, through the
 /// clock seam), for the `wall` of a history event.
 pub fn wall_now() -> Wall {
-    let b = fenced_core::clock::Clock::wall_bound(fenced_io::clock::system());
+    let b = fenced_core::toolbox::clock::Clock::wall_bound(fenced_io::clock::system());
     Wall::new(b.earliest_ms, b.latest_ms, b.synchronized)
 }
 

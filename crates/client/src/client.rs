@@ -1,6 +1,6 @@
 //! Endpoints, failover and idempotent requests.
 //!
-//! Each endpoint has a phi-accrual failure detector ([`fenced_core::phi`]) fed
+//! Each endpoint has a phi-accrual failure detector ([`fenced_core::toolbox::phi`]) fed
 //! by the replies that end a call. Failover tries endpoints in the order of
 //! [`rank_endpoints`]: the unsuspected ones first, starting from the one that
 //! answered last, then the suspected ones, least suspected first. Suspicion
@@ -19,10 +19,11 @@ use crate::error::ClientError;
 use crate::guard::{AcquireOptions, Guard};
 use bytes::Bytes;
 use fenced_core::api::*;
-use fenced_core::clock::{Clock, Mono};
-use fenced_core::phi::{PhiConfig, PhiDetector};
+use fenced_core::toolbox::clock::{Clock, Mono};
+use fenced_core::toolbox::phi::{PhiConfig, PhiDetector};
 use fenced_core::Grant;
 use fenced_io::clock::SystemClock;
+use fenced_io::envelope::ErrorBody;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::{TcpTransport, Transport};
 use hyper::{Method, Request};
@@ -533,8 +534,8 @@ pub(crate) fn encode_query(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{rank_endpoints, EndpointHealth};
-    use fenced_core::clock::Mono;
-    use fenced_core::phi::PhiConfig;
+    use fenced_core::toolbox::clock::Mono;
+    use fenced_core::toolbox::phi::PhiConfig;
 
     #[test]
     fn nothing_suspected_rotates_from_the_preferred() {

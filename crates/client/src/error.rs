@@ -1,6 +1,6 @@
 //! Client errors.
 
-use fenced_core::api::ErrorBody;
+use fenced_io::envelope::ErrorBody;
 
 /// Why a client call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,16 +62,7 @@ mod tests {
     use super::*;
 
     fn api(code: &str, message: &str) -> ClientError {
-        ClientError::Api {
-            status: 400,
-            body: Box::new(ErrorBody {
-                code: code.into(),
-                message: message.into(),
-                holder: None,
-                token: None,
-                retry: false,
-            }),
-        }
+        ClientError::Api { status: 400, body: Box::new(ErrorBody::new(code, message)) }
     }
 
     #[test]

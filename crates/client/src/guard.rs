@@ -5,7 +5,7 @@ use crate::error::ClientError;
 use crate::sse::SseParser;
 use bytes::Bytes;
 use fenced_core::api::WatchEvent;
-use fenced_core::clock::Mono;
+use fenced_core::toolbox::clock::Mono;
 use fenced_core::Grant;
 use http_body_util::BodyExt;
 use hyper::Request;

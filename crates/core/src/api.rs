@@ -2,7 +2,7 @@
 //! client so that the two cannot drift apart. Requests reject unknown fields:
 //! a misspelled `wait_ms` must be an error, not a silent try-once.
 
-use crate::response::GrantRecord;
+use crate::machine::response::GrantRecord;
 use crate::{LeaseId, Token};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -202,23 +202,6 @@ pub struct ClaimResponse {
     pub won: bool,
 }
 
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Stable, machine-readable: `busy`, `not_holder`, `no_such_lease`, ...
-    pub code: String,
-    /// What happened and what to do next.
-    pub message: String,
-    /// For `busy`: the holding lease and its token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holder: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<u64>,
-    /// True if retrying the same request (same request id) may succeed.
-    #[serde(default)]
-    pub retry: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub id: u64,
@@ -240,7 +223,7 @@ pub struct ClusterStatus {
     pub clock: Option<ClockHealth>,
     /// Latency of this replica's log fsyncs (recent window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fsync: Option<crate::latency::LatencySummary>,
+    pub fsync: Option<crate::toolbox::latency::LatencySummary>,
     /// Whether this replica judges itself a limping leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limp: Option<LimpStatus>,
@@ -262,9 +245,9 @@ pub struct PeerHealth {
     /// reply, a Raft reply, or a Raft request from it); `None` if never.
     pub last_heard_ms_ago: Option<u64>,
     /// Round trips of this replica's probes to the peer.
-    pub rtt: crate::latency::LatencySummary,
+    pub rtt: crate::toolbox::latency::LatencySummary,
     /// AppendEntries round trips (entries and heartbeats) while this replica leads.
-    pub replication: crate::latency::LatencySummary,
+    pub replication: crate::toolbox::latency::LatencySummary,
     /// The peer's own median fsync and median RTT to its peers, as it reported
     /// in its last probe reply (for the limping-leader comparison).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,12 +258,12 @@ pub struct PeerHealth {
     /// leads: bytes and entries per second over the window (the replication
     /// stream), and bytes per second of round trip (the link while busy).
     #[serde(default)]
-    pub replication_throughput: crate::throughput::ThroughputSummary,
+    pub replication_throughput: crate::toolbox::throughput::ThroughputSummary,
     /// This replica's bandwidth probes to the peer (a fixed-size padded
     /// request every few seconds, in any role): `busy_bytes_per_s` is the
     /// outbound link's rate, comparable across replicas whatever the load.
     #[serde(default)]
-    pub link_throughput: crate::throughput::ThroughputSummary,
+    pub link_throughput: crate::toolbox::throughput::ThroughputSummary,
     /// The peer's own outbound link rate (median over its peers of its
     /// bandwidth probes), as it reported in its last bandwidth-probe reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,7 +274,7 @@ pub struct PeerHealth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockHealth {
     /// The wall clock with its error bound (`adjtimex`).
-    pub wall: crate::clock::WallBound,
+    pub wall: crate::toolbox::clock::WallBound,
     /// Wall-clock jumps detected (|wall − monotonic| over one tick above the threshold).
     pub jumps: u64,
     /// The last jump, in ms (positive: forward).
@@ -306,7 +289,7 @@ pub struct ClockHealth {
     /// True while a pause has been noticed and leadership is not re-confirmed.
     pub awaiting_reconfirm: bool,
     /// Scheduling lateness of the replica's tick (jHiccup-style).
-    pub lateness: crate::latency::LatencySummary,
+    pub lateness: crate::toolbox::latency::LatencySummary,
 }
 
 /// The limping-leader judgement.

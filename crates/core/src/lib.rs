@@ -1,45 +1,35 @@
-//! The pure core of fenced: the lock table as a deterministic state machine.
+//! The core of fenced, in two parts that must not blur.
 //!
-//! Nothing here does I/O or reads a clock. Time enters only as values inside
-//! commands ([`command::Request::at_ms`]), and every replica that applies the same
-//! log produces the same state and the same responses, byte for byte. That is
-//! what lets a retried request get the original answer from any replica, and
-//! what lets the simulator replay a seed.
+//! - [`machine`]: the replicated state machine, what every replica must
+//!   agree on. The lock table, the commands that enter the log, the
+//!   responses, the signed tokens, the limits. Every replica that applies the
+//!   same log produces the same state and the same responses, byte for byte:
+//!   that is what lets a retried request get the original answer from any
+//!   replica, and what lets the simulator replay a seed. Time enters only as
+//!   values inside commands ([`machine::command::Request::at_ms`]).
+//! - [`toolbox`]: local measurement, what each process judges for itself
+//!   and no two replicas need agree on: the `Clock` seam, the phi-accrual
+//!   detector, latency and throughput windows, rate buckets, pause and
+//!   wall-jump detection. Pure too (time is passed in), but its answers
+//!   depend on when and where they are asked.
 //!
-//! - [`ids`]: lease ids, fencing tokens, names and their validation.
-//! - [`command`]: what goes into the replicated log.
-//! - [`response`]: what applying a command answers.
-//! - [`table`]: the lock table itself (`apply`).
-//! - [`token`]: signed fencing tokens (Ed25519), issue and verify.
-//! - [`clock`]: the monotonic `Clock` seam, used by the replica and client.
-//! - [`limits`]: the bounds on every collection in the table.
-//! - [`name_set`]: the small sorted sets of names a lease holds, awaits and claims.
-//! - [`phi`]: the phi-accrual failure detector (pure; time is passed in).
-//! - [`admin`]: JSON bodies of the maintenance API (membership, drain, peers).
-//! - [`rate`]: per-client token buckets for request rate limits (pure).
-//! - [`latency`]: bounded windows of latency samples and their percentiles.
-//! - [`clockwatch`]: pause (lateness) and wall-clock jump detection from clock readings.
+//! **The rule:** nothing in the machine may read a clock or a local
+//! measurement, so a file under `machine/` imports nothing from `toolbox/`
+//! (nor from the API bodies above both); and the toolbox does not import the
+//! machine, so a measurement cannot grow a dependency on replicated state.
+//! `tests/layout.rs` reads every source file's `crate::` paths and fails on
+//! a path across the line.
+//!
+//! Above both, the JSON bodies of the HTTP API ([`api`], and [`admin`] for
+//! membership, drain and peers) may use either: a status report carries
+//! replicated state next to this replica's measurements.
 
 pub mod admin;
 pub mod api;
-pub mod audit;
-#[cfg(feature = "bugs")]
-pub mod bugs;
-pub mod clock;
-pub mod clockwatch;
-pub mod command;
-pub mod ids;
-pub mod latency;
-pub mod limits;
-pub mod name_set;
-pub mod phi;
-pub mod rate;
-pub mod response;
-pub mod table;
-pub mod throughput;
-pub mod token;
+pub mod machine;
+pub mod toolbox;
 
-pub use command::{Command, Mode, Request};
-pub use ids::{ClientId, LeaseId, Token};
-pub use response::{Grant, GrantKind, GrantRecord, Response, SmError};
-pub use table::LockTable;
+pub use machine::command::{Command, Mode, Request};
+pub use machine::ids::{ClientId, LeaseId, Token};
+pub use machine::response::{Grant, GrantKind, GrantRecord, Response, SmError};
+pub use machine::table::LockTable;

@@ -18,8 +18,8 @@
 //! Run with `REWRITE=1` to regenerate the expected output after a deliberate
 //! change, and review the diff.
 
-use fenced_core::command::{Command, Origin, Request};
-use fenced_core::table::{Event, LockTable};
+use fenced_core::machine::command::{Command, Origin, Request};
+use fenced_core::machine::table::{Event, LockTable};
 use fenced_core::{ClientId, LeaseId, Mode, Response, Token};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -132,14 +132,14 @@ impl Harness {
             "limits" => {
                 // Only before the first entry: limits are fixed for a table's life.
                 assert_eq!(self.index, 0, "limits must come first");
-                let mut limits = fenced_core::limits::Limits::default();
+                let mut limits = fenced_core::machine::limits::Limits::default();
                 if kv.contains_key("claims_per_owner") {
                     limits.claims_per_owner_max = num(&kv, "claims_per_owner") as usize;
                 }
                 if kv.contains_key("waiters") {
                     limits.waiters_per_lock_max = num(&kv, "waiters") as usize;
                 }
-                let mut prims = fenced_core::table::PrimitiveLimits::default();
+                let mut prims = fenced_core::machine::table::PrimitiveLimits::default();
                 if kv.contains_key("shared_holders") {
                     prims.shared_holders_max = num(&kv, "shared_holders") as usize;
                 }

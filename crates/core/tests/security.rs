@@ -2,10 +2,10 @@
 //! rotation, lease ownership between authenticated identities, and leases
 //! per owner.
 
-use fenced_core::command::{Command, Origin, Request};
-use fenced_core::limits::Limits;
-use fenced_core::table::LockTable;
-use fenced_core::token::{self, key_id};
+use fenced_core::machine::command::{Command, Origin, Request};
+use fenced_core::machine::limits::Limits;
+use fenced_core::machine::table::LockTable;
+use fenced_core::machine::token::{self, key_id};
 use fenced_core::{ClientId, LeaseId, Response, SmError};
 
 struct T {

@@ -6,7 +6,7 @@
 mod support;
 
 use ed25519_dalek::SigningKey;
-use fenced_core::token::{encode_public_key, sign, TokenClaims};
+use fenced_core::machine::token::{encode_public_key, sign, TokenClaims};
 use std::time::Duration;
 use support::browser::{self, Page};
 use support::{fenced, Cluster, StoreProc};

@@ -9,7 +9,7 @@ mod support;
 
 use bytes::Bytes;
 use fenced_client::{Client, ClientConfig, ClientError};
-use fenced_core::token::{self, encode_public_key, parse_public_key};
+use fenced_core::machine::token::{self, encode_public_key, parse_public_key};
 use fenced_io::auth::Policy;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;

@@ -13,7 +13,7 @@
 mod support;
 
 use ed25519_dalek::SigningKey;
-use fenced_core::token::{encode_public_key, sign, TokenClaims};
+use fenced_core::machine::token::{encode_public_key, sign, TokenClaims};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! The system clock: `CLOCK_MONOTONIC` (via `std::time::Instant`) for
 //! durations, and the wall clock for display only.
 
-use fenced_core::clock::{Clock, Mono, WallBound};
+use fenced_core::toolbox::clock::{Clock, Mono, WallBound};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The production [`Clock`].

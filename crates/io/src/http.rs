@@ -145,10 +145,15 @@ pub async fn serve_with(
     }
 }
 
+/// The body of the 503 for a connection over the limit: an
+/// [`ErrorBody`](crate::envelope::ErrorBody), written out because it is sent
+/// before any service's router sees the connection.
+pub(crate) const TOO_MANY_CONNECTIONS: &str = r#"{"code":"too_many_connections","message":"this server is at its connection limit; retry later or reuse connections","retry":true}"#;
+
 /// Answer a connection over the limit with a 503 and close it.
 async fn refuse(mut conn: BoxConn) {
     use tokio::io::AsyncWriteExt;
-    let body = r#"{"code":"too_many_connections","message":"this server is at its connection limit; retry later or reuse connections","retry":true}"#;
+    let body = TOO_MANY_CONNECTIONS;
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
         body.len()

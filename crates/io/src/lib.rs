@@ -3,6 +3,7 @@
 //! Production code and the simulator run the same replica, store and client;
 //! only these implementations differ:
 //! - [`transport`]: how bytes reach another host (TCP here, an in-memory network in the simulator);
+//! - [`envelope`]: the error body every HTTP API answers with, and the API error carrying it;
 //! - [`http`]: an HTTP/1 server and a pooled client built on any transport;
 //! - [`disk`]: durable files with an explicit `sync` (fsync), so a simulated
 //!   disk can lose what was not synced at a crash;
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod clock;
 pub mod disk;
+pub mod envelope;
 pub mod frame;
 pub mod http;
 pub mod listing;

@@ -6,8 +6,8 @@
 //! delay to every `sync`: the seed's limping node, injected in tests.
 
 use crate::disk::Disk;
-use fenced_core::clock::Clock;
-use fenced_core::latency::LatencyWindow;
+use fenced_core::toolbox::clock::Clock;
+use fenced_core::toolbox::latency::LatencyWindow;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

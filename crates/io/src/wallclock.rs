@@ -7,7 +7,7 @@
 //! disciplining the clock — then the bound means nothing. This is what AWS
 //! ClockBound publishes, and Spanner's TrueTime `[earliest, latest]`.
 
-use fenced_core::clock::{WallBound, MAX_ERROR_CAP_US};
+use fenced_core::toolbox::clock::{WallBound, MAX_ERROR_CAP_US};
 
 /// The kernel's view of the wall clock's error, or `None` if it cannot be read
 /// (not Linux, or the call failed).

@@ -3,7 +3,7 @@
 
 pub mod check;
 
-use fenced_core::limits::Limits;
+use fenced_core::machine::limits::Limits;
 use fenced_io::auth::Policy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,7 +104,7 @@ impl ReplicaConfig {
     }
 }
 
-/// Per-replica protection settings. Unlike [`fenced_core::limits::Limits`]
+/// Per-replica protection settings. Unlike [`fenced_core::machine::limits::Limits`]
 /// these are policy, checked before proposing: replicas may differ.
 #[derive(Debug, Clone)]
 pub struct ClientLimits {
@@ -112,7 +112,7 @@ pub struct ClientLimits {
     pub rate_per_sec: f64,
     /// Requests a client may send in a burst above its rate.
     pub rate_burst: f64,
-    /// Clients whose buckets are remembered (bounded; see `fenced_core::rate`).
+    /// Clients whose buckets are remembered (bounded; see `fenced_core::toolbox::rate`).
     pub rate_clients_max: usize,
     /// Open `/v1/lock/watch` streams per client.
     pub watches_per_client_max: usize,

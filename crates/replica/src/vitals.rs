@@ -12,7 +12,7 @@ use crate::config::ReplicaConfig;
 use crate::peer::health::PeerStats;
 use crate::vitals::limp::LimpState;
 use crate::vitals::timekeeper::Timekeeper;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use fenced_io::timed_disk::FsyncWindow;
 use std::fmt::Write;
 use std::sync::Arc;

@@ -8,11 +8,11 @@
 //! Each per-item size is a slope: the encoded size with 2N items minus that
 //! with N, over N, so the frame and the table's fixed part cancel out.
 
-use fenced_core::command::{Command, Origin, Request};
-use fenced_core::ids::{ClientId, LeaseId};
-use fenced_core::limits::Limits;
-use fenced_core::table::LockTable;
-use fenced_core::token::secret_from_entropy;
+use fenced_core::machine::command::{Command, Origin, Request};
+use fenced_core::machine::ids::{ClientId, LeaseId};
+use fenced_core::machine::limits::Limits;
+use fenced_core::machine::table::LockTable;
+use fenced_core::machine::token::secret_from_entropy;
 use fenced_io::frame;
 use fenced_replica::http::locks::PEER_BODY_MAX;
 

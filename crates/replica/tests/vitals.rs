@@ -4,7 +4,7 @@
 //! replica's fsync slow.
 
 use fenced_client::{AcquireOptions, Client, ClientConfig, LostReason};
-use fenced_core::clock::{Clock, Mono};
+use fenced_core::toolbox::clock::{Clock, Mono};
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::timed_disk::SlowDisk;

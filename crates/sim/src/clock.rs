@@ -6,7 +6,7 @@
 //! uses the wall clock for a decision, and these clocks let the simulator
 //! show it.
 
-use fenced_core::clock::{Clock, Mono, WallBound, WallSource};
+use fenced_core::toolbox::clock::{Clock, Mono, WallBound, WallSource};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

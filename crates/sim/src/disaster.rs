@@ -22,8 +22,8 @@
 
 use crate::config::DisasterKind;
 use fenced_check::history::Event;
-use fenced_core::audit::{self, Decision};
-use fenced_core::table::LockTable;
+use fenced_core::machine::audit::{self, Decision};
+use fenced_core::machine::table::LockTable;
 use fenced_io::disk::{Disk, MemDisk};
 use fenced_replica::storage::backup::{self, Backup, Started};
 use fenced_replica::storage::log_store::LogStore;
@@ -153,7 +153,7 @@ fn event(d: &Decision, at: u64) -> Event {
     Event::from_log(d.kind, serde_json::to_value(d).unwrap_or_default(), at)
 }
 
-fn requests(entries: &[Entry], upto: u64) -> impl Iterator<Item = (u64, &fenced_core::command::Request)> {
+fn requests(entries: &[Entry], upto: u64) -> impl Iterator<Item = (u64, &fenced_core::machine::command::Request)> {
     entries.iter().filter(move |e| e.log_id.index <= upto).filter_map(|e| match &e.payload {
         EntryPayload::Normal(req) => Some((e.log_id.index, req)),
         _ => None,

@@ -2,7 +2,7 @@
 
 use fenced_check::history::{Event, EventType, Process, Wall};
 use fenced_check::nemesis::NemesisEvent;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -580,7 +580,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
     }
     // Each replica vouches for its log up to its own committed index (a
     // lagging one may hold entries above it that a leader will overwrite).
-    let committed: BTreeMap<u64, fenced_core::audit::CommittedLog> = logs
+    let committed: BTreeMap<u64, fenced_core::machine::audit::CommittedLog> = logs
         .iter()
         .map(|(id, (c, entries))| {
             let describe = |e: &fenced_replica::storage::types::Entry| {
@@ -589,7 +589,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
             (*id, entries.iter().filter(|e| e.log_id.index <= *c).map(|e| (e.log_id.index, describe(e))).collect())
         })
         .collect();
-    let mut out: Vec<Event> = fenced_core::audit::divergences(&committed)
+    let mut out: Vec<Event> = fenced_core::machine::audit::divergences(&committed)
         .into_iter()
         .map(|d| Event::from_log("diverged", serde_json::to_value(&d).unwrap_or_default(), at))
         .collect();
@@ -600,7 +600,7 @@ fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, Sim
         _ => None,
     });
     out.extend(
-        fenced_core::audit::replay(requests)
+        fenced_core::machine::audit::replay(requests)
             .into_iter()
             .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at)),
     );
@@ -681,7 +681,7 @@ async fn drive(cfg: &SimConfig) -> Result<Driven, SimError> {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let key_entropy: [u8; 32] = rng.gen();
-    let cluster_key = fenced_core::token::public_key_from_entropy(&key_entropy);
+    let cluster_key = fenced_core::machine::token::public_key_from_entropy(&key_entropy);
     let net = Net::new(cfg.seed, LATENCY_MIN, LATENCY_MAX);
     let rec = Recorder::default();
     let live: Live = Arc::default();

@@ -9,7 +9,7 @@ use crate::recorder::Recorder;
 use fenced_check::history::{EventType, Process};
 use fenced_check::nemesis::{Fault, FaultRecord, NemesisEvent};
 use fenced_client::{AcquireOptions, Client, ClientError, Guard};
-use fenced_core::token::{self, TokenClaims};
+use fenced_core::machine::token::{self, TokenClaims};
 use fenced_store_client::{Fence, Idem, StoreClient, StoreError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

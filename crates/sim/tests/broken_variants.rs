@@ -23,9 +23,9 @@ fn sweep_until(property: Property, seeds: u64, configure: impl Fn(&mut SimConfig
 
 #[test]
 fn a_state_machine_that_reuses_tokens_is_caught() {
-    fenced_core::bugs::REUSE_TOKENS.store(true, Ordering::Relaxed);
+    fenced_core::machine::bugs::REUSE_TOKENS.store(true, Ordering::Relaxed);
     let found = sweep_until(Property::S1, 200, |_| {});
-    fenced_core::bugs::REUSE_TOKENS.store(false, Ordering::Relaxed);
+    fenced_core::machine::bugs::REUSE_TOKENS.store(false, Ordering::Relaxed);
     assert!(found.is_some(), "200 seeds of a token-reusing state machine found no S1 violation");
 }
 

@@ -54,14 +54,14 @@ fn the_primitives_workload_is_valid_under_faults() {
 
 #[test]
 fn a_writer_admitted_while_readers_hold_is_caught_in_the_simulator() {
-    fenced_core::bugs::WRITER_WITH_READERS.store(true, Ordering::Relaxed);
+    fenced_core::machine::bugs::WRITER_WITH_READERS.store(true, Ordering::Relaxed);
     let found = (1..=40).find(|seed| {
         let mut cfg = SimConfig::new(*seed);
         cfg.primitives = true;
         let out = run_seed(&cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         out.verdicts.iter().any(|v| v.property == Property::S4 && v.status == Status::Invalid)
     });
-    fenced_core::bugs::WRITER_WITH_READERS.store(false, Ordering::Relaxed);
+    fenced_core::machine::bugs::WRITER_WITH_READERS.store(false, Ordering::Relaxed);
     assert!(found.is_some(), "40 seeds of a table admitting writers next to readers found no S4 violation");
     println!("caught on seed {found:?}");
 }

@@ -1,7 +1,7 @@
 //! The extended S4 (and S1) on logs of the real lock table driven with a
 //! random mix of shared and exclusive acquires, re-entrant holds, semaphore
 //! permits, count changes, releases, cancels, expiries, revocations and
-//! the leader's handoffs, replayed through `fenced_core::audit` as the
+//! the leader's handoffs, replayed through `fenced_core::machine::audit` as the
 //! simulator does. A correct table passes on every seed; the broken one
 //! (a writer admitted while readers hold) is caught.
 //!
@@ -10,8 +10,8 @@
 use fenced_check::checkers::{s1, s4};
 use fenced_check::history::{Event, History};
 use fenced_check::verdict::{Options, Status};
-use fenced_core::command::{Command, Mode, Request};
-use fenced_core::table::LockTable;
+use fenced_core::machine::command::{Command, Mode, Request};
+use fenced_core::machine::table::LockTable;
 use fenced_core::{LeaseId, Response, Token};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -96,7 +96,7 @@ fn random_log(seed: u64, steps: u64) -> Vec<(u64, Request)> {
 }
 
 fn history_of(log: &[(u64, Request)]) -> History {
-    let events = fenced_core::audit::replay(log.iter().map(|(i, r)| (*i, r)))
+    let events = fenced_core::machine::audit::replay(log.iter().map(|(i, r)| (*i, r)))
         .into_iter()
         .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).expect("a decision is JSON"), 0))
         .collect();
@@ -122,11 +122,11 @@ fn the_mixed_primitives_keep_exclusion_and_permit_counts_on_every_seed() {
 
 #[test]
 fn a_writer_admitted_while_readers_hold_is_caught() {
-    fenced_core::bugs::WRITER_WITH_READERS.store(true, Ordering::Relaxed);
+    fenced_core::machine::bugs::WRITER_WITH_READERS.store(true, Ordering::Relaxed);
     let caught = (0..50).find(|seed| {
         let h = history_of(&random_log(*seed, 400));
         s4::check(&h, &Options::default()).status == Status::Invalid
     });
-    fenced_core::bugs::WRITER_WITH_READERS.store(false, Ordering::Relaxed);
+    fenced_core::machine::bugs::WRITER_WITH_READERS.store(false, Ordering::Relaxed);
     assert!(caught.is_some(), "50 seeds of a table admitting writers next to readers found no S4 violation");
 }

@@ -1,10 +1,9 @@
 //! A typed client for the store's HTTP API. The lock client's `Guard::put`
 //! builds on it: it attaches both tokens and maps 409/403 to typed errors.
 
-use crate::wire::{
-    ErrorBody, FenceJson, Object, WriteOk, H_CLIENT, H_REQUEST_ID, H_SIGNED_TOKEN, H_TOKEN, H_VERSION, H_WARNING,
-};
+use crate::wire::{FenceJson, Object, WriteOk, H_CLIENT, H_REQUEST_ID, H_SIGNED_TOKEN, H_TOKEN, H_VERSION, H_WARNING};
 use bytes::Bytes;
+use fenced_io::envelope::ErrorBody;
 use fenced_io::http::{HttpClient, HttpError, HttpResponse};
 use hyper::http::{header, HeaderMap, Method, Request, StatusCode};
 use std::time::Duration;

@@ -16,27 +16,6 @@ pub const H_WARNING: &str = "fenced-warning";
 /// The value of `Fenced-Warning` on every response of an unfenced store.
 pub const UNFENCED_WARNING: &str = "unfenced-store";
 
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// `stale_token`, `bad_token`, `missing_token`, `version_mismatch`,
-    /// `request_too_old`, `request_id_reused`, `limit_exceeded`, `not_found`,
-    /// `bad_request`, `too_large`, `unavailable`, `method_not_allowed`,
-    /// `unauthenticated`, `bad_credentials`, `forbidden`.
-    pub code: String,
-    pub message: String,
-    /// For `stale_token`: the token presented and the key's `max_token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub presented: Option<u64>,
-    /// For `stale_token`: the fence (the highest token accepted for the key
-    /// or its lock); for `version_mismatch`: the live version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<u64>,
-    /// For `version_mismatch`: the version the request expected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected: Option<u64>,
-}
-
 /// `GET /v1/objects/{key}?format=json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectJson {

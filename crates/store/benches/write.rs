@@ -11,7 +11,7 @@
 //! affects both; the ratio is of the medians.
 
 use ed25519_dalek::SigningKey;
-use fenced_core::token::{sign, TokenClaims};
+use fenced_core::machine::token::{sign, TokenClaims};
 use fenced_io::clock::now;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;

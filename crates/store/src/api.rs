@@ -15,7 +15,8 @@
 //!   the style and helpers it shares with the replica's from
 //!   `fenced_io::ui`). The page carries no data and needs no right.
 //!
-//! Every error is a 4xx/5xx with an [`ErrorBody`]; no rejected write changes
+//! Every error is a 4xx/5xx with an [`ErrorBody`](fenced_io::envelope::ErrorBody),
+//! its code one of [`error_codes::ERROR_CODES`]; no rejected write changes
 //! any state. Keys may contain `/`.
 //!
 //! Every route states the right it needs in [`ROUTES`], next to its path and
@@ -25,6 +26,7 @@
 
 use crate::config::StoreConfig;
 use crate::engine::{self, Origin, Rejection, Store, WriteOk, WriteOp, WriteRequest};
+use crate::error_codes;
 use crate::fence::{AuthError, Verifier};
 use crate::refusals::{NewRefusal, Refusal, Refusals};
 use axum::body::Bytes;
@@ -37,14 +39,14 @@ use axum::routing::{delete, get, put, MethodRouter};
 use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use fenced_io::auth::{self, Caller, Op};
 use fenced_io::clock::SystemClock;
+use fenced_io::envelope;
 use fenced_io::http::ConnInfo;
 use fenced_io::ui;
 pub use fenced_store_client::wire::{
-    ErrorBody, FenceJson, ObjectJson, H_CLIENT, H_REQUEST_ID, H_SIGNED_TOKEN, H_TOKEN, H_VERSION, H_WARNING,
-    UNFENCED_WARNING,
+    FenceJson, ObjectJson, H_CLIENT, H_REQUEST_ID, H_SIGNED_TOKEN, H_TOKEN, H_VERSION, H_WARNING, UNFENCED_WARNING,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -94,37 +96,9 @@ pub struct RefusalsJson {
 
 pub use fenced_io::listing::{COUNT_MAX, PAGE_DEFAULT, PAGE_MAX};
 
-/// An error response.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            body: ErrorBody {
-                code: code.into(),
-                message: message.into(),
-                presented: None,
-                current: None,
-                expected: None,
-            },
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
-}
+/// An error response of the store: status plus the one envelope
+/// ([`fenced_io::envelope`]), its code checked against [`error_codes::Codes`].
+pub type ApiError = envelope::ApiError<error_codes::Codes>;
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
@@ -449,7 +423,7 @@ async fn enforce(
     Ok(next.run(req).await)
 }
 
-/// Unknown paths get an [`ErrorBody`] too, not an empty 404.
+/// Unknown paths get an error body too, not an empty 404.
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; the API is listed in docs/store.md")
 }

@@ -1,7 +1,7 @@
 //! How a store is configured, and the seams it runs on.
 
 use ed25519_dalek::VerifyingKey;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use fenced_io::disk::Disk;
 use fenced_io::transport::Transport;
 use std::collections::BTreeMap;

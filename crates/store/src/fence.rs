@@ -19,7 +19,7 @@
 
 use crate::config::GuardMap;
 use ed25519_dalek::VerifyingKey;
-use fenced_core::token::{self, SignedKind, TokenClaims, TokenError};
+use fenced_core::machine::token::{self, SignedKind, TokenClaims, TokenError};
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
@@ -50,7 +50,7 @@ struct Generations {
 /// The lock name that fences slot `slot` of semaphore `sem`: keys a permit
 /// may write are guarded by it (`--guard pool/0/=pool#0`). The cluster
 /// refuses lock names of that shape (docs/primitives.md).
-pub use fenced_core::token::slot_lock;
+pub use fenced_core::machine::token::slot_lock;
 
 /// What a verified token may fence: the lock it names, or for a permit its
 /// slot's lock. A shared grant fences nothing it could write.
@@ -208,7 +208,7 @@ fn authorize_with(
 mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
-    use fenced_core::token::{sign, sign_as, SignedKind, TokenClaims};
+    use fenced_core::machine::token::{sign, sign_as, SignedKind, TokenClaims};
 
     fn signed(key: u8, lock: &str, token: u64) -> String {
         let claims = TokenClaims { key_id: 0, lock: lock.into(), token, lease: 1, issued_at_ms: 0 };

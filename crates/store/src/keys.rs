@@ -4,7 +4,7 @@
 //! store data, so they are read directly rather than through the disk seam.
 
 use ed25519_dalek::VerifyingKey;
-use fenced_core::token::parse_public_key;
+use fenced_core::machine::token::parse_public_key;
 use std::time::Duration;
 
 /// How often a serving store re-reads key files, so that a signing-key
@@ -54,7 +54,7 @@ pub fn load_cluster_keys(specs: &[String]) -> Result<Vec<VerifyingKey>, KeyError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fenced_core::token::encode_public_key;
+    use fenced_core::machine::token::encode_public_key;
 
     fn key(n: u8) -> VerifyingKey {
         ed25519_dalek::SigningKey::from_bytes(&[n; 32]).verifying_key()

@@ -7,7 +7,8 @@
 //! - [`config`]: [`StoreConfig`], guard mapping, limits, and the I/O seams.
 //! - [`fence`]: authenticating a write's signed token.
 //! - [`engine`]: values and fences, the WAL, group commit, recovery.
-//! - [`api`]: the HTTP API and the console at `/ui`; [`server`]: wiring it
+//! - [`api`]: the HTTP API and the console at `/ui`, its errors in the shared
+//!   envelope (`fenced_io::envelope`) with the codes of [`error_codes`]; [`server`]: wiring it
 //!   onto a transport; [`refusals`]: the bounded record of recent refusals
 //!   the console shows.
 //! - [`StoreClient`]: a typed client, re-exported from
@@ -37,6 +38,7 @@ pub mod api;
 pub mod config;
 mod dedup;
 pub mod engine;
+pub mod error_codes;
 pub mod fence;
 pub mod keys;
 pub mod refusals;

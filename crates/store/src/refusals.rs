@@ -17,7 +17,7 @@
 //! Entries are shared (`Arc`) between the ring and the per-key lists, so a
 //! refusal costs one allocation however many lists hold it.
 
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -206,7 +206,7 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fenced_core::clock::Mono;
+    use fenced_core::toolbox::clock::Mono;
 
     struct Fixed;
     impl Clock for Fixed {

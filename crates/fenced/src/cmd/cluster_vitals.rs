@@ -4,7 +4,7 @@
 //! pauses, jumps, fsync latency and the limping judgement.
 
 use fenced_core::api::ClusterStatus;
-use fenced_core::latency::LatencySummary;
+use fenced_core::toolbox::latency::LatencySummary;
 
 fn ms(us: u64) -> String {
     format!("{:.1}", us as f64 / 1000.0)

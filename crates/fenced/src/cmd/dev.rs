@@ -3,7 +3,7 @@
 use super::serve::seams;
 use anyhow::Context;
 use clap::Args;
-use fenced_core::token::encode_public_key;
+use fenced_core::machine::token::encode_public_key;
 use fenced_replica::config::ReplicaConfig;
 use fenced_replica::server;
 use std::collections::BTreeMap;

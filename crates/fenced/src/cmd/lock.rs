@@ -153,13 +153,10 @@ pub async fn run(c: LockCommand) -> anyhow::Result<i32> {
                         None => {
                             let e = ClientError::Api {
                                 status: 409,
-                                body: Box::new(fenced_core::api::ErrorBody {
-                                    code: "not_holder".into(),
-                                    message: format!("lock {name:?} is not held with token {token}"),
-                                    holder: None,
-                                    token: None,
-                                    retry: false,
-                                }),
+                                body: Box::new(fenced_io::envelope::ErrorBody::new(
+                                    "not_holder",
+                                    format!("lock {name:?} is not held with token {token}"),
+                                )),
                             };
                             return Ok(report(&common, &e));
                         }

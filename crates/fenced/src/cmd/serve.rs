@@ -3,7 +3,7 @@
 use super::config::{resolve_or_bail, Settings};
 use anyhow::Context;
 use clap::Args;
-use fenced_core::token::encode_public_key;
+use fenced_core::machine::token::encode_public_key;
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::FsDisk;
 use fenced_io::transport::TcpTransport;

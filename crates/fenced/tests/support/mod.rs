@@ -9,7 +9,7 @@ pub mod browser;
 pub mod workload;
 
 use fenced_client::{Client, ClientConfig};
-use fenced_core::command::Request;
+use fenced_core::machine::command::Request;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -354,12 +354,12 @@ pub fn wait_output_all(child: Child, within: Duration) -> (i32, String, String) 
 pub struct Acked {
     pub lock: String,
     pub token: u64,
-    pub invoked: fenced_core::clock::Mono,
-    pub completed: fenced_core::clock::Mono,
+    pub invoked: fenced_core::toolbox::clock::Mono,
+    pub completed: fenced_core::toolbox::clock::Mono,
 }
 
 /// The grants one replica's log decided, read back as the simulator and the
-/// chaos runner read logs (`fenced_core::audit::replay` through the real
+/// chaos runner read logs (`fenced_core::machine::audit::replay` through the real
 /// state machine) and judged by the same checker of exclusion (S4). Panics
 /// with the verdict if the log breaks it.
 pub fn grants_in_log(entries: &[serde_json::Value]) -> BTreeSet<(String, u64)> {
@@ -371,7 +371,7 @@ pub fn grants_in_log(entries: &[serde_json::Value]) -> BTreeSet<(String, u64)> {
             Some((e["index"].as_u64().expect("index"), serde_json::from_value(req.clone()).expect("request decodes")))
         })
         .collect();
-    let decisions = fenced_core::audit::replay(requests.iter().map(|(i, r)| (*i, r)));
+    let decisions = fenced_core::machine::audit::replay(requests.iter().map(|(i, r)| (*i, r)));
     let events: Vec<HistoryEvent> = decisions
         .iter()
         .map(|d| HistoryEvent::from_log(d.kind, serde_json::to_value(d).expect("a decision serializes"), 0))
@@ -388,7 +388,7 @@ pub fn grants_in_log(entries: &[serde_json::Value]) -> BTreeSet<(String, u64)> {
 }
 
 /// Monotonic time for tests, through the clock seam.
-pub fn now() -> fenced_core::clock::Mono {
+pub fn now() -> fenced_core::toolbox::clock::Mono {
     fenced_io::clock::now()
 }
 

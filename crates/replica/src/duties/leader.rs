@@ -10,7 +10,7 @@
 //! two holders can overlap (safety).
 
 use crate::node::Replica;
-use fenced_core::command::{Command, Request};
+use fenced_core::machine::command::{Command, Request};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -120,7 +120,7 @@ async fn duties(replica: Arc<Replica>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         if replica.shared.read(|t| t.public_keys().is_empty()) {
-            let secret = fenced_core::token::secret_from_entropy(&replica.seams.key_entropy);
+            let secret = fenced_core::machine::token::secret_from_entropy(&replica.seams.key_entropy);
             tracing::info!(now = ?replica.seams.clock.now(), "installing the cluster signing key");
             propose(Command::SetSigningKey { secret }).await;
         }

@@ -5,7 +5,7 @@
 use crate::node::Replica;
 use crate::peer::health::{probe, probe_bandwidth, BANDWIDTH_EVERY};
 use crate::storage::types::NodeId;
-use fenced_core::clock::Mono;
+use fenced_core::toolbox::clock::Mono;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

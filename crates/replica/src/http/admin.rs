@@ -6,7 +6,7 @@
 use crate::duties::drain::{self, DrainError, REMOVED_PATH};
 use crate::duties::members;
 use crate::duties::membership::{self, Change, MembershipError};
-use crate::http::error::{ApiError, ApiJson};
+use crate::http::error::{sm_error, ApiError, ApiJson};
 use crate::http::locks::{origin, submit, unexpected};
 use crate::http::HttpState;
 use crate::node::ProposeError;
@@ -24,8 +24,8 @@ use fenced_core::admin::{
     AddMember, DrainStatus, Membership, PeersReport, RemoveMember, ReplaceMember, SnapshotExport,
 };
 use fenced_core::api::*;
-use fenced_core::command::{Command, Origin};
-use fenced_core::token::encode_public_key;
+use fenced_core::machine::command::{Command, Origin};
+use fenced_core::machine::token::encode_public_key;
 use fenced_core::{Response, SmError};
 use fenced_io::auth::Caller;
 use openraft::async_runtime::WatchReceiver;
@@ -79,7 +79,7 @@ pub(crate) async fn cluster_key(State(app): State<App>) -> Result<Json<KeyRespon
     let keys: Vec<String> = app.shared.read(|t| t.public_keys().iter().map(encode_public_key).collect());
     match keys.last() {
         Some(k) => Ok(Json(KeyResponse { public_key: k.clone(), public_keys: keys })),
-        None => Err(SmError::NoSigningKey.into()),
+        None => Err(sm_error(SmError::NoSigningKey)),
     }
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn rotate_key(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<KeyResponse>, ApiError> {
     let origin = admin_origin(&caller, body)?;
-    let secret = fenced_core::token::rotated_secret(&app.seams.key_entropy, app.shared.applied_index());
+    let secret = fenced_core::machine::token::rotated_secret(&app.seams.key_entropy, app.shared.applied_index());
     match submit(&app, origin, Command::RotateSigningKey { secret }).await? {
         Response::Done => cluster_key(State(app)).await,
         r => Err(unexpected(r)),

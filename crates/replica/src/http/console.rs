@@ -30,7 +30,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use fenced_core::api::{ClaimEntry, ClaimList, ConsoleEvent, Holder, LockEntry, LockList};
-use fenced_core::table::{EndReason, Event};
+use fenced_core::machine::table::{EndReason, Event};
 use fenced_core::LeaseId;
 use fenced_io::auth::{self, Caller, Op};
 use fenced_io::{listing, ui};

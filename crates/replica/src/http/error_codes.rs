@@ -2,9 +2,12 @@
 //!
 //! `docs/openapi.yaml` enumerates the same set (`components.schemas.Error`),
 //! and `tests/error_codes.rs` fails when the two differ or when an error type
-//! grows a code that is not here. [`ApiError::new`](crate::http::locks::ApiError::new)
-//! refuses, in debug builds, a code outside the list, so a new code cannot
-//! reach a client without reaching the contract first.
+//! grows a code that is not here. [`Codes`] hands the list to the shared
+//! error type ([`fenced_io::envelope::ApiError::new`] refuses, in debug
+//! builds, a code outside it), so a new code cannot reach a client without
+//! reaching the contract first.
+
+use fenced_io::envelope::ErrorCodes;
 
 /// `(code, what it means)`, grouped by status.
 pub const ERROR_CODES: &[(&str, &str)] = &[
@@ -59,7 +62,15 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("peer_limits_mismatch", "the peer applies entries with other limits"),
 ];
 
+/// The replica's codes, for [`fenced_io::envelope::ApiError`].
+pub struct Codes;
+
+impl ErrorCodes for Codes {
+    const CODES: &'static [(&'static str, &'static str)] = ERROR_CODES;
+    const CONTRACT: &'static str = "the replica's error_codes::ERROR_CODES (and so not in docs/openapi.yaml)";
+}
+
 /// Whether `code` is in [`ERROR_CODES`].
 pub fn is_known(code: &str) -> bool {
-    ERROR_CODES.iter().any(|(c, _)| *c == code)
+    Codes::is_known(code)
 }

@@ -7,7 +7,7 @@
 //! the router's `enforce` (`http/routes.rs`) applies the right the route declares (401,
 //! 403) and leaves the [`Caller`] in the request's extensions. Limits inside the state
 //! machine (names, values, leases per owner, locks per lease, waiters per
-//! lock) are [`fenced_core::limits::Limits`]. Every refusal is counted in
+//! lock) are [`fenced_core::machine::limits::Limits`]. Every refusal is counted in
 //! `/metrics`.
 
 use crate::config::Protection;
@@ -17,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use fenced_core::rate::{Rate, RateLimiter};
+use fenced_core::toolbox::rate::{Rate, RateLimiter};
 use fenced_io::auth::{self, AuthError, Caller, Policy};
 use fenced_io::http::ConnInfo;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! log. Every mutating request becomes one log entry through
 //! [`Replica::propose`], which forwards to the leader when needed.
 
-use crate::http::error::{ApiError, ApiJson};
+use crate::http::error::{draining, sm_error, ApiError, ApiJson};
 use crate::http::HttpState;
 use crate::node::ProposeError;
 use axum::body::{Body, Bytes};
@@ -15,8 +15,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::{Extension, Json};
 use fenced_core::api::*;
-use fenced_core::command::{Command, Origin, Request};
-use fenced_core::table::LockStatus;
+use fenced_core::machine::command::{Command, Origin, Request};
+use fenced_core::machine::table::LockStatus;
 use fenced_core::{ClientId, GrantKind, GrantRecord, LeaseId, Response, SmError, Token};
 use fenced_io::auth::Caller;
 use serde::de::DeserializeOwned;
@@ -40,7 +40,7 @@ pub(crate) fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) ->
 
 /// The deduplication origin of a request. When callers are authenticated
 /// the client id becomes `client@identity`: one identity can neither read
-/// another's stored responses nor use its leases (`fenced_core::table::owner_of`).
+/// another's stored responses nor use its leases (`fenced_core::machine::table::owner_of`).
 pub(crate) fn origin(
     caller: &Caller,
     client: Option<String>,
@@ -75,7 +75,7 @@ pub(crate) async fn submit(app: &App, origin: Option<Origin>, cmd: Command) -> R
                 app.limiter.refused.limit_exceeded.inc();
                 app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "limit_exceeded", e.to_string());
             }
-            Err(e.into())
+            Err(sm_error(e))
         }
         r => Ok(r),
     }
@@ -102,7 +102,7 @@ pub(crate) async fn lease_grant(
     ApiJson(b): ApiJson<LeaseGrantRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     if app.drain.is_draining() {
-        return Err(ApiError::draining());
+        return Err(draining());
     }
     let min = app.config.min_ttl.as_millis() as u64;
     if b.ttl_ms < min {
@@ -172,13 +172,13 @@ async fn acquire(app: &App, caller: &Caller, b: AcquireRequest) -> Result<fenced
 
 /// The signed token is computed here, by the one replica that answers.
 fn sign(app: &App, record: &GrantRecord) -> Result<fenced_core::Grant, ApiError> {
-    Ok(app.shared.read(|t| t.sign(record))?)
+    app.shared.read(|t| t.sign(record)).map_err(sm_error)
 }
 
 /// The signed token of a shared or permit grant names its kind, so that a
 /// fenced store refuses it for writes.
 fn sign_as(app: &App, record: &GrantRecord, kind: GrantKind) -> Result<fenced_core::Grant, ApiError> {
-    Ok(app.shared.read(|t| t.sign_as(record, kind))?)
+    app.shared.read(|t| t.sign_as(record, kind)).map_err(sm_error)
 }
 
 /// A grant record, and how it is held when the request asked for a mode,
@@ -209,7 +209,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
         )));
     }
     if !b.sem {
-        if let Some((sem, slot)) = fenced_core::token::slot_of(&b.lock) {
+        if let Some((sem, slot)) = fenced_core::machine::token::slot_of(&b.lock) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_argument",
@@ -226,7 +226,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
     if app.shared.read(|t| t.public_keys().is_empty()) {
         // Refuse before proposing: nothing is stored under this request id,
         // so the same request may be retried as soon as the key is in.
-        let mut e = ApiError::from(SmError::NoSigningKey);
+        let mut e = sm_error(SmError::NoSigningKey);
         e.body.retry = true;
         return Err(e);
     }
@@ -274,7 +274,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
             return Ok(g);
         }
         if app.shared.read(|t| t.lease(lease).is_none()) {
-            return Err(SmError::NoSuchLease(lease).into());
+            return Err(sm_error(SmError::NoSuchLease(lease)));
         }
         let left = wait.saturating_sub(app.seams.clock.now().since(started));
         if left.is_zero() {
@@ -283,7 +283,7 @@ async fn acquire_record(app: &App, caller: &Caller, b: LockAcquire) -> Result<Ac
         if app.drain.is_draining() {
             // Send the waiter elsewhere: its retry (same request id) is
             // answered `Queued` from the table and waits on another replica.
-            return Err(ApiError::draining());
+            return Err(draining());
         }
         match tokio::time::timeout(left.min(crate::node::drain::poll(app.config.heartbeat)), events.recv()).await {
             Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => continue,
@@ -452,7 +452,7 @@ pub(crate) async fn claim(
 }
 
 /// Remove a claim. Who made a claim is the owner its client id names
-/// (`fenced_core::table::owner_of`: the authenticated identity), recorded in
+/// (`fenced_core::machine::table::owner_of`: the authenticated identity), recorded in
 /// the claim when it was applied; the table lets only that owner release it,
 /// or an administrator, whose right is checked here because the table knows
 /// no policy. A non-admin also needs the `release` or the `acquire` right on

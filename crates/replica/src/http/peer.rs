@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxResponse};
 use fenced_core::admin::DrainRequest;
-use fenced_core::command::Request;
+use fenced_core::machine::command::Request;
 use fenced_io::frame;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::Response as AxResponse;
 use axum::Extension;
 use fenced_core::api::WatchEvent;
-use fenced_core::table::{EndReason, Event};
+use fenced_core::machine::table::{EndReason, Event};
 use fenced_core::Token;
 use fenced_io::auth::Caller;
 use serde::Deserialize;

@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fenced_core::admin::PeerInfo;
-use fenced_core::token::encode_public_key;
+use fenced_core::machine::token::encode_public_key;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -246,8 +246,8 @@ pub async fn check(State(hs): State<Arc<Handshake>>, req: Request, next: Next) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fenced_core::clock::Clock;
-    use fenced_core::table::LockTable;
+    use fenced_core::machine::table::LockTable;
+    use fenced_core::toolbox::clock::Clock;
 
     fn hs(cluster: &str, heartbeat_ms: u64) -> Handshake {
         let mut c = ReplicaConfig::new(1, "127.0.0.1:1".into(), BTreeMap::new());

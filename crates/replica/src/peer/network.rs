@@ -12,7 +12,7 @@ use crate::peer::handshake::{Handshake, RAFT_PREFIX};
 use crate::peer::health::PeerStats;
 use crate::storage::types::{Node, NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
-use fenced_core::clock::Clock;
+use fenced_core::toolbox::clock::Clock;
 use fenced_io::frame;
 use fenced_io::http::HttpClient;
 use hyper::{Method, Request, StatusCode};

@@ -12,7 +12,7 @@
 //!   majority is lost for good.
 //!
 //! Both start the new cluster above a **token floor** (see
-//! `fenced_core::table::LockTable::restart_above`): the snapshot's last log
+//! `fenced_core::machine::table::LockTable::restart_above`): the snapshot's last log
 //! id is placed at index `floor`, so the first new entry, and so the first
 //! new token, is `floor + 1`. The floor is the highest index this data knows
 //! plus `bump` ([`DEFAULT_BUMP`]), because the old cluster may have committed
@@ -34,8 +34,8 @@ use crate::storage::types::{LogId, Node, NodeId, SnapshotMeta, StoredMembership,
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use fenced_core::admin::SnapshotExport;
-use fenced_core::limits::Limits;
-use fenced_core::table::{FloorError, LockTable, Restarted};
+use fenced_core::machine::limits::Limits;
+use fenced_core::machine::table::{FloorError, LockTable, Restarted};
 use fenced_io::disk::Disk;
 use fenced_io::frame;
 use openraft::alias::LeaderIdOf;

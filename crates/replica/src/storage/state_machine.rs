@@ -10,8 +10,8 @@
 //! Only the leader acts on the timers (see [`crate::duties::leader`]).
 
 use crate::storage::types::{Entry, LogId, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
-use fenced_core::clock::{Clock, Mono};
-use fenced_core::table::{Event, LockTable};
+use fenced_core::machine::table::{Event, LockTable};
+use fenced_core::toolbox::clock::{Clock, Mono};
 use fenced_core::{LeaseId, Response};
 use fenced_io::disk::Disk;
 use fenced_io::frame;
@@ -43,8 +43,8 @@ pub struct AppliedEntry {
 }
 
 /// A command's kind, for the console's event stream.
-pub fn command_kind(cmd: &fenced_core::command::Command) -> &'static str {
-    use fenced_core::command::Command as C;
+pub fn command_kind(cmd: &fenced_core::machine::command::Command) -> &'static str {
+    use fenced_core::machine::command::Command as C;
     match cmd {
         C::SetSigningKey { .. } => "set_key",
         C::LeaseGrant { .. } => "lease_grant",

@@ -22,7 +22,7 @@
 //! safety does not depend on it.
 
 use fenced_core::api::LimpStatus;
-use fenced_core::clock::Mono;
+use fenced_core::toolbox::clock::Mono;
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -21,9 +21,9 @@
 //! stops a zombie leader from acting on state that may be a minute old.
 
 use fenced_core::api::ClockHealth;
-use fenced_core::clock::{Clock, Mono, WallBound};
-use fenced_core::clockwatch::{ClockWatch, ClockWatchConfig};
-use fenced_core::latency::LatencyWindow;
+use fenced_core::toolbox::clock::{Clock, Mono, WallBound};
+use fenced_core::toolbox::clockwatch::{ClockWatch, ClockWatchConfig};
+use fenced_core::toolbox::latency::LatencyWindow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -179,7 +179,7 @@ impl Timekeeper {
     }
 
     /// The recent scheduling lateness, as a summary.
-    pub fn lateness(&self) -> fenced_core::latency::LatencySummary {
+    pub fn lateness(&self) -> fenced_core::toolbox::latency::LatencySummary {
         self.lateness.lock().map(|l| l.summary()).unwrap_or_default()
     }
 

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use fenced_core::token::{sign, TokenClaims};
+use fenced_core::machine::token::{sign, TokenClaims};
 use fenced_io::clock::SystemClock;
 use fenced_io::disk::{Disk, FsDisk};
 use fenced_io::http::{HttpClient, HttpResponse};
@@ -37,9 +37,9 @@ pub fn fence(lock: &str, token: u64) -> Fence {
 /// A token whose payload claims `token` but whose signature is for `token - 1`.
 pub fn forged(lock: &str, token: u64) -> String {
     let real = signed_by(1, lock, token - 1);
-    let (claims, _, sig) = fenced_core::token::decode(&real).expect("decodes");
+    let (claims, _, sig) = fenced_core::machine::token::decode(&real).expect("decodes");
     let genuine = signed_by(1, lock, token);
-    let (_, payload, _) = fenced_core::token::decode(&genuine).expect("decodes");
+    let (_, payload, _) = fenced_core::machine::token::decode(&genuine).expect("decodes");
     assert_eq!(claims.token, token - 1);
     format!("fenced1.{}.{}", B64.encode(payload), B64.encode(sig.to_bytes()))
 }

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use clap::Args;
 use fenced_client::{Client, ClientConfig};
 use fenced_core::api::ClusterStatus;
-use fenced_core::clock::Clock;
-use fenced_core::latency::LatencySummary;
+use fenced_core::toolbox::clock::Clock;
+use fenced_core::toolbox::latency::LatencySummary;
 use fenced_io::clock::SystemClock;
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
@@ -80,7 +80,7 @@ struct Report {
     between_replicas: Vec<PairReport>,
     fsync: BTreeMap<u64, LatencySummary>,
     replica_lateness: BTreeMap<u64, LatencySummary>,
-    wall_clocks: BTreeMap<u64, fenced_core::clock::WallBound>,
+    wall_clocks: BTreeMap<u64, fenced_core::toolbox::clock::WallBound>,
     client_hiccup: LatencySummary,
     write_latency: LatencySummary,
     write_errors: u64,

@@ -14,7 +14,7 @@
 //! Pure: the caller reads the clock and passes the values in, so tests can
 //! inject a pause or a jump through the `Clock` seam.
 
-use crate::clock::Mono;
+use crate::toolbox::clock::Mono;
 use std::time::Duration;
 
 /// What one observation found.

@@ -2,7 +2,7 @@
 //!
 //! Every collection is bounded so that a misbehaving client cannot grow the
 //! replicated state without limit. A command that would exceed a bound is
-//! rejected deterministically with [`crate::SmError::LimitExceeded`]; the
+//! rejected deterministically with [`crate::machine::response::SmError::LimitExceeded`]; the
 //! state is unchanged.
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ pub struct Limits {
     /// Most claims.
     pub claims_max: usize,
     /// Most claims alive at once per owner: the identity that made them
-    /// (see [`crate::table::owner_of`]). A claim without a lease never ends
+    /// (see [`crate::machine::table::owner_of`]). A claim without a lease never ends
     /// on its own, so without this bound one identity could fill
     /// `claims_max` and refuse every other identity's claims for good.
     pub claims_per_owner_max: usize,
@@ -39,7 +39,7 @@ pub struct Limits {
     /// The least recently active client is forgotten first.
     pub sessions_max: usize,
     /// Responses remembered per client. A retry older than this window is
-    /// answered with [`crate::SmError::RequestTooOld`], never re-executed.
+    /// answered with [`crate::machine::response::SmError::RequestTooOld`], never re-executed.
     pub responses_per_session: usize,
 }
 

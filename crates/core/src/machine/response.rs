@@ -2,14 +2,14 @@
 //! same response for the same entry, which is what makes deduplicated retries
 //! return the original result from any replica.
 
-use crate::ids::{LeaseId, Token};
+use crate::machine::ids::{LeaseId, Token};
 use serde::{Deserialize, Serialize};
 
 /// A lock grant as the lock table records and answers it.
 ///
 /// It carries no signature: the signed token is a pure function of these
 /// fields and the signing key named by `key_id`, so only the replica that
-/// answers a client computes it ([`crate::table::LockTable::sign`]), once,
+/// answers a client computes it ([`crate::machine::table::LockTable::sign`]), once,
 /// instead of every replica on every apply (signing was the largest CPU cost
 /// of a grant).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub struct Grant {
     /// The fencing token: the log index of the granting entry.
     pub token: Token,
     pub lease: LeaseId,
-    /// The signed token (see [`crate::token`]) a resource can verify.
+    /// The signed token (see [`crate::machine::token`]) a resource can verify.
     pub signed: String,
     /// The holder's value (election proclamation), possibly empty.
     pub value: String,
@@ -118,8 +118,8 @@ pub enum Response {
         token: Token,
         owner: String,
     },
-    /// A grant of [`crate::Command::AcquireMode`] or
-    /// [`crate::Command::SemAcquire`]: the record, how it is held, and the
+    /// A grant of [`crate::machine::command::Command::AcquireMode`] or
+    /// [`crate::machine::command::Command::SemAcquire`]: the record, how it is held, and the
     /// lease's hold count on it (1 unless re-entrant).
     GrantedAs {
         grant: GrantRecord,

@@ -4,10 +4,10 @@
 //! log itself, through the real state machine rather than a second reading
 //! of the rules; and compare replicas' committed logs entry by entry.
 
-use crate::command::Request;
-use crate::response::{GrantKind, Response};
-use crate::table::{EndReason, Event, LockTable};
-use crate::Token;
+use crate::machine::command::Request;
+use crate::machine::ids::Token;
+use crate::machine::response::{GrantKind, Response};
+use crate::machine::table::{EndReason, Event, LockTable};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -50,7 +50,7 @@
 //! nor loses precision for very negative `z`, so φ grows without bound (about
 //! linearly in `y³`) instead of saturating at infinity.
 
-use crate::clock::Mono;
+use crate::toolbox::clock::Mono;
 use std::time::Duration;
 
 /// How a [`PhiDetector`] judges silence.

@@ -1,6 +1,6 @@
 //! What goes into the replicated log.
 
-use crate::ids::{ClientId, LeaseId, Token};
+use crate::machine::ids::{ClientId, LeaseId, Token};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -64,7 +64,7 @@ pub enum Command {
     /// Stop publishing every key but the newest: the rotation's overlap ends.
     RetireSigningKeys,
     /// Remove the claim on `name`. Only the owner that made it (see
-    /// [`crate::table::owner_of`]) may, or an administrator: `admin` is set
+    /// [`crate::machine::table::owner_of`]) may, or an administrator: `admin` is set
     /// by the API after it checked the caller's admin right, since the table
     /// knows no policy. If `owner` is given the claim's displayed owner must
     /// equal it, so that a release aimed at one claim cannot remove a later
@@ -72,7 +72,7 @@ pub enum Command {
     ReleaseClaim { name: String, owner: Option<String>, admin: bool },
     /// Acquire `lock` for `lease` in `mode`. With `reentrant`, a lease that
     /// already holds the lock gets the same grant and one more hold, which a
-    /// release takes back one at a time (see [`crate::table`], "Re-entrant
+    /// release takes back one at a time (see [`crate::machine::table`], "Re-entrant
     /// holds"). [`Command::Acquire`] is this with `Exclusive` and no
     /// re-entrance. (New variants go last: earlier ones keep their encoding,
     /// so an existing log still replays.)

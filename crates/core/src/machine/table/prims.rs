@@ -11,8 +11,8 @@
 //! that does not know them must not read it (it would drop the primitives'
 //! holders), so a cluster that uses them must not be downgraded.
 
-use crate::ids::LeaseId;
-use crate::response::GrantRecord;
+use crate::machine::ids::LeaseId;
+use crate::machine::response::GrantRecord;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -22,7 +22,7 @@ use super::Waiter;
 /// The encoding version of [`Prims`] inside a snapshot.
 pub const PRIMS_FORMAT: u32 = 1;
 
-/// Bounds on the primitives, enforced like [`crate::limits::Limits`]: a
+/// Bounds on the primitives, enforced like [`crate::machine::limits::Limits`]: a
 /// command that would exceed one is refused and changes nothing. They travel
 /// with the table's state (snapshots), not with the replica's configuration:
 /// every replica uses these defaults unless a test sets others.

@@ -7,7 +7,7 @@ use std::fmt;
 ///
 /// Raft's log matching and leader completeness make log indices unique and
 /// strictly increasing across leader changes, and every entry grants at most
-/// one lock (see [`crate::table`]), so tokens are unique and monotonic.
+/// one lock (see [`crate::machine::table`]), so tokens are unique and monotonic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Token(pub u64);

@@ -85,12 +85,12 @@ impl LockTable {
 
 #[cfg(test)]
 mod tests {
-    use crate::command::{Command, Request};
-    use crate::ids::LeaseId;
-    use crate::limits::Limits;
-    use crate::response::Response;
-    use crate::table::{Event, LockTable};
-    use crate::token::secret_from_entropy;
+    use crate::machine::command::{Command, Request};
+    use crate::machine::ids::LeaseId;
+    use crate::machine::limits::Limits;
+    use crate::machine::response::Response;
+    use crate::machine::table::{Event, LockTable};
+    use crate::machine::token::secret_from_entropy;
 
     fn entry(cmd: Command) -> Request {
         Request { origin: None, at_ms: 7, cmd }

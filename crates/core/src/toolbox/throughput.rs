@@ -12,7 +12,7 @@
 //!   (sum of round trips). It is what the link carries when used, largely
 //!   independent of load: the figure a limping link lowers.
 
-use crate::clock::Mono;
+use crate::toolbox::clock::Mono;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -14,12 +14,12 @@
 //! - **Retries are answered, not re-executed.** A request whose
 //!   `(client, request_id)` was seen gets the stored response.
 
-use crate::command::{Command, Mode, Origin, Request};
-use crate::ids::{ClientId, LeaseId, Token};
-use crate::limits::Limits;
-use crate::name_set::NameSet;
-use crate::response::{Grant, GrantKind, GrantRecord, Response, SmError};
-use crate::token::{self, TokenClaims};
+use crate::machine::command::{Command, Mode, Origin, Request};
+use crate::machine::ids::{ClientId, LeaseId, Token};
+use crate::machine::limits::Limits;
+use crate::machine::name_set::NameSet;
+use crate::machine::response::{Grant, GrantKind, GrantRecord, Response, SmError};
+use crate::machine::token::{self, TokenClaims};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -857,7 +857,7 @@ impl LockTable {
         match mode {
             Mode::Shared => shared < self.prims.0.limits.shared_holders_max,
             #[cfg(feature = "bugs")]
-            Mode::Exclusive if crate::bugs::writer_with_readers() => true,
+            Mode::Exclusive if crate::machine::bugs::writer_with_readers() => true,
             Mode::Exclusive => shared == 0,
         }
     }
@@ -910,9 +910,9 @@ impl LockTable {
         let secret = self.signing_keys.last().ok_or(SmError::NoSigningKey)?;
         let key_id = token::key_id(&self.key_cache.get(secret).verifying_key());
         #[cfg(feature = "bugs")]
-        let index = if crate::bugs::reuse_tokens() && self.max_token > 0 { self.max_token } else { index };
+        let index = if crate::machine::bugs::reuse_tokens() && self.max_token > 0 { self.max_token } else { index };
         #[cfg(feature = "bugs")]
-        let reusing = crate::bugs::reuse_tokens();
+        let reusing = crate::machine::bugs::reuse_tokens();
         #[cfg(not(feature = "bugs"))]
         let reusing = false;
         assert!(reusing || index > self.max_token, "token {index} would not exceed {}", self.max_token);
@@ -922,7 +922,7 @@ impl LockTable {
         match kind {
             GrantKind::Exclusive => {
                 #[cfg(feature = "bugs")]
-                let readers_ok = crate::bugs::writer_with_readers();
+                let readers_ok = crate::machine::bugs::writer_with_readers();
                 #[cfg(not(feature = "bugs"))]
                 let readers_ok = false;
                 assert!(readers_ok || !self.prims.0.shared.contains_key(name), "lock {name:?} granted while shared");
@@ -1308,8 +1308,8 @@ impl LockTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{Command, Request};
-    use crate::token::{secret_from_entropy, verify};
+    use crate::machine::command::{Command, Request};
+    use crate::machine::token::{secret_from_entropy, verify};
 
     fn entry(cmd: Command) -> Request {
         Request { origin: None, at_ms: 7, cmd }
