@@ -217,8 +217,14 @@ mod tests {
     /// after its election, and its duties stopped: no lease expired again.
     /// (Found as the panic test below failing whenever the panics' restarts
     /// pushed the expiry past that point.)
+    /// `INJECT_PANICS` is one per process, and `cargo test` runs a module's
+    /// tests on threads of one process: the two replicas of these tests must
+    /// not run their duties at once, or one takes the other's panics.
+    static ONE_REPLICA_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sole_voter_keeps_expiring_leases_long_after_its_election() {
+        let _alone = ONE_REPLICA_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let running = sole_voter(dir.path()).await;
         let r = running.replica.clone();
@@ -232,6 +238,7 @@ mod tests {
     /// the duties restart and the dead holder's lock is freed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_in_the_duties_while_a_lock_is_held_does_not_stop_expiry() {
+        let _alone = ONE_REPLICA_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let running = sole_voter(dir.path()).await;
         let r = running.replica.clone();
