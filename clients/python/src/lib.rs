@@ -29,6 +29,14 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// How long an abandoned operation's clean-up (revoking an acquire's lease,
+/// releasing a grant that won the race) is waited for: longer than the
+/// client's call timeout, which bounds each.
+const CLEANUP_WAIT: Duration = Duration::from_secs(15);
+
+/// How often a blocking wait lets Python run its signal handlers (Ctrl-C).
+const SIGNAL_CHECK_EVERY: Duration = Duration::from_millis(50);
+
 /// The module's runtime: two worker threads are plenty for I/O-bound
 /// keepalives; it lives as long as the process.
 fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
@@ -258,13 +266,13 @@ impl Pending {
     fn abandon(&self, py: Python<'_>) {
         self.send_cancel();
         // The acquire's revoke is bounded by the client's call timeout.
-        if !self.wait_done(py, now().plus(Duration::from_secs(15))) {
+        if !self.wait_done(py, now().plus(CLEANUP_WAIT)) {
             return;
         }
         let Ok(v) = self.result(py) else { return };
         if let Ok(g) = v.bind(py).cast::<NativeGuard>() {
             if let Ok(p) = g.get().release() {
-                let _ = p.wait_done(py, now().plus(Duration::from_secs(15)));
+                let _ = p.wait_done(py, now().plus(CLEANUP_WAIT));
             }
         }
     }
@@ -295,7 +303,7 @@ impl Pending {
     /// before the exception propagates.
     fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         loop {
-            if self.wait_done(py, now().plus(Duration::from_millis(50))) {
+            if self.wait_done(py, now().plus(SIGNAL_CHECK_EVERY)) {
                 return self.result(py);
             }
             if let Err(interrupt) = py.check_signals() {

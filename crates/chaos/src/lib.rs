@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod compare;
 pub mod error;
+pub mod host_clock;
 pub mod jumps;
 pub mod metrics;
 pub mod nemesis;

@@ -12,8 +12,8 @@
 //! There is no fencing token: nothing a writer could present to a resource
 //! orders two holders. That is the point of running it in `fenced chaos`.
 
+use crate::host_clock::mono_ns;
 use crate::resp::{Conn, Reply};
-use crate::worker::mono_ns;
 use fenced_io::transport::Transport;
 use rand::Rng;
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use crate::redlock::{self, Redlock, RedlockError};
 use crate::target::Target;
 use fenced_bench::error::OpError;
 use fenced_bench::system::{Etcd, LockSystem};
-use fenced_check::history::{Event, EventType, Process, Wall};
+use fenced_check::history::{Event, EventType, Process};
 use fenced_client::{AcquireOptions, Client, ClientConfig, ClientError, Guard};
 use fenced_io::http::HttpClient;
 use fenced_io::transport::TcpTransport;
@@ -29,22 +29,7 @@ use std::time::Duration;
 /// Most operations one client makes, whatever the duration.
 const MAX_OPS: u64 = 200_000;
 
-/// CLOCK_MONOTONIC in nanoseconds (shared by every process on the host).
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
-}
-
-/// This process's wall clock with its error bound (`adjtimex`, through the
-/// clock seam), for the `wall` of a history event.
-pub fn wall_now() -> Wall {
-    let b = fenced_core::toolbox::clock::Clock::wall_bound(fenced_io::clock::system());
-    Wall::new(b.earliest_ms, b.latest_ms, b.synchronized)
-}
+pub use crate::host_clock::{mono_ns, wall_now};
 
 /// What one client process does.
 #[derive(Debug, Clone, clap::Args)]

@@ -8,6 +8,10 @@ use fenced_core::admin::{AddMember, DrainStatus, Membership, PeersReport, Remove
 use hyper::Method;
 use std::time::Duration;
 
+/// How long a drain may take: handing leadership off and letting in-flight
+/// calls finish.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
+
 /// A membership change may wait for a new learner to catch up.
 const CHANGE_WAIT: Duration = Duration::from_secs(90);
 
@@ -53,7 +57,7 @@ impl Client {
 
     /// Drain the replica at `endpoint` (not failed over: that one).
     pub async fn drain_at(&self, endpoint: &str) -> Result<DrainStatus, ClientError> {
-        self.only(endpoint)?.call_waiting(Method::POST, "/v1/cluster/drain", &(), Duration::from_secs(30)).await
+        self.only(endpoint)?.call_waiting(Method::POST, "/v1/cluster/drain", &(), DRAIN_WAIT).await
     }
 
     /// What the replica at `endpoint` saw at its peer handshakes.

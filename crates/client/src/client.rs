@@ -16,7 +16,6 @@
 //! throughput in `fenced bench`).
 
 use crate::error::ClientError;
-use crate::guard::{AcquireOptions, Guard};
 use bytes::Bytes;
 use fenced_core::api::*;
 use fenced_core::toolbox::clock::{Clock, Mono};
@@ -32,6 +31,23 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// One request to one replica: longer than a healthy replica's slowest
+/// answer (an fsync on a slow disk), short enough to fail over in time.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One call across every replica and retry: a leader election or two.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a guard subtracts from its lease for its own pauses and clock
+/// drift (besides `rho`), before it calls the lock lost.
+pub const DEFAULT_MARGIN: Duration = Duration::from_millis(200);
+
+/// The first pause between two rounds over the replicas; it doubles.
+const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(20);
+
+/// The longest pause between two rounds: an election is noticed within it.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// How a client behaves.
 #[derive(Debug, Clone)]
@@ -64,10 +80,10 @@ impl ClientConfig {
     pub fn new(endpoints: Vec<String>) -> Self {
         ClientConfig {
             endpoints,
-            request_timeout: Duration::from_secs(2),
-            call_timeout: Duration::from_secs(10),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             rho: 500e-6,
-            margin: Duration::from_millis(200),
+            margin: DEFAULT_MARGIN,
             client_id: format!("c{:016x}", rand::random::<u64>()),
             phi: PhiConfig::default(),
             bearer_token: None,
@@ -270,7 +286,7 @@ impl Client {
         wait: Duration,
     ) -> Result<T, ClientError> {
         let start = self.inner.clock.now();
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = RETRY_BACKOFF_FIRST;
         let mut last_err = String::new();
         loop {
             // Re-ranked every round: suspicion changes as time passes.
@@ -295,7 +311,7 @@ impl Client {
                 return Err(ClientError::Unavailable(last_err));
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
         }
     }
 
@@ -445,24 +461,6 @@ impl Client {
     pub async fn snapshot(&self) -> Result<fenced_core::admin::SnapshotExport, ClientError> {
         self.call_raw(Method::GET, "/v1/cluster/snapshot", Bytes::new(), Duration::ZERO).await
     }
-
-    /// Grant a lease, acquire `lock` on it, and start keeping both alive.
-    pub async fn acquire(&self, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
-        Guard::acquire(self.clone(), lock, opts).await
-    }
-
-    /// [`Client::acquire`] that gives up when `cancel` resolves first, and
-    /// then revokes the lease before returning `Ok(None)`: no lock is held
-    /// and no queue entry is left behind. An error means the revoke (or the
-    /// acquire) could not be confirmed; the lease then expires after its TTL.
-    pub async fn acquire_or_cancel(
-        &self,
-        lock: &str,
-        opts: AcquireOptions,
-        cancel: impl std::future::Future<Output = ()>,
-    ) -> Result<Option<Guard>, ClientError> {
-        Guard::acquire_or_cancel(self.clone(), lock, opts, cancel).await
-    }
 }
 
 /// What a client knows of one endpoint's health.
@@ -563,7 +561,7 @@ mod tests {
         let config = PhiConfig::default();
         let mut leader = EndpointHealth::new(config);
         let follower = EndpointHealth::new(config);
-        let ms = |m: u64| Mono(m * 1_000_000);
+        let ms = |m: u64| Mono::from_nanos(m * 1_000_000);
         for t in 0..50 {
             leader.answered(ms(t * 10));
         }

@@ -14,6 +14,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The longest the local deadline watcher sleeps between two looks at the
+/// clock: a lock is reported lost at most this late after its deadline.
+const DEADLINE_CHECK_MAX: Duration = Duration::from_millis(50);
+
+/// The pause before a watch stream that ended is opened again.
+const WATCH_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+
 /// Why a guard considers its lock lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LostReason {
@@ -136,6 +143,28 @@ fn validity_deadline(client: &Client, t_send: Mono, ttl: Duration) -> Mono {
     let cfg = client.config();
     let usable = ttl.mul_f64(1.0 - cfg.rho).saturating_sub(cfg.margin);
     t_send.plus(usable)
+}
+
+/// Taking a lock as a [`Guard`]: here, beside the guard, so that the
+/// client's calls know nothing of the guards built on them.
+impl Client {
+    /// Grant a lease, acquire `lock` on it, and start keeping both alive.
+    pub async fn acquire(&self, lock: &str, opts: AcquireOptions) -> Result<Guard, ClientError> {
+        Guard::acquire(self.clone(), lock, opts).await
+    }
+
+    /// [`Client::acquire`] that gives up when `cancel` resolves first, and
+    /// then revokes the lease before returning `Ok(None)`: no lock is held
+    /// and no queue entry is left behind. An error means the revoke (or the
+    /// acquire) could not be confirmed; the lease then expires after its TTL.
+    pub async fn acquire_or_cancel(
+        &self,
+        lock: &str,
+        opts: AcquireOptions,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<Guard>, ClientError> {
+        Guard::acquire_or_cancel(self.clone(), lock, opts, cancel).await
+    }
 }
 
 impl Guard {
@@ -427,7 +456,7 @@ async fn deadline_loop(
             signal(&lost, LostReason::DeadlinePassed);
             return;
         }
-        nap = deadline.since(now).min(Duration::from_millis(50));
+        nap = deadline.since(now).min(DEADLINE_CHECK_MAX);
         prev = now;
         tokio::time::sleep(nap).await;
     }
@@ -507,6 +536,6 @@ async fn watch_loop(client: Client, grant: Grant, lost: watch::Sender<Option<Los
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(WATCH_RECONNECT_DELAY).await;
     }
 }

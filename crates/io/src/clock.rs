@@ -26,7 +26,7 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the clock seam itself
     fn now(&self) -> Mono {
-        Mono(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        Mono::ZERO.plus(self.origin.elapsed())
     }
 
     fn wall_bound(&self) -> WallBound {

@@ -19,6 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 
+/// The pause after a failed accept (out of file descriptors, say), so a
+/// persistent failure does not spin.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// How long a refused connection is given to read its 503; a client that
+/// does not read it is not waited for.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The largest response body the client reads (snapshots included).
 pub const RESPONSE_BODY_MAX: usize = 256 << 20;
 /// Idle connections kept per address.
@@ -110,7 +118,7 @@ pub async fn serve_with(
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                 continue;
             }
         };
@@ -158,7 +166,7 @@ async fn refuse(mut conn: BoxConn) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
         conn.write_all(head.as_bytes()).await?;
         conn.write_all(body.as_bytes()).await?;
         conn.shutdown().await

@@ -10,6 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
+/// How often a bounded wait looks whether its child has exited.
+const EXIT_POLL: Duration = Duration::from_millis(20);
+
 /// Send `sig` to `pid`, a process this program started. A process already
 /// gone is not an error: the caller ends what may have ended by itself.
 pub fn signal(pid: u32, sig: i32) {
@@ -131,7 +134,7 @@ pub fn wait_output(mut child: Child, within: Duration) -> io::Result<(Option<i32
             // Reaped by `end`; `wait` returns the status it kept.
             break child.wait()?;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(EXIT_POLL);
     };
     let code = status.code();
     let output = Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };

@@ -46,7 +46,7 @@ impl JumpyClock {
 
 impl Clock for JumpyClock {
     fn now(&self) -> Mono {
-        Mono(self.real.now().0 + self.mono_skip.load(Ordering::SeqCst))
+        Mono::from_nanos(self.real.now().as_nanos() + self.mono_skip.load(Ordering::SeqCst))
     }
     fn wall_ms(&self) -> u64 {
         (self.real.wall_ms() as i64 + self.wall_skip_ms.load(Ordering::SeqCst)) as u64

@@ -102,8 +102,8 @@ impl SimClock {
 impl Clock for SimClock {
     fn now(&self) -> Mono {
         match self.frozen() {
-            Some((mono, _)) => Mono(mono),
-            None => Mono(self.mono_ns(sim_now())),
+            Some((mono, _)) => Mono::from_nanos(mono),
+            None => Mono::from_nanos(self.mono_ns(sim_now())),
         }
     }
 

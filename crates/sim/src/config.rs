@@ -113,7 +113,7 @@ pub struct SimConfig {
     /// Turn the random nemesis off entirely.
     pub nemesis: bool,
     /// A fixed fault schedule instead of a random one (named scenarios).
-    pub script: Option<Vec<crate::nemesis::Planned>>,
+    pub script: Option<Vec<fenced_check::nemesis::Planned>>,
     /// An operator removes and re-adds voters until the faults stop
     /// ([`crate::membership`]).
     pub membership: bool,

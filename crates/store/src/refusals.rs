@@ -211,7 +211,7 @@ mod tests {
     struct Fixed;
     impl Clock for Fixed {
         fn now(&self) -> Mono {
-            Mono(0)
+            Mono::ZERO
         }
         fn wall_ms(&self) -> u64 {
             1_700_000_000_000

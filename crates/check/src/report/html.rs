@@ -11,6 +11,7 @@
 //! a double click; the evidence list zooms to the operations it names.
 //! Nothing is loaded from outside the file.
 
+use super::escape::esc;
 use crate::history::{History, Op, Outcome, Process};
 use crate::nemesis::Fault;
 use crate::verdict::{overall, Status, Verdict};
@@ -52,21 +53,6 @@ pub fn render_html(history: &History, verdicts: &[Verdict]) -> String {
         .replace("{{TABLE}}", &table)
         .replace("{{STORY}}", &super::story::render_story(history, verdicts))
         .replace("{{DATA}}", &data)
-}
-
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn short(v: &Value) -> String {

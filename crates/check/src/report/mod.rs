@@ -1,6 +1,7 @@
 //! Reports of verdicts: human text, JSON, and a self-contained HTML page
 //! with a timeline. The simulator and the chaos runner reuse these.
 
+mod escape;
 mod html;
 mod json;
 mod story;

@@ -35,9 +35,7 @@ const LOCK_H: f64 = 46.0;
 const PROC_H: f64 = 26.0;
 const PALETTE: [&str; 8] = ["#4c78a8", "#59a14f", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#ff9da7", "#bab0ac"];
 
-fn esc(s: &str) -> String {
-    super::html::esc(s)
-}
+use super::escape::esc;
 
 /// A lease as drawn: who held which token of which lock, from when to when,
 /// and how it ended.

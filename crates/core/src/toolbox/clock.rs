@@ -7,14 +7,40 @@
 
 use std::time::Duration;
 
-/// A monotonic instant, as nanoseconds since an arbitrary per-process origin.
+/// A monotonic instant: nanoseconds since an arbitrary per-process (or,
+/// in the simulator, per-host) origin. The unit is in every name that
+/// crosses the type's boundary (`from_nanos`, `as_nanos`, `as_millis`), so a
+/// caller never guesses it; arithmetic goes through `Duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Mono(pub u64);
+pub struct Mono(u64);
 
 impl Mono {
+    /// The origin.
+    pub const ZERO: Mono = Mono(0);
+
+    /// The instant `ns` nanoseconds after the origin.
+    pub const fn from_nanos(ns: u64) -> Mono {
+        Mono(ns)
+    }
+
+    /// Nanoseconds since the origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
     /// The instant `d` after this one (saturating).
     pub fn plus(self, d: Duration) -> Mono {
         Mono(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+    }
+
+    /// The instant `d` before this one, or the origin if `d` reaches past it.
+    pub fn minus(self, d: Duration) -> Mono {
+        Mono(self.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 
     /// The time elapsed from `earlier` to `self`, or zero if `earlier` is later.

@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn steady_ticks_find_nothing() {
         let mut w = watch();
-        let mut mono = Mono(0);
+        let mut mono = Mono::ZERO;
         let mut wall = 1_700_000_000_000u64;
         for _ in 0..100 {
             let o = w.observe(mono, wall, TICK);
@@ -106,9 +106,9 @@ mod tests {
     #[test]
     fn a_pause_is_lateness_on_both_clocks_not_a_jump() {
         let mut w = watch();
-        w.observe(Mono(0), 1000, TICK);
+        w.observe(Mono::ZERO, 1000, TICK);
         // Stopped for 3 s: both clocks advanced 3.05 s.
-        let o = w.observe(Mono(0).plus(Duration::from_millis(3050)), 4050, TICK);
+        let o = w.observe(Mono::ZERO.plus(Duration::from_millis(3050)), 4050, TICK);
         assert_eq!(o.pause, Some(Duration::from_millis(3000)));
         assert_eq!(o.jump_ms, None);
     }
@@ -116,13 +116,13 @@ mod tests {
     #[test]
     fn wall_jumps_either_way_are_detected_and_signed() {
         let mut w = watch();
-        w.observe(Mono(0), 100_000, TICK);
-        let o = w.observe(Mono(0).plus(TICK), 100_050 + 5_000, TICK);
+        w.observe(Mono::ZERO, 100_000, TICK);
+        let o = w.observe(Mono::ZERO.plus(TICK), 100_050 + 5_000, TICK);
         assert_eq!((o.pause, o.jump_ms), (None, Some(5_000)));
-        let o = w.observe(Mono(0).plus(TICK * 2), 100_100 + 5_000 - 60_000, TICK);
+        let o = w.observe(Mono::ZERO.plus(TICK * 2), 100_100 + 5_000 - 60_000, TICK);
         assert_eq!(o.jump_ms, Some(-60_000));
         // Below the threshold (NTP slew, scheduling noise): nothing.
-        let o = w.observe(Mono(0).plus(TICK * 3), 100_150 + 5_000 - 60_000 + 40, TICK);
+        let o = w.observe(Mono::ZERO.plus(TICK * 3), 100_150 + 5_000 - 60_000 + 40, TICK);
         assert_eq!(o.jump_ms, None);
     }
 }

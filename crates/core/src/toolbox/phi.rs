@@ -197,7 +197,7 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn at(ms: u64) -> Mono {
-        Mono(ms * MS)
+        Mono::from_nanos(ms * MS)
     }
 
     /// A tiny deterministic generator (xorshift64*), so traces are seeded.

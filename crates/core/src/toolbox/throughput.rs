@@ -82,7 +82,7 @@ impl RateWindow {
         // If the sample cap dropped older transfers, average over what is kept.
         let oldest = self.samples.front().map(|s| s.at).unwrap_or(now);
         let capped = self.samples.len() == self.max_samples;
-        let from = if capped { oldest } else { started.max(Mono(now.0.saturating_sub(self.span.as_nanos() as u64))) };
+        let from = if capped { oldest } else { started.max(now.minus(self.span)) };
         let window = now.since(from).max(Duration::from_millis(1));
         let (bytes, entries, busy) = self
             .samples
@@ -108,9 +108,9 @@ mod tests {
     /// A steady stream: one `bytes`-sized append of `entries` every
     /// `every_ms`, each taking `rtt_ms`, for `n` appends from `t0_ms`.
     fn stream(w: &mut RateWindow, t0_ms: u64, n: u64, every_ms: u64, bytes: u64, entries: u64, rtt_ms: u64) -> Mono {
-        let mut at = Mono(t0_ms * MS);
+        let mut at = Mono::from_nanos(t0_ms * MS);
         for i in 0..n {
-            at = Mono((t0_ms + (i + 1) * every_ms) * MS);
+            at = Mono::from_nanos((t0_ms + (i + 1) * every_ms) * MS);
             w.record(at, bytes, entries, Duration::from_millis(rtt_ms));
         }
         at
@@ -148,7 +148,7 @@ mod tests {
         let mut w = RateWindow::new(Duration::from_secs(5), 10_000);
         let end = stream(&mut w, 0, 50, 100, 1000, 1, 1);
         assert!(w.summary(end).bytes_per_s > 0.0);
-        let s = w.summary(Mono(end.0 + 6_000 * MS));
+        let s = w.summary(end.plus(Duration::from_millis(6_000)));
         assert_eq!((s.samples, s.bytes_per_s, s.busy_bytes_per_s), (0, 0.0, None), "{s:?}");
         assert_eq!(RateWindow::new(Duration::from_secs(5), 8).summary(end), ThroughputSummary::default());
     }

@@ -3,8 +3,6 @@
 //! replica's and a fenced store's: the same flags, read by the same code),
 //! and a replica's per-client limits.
 
-use super::lock::Common;
-use super::store::Security as StoreSecurity;
 use anyhow::Context;
 use clap::Args;
 use fenced_client::{Client, ClientConfig};
@@ -61,13 +59,6 @@ impl Credentials {
         let mut config = ClientConfig::new(endpoints);
         config.bearer_token = self.auth_token.clone();
         Ok(Client::with_seams(config, self.transport()?, Arc::new(SystemClock::new()))?)
-    }
-}
-
-impl Common {
-    /// A client of `--endpoints` with the given credentials.
-    pub fn client(&self) -> anyhow::Result<Client> {
-        self.credentials.client(super::endpoints(&self.endpoints))
     }
 }
 
@@ -177,5 +168,41 @@ impl SecurityArgs {
     /// The replica's transport: mutual TLS if certificates are given.
     pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
         self.tls.transport()
+    }
+}
+
+/// How a command talks to the network, and as whom. The default is plain
+/// TCP, no policy, no credentials. Built from the same flags, with the same
+/// code, as the lock service's (this module): `--tls-ca`,
+/// `--tls-cert`, `--tls-key` and `--auth` for `serve`; `--ca`, `--cert`,
+/// `--key` and `--auth-token` for `put` and `get`.
+#[derive(Clone)]
+pub struct StoreSecurity {
+    /// Plain TCP, or TLS layered over it (`fenced_io::tls`); for `serve`,
+    /// a TLS server asks clients for a certificate (optional) and names them
+    /// by it.
+    pub transport: Arc<dyn Transport>,
+    /// Whether `transport` speaks TLS (`serve` refuses a policy without it
+    /// on non-loopback addresses, and warns about plaintext there).
+    pub tls: bool,
+    /// `serve`: who may read and write which keys. `None`: anyone.
+    pub policy: Option<Arc<Policy>>,
+    /// `put`/`get`: the bearer token to send.
+    pub bearer_token: Option<String>,
+}
+
+impl Default for StoreSecurity {
+    fn default() -> Self {
+        StoreSecurity { transport: Arc::new(TcpTransport), tls: false, policy: None, bearer_token: None }
+    }
+}
+
+impl std::fmt::Debug for StoreSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSecurity")
+            .field("tls", &self.tls)
+            .field("policy", &self.policy.is_some())
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }

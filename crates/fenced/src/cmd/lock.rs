@@ -85,6 +85,13 @@ fn client(common: &Common) -> anyhow::Result<Client> {
 }
 
 /// Print a client error and choose the exit status: 1 = refused, 2 = unreachable.
+impl Common {
+    /// A client of `--endpoints` with the given credentials.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        self.credentials.client(super::endpoints(&self.endpoints))
+    }
+}
+
 pub(crate) fn report(common: &Common, e: &ClientError) -> i32 {
     if common.json {
         let v = match e {

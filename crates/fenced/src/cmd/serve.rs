@@ -13,6 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a stopping replica drains before it stops anyway: under the 30 s
+/// a service manager usually waits after SIGTERM.
+const DRAIN_ON_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Settings come from flags, from `--config FILE` (TOML, the same names with
 /// `_` for `-`), or both (flags win). See docs/operations.md.
 #[derive(Args, Debug, Clone)]
@@ -85,7 +89,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<i32> {
     });
     let why = stop_signal().await?;
     eprintln!("{why}: draining (handing off leadership, refusing new sessions)");
-    match tokio::time::timeout(Duration::from_secs(15), fenced_replica::duties::drain::drain(&running.replica)).await {
+    match tokio::time::timeout(DRAIN_ON_STOP_TIMEOUT, fenced_replica::duties::drain::drain(&running.replica)).await {
         Ok(Ok(d)) => eprintln!("drained; leader is now {}", d.leader.map(|l| l.to_string()).unwrap_or("-".into())),
         Ok(Err(e)) => eprintln!("drain incomplete ({e}); stopping anyway"),
         Err(_) => eprintln!("drain did not finish within 15 s; stopping anyway"),

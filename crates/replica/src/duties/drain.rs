@@ -25,6 +25,14 @@ use openraft::async_runtime::WatchReceiver;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The least time a leadership hand-off is given, however short the
+/// election timeouts: a candidate must still catch up and win a vote.
+const MOVE_TIMEOUT_MIN: Duration = Duration::from_secs(2);
+
+/// How long telling a removed replica that it was removed may take; a live
+/// replica answers in milliseconds, and one that does not is unreachable.
+const REMOVED_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why leadership could not be handed off.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
@@ -36,7 +44,7 @@ pub enum DrainError {
 
 /// Wait this long for leadership to move to one candidate.
 fn move_timeout(app: &Replica) -> Duration {
-    (app.config.election_timeout_max * 4).max(Duration::from_secs(2))
+    (app.config.election_timeout_max * 4).max(MOVE_TIMEOUT_MIN)
 }
 
 /// If this replica leads, hand leadership to another live voter, the most
@@ -183,7 +191,7 @@ pub async fn tell_removed(
         .body(Bytes::from(body))
         .map_err(|e| e.to_string())?;
     handshake.stamp(req.headers_mut());
-    let resp = http.send(addr, req, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    let resp = http.send(addr, req, REMOVED_NOTICE_TIMEOUT).await.map_err(|e| e.to_string())?;
     if resp.status != StatusCode::OK {
         return Err(format!("{} answered {}: {}", addr, resp.status, String::from_utf8_lossy(&resp.body)));
     }

@@ -10,6 +10,11 @@ use openraft::Instant as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// The shortest window in which an acknowledgement counts as live, so that
+/// a cluster with very short election timeouts does not call its members
+/// dead between two heartbeats of a loaded machine.
+const LIVE_WINDOW_MIN: Duration = Duration::from_secs(1);
+
 /// The membership this replica knows (the latest, maybe not yet committed).
 pub fn view(app: &Replica) -> Membership {
     let m = app.raft.metrics().borrow_watched().clone();
@@ -53,5 +58,5 @@ pub fn live_members(app: &Replica) -> BTreeSet<NodeId> {
 
 /// How recently a member must have acknowledged the leader to count as live.
 pub fn live_window(app: &Replica) -> Duration {
-    (app.config.election_timeout_max * 2).max(Duration::from_secs(1))
+    (app.config.election_timeout_max * 2).max(LIVE_WINDOW_MIN)
 }

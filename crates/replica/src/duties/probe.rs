@@ -10,6 +10,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The least time a probe is given before it counts as lost: a probe lost
+/// to a timeout shorter than a loaded machine's scheduling delay would make
+/// a live peer look dead.
+const PROBE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+
 /// Probe every other member once per `interval` until `shutdown`, and send
 /// each a bandwidth probe every [`BANDWIDTH_EVERY`]. At most one probe of
 /// each kind per peer is in flight, so a stopped peer costs two pending
@@ -19,7 +24,7 @@ pub async fn run(replica: Arc<Replica>, mut shutdown: tokio::sync::watch::Receiv
     let bw_in_flight: Arc<Mutex<BTreeSet<NodeId>>> = Arc::default();
     let mut last_bandwidth: Option<Mono> = None;
     let interval = replica.config.heartbeat;
-    let timeout = replica.config.election_timeout_max.max(Duration::from_secs(1));
+    let timeout = replica.config.election_timeout_max.max(PROBE_TIMEOUT_MIN);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

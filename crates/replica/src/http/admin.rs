@@ -33,6 +33,14 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A transfer forwarded to the leader waits for the leader's own transfer
+/// (`TRANSFER_TIMEOUT`) and then some.
+const FORWARD_TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the leader waits to see leadership move after triggering a
+/// transfer: an election or two on any configured timing.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
+
 type App = Arc<HttpState>;
 
 pub(crate) fn cluster_status_of(app: &App) -> ClusterStatus {
@@ -162,7 +170,7 @@ pub(crate) async fn transfer_leader(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Bytes::from(body))
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-        let resp = app.http.send(&addr, req, Duration::from_secs(10)).await.map_err(|_| ProposeError::NoLeader)?;
+        let resp = app.http.send(&addr, req, FORWARD_TRANSFER_TIMEOUT).await.map_err(|_| ProposeError::NoLeader)?;
         return serde_json::from_slice::<ClusterStatus>(&resp.body).map(Json).map_err(|_| {
             ApiError::new(StatusCode::BAD_GATEWAY, "forward_failed", String::from_utf8_lossy(&resp.body))
         });
@@ -170,7 +178,7 @@ pub(crate) async fn transfer_leader(
     if b.to != app.config.id {
         app.raft.trigger().transfer_leader(b.to).await.map_err(|_| ProposeError::ShuttingDown)?;
         let mut m = app.raft.metrics();
-        let moved = tokio::time::timeout(Duration::from_secs(5), async {
+        let moved = tokio::time::timeout(TRANSFER_TIMEOUT, async {
             loop {
                 let l = m.borrow_watched().current_leader;
                 if l.is_some() && l != Some(app.config.id) {

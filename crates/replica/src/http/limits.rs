@@ -214,7 +214,7 @@ pub async fn guard(State(app): State<Arc<HttpState>>, mut req: Request, next: Ne
     let conn = req.extensions().get::<ConnInfo>();
     let authenticated = auth::authenticate(policy, req.headers(), conn);
     if let Ok(caller) = &authenticated {
-        let now_ms = app.seams.clock.now().0 / 1_000_000;
+        let now_ms = app.seams.clock.now().as_millis();
         if let Err(t) = app.limiter.admit_rate(caller, now_ms) {
             app.limiter.refused.throttled.inc();
             app.limiter.report(StatusCode::TOO_MANY_REQUESTS, "rate_limited", t.message.clone());

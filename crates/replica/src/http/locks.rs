@@ -25,6 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
+/// How long a read forwarded to the leader may take before the caller is
+/// told there is no leader (and its client tries another replica).
+const FORWARD_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Largest client request body. Names and values are far smaller.
 pub const CLIENT_BODY_MAX: usize = 64 << 10;
 /// Largest peer message (snapshots included).
@@ -386,7 +390,7 @@ async fn linearizable(app: &App, path_and_query: &str) -> Result<Option<AxRespon
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
             let resp = app
                 .http
-                .send(&leader, req, Duration::from_secs(5))
+                .send(&leader, req, FORWARD_READ_TIMEOUT)
                 .await
                 .map_err(|_| ApiError::from(ProposeError::NoLeader))?;
             let mut out = AxResponse::new(Body::from(resp.body));

@@ -20,6 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
+/// How long a watch waits for this replica to apply the grant it watches;
+/// a replica further behind closes the stream and the client reconnects,
+/// perhaps to another replica.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a watch says "held" while nothing happens: the client's proof
+/// that the stream is alive.
+const HELD_EVERY: Duration = Duration::from_secs(1);
+
 type App = Arc<HttpState>;
 
 #[derive(Deserialize)]
@@ -62,8 +71,7 @@ pub(crate) async fn lock_watch(
         // has applied it, "not held" here would only mean "not yet seen".
         let mut applied = app.shared.watch_applied();
         let caught_up =
-            tokio::time::timeout(Duration::from_secs(5), async { applied.wait_for(|a| *a >= q.token).await.is_ok() })
-                .await;
+            tokio::time::timeout(CATCH_UP_TIMEOUT, async { applied.wait_for(|a| *a >= q.token).await.is_ok() }).await;
         if caught_up != Ok(true) {
             return; // The client reconnects, perhaps elsewhere.
         }
@@ -84,7 +92,7 @@ pub(crate) async fn lock_watch(
             if tx.send(sse("held", &beat)).await.is_err() {
                 return;
             }
-            let deadline = tokio::time::sleep(Duration::from_secs(1));
+            let deadline = tokio::time::sleep(HELD_EVERY);
             tokio::pin!(deadline);
             loop {
                 tokio::select! {

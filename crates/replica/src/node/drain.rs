@@ -6,12 +6,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// The longest a waiter goes without looking whether its replica drains.
+pub const DRAIN_POLL_MAX: Duration = Duration::from_millis(250);
+
 /// How often a waiting acquire or proposal looks whether its replica
 /// started draining: once a heartbeat (a removed replica's waiters should
 /// move on about as fast as a leader change is noticed), at least every
 /// 250 ms.
 pub fn poll(heartbeat: Duration) -> Duration {
-    heartbeat.min(Duration::from_millis(250))
+    heartbeat.min(DRAIN_POLL_MAX)
 }
 
 /// Two reasons to drain, which end differently: an operator's drain

@@ -28,6 +28,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The least jitter the phi detector assumes of a peer: never suspect a
+/// peer on the scheduling noise of a loaded machine alone.
+const PHI_JITTER_MIN: Duration = Duration::from_millis(100);
+
 /// RTT and replication samples kept per peer.
 pub const PEER_WINDOW: usize = 1024;
 /// The window replication and link throughput are averaged over.
@@ -128,7 +132,7 @@ impl PeerStats {
             first_heartbeat_estimate: interval,
             // Never suspect a peer on scheduling noise of a loaded machine
             // alone: at least 100 ms of jitter is assumed.
-            min_std_dev: Duration::from_millis(100).max(interval / 2),
+            min_std_dev: PHI_JITTER_MIN.max(interval / 2),
             ..PhiConfig::default()
         };
         PeerStats { me, clock, phi, peers: Mutex::new(BTreeMap::new()) }
@@ -357,7 +361,7 @@ mod tests {
 
     impl Clock for Manual {
         fn now(&self) -> Mono {
-            Mono(self.0.load(Ordering::SeqCst))
+            Mono::from_nanos(self.0.load(Ordering::SeqCst))
         }
         fn wall_ms(&self) -> u64 {
             self.0.load(Ordering::SeqCst) / 1_000_000

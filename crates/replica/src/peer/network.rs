@@ -29,6 +29,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The least time a snapshot transfer is given: a snapshot may be large and
+/// openraft's hard TTL is sized for heartbeats.
+const SNAPSHOT_TIMEOUT_MIN: Duration = Duration::from_secs(10);
+
 /// A snapshot on the wire.
 #[derive(Serialize, Deserialize)]
 pub struct SnapshotRequest {
@@ -167,7 +171,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let req = SnapshotRequest { vote, meta: snapshot.meta, data: snapshot.snapshot.into_inner() };
         // A snapshot may be large; give it the hard TTL at least, and a floor.
-        let timeout = option.hard_ttl().max(Duration::from_secs(10));
+        let timeout = option.hard_ttl().max(SNAPSHOT_TIMEOUT_MIN);
         Ok(self.call("snapshot", &req, timeout).await?)
     }
 

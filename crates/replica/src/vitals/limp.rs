@@ -276,7 +276,7 @@ mod tests {
     fn a_leader_hands_over_only_after_persistent_limping_and_waits_out_its_cooldown() {
         let state = LimpState::default();
         let slow = || Inputs { own_fsync_p50: Some(ms(200)), ..base() };
-        let at = |s: u64| Mono(0).plus(Duration::from_secs(s));
+        let at = |s: u64| Mono::ZERO.plus(Duration::from_secs(s));
         for i in 1..PERSIST_CHECKS as u64 {
             assert!(!state.check(at(i), true, slow), "check {i} of {PERSIST_CHECKS}");
         }
@@ -294,7 +294,7 @@ mod tests {
     fn a_follower_is_never_limping_and_resets_the_count() {
         let state = LimpState::default();
         let slow = || Inputs { own_fsync_p50: Some(ms(200)), ..base() };
-        let at = |s: u64| Mono(0).plus(Duration::from_secs(s));
+        let at = |s: u64| Mono::ZERO.plus(Duration::from_secs(s));
         for i in 1..PERSIST_CHECKS as u64 {
             assert!(!state.check(at(i), true, slow));
         }

@@ -67,7 +67,7 @@ impl Timekeeper {
         Timekeeper {
             tick,
             pause_threshold,
-            last_beat: AtomicU64::new(now.0),
+            last_beat: AtomicU64::new(now.as_nanos()),
             started: AtomicBool::new(false),
             reconfirming: Arc::default(),
             awaiting_reconfirm: AtomicBool::new(false),
@@ -89,7 +89,7 @@ impl Timekeeper {
         let now = self.clock.now();
         let wall = self.clock.wall_ms();
         let obs = self.watch.lock().map(|mut w| w.observe(now, wall, self.tick)).unwrap_or_default();
-        self.last_beat.store(now.0, Ordering::SeqCst);
+        self.last_beat.store(now.as_nanos(), Ordering::SeqCst);
         if !self.started.swap(true, Ordering::SeqCst) {
             return None;
         }
@@ -153,7 +153,7 @@ impl Timekeeper {
         if !self.started.load(Ordering::SeqCst) {
             return false;
         }
-        let since = self.clock.now().since(Mono(self.last_beat.load(Ordering::SeqCst)));
+        let since = self.clock.now().since(Mono::from_nanos(self.last_beat.load(Ordering::SeqCst)));
         if since > self.pause_threshold + self.tick {
             self.suspect_pause(is_leader);
             return true;
@@ -209,7 +209,7 @@ mod tests {
 
     impl Clock for Manual {
         fn now(&self) -> Mono {
-            Mono(self.mono.load(Ordering::SeqCst))
+            Mono::from_nanos(self.mono.load(Ordering::SeqCst))
         }
         fn wall_ms(&self) -> u64 {
             1_700_000_000_000

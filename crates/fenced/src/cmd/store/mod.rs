@@ -25,56 +25,18 @@ pub mod args;
 pub mod client;
 pub mod serve;
 
+pub use super::credentials::StoreSecurity as Security;
 use super::credentials::{Credentials, TlsAuthArgs};
 use super::lock::{report, Common};
 use super::parse_duration;
 use args::{GetArgs, PutArgs, ServeArgs};
 use clap::{Args, Subcommand};
 use fenced_client::AcquireOptions;
-use fenced_io::auth::Policy;
-use fenced_io::transport::{TcpTransport, Transport};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_REJECTED: i32 = 1;
 pub const EXIT_UNREACHABLE: i32 = 2;
-
-/// How a command talks to the network, and as whom. The default is plain
-/// TCP, no policy, no credentials. Built from the same flags, with the same
-/// code, as the lock service's (`super::credentials`): `--tls-ca`,
-/// `--tls-cert`, `--tls-key` and `--auth` for `serve`; `--ca`, `--cert`,
-/// `--key` and `--auth-token` for `put` and `get`.
-#[derive(Clone)]
-pub struct Security {
-    /// Plain TCP, or TLS layered over it (`fenced_io::tls`); for `serve`,
-    /// a TLS server asks clients for a certificate (optional) and names them
-    /// by it.
-    pub transport: Arc<dyn Transport>,
-    /// Whether `transport` speaks TLS (`serve` refuses a policy without it
-    /// on non-loopback addresses, and warns about plaintext there).
-    pub tls: bool,
-    /// `serve`: who may read and write which keys. `None`: anyone.
-    pub policy: Option<Arc<Policy>>,
-    /// `put`/`get`: the bearer token to send.
-    pub bearer_token: Option<String>,
-}
-
-impl Default for Security {
-    fn default() -> Self {
-        Security { transport: Arc::new(TcpTransport), tls: false, policy: None, bearer_token: None }
-    }
-}
-
-impl std::fmt::Debug for Security {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Security")
-            .field("tls", &self.tls)
-            .field("policy", &self.policy.is_some())
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
 
 /// `fenced store ...`
 #[derive(Debug, Clone, Subcommand)]
