@@ -13,8 +13,10 @@ use crate::target::Target;
 use crate::worker::mono_ns;
 use fenced_bench::system::{Etcd, LockSystem};
 use fenced_check::checkers::check_all;
+use fenced_check::final_read;
 use fenced_check::history::{Event, EventType, History, Process};
 use fenced_check::nemesis::{FaultRecord, NemesisEvent};
+use fenced_check::readback::{self, Commit, LogEntry, Payload, ReplicaLog};
 use fenced_check::verdict::{Options, Status, Verdict};
 use fenced_client::{Client, ClientConfig};
 use fenced_core::machine::command::Request;
@@ -850,32 +852,34 @@ fn read_back(cfg: &Config, plan: &AddressPlan, commit: u64, at: u64) -> Result<(
 /// S5: each acknowledged write must be visible to it.
 pub async fn final_reads(store: &StoreClient, locks: usize, epoch: u64) -> Vec<Event> {
     let mut events = Vec::new();
-    for i in 0..locks {
-        let key = format!("k{i}");
-        for _ in 0..20 {
-            if let Ok(obj) = store.get(&key).await {
-                let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                events.push(Event {
-                    kind: EventType::Ok,
-                    process: Process::Named("final".into()),
-                    f: "read".into(),
-                    value: json!({"key": key, "value": v, "version": version, "token": token}),
-                    time: mono_ns().saturating_sub(epoch),
-                    node: None,
-                    wall: Some(crate::worker::wall_now()),
-                });
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    let read = |key: String| async move {
+        let obj = store.get(&key).await?;
+        Ok::<_, fenced_store_client::StoreError>(final_read::read_value(
+            &key,
+            obj.as_ref().map(|o| (&o.value[..], o.version, o.token)),
+        ))
+    };
+    let record = |value| {
+        events.push(Event {
+            kind: EventType::Ok,
+            process: Process::Named(final_read::PROCESS.into()),
+            f: "read".into(),
+            value,
+            time: mono_ns().saturating_sub(epoch),
+            node: None,
+            wall: Some(crate::worker::wall_now()),
+        })
+    };
+    final_read::final_reads((0..locks).map(|i| format!("k{i}")), read, tokio::time::sleep, record).await;
     events
 }
 
 /// [`read_back`] for any replicas' data directories (`(id, dir)`, the
 /// voters at the end of the run): `nodes` is how many voters a majority is
 /// counted of; the logs are saved as `n<id>.raftlog.jsonl` in `save_to`.
+/// Entries up to `commit` (the commit index a replica reported) are
+/// committed; with none reported (0), those a majority holds with the same
+/// index and term ([`fenced_check::readback`]).
 pub fn read_back_dirs(
     bin: &Path,
     dirs: &[(u64, PathBuf)],
@@ -885,10 +889,7 @@ pub fn read_back_dirs(
     at: u64,
 ) -> Result<(Vec<Event>, Vec<String>), ChaosError> {
     let mut notes = Vec::new();
-    let mut best: Option<((u64, u64), Vec<Value>)> = None;
-    let mut agree: BTreeMap<(u64, u64), usize> = BTreeMap::new();
-    // What each replica knew committed, to compare them (state-machine safety).
-    let mut committed_logs: BTreeMap<u64, fenced_core::machine::audit::CommittedLog> = BTreeMap::new();
+    let mut logs = Vec::new();
     for (id, dir) in dirs {
         let out = std::process::Command::new(bin)
             .args(["debug", "log", "--json", "--data-dir"])
@@ -904,62 +905,35 @@ pub fn read_back_dirs(
             let _ = std::fs::write(save_to.join(format!("n{id}.raftlog.jsonl")), &text);
         }
         let entries: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        committed_logs.insert(
-            *id,
-            entries
-                .iter()
-                .filter(|e| e["committed"].as_bool() == Some(true))
-                .filter_map(|e| Some((e["index"].as_u64()?, format!("t{} {}", e["term"], e["entry"]))))
-                .collect(),
-        );
-        for e in &entries {
-            if let (Some(i), Some(t)) = (e["index"].as_u64(), e["term"].as_u64()) {
-                *agree.entry((i, t)).or_default() += 1;
-            }
-        }
-        let last = entries.last().map(|e| (e["term"].as_u64().unwrap_or(0), e["index"].as_u64().unwrap_or(0)));
-        let last = last.unwrap_or((0, 0));
-        if best.as_ref().is_none_or(|(b, _)| last > *b) {
-            best = Some((last, entries));
-        }
+        logs.push(replica_log(*id, &entries));
     }
-    let Some((_, entries)) = best else {
+    if logs.is_empty() {
         return Err(ChaosError::Log("no replica's log could be read".into()));
-    };
-    // Entries up to the commit index a replica reported are committed; with
-    // no report, those a majority holds (same index and term).
-    let committed = |e: &Value| {
-        let i = e["index"].as_u64().unwrap_or(u64::MAX);
-        let t = e["term"].as_u64().unwrap_or(0);
-        if commit > 0 {
-            i <= commit
-        } else {
-            agree.get(&(i, t)).is_some_and(|n| *n as u64 * 2 > nodes)
-        }
-    };
-    if entries.first().and_then(|e| e["index"].as_u64()).is_some_and(|i| i > 1) {
-        notes.push("the log was compacted; the read-back misses its start, so S4/S5/S7 may be unknown".into());
-        return Ok((Vec::new(), notes));
     }
-    let mut requests = Vec::new();
-    for e in entries.iter().filter(|e| committed(e)) {
-        let Some(index) = e["index"].as_u64() else { continue };
-        let Some(req) = e["entry"].get("request") else { continue };
-        match serde_json::from_value::<Request>(req.clone()) {
-            Ok(req) => requests.push((index, req)),
-            Err(_) => notes.push(format!("log entry {index}: request not understood")),
+    let commit = if commit > 0 { Commit::Reported(commit) } else { Commit::Majority { voters: nodes } };
+    let read = readback::read_back(&logs, commit, at);
+    notes.extend(read.notes);
+    Ok((read.events, notes))
+}
+
+/// One replica's log from the lines of `fenced debug log --json`
+/// (`{"index", "term", "committed", "entry"}`); an entry without an index
+/// and a term is skipped. The replica vouches for the entries it marked
+/// `committed`.
+pub fn replica_log(id: u64, lines: &[Value]) -> ReplicaLog {
+    let mut log = ReplicaLog { id, committed: None, entries: Vec::new() };
+    for e in lines {
+        let (Some(index), Some(term)) = (e["index"].as_u64(), e["term"].as_u64()) else { continue };
+        if e["committed"].as_bool() == Some(true) {
+            log.committed = log.committed.max(Some(index));
         }
+        let request = match e["entry"].get("request") {
+            None => Payload::Other,
+            Some(req) => serde_json::from_value::<Request>(req.clone()).map_or(Payload::Unreadable, Payload::Request),
+        };
+        log.entries.push(LogEntry { index, term, payload: e["entry"].to_string(), request });
     }
-    let mut out: Vec<Event> = fenced_core::machine::audit::divergences(&committed_logs)
-        .into_iter()
-        .map(|d| Event::from_log("diverged", serde_json::to_value(&d).unwrap_or_default(), at))
-        .collect();
-    out.extend(
-        fenced_core::machine::audit::replay(requests.iter().map(|(i, r)| (*i, r)))
-            .into_iter()
-            .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at)),
-    );
-    Ok((out, notes))
+    log
 }
 
 fn write_reports(

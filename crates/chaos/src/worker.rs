@@ -302,13 +302,8 @@ pub async fn run(a: WorkerArgs) -> u64 {
             out.emit(EventType::Invoke, "read", json!({"key": lock}));
             match store.get(&lock).await {
                 Ok(obj) => {
-                    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-                    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-                    out.emit(
-                        EventType::Ok,
-                        "read",
-                        json!({"key": lock, "value": v, "version": version, "token": token}),
-                    );
+                    let found = obj.as_ref().map(|o| (&o.value[..], o.version, o.token));
+                    out.emit(EventType::Ok, "read", fenced_check::final_read::read_value(&lock, found));
                 }
                 Err(e) => out.emit(EventType::Info, "read", json!({"key": lock, "error": e.to_string()})),
             }

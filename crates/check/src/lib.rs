@@ -5,10 +5,12 @@
 
 pub mod checkers;
 pub mod cli;
+pub mod final_read;
 pub mod history;
 pub mod import;
 pub mod lin;
 pub mod nemesis;
+pub mod readback;
 pub mod report;
 pub mod testgen;
 pub mod verdict;

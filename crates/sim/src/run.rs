@@ -18,6 +18,7 @@ use crate::workload::{self, ClientPlan};
 use fenced_check::checkers::check_all;
 use fenced_check::history::{Event, EventType, History, Process};
 use fenced_check::nemesis::{FaultRecord, NemesisEvent};
+use fenced_check::readback::{self, Commit, LogEntry, Payload, ReplicaLog};
 use fenced_check::verdict::{Options, Verdict};
 use fenced_client::{Client, ClientConfig};
 use fenced_io::disk::MemDisk;
@@ -569,42 +570,33 @@ impl JointFaults {
 
 /// The log events (grants, releases, expiries) as the committed log decided
 /// them, replayed through the real state machine; and a `diverged` record
-/// for each index where two replicas hold different committed entries.
+/// for each index where two replicas hold different committed entries
+/// ([`fenced_check::readback`]). Each replica vouches for its log up to its
+/// own committed index (a lagging one may hold entries above it that a
+/// leader will overwrite).
 fn log_events(disks: &BTreeMap<u64, MemDisk>, at: u64) -> Result<Vec<Event>, SimError> {
-    let mut logs = BTreeMap::new();
+    let mut logs = Vec::new();
     for (id, d) in disks {
         let log = LogStore::open(Arc::new(d.clone())).map_err(|e| SimError::Log(e.to_string()))?;
-        let committed = log.committed_index().map_err(|e| SimError::Log(e.to_string()))?.unwrap_or(0);
+        let committed = log.committed_index().map_err(|e| SimError::Log(e.to_string()))?;
         let entries = log.entries().map_err(|e| SimError::Log(e.to_string()))?;
-        logs.insert(*id, (committed, entries));
-    }
-    // Each replica vouches for its log up to its own committed index (a
-    // lagging one may hold entries above it that a leader will overwrite).
-    let committed: BTreeMap<u64, fenced_core::machine::audit::CommittedLog> = logs
-        .iter()
-        .map(|(id, (c, entries))| {
-            let describe = |e: &fenced_replica::storage::types::Entry| {
-                format!("t{} {}", e.log_id.leader_id.term, serde_json::to_string(&e.payload).unwrap_or_default())
-            };
-            (*id, entries.iter().filter(|e| e.log_id.index <= *c).map(|e| (e.log_id.index, describe(e))).collect())
-        })
-        .collect();
-    let mut out: Vec<Event> = fenced_core::machine::audit::divergences(&committed)
-        .into_iter()
-        .map(|d| Event::from_log("diverged", serde_json::to_value(&d).unwrap_or_default(), at))
-        .collect();
-    let best = logs.into_values().max_by_key(|(committed, _)| *committed);
-    let Some((committed, entries)) = best else { return Ok(out) };
-    let requests = entries.iter().filter(|e| e.log_id.index <= committed).filter_map(|e| match &e.payload {
-        openraft::EntryPayload::Normal(req) => Some((e.log_id.index, req)),
-        _ => None,
-    });
-    out.extend(
-        fenced_core::machine::audit::replay(requests)
+        let entries = entries
             .into_iter()
-            .map(|d| Event::from_log(d.kind, serde_json::to_value(&d).unwrap_or_default(), at)),
-    );
-    Ok(out)
+            .map(|e| LogEntry {
+                index: e.log_id.index,
+                term: e.log_id.leader_id.term,
+                payload: serde_json::to_string(&e.payload).unwrap_or_default(),
+                request: match e.payload {
+                    openraft::EntryPayload::Normal(req) => Payload::Request(req),
+                    _ => Payload::Other,
+                },
+            })
+            .collect();
+        logs.push(ReplicaLog { id: *id, committed, entries });
+    }
+    // No notes to keep: the replicas keep their whole logs
+    // (`snapshot_every_entries`) and every request is typed.
+    Ok(readback::read_back(&logs, Commit::Vouched, at).events)
 }
 
 /// Run one seed.

@@ -6,6 +6,7 @@
 //! checked that its lease is still valid, before its write reaches the store.
 
 use crate::recorder::Recorder;
+use fenced_check::final_read;
 use fenced_check::history::{EventType, Process};
 use fenced_check::nemesis::{Fault, FaultRecord, NemesisEvent};
 use fenced_client::{AcquireOptions, Client, ClientError, Guard};
@@ -431,9 +432,7 @@ pub async fn byzantine(plan: ClientPlan, client: Client, store: StoreClient, rec
 /// A read's history value: the object's value, version and token (an
 /// absent key reads as version 0, token 0, value null).
 fn read_value(key: &str, obj: Option<fenced_store::Object>) -> serde_json::Value {
-    let v = obj.as_ref().map(|o| String::from_utf8_lossy(&o.value).to_string());
-    let (version, token) = obj.map(|o| (o.version, o.token)).unwrap_or((0, 0));
-    json!({"key": key, "value": v, "version": version, "token": token})
+    final_read::read_value(key, obj.as_ref().map(|o| (&o.value[..], o.version, o.token)))
 }
 
 /// The store keys the honest clients write: `k{i}` per lock, or in the
@@ -456,16 +455,11 @@ pub fn store_keys(locks: usize, guarded: bool, primitives: bool) -> Vec<String> 
 
 /// After the run: read every key once, as process "final".
 pub async fn final_reads(keys: Vec<String>, store: StoreClient, rec: Recorder) {
-    let p = Process::Named("final".into());
-    for key in keys {
-        for _attempt in 0..20 {
-            match store.get(&key).await {
-                Ok(obj) => {
-                    rec.record(EventType::Ok, p.clone(), "read", read_value(&key, obj));
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
+    let p = Process::Named(final_read::PROCESS.into());
+    let read = |key: String| {
+        let store = &store;
+        async move { store.get(&key).await.map(|obj| read_value(&key, obj)) }
+    };
+    let record = |value| rec.record(EventType::Ok, p.clone(), "read", value);
+    final_read::final_reads(keys, read, tokio::time::sleep, record).await;
 }

@@ -9,7 +9,6 @@ pub mod browser;
 pub mod workload;
 
 use fenced_client::{Client, ClientConfig};
-use fenced_core::machine::command::Request;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -358,31 +357,28 @@ pub struct Acked {
     pub completed: fenced_core::toolbox::clock::Mono,
 }
 
-/// The grants one replica's log decided, read back as the simulator and the
-/// chaos runner read logs (`fenced_core::machine::audit::replay` through the real
-/// state machine) and judged by the same checker of exclusion (S4). Panics
-/// with the verdict if the log breaks it.
+/// The grants one replica's whole log decided (committed or not), read back
+/// as the simulator and the chaos runner read logs (`fenced_check::readback`:
+/// replayed through the real state machine) and judged by the same checker of
+/// exclusion (S4). Panics with the verdict if the log breaks it, and if it
+/// cannot be read back whole (compacted, or a request that does not decode).
 pub fn grants_in_log(entries: &[serde_json::Value]) -> BTreeSet<(String, u64)> {
-    use fenced_check::history::{Event as HistoryEvent, History};
-    let requests: Vec<(u64, Request)> = entries
-        .iter()
-        .filter_map(|e| {
-            let req = e["entry"].get("request")?;
-            Some((e["index"].as_u64().expect("index"), serde_json::from_value(req.clone()).expect("request decodes")))
-        })
-        .collect();
-    let decisions = fenced_core::machine::audit::replay(requests.iter().map(|(i, r)| (*i, r)));
-    let events: Vec<HistoryEvent> = decisions
-        .iter()
-        .map(|d| HistoryEvent::from_log(d.kind, serde_json::to_value(d).expect("a decision serializes"), 0))
-        .collect();
-    let verdict = fenced_check::checkers::s4::check(&History::new(events), &Default::default());
+    use fenced_check::history::History;
+    use fenced_check::readback::{read_back, Commit};
+    // One replica's whole log: every entry it holds is a "majority" of one.
+    let log = fenced_chaos::run::replica_log(1, entries);
+    let read = read_back(&[log], Commit::Majority { voters: 1 }, 0);
+    assert!(read.notes.is_empty(), "the log could not be read back whole: {:?}", read.notes);
+    let history = History::new(read.events);
+    let verdict = fenced_check::checkers::s4::check(&history, &Default::default());
     assert_eq!(verdict.status, fenced_check::verdict::Status::Valid, "{verdict:?}");
-    let grants = decisions.iter().filter(|d| d.kind == "grant");
+    let grants = history.events.iter().filter(|e| e.f == "grant");
     grants
-        .map(|d| {
-            assert_eq!(d.token, d.index, "token {} is not its granting entry's index {}", d.token, d.index);
-            (d.lock.clone(), d.token)
+        .map(|e| {
+            let (lock, token, index) = (e.value["lock"].as_str(), e.value["token"].as_u64(), e.value["index"].as_u64());
+            let (Some(lock), Some(token)) = (lock, token) else { panic!("a grant without lock or token: {e:?}") };
+            assert_eq!(Some(token), index, "token {token} is not its granting entry's index {index:?}");
+            (lock.to_string(), token)
         })
         .collect()
 }
