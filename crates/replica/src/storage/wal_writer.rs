@@ -153,36 +153,10 @@ impl WalWriter {
 
 #[cfg(test)]
 mod tests {
+    //! Batching, failure propagation and backpressure are the shared
+    //! writer's (`fenced_io::group_commit`'s tests); here, what this log adds.
     use super::*;
     use fenced_io::disk::MemDisk;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    /// A disk whose fsync fails once `fail` is set.
-    struct FailingSync {
-        inner: MemDisk,
-        fail: AtomicBool,
-    }
-
-    impl Disk for FailingSync {
-        fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-            self.inner.read(name)
-        }
-        fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.append(name, data)
-        }
-        fn sync(&self, name: &str) -> io::Result<()> {
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(io::Error::other("injected fsync failure"));
-            }
-            self.inner.sync(name)
-        }
-        fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.write_atomic(name, data)
-        }
-        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-            self.inner.truncate(name, len)
-        }
-    }
 
     #[tokio::test]
     async fn writes_land_in_queue_order_under_one_fsync() {
@@ -197,78 +171,5 @@ mod tests {
         w.submit_and_wait(Op::Append { bytes: b"?".to_vec(), sync: false }).await.unwrap();
         disk.crash();
         assert_eq!(disk.read("f").unwrap().as_deref(), Some(&b"xyz"[..]), "unsynced appends are lost at a crash");
-    }
-
-    #[tokio::test]
-    async fn a_failed_fsync_fails_that_batch_and_every_later_one() {
-        let disk = Arc::new(FailingSync { inner: MemDisk::new(), fail: AtomicBool::new(false) });
-        let w = WalWriter::spawn(disk.clone(), "f");
-        w.submit_and_wait(Op::Append { bytes: b"a".to_vec(), sync: true }).await.unwrap();
-        disk.fail.store(true, Ordering::SeqCst);
-        let err = w.submit_and_wait(Op::Append { bytes: b"b".to_vec(), sync: true }).await.unwrap_err();
-        assert!(err.to_string().contains("injected fsync failure"), "{err}");
-        disk.fail.store(false, Ordering::SeqCst);
-        let err = w.submit_and_wait(Op::Append { bytes: b"c".to_vec(), sync: true }).await.unwrap_err();
-        assert!(err.to_string().contains("injected fsync failure"), "the writer stays failed: {err}");
-    }
-
-    /// A disk whose every fsync batch first waits `latency` (as the
-    /// simulator's disks do), so that jobs pile up behind it.
-    struct SlowSync {
-        inner: MemDisk,
-        latency: std::time::Duration,
-    }
-
-    impl Disk for SlowSync {
-        fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-            self.inner.read(name)
-        }
-        fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.append(name, data)
-        }
-        fn sync(&self, name: &str) -> io::Result<()> {
-            self.inner.sync(name)
-        }
-        fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.write_atomic(name, data)
-        }
-        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-            self.inner.truncate(name, len)
-        }
-        fn sync_latency(&self) -> std::time::Duration {
-            self.latency
-        }
-    }
-
-    /// Behind a stalled disk the queue holds `QUEUE_MAX` jobs and no more:
-    /// the next submit waits (backpressure) instead of growing memory, and
-    /// completes, in order, once the disk catches up.
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_makes_submitters_wait_until_the_disk_catches_up() {
-        use std::time::Duration;
-        let disk = MemDisk::new();
-        let latency = Duration::from_secs(1000);
-        let w = WalWriter::spawn(Arc::new(SlowSync { inner: disk.clone(), latency }), "f");
-        // The writer takes the first job and waits out the disk's latency.
-        w.submit(Op::Append { bytes: vec![b'a'], sync: false }, Done::Nobody).await.unwrap();
-        tokio::task::yield_now().await;
-        for _ in 0..QUEUE_MAX {
-            let queued = tokio::time::timeout(
-                Duration::from_millis(1),
-                w.submit(Op::Append { bytes: vec![b'b'], sync: false }, Done::Nobody),
-            );
-            queued.await.expect("room in the queue").unwrap();
-        }
-        let blocked = w.submit_and_wait(Op::Append { bytes: vec![b'c'], sync: true });
-        tokio::pin!(blocked);
-        assert!(
-            tokio::time::timeout(Duration::from_secs(1), &mut blocked).await.is_err(),
-            "a submit to a full queue must wait"
-        );
-        assert_eq!(w.queue.capacity(), 0, "the queue is full, not growing");
-        tokio::time::timeout(latency * 10, &mut blocked).await.expect("completes once the disk catches up").unwrap();
-        let data = disk.read("f").unwrap().unwrap();
-        assert_eq!(data.len(), 1 + QUEUE_MAX + 1);
-        assert_eq!((data[0], data[QUEUE_MAX], data[QUEUE_MAX + 1]), (b'a', b'b', b'c'), "in queue order");
     }
 }
