@@ -9,6 +9,7 @@
 //!   disk can lose what was not synced at a crash;
 //! - [`clock`]: the system monotonic and wall clocks;
 //! - [`frame`]: the checksummed binary encoding used on disk and between replicas;
+//! - [`group_commit`]: one writer task per file, many callers per fsync (the Raft log's and the store's WAL);
 //! - [`auth`]: who is calling (bearer token or client certificate) and per-prefix ACLs;
 //! - [`tls`]: TLS (mutual when certificates are given) layered over any transport;
 //! - [`wallclock`]: the wall clock's error bound from the kernel (`adjtimex`);
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod disk;
 pub mod envelope;
 pub mod frame;
+pub mod group_commit;
 pub mod http;
 pub mod listing;
 pub mod process;

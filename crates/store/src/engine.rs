@@ -6,7 +6,8 @@
 //!   which is the only place that compares a token with `max_token`. The
 //!   check and the raise of `max_token` are therefore atomic, without locks
 //!   held across an fsync.
-//! - **Group commit.** The writer takes up to `batch_max` queued writes,
+//! - **Group commit** ([`fenced_io::group_commit`], shared with the
+//!   replica's Raft log). The writer takes up to `batch_max` queued writes,
 //!   decides each against the state as the batch has changed it so far,
 //!   appends one WAL record per accepted write, and fsyncs once. Only then
 //!   is the batch made visible to readers and answered. A reader therefore
@@ -35,21 +36,21 @@
 //!   truncated: the store refuses to start, since both hold acknowledged
 //!   data.
 //!
-//! Disk calls are synchronous and made from the writer task, as the replica's
-//! log store does: under the simulator the disk is in memory, and in
-//! production one runtime worker waits on the fsync while others serve reads.
+//! The batch's append and fsync run where the group-commit writer runs its
+//! disk calls (tokio's blocking pool, inline under the simulator);
+//! compaction's are synchronous, in the writer task.
 
 use crate::dedup::{Bounds, Dedup, Fingerprint, Seen};
 use bytes::Bytes;
 use fenced_io::disk::Disk;
+use fenced_io::group_commit::{self, Batch, Commit, Failure, Queue};
 use fenced_io::{frame, listing};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// The write-ahead log's file name.
 pub const WAL: &str = "store.wal";
@@ -316,9 +317,6 @@ struct State {
 
 struct Shared {
     state: RwLock<State>,
-    /// Set when a WAL write or fsync failed: every later write is refused,
-    /// because what is on disk is no longer known.
-    failed: AtomicBool,
 }
 
 struct Cmd {
@@ -330,17 +328,22 @@ struct Cmd {
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Cmd>,
+    /// The writer's queue; it refuses every write once a WAL write or fsync
+    /// failed, because what is on disk is no longer known.
+    queue: Queue<Cmd>,
     unsafe_no_fencing: bool,
     /// Bytes of torn WAL tail cut off when the store started.
     torn_bytes: u64,
 }
 
 /// The single writer (run it with [`Writer::run`]).
-pub struct Writer {
+pub struct Writer(group_commit::Writer<Engine>);
+
+/// The store's side of the group commit: deciding writes, and making a
+/// durable batch visible.
+struct Engine {
     disk: Arc<dyn Disk>,
     shared: Arc<Shared>,
-    rx: mpsc::Receiver<Cmd>,
     opts: EngineOptions,
     dedup: Dedup<Answer>,
     seq: u64,
@@ -438,16 +441,20 @@ impl Store {
         if let Some(t) = &r.torn {
             t.cut(disk.as_ref(), WAL, "store WAL")?;
         }
-        let shared = Arc::new(Shared { state: RwLock::new(r.state), failed: AtomicBool::new(false) });
-        let (tx, rx) = mpsc::channel(opts.queue_max.max(1));
-        let store = Store {
+        let shared = Arc::new(Shared { state: RwLock::new(r.state) });
+        let bounds = group_commit::Bounds { batch_max: opts.batch_max, queue_max: opts.queue_max };
+        let unsafe_no_fencing = opts.unsafe_no_fencing;
+        let engine = Engine {
+            disk: disk.clone(),
             shared: shared.clone(),
-            tx,
-            unsafe_no_fencing: opts.unsafe_no_fencing,
-            torn_bytes: r.recovery.torn_bytes,
+            opts,
+            dedup: r.dedup,
+            seq: r.seq,
+            wal_bytes: r.wal_len as u64,
         };
-        let writer = Writer { disk, shared, rx, opts, dedup: r.dedup, seq: r.seq, wal_bytes: r.wal_len as u64 };
-        Ok((store, writer, r.recovery))
+        let (queue, writer) = group_commit::new(disk, WAL, "store WAL", bounds, engine);
+        let store = Store { shared, queue, unsafe_no_fencing, torn_bytes: r.recovery.torn_bytes };
+        Ok((store, Writer(writer), r.recovery))
     }
 
     /// Bytes of torn WAL tail cut off when the store started (0 if none).
@@ -524,11 +531,11 @@ impl Store {
 
     /// Submit a write and wait until it is durable (or refused).
     pub async fn write(&self, req: WriteRequest) -> WriteResult {
-        if self.shared.failed.load(Ordering::Acquire) {
-            return Err(Rejection::Unavailable("an earlier disk write failed; restart the store".into()));
+        if self.queue.failed().is_some() {
+            return Err(Rejection::Unavailable(EARLIER_FAILURE.into()));
         }
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd { req, reply }).await.is_err() {
+        if self.queue.submit(Cmd { req, reply }).await.is_err() {
             return Err(Rejection::Unavailable("the store is stopping".into()));
         }
         rx.await.unwrap_or_else(|_| Err(Rejection::Unavailable("the store stopped before answering".into())))
@@ -578,61 +585,66 @@ fn read_snapshot(bytes: &[u8], state: &mut State, dedup: &mut Dedup<Answer>) -> 
     last_seq.ok_or_else(|| io_err(format!("store snapshot {SNAPSHOT} has no header; refusing to start")))
 }
 
+/// What every write is answered once a WAL write or fsync failed.
+const EARLIER_FAILURE: &str = "an earlier disk write failed; restart the store";
+
 impl Writer {
     /// Commit queued writes until `shutdown` turns true or every [`Store`]
     /// handle is dropped.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let first = tokio::select! {
-                c = self.rx.recv() => match c { Some(c) => c, None => return },
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let mut batch = vec![first];
-            while batch.len() < self.opts.batch_max.max(1) {
-                match self.rx.try_recv() {
-                    Ok(c) => batch.push(c),
-                    Err(_) => break,
-                }
-            }
-            self.commit(batch);
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        self.0.run(Some(shutdown)).await
     }
+}
 
-    fn commit(&mut self, batch: Vec<Cmd>) {
+/// A batch decided, waiting for its fsync.
+struct Decided {
+    /// What the accepted writes change, made visible once durable.
+    overlay: State,
+    answers: Vec<(oneshot::Sender<WriteResult>, WriteResult)>,
+    /// Bytes the batch appends to the WAL.
+    wal_bytes: u64,
+}
+
+impl Commit for Engine {
+    type Job = Cmd;
+    type Decided = Decided;
+
+    fn prepare(&mut self, batch: Vec<Cmd>, writes: &mut Batch) -> Decided {
         let mut overlay = State::default();
         let mut buf = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
-        let failed = self.shared.failed.load(Ordering::Acquire);
         for Cmd { req, reply } in batch {
-            let result = if failed {
-                Err(Rejection::Unavailable("an earlier disk write failed; restart the store".into()))
-            } else {
-                self.decide(req, &mut overlay, &mut buf)
-            };
+            let result = self.decide(req, &mut overlay, &mut buf);
             answers.push((reply, result));
         }
+        let wal_bytes = buf.len() as u64;
         if !buf.is_empty() {
-            if let Err(e) = self.persist(&buf) {
-                tracing::error!(error = %e, "store WAL write failed; refusing all further writes");
-                self.shared.failed.store(true, Ordering::Release);
-                for (reply, result) in answers {
-                    let r = match result {
-                        Ok(_) => Err(Rejection::Unavailable(format!("write may or may not be durable: {e}"))),
-                        rejected => rejected,
-                    };
-                    let _ = reply.send(r);
-                }
-                return;
+            writes.append(buf);
+            writes.sync();
+        }
+        Decided { overlay, answers, wal_bytes }
+    }
+
+    fn complete(&mut self, decided: Decided, outcome: Result<(), &Failure>) -> Result<(), Failure> {
+        let Decided { overlay, answers, wal_bytes } = decided;
+        if let Err(e) = outcome {
+            for (reply, result) in answers {
+                let r = match result {
+                    Ok(_) => Err(Rejection::Unavailable(format!("write may or may not be durable: {e}"))),
+                    rejected => rejected,
+                };
+                let _ = reply.send(r);
             }
+            return Ok(());
+        }
+        if wal_bytes > 0 {
+            self.wal_bytes += wal_bytes;
             match self.shared.state.write() {
                 Ok(mut state) => {
                     state.map.extend(overlay.map);
                     state.locks.extend(overlay.locks);
                 }
-                Err(_) => {
-                    self.shared.failed.store(true, Ordering::Release);
-                    return;
-                }
+                Err(_) => return Err(Failure::new("store state lock poisoned by an earlier panic")),
             }
         }
         for (reply, result) in answers {
@@ -644,8 +656,17 @@ impl Writer {
                 tracing::warn!(error = %e, "store compaction failed");
             }
         }
+        Ok(())
     }
 
+    fn refuse(&mut self, batch: Vec<Cmd>, _: &Failure) {
+        for Cmd { reply, .. } in batch {
+            let _ = reply.send(Err(Rejection::Unavailable(EARLIER_FAILURE.into())));
+        }
+    }
+}
+
+impl Engine {
     /// Decide one write against the committed state plus this batch so far.
     fn decide(&mut self, req: WriteRequest, overlay: &mut State, buf: &mut Vec<u8>) -> WriteResult {
         let bounds = self.opts.bounds();
@@ -709,13 +730,6 @@ impl Writer {
             self.dedup.record(&o.owner, &o.client, o.request_id, o.fingerprint, Answer::of(&result), bounds);
         }
         result
-    }
-
-    fn persist(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.disk.append(WAL, buf)?;
-        self.disk.sync(WAL)?;
-        self.wal_bytes += buf.len() as u64;
-        Ok(())
     }
 
     /// Snapshot the committed state, then empty the WAL.

@@ -1,34 +1,33 @@
-//! Group commit for the Raft log: one task owns every write to the WAL.
+//! Group commit for the Raft log: one task owns every write to the WAL
+//! ([`fenced_io::group_commit`], shared with the store's engine).
 //!
 //! openraft asks `append` to return as soon as the entries are readable and to
 //! report durability later through a callback, so that the leader can send
 //! entries to its followers while its own fsync is still running (pipelining).
 //! [`WalWriter`] gives the log store exactly that: callers queue encoded
-//! records and return; the writer task takes everything queued since its last
+//! records and return; the writer takes everything queued since its last
 //! fsync, appends it in queue order, fsyncs **once**, and then completes every
-//! caller of the batch. Under load, many proposals share one fsync.
+//! caller of the batch. Under load, many proposals share one fsync. What is
+//! this log's: a job is an append (with or without an fsync) or a rewrite of
+//! the whole file, and whoever waits is openraft's callback, a caller, or
+//! nobody.
 //!
 //! Order is the queue's order, so a vote, a truncation or a rewrite queued
 //! after an append lands after it on disk. After a failed write or fsync the
-//! file's state is unknown (a failed fsync may have dropped dirty pages), so
-//! the writer fails every later job too and openraft stops the replica.
+//! writer fails every later job too and openraft stops the replica.
 //!
 //! A leader sends entries before they are durable here, so after `kill -9`
 //! it can lack entries its followers committed; that is why a restarted
 //! leader must win a new term (`node.rs`). The simulator gives fsyncs a
-//! seeded latency ([`Disk::sync_latency`]), waited out before each batch, so
-//! that this window exists in simulation too.
-//!
-//! Blocking disk calls run on tokio's blocking pool in a multi-threaded
-//! runtime. On a current-thread runtime (the simulator's hosts) they run
-//! inline: there is no other thread to hand them to without losing
-//! determinism, and the simulated disk does not block.
+//! seeded latency ([`fenced_io::disk::Disk::sync_latency`]), waited out
+//! before each batch, so that this window exists in simulation too.
 
 use fenced_io::disk::Disk;
+use fenced_io::group_commit::{self, Batch, Commit, Failure, Queue};
 use openraft::storage::IOFlushed;
 use std::io;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::storage::types::TypeConfig;
 
@@ -67,26 +66,79 @@ struct Job {
     done: Done,
 }
 
+/// The Raft log's side of the group commit.
+struct RaftLog;
+
+impl RaftLog {
+    fn tell(dones: impl IntoIterator<Item = Done>, outcome: Result<(), &Failure>) {
+        for done in dones {
+            let result = outcome.map_err(|why| io::Error::other(format!("raft log write failed: {why}")));
+            match done {
+                Done::Flushed(cb) => cb.io_completed(result),
+                Done::Reply(tx) => {
+                    let _ = tx.send(result);
+                }
+                Done::Nobody => {}
+            }
+        }
+    }
+}
+
+impl Commit for RaftLog {
+    type Job = Job;
+    type Decided = Vec<Done>;
+
+    fn prepare(&mut self, jobs: Vec<Job>, batch: &mut Batch) -> Vec<Done> {
+        jobs.into_iter()
+            .map(|Job { op, done }| {
+                match op {
+                    Op::Append { bytes, sync } => {
+                        batch.append(bytes);
+                        if sync {
+                            batch.sync();
+                        }
+                    }
+                    // Everything queued before the rewrite is already in its
+                    // content; it is written first anyway so the order on
+                    // disk is exactly the queue's.
+                    Op::Replace(bytes) => batch.replace(bytes),
+                }
+                done
+            })
+            .collect()
+    }
+
+    fn complete(&mut self, dones: Vec<Done>, outcome: Result<(), &Failure>) -> Result<(), Failure> {
+        Self::tell(dones, outcome);
+        Ok(())
+    }
+
+    fn refuse(&mut self, jobs: Vec<Job>, failure: &Failure) {
+        Self::tell(jobs.into_iter().map(|j| j.done), Err(failure));
+    }
+}
+
 /// The sending side; cloning shares the one writer task.
 #[derive(Clone)]
 pub(crate) struct WalWriter {
-    tx: mpsc::Sender<Job>,
+    queue: Queue<Job>,
 }
 
 impl WalWriter {
     /// Start the writer task for `file` on `disk`. Must be called inside a
     /// tokio runtime; the task ends when every `WalWriter` is dropped.
     pub(crate) fn spawn(disk: Arc<dyn Disk>, file: &'static str) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(disk, file, rx));
-        WalWriter { tx }
+        let bounds = group_commit::Bounds { batch_max: MAX_BATCH, queue_max: QUEUE_MAX };
+        let (queue, writer) = group_commit::new(disk, file, "raft log", bounds, RaftLog);
+        tokio::spawn(writer.run(None));
+        WalWriter { queue }
     }
 
     /// Queue `op`; `done` hears the outcome once it is durable (or failed).
     /// Waits while the queue is full ([`QUEUE_MAX`]).
     pub(crate) async fn submit(&self, op: Op, done: Done) -> io::Result<()> {
-        self.tx
-            .send(Job { op, done })
+        self.queue
+            .submit(Job { op, done })
             .await
             .map_err(|_| io::Error::other("the raft log writer has stopped (the replica is shutting down)"))
     }
@@ -99,127 +151,12 @@ impl WalWriter {
     }
 }
 
-async fn run(disk: Arc<dyn Disk>, file: &'static str, mut rx: mpsc::Receiver<Job>) {
-    let mut failed: Option<String> = None;
-    while let Some(first) = rx.recv().await {
-        // A simulated disk's fsync latency (zero on a real disk, whose sync
-        // takes its own time): jobs queued meanwhile join this batch.
-        let latency = disk.sync_latency();
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        let (ops, dones): (Vec<Op>, Vec<Done>) = jobs.into_iter().map(|j| (j.op, j.done)).unzip();
-        let outcome = match &failed {
-            Some(why) => Err(why.clone()),
-            None => {
-                let disk = disk.clone();
-                on_blocking_pool(move || write_batch(disk.as_ref(), file, ops)).await
-            }
-            .map_err(|e| format!("raft log write failed: {e}")),
-        };
-        if let Err(why) = &outcome {
-            if failed.is_none() {
-                tracing::error!(error = %why, "raft log write failed; refusing every later write");
-            }
-            failed = Some(why.clone());
-        }
-        for done in dones {
-            let result = outcome.clone().map_err(io::Error::other);
-            match done {
-                Done::Flushed(cb) => cb.io_completed(result),
-                Done::Reply(tx) => {
-                    let _ = tx.send(result);
-                }
-                Done::Nobody => {}
-            }
-        }
-    }
-}
-
-/// Apply `ops` in order with one fsync at the end if any append asked for it.
-fn write_batch(disk: &dyn Disk, file: &str, ops: Vec<Op>) -> io::Result<()> {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut sync = false;
-    for op in ops {
-        match op {
-            Op::Append { bytes, sync: s } => {
-                pending.extend_from_slice(&bytes);
-                sync |= s;
-            }
-            Op::Replace(bytes) => {
-                // Everything queued before the rewrite is already in its
-                // content; write it first anyway so the order on disk is
-                // exactly the queue's.
-                flush(disk, file, &mut pending, &mut sync)?;
-                disk.write_atomic(file, &bytes)?;
-            }
-        }
-    }
-    flush(disk, file, &mut pending, &mut sync)
-}
-
-fn flush(disk: &dyn Disk, file: &str, pending: &mut Vec<u8>, sync: &mut bool) -> io::Result<()> {
-    if !pending.is_empty() {
-        disk.append(file, pending)?;
-        pending.clear();
-    }
-    if *sync {
-        disk.sync(file)?;
-        *sync = false;
-    }
-    Ok(())
-}
-
-/// Run blocking disk work off the async workers when there are threads to
-/// run it on; inline on a current-thread runtime (see the module docs).
-async fn on_blocking_pool<R: Send + 'static>(f: impl FnOnce() -> io::Result<R> + Send + 'static) -> io::Result<R> {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::CurrentThread => f(),
-        _ => tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| io::Error::other(format!("raft log writer thread panicked: {e}")))?,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    //! Batching, failure propagation and backpressure are the shared
+    //! writer's (`fenced_io::group_commit`'s tests); here, what this log adds.
     use super::*;
     use fenced_io::disk::MemDisk;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    /// A disk whose fsync fails once `fail` is set.
-    struct FailingSync {
-        inner: MemDisk,
-        fail: AtomicBool,
-    }
-
-    impl Disk for FailingSync {
-        fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-            self.inner.read(name)
-        }
-        fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.append(name, data)
-        }
-        fn sync(&self, name: &str) -> io::Result<()> {
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(io::Error::other("injected fsync failure"));
-            }
-            self.inner.sync(name)
-        }
-        fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.write_atomic(name, data)
-        }
-        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-            self.inner.truncate(name, len)
-        }
-    }
 
     #[tokio::test]
     async fn writes_land_in_queue_order_under_one_fsync() {
@@ -234,78 +171,5 @@ mod tests {
         w.submit_and_wait(Op::Append { bytes: b"?".to_vec(), sync: false }).await.unwrap();
         disk.crash();
         assert_eq!(disk.read("f").unwrap().as_deref(), Some(&b"xyz"[..]), "unsynced appends are lost at a crash");
-    }
-
-    #[tokio::test]
-    async fn a_failed_fsync_fails_that_batch_and_every_later_one() {
-        let disk = Arc::new(FailingSync { inner: MemDisk::new(), fail: AtomicBool::new(false) });
-        let w = WalWriter::spawn(disk.clone(), "f");
-        w.submit_and_wait(Op::Append { bytes: b"a".to_vec(), sync: true }).await.unwrap();
-        disk.fail.store(true, Ordering::SeqCst);
-        let err = w.submit_and_wait(Op::Append { bytes: b"b".to_vec(), sync: true }).await.unwrap_err();
-        assert!(err.to_string().contains("injected fsync failure"), "{err}");
-        disk.fail.store(false, Ordering::SeqCst);
-        let err = w.submit_and_wait(Op::Append { bytes: b"c".to_vec(), sync: true }).await.unwrap_err();
-        assert!(err.to_string().contains("injected fsync failure"), "the writer stays failed: {err}");
-    }
-
-    /// A disk whose every fsync batch first waits `latency` (as the
-    /// simulator's disks do), so that jobs pile up behind it.
-    struct SlowSync {
-        inner: MemDisk,
-        latency: std::time::Duration,
-    }
-
-    impl Disk for SlowSync {
-        fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-            self.inner.read(name)
-        }
-        fn append(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.append(name, data)
-        }
-        fn sync(&self, name: &str) -> io::Result<()> {
-            self.inner.sync(name)
-        }
-        fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
-            self.inner.write_atomic(name, data)
-        }
-        fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
-            self.inner.truncate(name, len)
-        }
-        fn sync_latency(&self) -> std::time::Duration {
-            self.latency
-        }
-    }
-
-    /// Behind a stalled disk the queue holds `QUEUE_MAX` jobs and no more:
-    /// the next submit waits (backpressure) instead of growing memory, and
-    /// completes, in order, once the disk catches up.
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_makes_submitters_wait_until_the_disk_catches_up() {
-        use std::time::Duration;
-        let disk = MemDisk::new();
-        let latency = Duration::from_secs(1000);
-        let w = WalWriter::spawn(Arc::new(SlowSync { inner: disk.clone(), latency }), "f");
-        // The writer takes the first job and waits out the disk's latency.
-        w.submit(Op::Append { bytes: vec![b'a'], sync: false }, Done::Nobody).await.unwrap();
-        tokio::task::yield_now().await;
-        for _ in 0..QUEUE_MAX {
-            let queued = tokio::time::timeout(
-                Duration::from_millis(1),
-                w.submit(Op::Append { bytes: vec![b'b'], sync: false }, Done::Nobody),
-            );
-            queued.await.expect("room in the queue").unwrap();
-        }
-        let blocked = w.submit_and_wait(Op::Append { bytes: vec![b'c'], sync: true });
-        tokio::pin!(blocked);
-        assert!(
-            tokio::time::timeout(Duration::from_secs(1), &mut blocked).await.is_err(),
-            "a submit to a full queue must wait"
-        );
-        assert_eq!(w.tx.capacity(), 0, "the queue is full, not growing");
-        tokio::time::timeout(latency * 10, &mut blocked).await.expect("completes once the disk catches up").unwrap();
-        let data = disk.read("f").unwrap().unwrap();
-        assert_eq!(data.len(), 1 + QUEUE_MAX + 1);
-        assert_eq!((data[0], data[QUEUE_MAX], data[QUEUE_MAX + 1]), (b'a', b'b', b'c'), "in queue order");
     }
 }
