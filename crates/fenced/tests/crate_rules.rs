@@ -52,12 +52,26 @@ fn rules() -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// The host's target triple, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).arg("-vV").output().expect("rustc -vV runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| panic!("rustc -vV names no host: {text}"))
+}
+
 /// Each workspace package's transitive normal (run-time) dependencies, by
 /// package name, from `cargo metadata`.
 fn runtime_deps() -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Only this machine's platform: a fresh machine's registry holds the
+    // packages its build needed, not those of other platforms (Android,
+    // Windows), which `cargo metadata --offline` would otherwise ask for.
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host_triple()])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
         .expect("cargo metadata runs");
